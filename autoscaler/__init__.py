@@ -1,0 +1,1 @@
+"""Predictive SLO autoscaler: forecast, capacity, policy, sources, actuators, simulator."""

@@ -1,0 +1,1 @@
+"""Grafana dashboards, rules and alerts as a monitoring mixin."""

@@ -1,0 +1,1 @@
+"""Exporters: the gateway (token and queue exporter) and GPU telemetry."""

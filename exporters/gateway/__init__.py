@@ -1,0 +1,1 @@
+"""Gateway in front of vLLM replicas: routing, streaming, token and request metrics."""

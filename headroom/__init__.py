@@ -1,0 +1,1 @@
+"""The `headroom` command and the local stack (`headroom up`)."""

@@ -1,0 +1,1 @@
+"""Load generation: Locust users, shapes, workloads, campaigns and sweeps."""

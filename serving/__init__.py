@@ -1,0 +1,1 @@
+"""Serving: vLLM engine model, emulator, local fleet and profiles."""

@@ -1,0 +1,1 @@
+"""Streamlit console: cost per token and capacity planning."""
