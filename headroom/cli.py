@@ -1,0 +1,134 @@
+"""The `headroom` command: parses arguments and hands each subcommand to its package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+
+def _install_loop() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but the stdlib loop also works
+        pass
+
+
+def _emulate(args) -> int:
+    import prometheus_client
+
+    from serving.emulator.replica import EmulatorConfig, Faults, run_replica
+    from serving.profiles import load_profile
+
+    prometheus_client.disable_created_metrics()
+    profile = load_profile(args.profile)
+    config = EmulatorConfig(
+        host=args.host, port=args.port, gpu_port=args.gpu_port, served_model_name=args.served_model_name,
+        cold_start_s=args.cold_start, eos_mean_tokens=args.eos_mean_tokens, seed=args.seed,
+        faults=Faults(error_rate=args.error_rate, slow_factor=args.slow_factor, stall_s=args.stall, crash_after_s=args.crash_after),
+    )
+    _install_loop()
+    asyncio.run(run_replica(profile, config))
+    return 0
+
+
+def _profiles(args) -> int:
+    from serving.profiles import gpu_price_per_hour, list_profiles, load_profile
+
+    rows = []
+    for name in list_profiles():
+        p = load_profile(name)
+        rows.append({"profile": name, "model": p.model.name, "gpu": p.gpu.name, "tensor_parallel": p.tensor_parallel,
+                     "kv_cache_tokens": p.kv_capacity_tokens, "max_model_len": p.model.max_model_len,
+                     "usd_per_hour": round(gpu_price_per_hour(p.gpu.name) * p.gpus, 2)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
+    return 0
+
+
+def _up(args) -> int:
+    from headroom.stack import StackConfig, run_stack
+
+    config = StackConfig(
+        replicas=args.replicas, profile=args.profile, cold_start_s=args.cold_start, host=args.host,
+        gateway_port=args.port, prometheus_port=args.prometheus_port, run_dir=args.run_dir,
+        demo=args.demo, demo_duration_s=args.demo_duration, demo_rate=args.demo_rate, json_output=args.json,
+    )
+    _install_loop()
+    return asyncio.run(run_stack(config))
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        print("(nothing)")
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(_fmt(r[c]).ljust(widths[c]) for c in cols))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="headroom", description="Headroom: serve, observe, scale and plan vLLM on GPUs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    em = sub.add_parser("emulate", help="run one emulated vLLM replica")
+    em.add_argument("--port", type=int, default=8000)
+    em.add_argument("--host", default="127.0.0.1")
+    em.add_argument("--gpu-port", type=int, default=None, help="serve dcgm-exporter style GPU metrics on this port")
+    em.add_argument("--profile", default="llama-3.1-8b-h100", help="shipped profile name or a profile YAML path")
+    em.add_argument("--cold-start", type=float, default=0.0, metavar="SECONDS", help="time before /ready turns 200")
+    em.add_argument("--served-model-name", default=None)
+    em.add_argument("--eos-mean-tokens", type=float, default=200.0, help="mean output length when ignore_eos is false")
+    em.add_argument("--seed", type=int, default=0)
+    em.add_argument("--error-rate", type=float, default=0.0, help="fault: share of requests answered 500")
+    em.add_argument("--slow-factor", type=float, default=1.0, help="fault: multiply every step's duration")
+    em.add_argument("--stall", type=float, default=0.0, metavar="SECONDS", help="fault: freeze the engine at start")
+    em.add_argument("--crash-after", type=float, default=None, metavar="SECONDS", help="fault: exit abruptly")
+    em.set_defaults(func=_emulate)
+
+    pr = sub.add_parser("profiles", help="list the shipped replica profiles")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=_profiles)
+
+    up = sub.add_parser("up", help="run the local stack: emulator fleet, gateway, Prometheus")
+    up.add_argument("--replicas", type=int, default=2)
+    up.add_argument("--profile", default="llama-3.1-8b-h100")
+    up.add_argument("--cold-start", type=float, default=5.0, metavar="SECONDS")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8080, help="gateway port (0: any free port)")
+    up.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
+    up.add_argument("--run-dir", default=".run", help="where configs, targets and Prometheus data go")
+    up.add_argument("--demo", action="store_true", help="run a short built-in load, print a summary from Prometheus, exit")
+    up.add_argument("--demo-duration", type=float, default=60.0, metavar="SECONDS")
+    up.add_argument("--demo-rate", type=float, default=8.0, metavar="RPS")
+    up.add_argument("--json", action="store_true", help="print the demo summary as JSON")
+    up.set_defaults(func=_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        sys.exit(args.func(args))
+    except (ValueError, OSError) as err:  # config and profile errors name what is wrong
+        print(f"headroom {args.command}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,148 @@
+"""Replica profile: model x GPU x tensor parallelism, plus fitted efficiency and overhead parameters."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GIB = 1 << 30
+BLOCK_SIZE = 16  # vLLM's default KV block size in tokens
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Architecture figures of a decoder-only transformer (from its HF config.json)."""
+
+    name: str
+    parameters: float = Field(gt=0, description="total parameter count")
+    layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    attention_heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    dtype_bytes: float = Field(gt=0, description="bytes per weight (2 for bf16, 1 for fp8)")
+    kv_dtype_bytes: float = Field(2, gt=0, description="bytes per KV-cache element")
+    max_model_len: int = Field(gt=0)
+    source: str = ""
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.parameters * self.dtype_bytes
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """K and V for every layer: 2 x layers x kv_heads x head_dim x bytes."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.kv_dtype_bytes
+
+
+class GpuSpec(_Strict):
+    """Datasheet figures of one GPU (../shared/data/reference/gpus.csv)."""
+
+    name: str
+    memory_gib: float = Field(gt=0)
+    hbm_bandwidth_tb_s: float = Field(gt=0)
+    dense_bf16_tflops: float = Field(gt=0)
+    idle_power_w: float = Field(gt=0)
+    tdp_w: float = Field(gt=0)
+    sm_clock_mhz: int = Field(gt=0)
+    mem_clock_mhz: int = Field(gt=0)
+    interconnect_gb_s: float = Field(0, ge=0, description="per-GPU all-reduce bus bandwidth (NVLink), 0 if none")
+    source: str = ""
+
+    @property
+    def bandwidth_bytes_s(self) -> float:
+        return self.hbm_bandwidth_tb_s * 1e12
+
+    def peak_flops(self, dtype_bytes: float) -> float:
+        """Dense tensor throughput; fp8 runs twice as fast as bf16 on Hopper and later."""
+        return self.dense_bf16_tflops * 1e12 * (2.0 if dtype_bytes <= 1 else 1.0)
+
+
+class Efficiency(_Strict):
+    """Fitted parameters: how far real vLLM runs from the hardware floor (see bench/fidelity)."""
+
+    bandwidth: float = Field(gt=0, le=1, description="achieved fraction of HBM bandwidth")
+    gemm_compute: float = Field(gt=0, le=1, description="achieved fraction of peak FLOP/s in GEMMs")
+    attention_compute: float = Field(gt=0, le=1, description="achieved fraction of peak FLOP/s in attention")
+    step_overhead_s: float = Field(ge=0, description="fixed CPU and launch cost of one engine step")
+    per_seq_overhead_s: float = Field(ge=0, description="CPU cost per scheduled sequence (scheduling, sampling, detokenizing)")
+    allreduce_latency_s: float = Field(ge=0, description="latency of one tensor-parallel all-reduce")
+    gpu_busy_fraction: float = Field(1.0, gt=0, le=1, description="share of a step the GPU is busy; <1 models releases whose CPU work did not overlap")
+    source: str = ""
+
+
+class SchedulerConfig(_Strict):
+    """vLLM engine arguments that shape scheduling (defaults: V1 OpenAI server)."""
+
+    max_num_seqs: int = Field(256, gt=0)
+    max_num_batched_tokens: int = Field(8192, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enable_chunked_prefill: bool = True
+    enable_prefix_caching: bool = True
+    runtime_reserve_gib: float = Field(3.0, ge=0, description="activations, CUDA graphs and non-torch memory per GPU")
+
+
+class Profile(_Strict):
+    """One deployable replica: what the engine model needs to predict vLLM's behaviour."""
+
+    name: str
+    model: ModelSpec
+    gpu: GpuSpec
+    tensor_parallel: int = Field(1, gt=0)
+    efficiency: Efficiency
+    scheduler: SchedulerConfig = SchedulerConfig()
+    sources: list[str] = []
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> "Profile":
+        if self.num_gpu_blocks <= 0:
+            raise ValueError(
+                f"profile {self.name!r}: weights ({self.weights_per_gpu_bytes / GIB:.1f} GiB per GPU) leave no KV cache "
+                f"in {self.gpu.memory_gib} GiB x gpu_memory_utilization {self.scheduler.gpu_memory_utilization}"
+            )
+        if self.model.max_model_len > self.kv_capacity_tokens:
+            raise ValueError(
+                f"profile {self.name!r}: max_model_len {self.model.max_model_len} exceeds the KV cache "
+                f"({self.kv_capacity_tokens} tokens); lower max_model_len as vLLM would require"
+            )
+        return self
+
+    @property
+    def weights_per_gpu_bytes(self) -> float:
+        return self.model.weight_bytes / self.tensor_parallel
+
+    @property
+    def kv_block_bytes_per_gpu(self) -> float:
+        return BLOCK_SIZE * self.model.kv_bytes_per_token / self.tensor_parallel
+
+    @property
+    def num_gpu_blocks(self) -> int:
+        """KV blocks as vLLM sizes them: utilization x memory, minus weights and runtime reserve."""
+        budget = (
+            self.scheduler.gpu_memory_utilization * self.gpu.memory_gib * GIB
+            - self.weights_per_gpu_bytes
+            - self.scheduler.runtime_reserve_gib * GIB
+        )
+        return max(0, math.floor(budget / self.kv_block_bytes_per_gpu))
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return self.num_gpu_blocks * BLOCK_SIZE
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor_parallel
+
+    def with_changes(self, **changes) -> "Profile":
+        """A copy with fields replaced (nested models by dict), validated again."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return Profile.model_validate(data)

@@ -1,0 +1,188 @@
+"""Continuous-batching scheduler like vLLM V1's: token budget, chunked prefill, preemption by recompute."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from serving.engine.kvcache import KVCache, chain_hashes
+from serving.engine.profile import BLOCK_SIZE, SchedulerConfig
+from serving.engine.steptime import BatchShape
+
+
+class Status(str, Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    PREEMPTED = "preempted"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class EngineRequest:
+    """One request inside the engine: its lengths and progress. `stop_after` models EOS."""
+
+    request_id: str
+    prompt_tokens: int
+    max_tokens: int
+    stop_after: int | None = None  # output length at which the model emits EOS (None: ignore_eos)
+    prefix_block_ids: tuple[int, ...] = ()
+    arrival: float = 0.0  # in the driver's clock; the engine only carries it
+    payload: object = None  # the driver's own data (stream handle, record)
+
+    status: Status = Status.WAITING
+    num_computed_tokens: int = 0
+    output_tokens: int = 0
+    num_preemptions: int = 0
+    finish_reason: str | None = None
+    prefix_hit_tokens: int = 0
+    block_hashes: tuple[int, ...] = field(default=(), repr=False)
+
+    def __post_init__(self):
+        full_prefix = min(len(self.prefix_block_ids), self.prompt_tokens // BLOCK_SIZE)
+        self.block_hashes = chain_hashes(self.prefix_block_ids[:full_prefix])
+
+    @property
+    def num_tokens(self) -> int:
+        return self.prompt_tokens + self.output_tokens
+
+    @property
+    def in_prefill(self) -> bool:
+        return self.num_computed_tokens < self.num_tokens - 1 or self.output_tokens == 0
+
+
+@dataclass
+class ScheduledBatch:
+    items: list[tuple[EngineRequest, int]]  # (request, new tokens this step)
+    shape: BatchShape
+    admitted: list[EngineRequest]  # scheduled for the first time (or again, after preemption)
+    preempted: list[EngineRequest]
+
+
+class Scheduler:
+    """Holds waiting and running requests and picks each step's batch within the token and seq budgets."""
+
+    def __init__(self, config: SchedulerConfig, num_gpu_blocks: int, max_model_len: int):
+        self.config = config
+        self.max_model_len = max_model_len
+        self.kv = KVCache(num_gpu_blocks, config.enable_prefix_caching)
+        self.waiting: deque[EngineRequest] = deque()
+        self.running: list[EngineRequest] = []
+        self.num_preemptions = 0
+        self.prefix_queries_tokens = 0
+        self.prefix_hits_tokens = 0
+
+    def add(self, request: EngineRequest) -> None:
+        if request.prompt_tokens < 1:
+            raise ValueError(f"request {request.request_id}: prompt must have at least one token")
+        if request.prompt_tokens + request.max_tokens > self.max_model_len:
+            raise ValueError(
+                f"request {request.request_id}: prompt ({request.prompt_tokens}) + max_tokens ({request.max_tokens}) "
+                f"exceeds max_model_len {self.max_model_len}"
+            )
+        request.status = Status.WAITING
+        self.waiting.append(request)
+
+    def abort(self, request: EngineRequest) -> None:
+        if request.status == Status.RUNNING:
+            self.running.remove(request)
+        elif request.status in (Status.WAITING, Status.PREEMPTED):
+            self.waiting.remove(request)
+        self.kv.free(request.request_id)
+        request.status = Status.FINISHED
+        request.finish_reason = request.finish_reason or "abort"
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.running or self.waiting)
+
+    def schedule(self) -> ScheduledBatch:
+        budget = self.config.max_num_batched_tokens
+        items: list[tuple[EngineRequest, int]] = []
+        preempted: list[EngineRequest] = []
+        admitted: list[EngineRequest] = []
+
+        i = 0
+        while i < len(self.running) and budget > 0:
+            request = self.running[i]
+            new = min(request.num_tokens - request.num_computed_tokens, budget)
+            scheduled = True
+            while not self.kv.allocate(request.request_id, request.num_computed_tokens + new):
+                victim = self.running.pop()  # lowest priority under FCFS: the newest
+                self._preempt(victim)
+                preempted.append(victim)
+                if victim is request:
+                    scheduled = False
+                    break
+            if not scheduled:
+                break
+            items.append((request, new))
+            budget -= new
+            i += 1
+
+        if not preempted:
+            while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+                request = self.waiting[0]
+                claim = self.kv.cached_prefix(request.block_hashes)
+                hit_tokens = len(claim) * BLOCK_SIZE
+                if hit_tokens >= request.num_tokens:  # always recompute the last token
+                    claim = claim[: (request.num_tokens - 1) // BLOCK_SIZE]
+                    hit_tokens = len(claim) * BLOCK_SIZE
+                new = request.num_tokens - hit_tokens
+                if new > budget and not self.config.enable_chunked_prefill:
+                    break
+                new = min(new, budget)
+                if not self.kv.allocate(request.request_id, hit_tokens + new, claim):
+                    break
+                self.waiting.popleft()
+                if self.config.enable_prefix_caching:
+                    self.prefix_queries_tokens += request.num_tokens
+                    self.prefix_hits_tokens += hit_tokens
+                request.prefix_hit_tokens = hit_tokens
+                request.num_computed_tokens = hit_tokens
+                request.status = Status.RUNNING
+                self.running.append(request)
+                admitted.append(request)
+                items.append((request, new))
+                budget -= new
+
+        shape = BatchShape()
+        for request, new in items:
+            shape.add(new, request.num_computed_tokens)
+        return ScheduledBatch(items, shape, admitted, preempted)
+
+    def _preempt(self, request: EngineRequest) -> None:
+        self.kv.free(request.request_id)
+        request.status = Status.PREEMPTED
+        request.num_computed_tokens = 0
+        request.num_preemptions += 1
+        self.num_preemptions += 1
+        self.waiting.appendleft(request)
+
+    def complete(self, batch: ScheduledBatch) -> tuple[list[EngineRequest], list[EngineRequest]]:
+        """Apply a finished step: advance progress, sample tokens, finish requests. Returns (emitted, finished)."""
+        emitted, finished = [], []
+        for request, new in batch.items:
+            if request.status != Status.RUNNING:  # aborted while the step ran
+                continue
+            request.num_computed_tokens += new
+            self.kv.register_full_blocks(request.request_id, request.block_hashes, request.num_computed_tokens)
+            if request.num_computed_tokens < request.num_tokens:
+                continue  # a partial prefill chunk samples nothing
+            request.output_tokens += 1
+            emitted.append(request)
+            reason = self._finish_reason(request)
+            if reason:
+                request.finish_reason = reason
+                request.status = Status.FINISHED
+                self.running.remove(request)
+                self.kv.free(request.request_id)
+                finished.append(request)
+        return emitted, finished
+
+    def _finish_reason(self, request: EngineRequest) -> str | None:
+        if request.stop_after is not None and request.output_tokens >= request.stop_after:
+            return "stop"
+        if request.output_tokens >= request.max_tokens or request.num_tokens >= self.max_model_len:
+            return "length"
+        return None
