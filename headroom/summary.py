@@ -1,0 +1,54 @@
+"""The stack's summary, read back from Prometheus with PromQL: throughput, latency, KV, GPU, GPU-hours, cost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from prometheus_api_client import PrometheusConnect
+
+
+def summary_queries(window_s: int, scrape_interval_s: int) -> dict[str, str]:
+    """PromQL per summary field, over the last `window_s` seconds."""
+    w = f"{window_s}s"
+    return {
+        "requests_per_s": f"sum(rate(vllm:request_success_total[{w}]))",
+        "output_tokens_per_s": f"sum(rate(vllm:generation_tokens_total[{w}]))",
+        "output_tokens": f"sum(increase(vllm:generation_tokens_total[{w}]))",
+        "ttft_p95_s": f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[{w}])))",
+        "itl_p95_s": f"histogram_quantile(0.95, sum by (le) (rate(vllm:inter_token_latency_seconds_bucket[{w}])))",
+        "kv_cache_usage_mean": f"avg(avg_over_time(vllm:kv_cache_usage_perc[{w}]))",
+        "kv_cache_usage_max": f"max(max_over_time(vllm:kv_cache_usage_perc[{w}]))",
+        "gpu_util_mean_pct": f"avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL[{w}]))",
+        "gpu_hours": f"sum(count_over_time(DCGM_FI_DEV_GPU_UTIL[{w}])) * {scrape_interval_s} / 3600",
+        "gateway_requests": f"sum(increase(headroom_gateway_requests_total[{w}]))",
+    }
+
+
+@dataclass
+class Summary:
+    values: dict[str, float]
+    usd_per_gpu_hour: float
+
+    @property
+    def cost_usd(self) -> float:
+        return self.values["gpu_hours"] * self.usd_per_gpu_hour
+
+    @property
+    def cost_per_million_output_tokens(self) -> float:
+        tokens = self.values["output_tokens"]
+        return self.cost_usd / (tokens / 1e6) if tokens > 0 else math.nan
+
+    def as_dict(self) -> dict[str, float]:
+        return {**self.values, "usd_per_gpu_hour": self.usd_per_gpu_hour, "cost_usd": self.cost_usd,
+                "cost_per_million_output_tokens": self.cost_per_million_output_tokens}
+
+
+def query_summary(prometheus_url: str, window_s: int, scrape_interval_s: int, usd_per_gpu_hour: float) -> Summary:
+    """Run each query; an empty result is NaN, so a broken pipeline shows instead of reading as zero."""
+    client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+    values = {}
+    for name, promql in summary_queries(window_s, scrape_interval_s).items():
+        result = client.custom_query(promql)
+        values[name] = float(result[0]["value"][1]) if result else math.nan
+    return Summary(values, usd_per_gpu_hour)

@@ -1,0 +1,1 @@
+"""Local fleet of emulator processes: scale, drain, Prometheus file_sd targets."""
