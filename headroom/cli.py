@@ -19,12 +19,9 @@ def _install_loop() -> None:
 
 
 def _emulate(args) -> int:
-    import prometheus_client
-
     from serving.emulator.replica import EmulatorConfig, Faults, run_replica
     from serving.profiles import load_profile
 
-    prometheus_client.disable_created_metrics()
     profile = load_profile(args.profile)
     config = EmulatorConfig(
         host=args.host, port=args.port, gpu_port=args.gpu_port, served_model_name=args.served_model_name,

@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 
+import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,6 +86,7 @@ class Replica:
         self._live: set[_Live] = set()
         self._prefix_seen = (0, 0)
 
+        prometheus_client.disable_created_metrics()  # vLLM's contract has no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
         sched = profile.scheduler
         self.metrics = VllmMetrics(self.model_name, profile.model.max_model_len, {
@@ -332,16 +334,18 @@ async def _serve_gpu(replica: Replica, request: Request, resp: Responder) -> Non
     resp.send(200, render_dcgm(replica.gpu_registry), CONTENT_TYPE_LATEST)
 
 
-async def run_replica(profile: Profile, config: EmulatorConfig, started: asyncio.Future | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then drain and return."""
+async def run_replica(profile: Profile, config: EmulatorConfig, started: asyncio.Future | None = None,
+                      stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set (default: on SIGTERM/SIGINT), then drain and return."""
     replica = Replica(profile, config)
     servers = [await serve(replica.handle, config.host, config.port)]
     if config.gpu_port is not None:
         servers.append(await serve(lambda rq, rs: _serve_gpu(replica, rq, rs), config.host, config.gpu_port))
     engine_task = asyncio.create_task(replica.run_engine())
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        replica.loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            replica.loop.add_signal_handler(sig, stop.set)
     ports = [s.sockets[0].getsockname()[1] for s in servers]
     log.info("emulating %s (%s) on %s:%s, GPU endpoint %s, cold start %.1f s", replica.model_name, profile.name,
              config.host, ports[0], ports[1] if len(ports) > 1 else "off", config.cold_start_s)

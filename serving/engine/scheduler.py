@@ -46,9 +46,6 @@ class EngineRequest:
     def num_tokens(self) -> int:
         return self.prompt_tokens + self.output_tokens
 
-    @property
-    def in_prefill(self) -> bool:
-        return self.num_computed_tokens < self.num_tokens - 1 or self.output_tokens == 0
 
 
 @dataclass
@@ -181,8 +178,9 @@ class Scheduler:
         return emitted, finished
 
     def _finish_reason(self, request: EngineRequest) -> str | None:
-        if request.stop_after is not None and request.output_tokens >= request.stop_after:
-            return "stop"
+        """Length cap first, then EOS, in vLLM's order."""
         if request.output_tokens >= request.max_tokens or request.num_tokens >= self.max_model_len:
             return "length"
+        if request.stop_after is not None and request.output_tokens >= request.stop_after:
+            return "stop"
         return None

@@ -1,0 +1,92 @@
+"""Test helpers: in-process servers on loopback ports, run on their own event loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+from serving.emulator.replica import EmulatorConfig, run_replica
+from serving.profiles import load_profile
+
+
+class LoopThread:
+    """An event loop in a daemon thread; `call(coro)` runs a coroutine there and returns its result."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class EmulatorServer:
+    """One emulated replica on a free loopback port (and a GPU endpoint), stopped on exit."""
+
+    def __init__(self, profile: str = "llama-3.1-8b-h100", **config):
+        self.profile = load_profile(profile)
+        self.config = EmulatorConfig(port=0, gpu_port=0, **config)
+
+    def __enter__(self):
+        self.thread = LoopThread()
+
+        async def start():
+            self.stop_event = asyncio.Event()
+            started = asyncio.get_running_loop().create_future()
+            self.task = asyncio.create_task(run_replica(self.profile, self.config, started, self.stop_event))
+            return await started
+
+        self.replica, (self.port, self.gpu_port) = self.thread.call(start())
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gpu_url(self) -> str:
+        return f"http://127.0.0.1:{self.gpu_port}"
+
+    @property
+    def model(self) -> str:
+        return self.replica.model_name
+
+    def __exit__(self, *exc):
+        async def stop():
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 30)
+
+        self.thread.call(stop())
+        self.thread.close()
+
+
+def sse_events(text: str) -> list[str]:
+    """The `data:` payloads of an SSE body, in order."""
+    return [line[len("data: "):] for line in text.split("\n") if line.startswith("data: ")]
+
+
+def timed_stream(port: int, path: str, body: dict) -> tuple[float, list[float]]:
+    """POST in one write on a TCP_NODELAY socket; returns (time to first data event, gaps between events)."""
+    payload = json.dumps(body).encode()
+    request = (b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+               b"connection: close\r\n\r\n%b" % (path.encode(), len(payload), payload))
+    stamps = []
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        sock.sendall(request)
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            now = time.perf_counter()
+            stamps += [now] * (data.count(b"data: {") - data.count(b'"choices": []'))
+    return stamps[0] - t0, [b - a for a, b in zip(stamps, stamps[1:])]

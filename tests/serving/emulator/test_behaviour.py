@@ -1,0 +1,101 @@
+"""Wall-clock behaviour: client-seen timing agrees with the engine model; faults; disconnects; busy GPU."""
+
+import json
+import socket
+import statistics
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.engine.steptime import BatchShape, StepTimeModel
+from tests.helpers import EmulatorServer, timed_stream
+
+
+def stream_timing(server, prompt_tokens=100, max_tokens=40):
+    body = {"model": server.model, "prompt": "w " * prompt_tokens, "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
+    return timed_stream(server.port, "/v1/completions", body)
+
+
+def test_client_itl_matches_engine_step_time():
+    with EmulatorServer() as s:
+        ttft, gaps = stream_timing(s, prompt_tokens=100, max_tokens=60)
+        model = StepTimeModel(s.profile)
+        decode = BatchShape()
+        decode.add(1, 130)
+        expected_itl = model.duration(decode)
+        prefill = BatchShape()
+        prefill.add(100, 0)
+        assert statistics.median(gaps) == pytest.approx(expected_itl, abs=0.002)
+        assert ttft == pytest.approx(model.duration(prefill), abs=0.003)
+
+
+def test_slow_factor_fault_slows_steps():
+    with EmulatorServer(faults={"slow_factor": 4.0}) as s:
+        _, gaps = stream_timing(s, max_tokens=20)
+        decode = BatchShape()
+        decode.add(1, 110)
+        assert statistics.median(gaps) == pytest.approx(4 * StepTimeModel(s.profile).duration(decode), rel=0.2)
+
+
+def test_error_rate_fault_and_runtime_fault_changes():
+    with EmulatorServer() as s:
+        body = {"model": s.model, "prompt": "hi", "max_tokens": 2}
+        assert httpx.post(f"{s.url}/v1/completions", json=body).status_code == 200
+        assert httpx.post(f"{s.url}/admin/faults", json={"error_rate": 1.0}).status_code == 200
+        r = httpx.post(f"{s.url}/v1/completions", json=body)
+        assert r.status_code == 500 and "injected" in r.json()["error"]["message"]
+        assert httpx.post(f"{s.url}/admin/faults", json={"error_rate": 7}).status_code == 400
+        httpx.post(f"{s.url}/admin/faults", json={})
+        assert httpx.post(f"{s.url}/v1/completions", json=body).status_code == 200
+
+
+def test_stall_fault_freezes_then_resumes():
+    with EmulatorServer() as s:
+        httpx.post(f"{s.url}/admin/faults", json={"stall_s": 0.6})
+        t0 = time.perf_counter()
+        r = httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "hi", "max_tokens": 3, "ignore_eos": True}, timeout=10)
+        assert r.status_code == 200 and time.perf_counter() - t0 >= 0.5
+
+
+def test_client_disconnect_aborts_and_frees_kv():
+    with EmulatorServer() as s:
+        body = json.dumps({"model": s.model, "prompt": "w " * 500, "max_tokens": 5000, "ignore_eos": True, "stream": True}).encode()
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                         % (len(body), body))
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(0.2)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{s.url}/metrics").text)}
+            abort = next(x.value for x in fams["vllm:request_success"].samples if x.labels["finished_reason"] == "abort")
+            if abort == 1:
+                break
+            time.sleep(0.05)
+        assert abort == 1
+        assert fams["vllm:num_requests_running"].samples[0].value == 0
+        assert fams["vllm:kv_cache_usage_perc"].samples[0].value == 0
+
+
+def test_gpu_busy_under_load_and_idle_after():
+    with EmulatorServer() as s:
+        with httpx.Client(timeout=30) as c:
+            for _ in range(3):
+                c.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "w " * 50, "max_tokens": 60, "ignore_eos": True})
+            util = lambda: next(f for f in text_string_to_metric_families(c.get(f"{s.gpu_url}/metrics").text)
+                                if f.name == "DCGM_FI_DEV_GPU_UTIL").samples[0].value
+            busy = util()
+            time.sleep(1.1)
+            assert busy > 30 and util() == 0
+
+
+def test_prefix_cache_hits_on_shared_prompt_prefix():
+    with EmulatorServer() as s:
+        shared = "w " * 160
+        for tail in ("alpha beta", "gamma delta"):
+            httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": shared + tail, "max_tokens": 2}, timeout=30)
+        fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{s.url}/metrics").text)}
+        hits = next(x.value for x in fams["vllm:prefix_cache_hits"].samples if x.name.endswith("_total"))
+        assert hits == 160

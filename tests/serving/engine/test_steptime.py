@@ -1,0 +1,53 @@
+"""Step time: never below the physical floor over a grid of batches; sensible monotonicity."""
+
+import pytest
+
+from serving.engine.steptime import BatchShape, StepTimeModel
+from serving.profiles import list_profiles, load_profile
+
+
+def batch(decodes: int, context: int, prefill: int = 0) -> BatchShape:
+    shape = BatchShape()
+    for _ in range(decodes):
+        shape.add(1, context)
+    if prefill:
+        shape.add(prefill, 0)
+    return shape
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_no_step_below_floor(name):
+    model = StepTimeModel(load_profile(name))
+    for decodes in (0, 1, 8, 64, 256):
+        for context in (16, 1024, 8192):
+            for prefill in (0, 64, 2048, 8192):
+                shape = batch(decodes, context, prefill)
+                if shape.num_seqs == 0:
+                    continue
+                t = model.timing(shape)
+                assert t.duration_s >= t.floor_s > 0
+                assert 0 < t.busy_fraction <= 1
+
+
+def test_decode_is_memory_bound_and_grows_with_batch_and_context():
+    model = StepTimeModel(load_profile("llama-3.1-8b-h100"))
+    one = model.duration(batch(1, 512))
+    assert 0.004 < one < 0.012  # weights (16 GB) over 3.35 TB/s plus overhead: a few ms
+    assert model.duration(batch(64, 512)) > one
+    assert model.duration(batch(64, 8192)) > model.duration(batch(64, 512))
+
+
+def test_prefill_is_compute_bound():
+    model = StepTimeModel(load_profile("llama-3.1-8b-h100"))
+    t = model.timing(batch(0, 0, prefill=8192))
+    attention_pairs = 8192 * (8192 + 1) / 2
+    flops_time = (2 * 8.03e9 * 8192 + 4 * 32 * 32 * 128 * attention_pairs) / 989e12
+    assert t.floor_s == pytest.approx(flops_time, rel=0.01)
+    assert t.bytes_moved / 3.35e12 < flops_time
+    assert t.duration_s > flops_time
+
+
+def test_tensor_parallel_is_faster_per_step_than_fewer_gpus():
+    tp4 = StepTimeModel(load_profile("llama-3.1-70b-h100-tp4")).duration(batch(32, 1024))
+    tp8 = StepTimeModel(load_profile("llama-3.1-70b-h100-tp8")).duration(batch(32, 1024))
+    assert tp8 < tp4
