@@ -90,3 +90,52 @@ def timed_stream(port: int, path: str, body: dict) -> tuple[float, list[float]]:
             now = time.perf_counter()
             stamps += [now] * (data.count(b"data: {") - data.count(b'"choices": []'))
     return stamps[0] - t0, [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+class RouterServer:
+    """The gateway's router on a free loopback port, in its own loop thread, in front of given addresses."""
+
+    def __init__(self, backends: list[str]):
+        self.backends = backends
+
+    def __enter__(self):
+        from exporters.gateway.router import Router
+        from serving.http.server import serve
+
+        self.thread = LoopThread()
+
+        async def start():
+            self.router = Router()
+            self.router.set_backends(self.backends)
+            self.server = await serve(self.router.handle, "127.0.0.1", 0)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = self.thread.call(start())
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_backends(self, backends: list[str]) -> None:
+        self.thread.loop.call_soon_threadsafe(self.router.set_backends, backends)
+
+    def __exit__(self, *exc):
+        async def stop():
+            self.server.close()
+            await self.router.close()
+
+        self.thread.call(stop())
+        self.thread.close()
+
+
+def metric_value(text: str, name: str, **labels) -> float:
+    """Sum of the samples named `name` whose labels include `labels` in a text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total

@@ -46,13 +46,14 @@ class _Pending:
 class Responder:
     """Writes one response: whole (`send`) or streamed in chunks (`start_stream`, `write`, `end`)."""
 
-    __slots__ = ("_conn", "status", "streaming", "finished", "on_close", "bytes_sent")
+    __slots__ = ("_conn", "status", "streaming", "finished", "aborted", "on_close", "bytes_sent")
 
     def __init__(self, conn: "_Connection"):
         self._conn = conn
         self.status = 0
         self.streaming = False
         self.finished = False
+        self.aborted = False
         self.on_close: Callable[[], None] | None = None
         self.bytes_sent = 0
 
@@ -97,7 +98,7 @@ class Responder:
 
     def abort(self) -> None:
         """Cut the connection (a streamed body that cannot be finished cleanly)."""
-        self.finished = True
+        self.finished = self.aborted = True
         if self._conn.transport is not None:
             self._conn.transport.close()
 
@@ -137,7 +138,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc):
         self.transport = None
         current = self.current
-        if current is not None and not current.finished and current.on_close is not None:
+        if current is not None and (not current.finished or current.aborted) and current.on_close is not None:
             current.on_close()
         for waiter in self._drain_waiters:
             if not waiter.done():
