@@ -68,6 +68,8 @@ class Row:
 
 
 def load_rows(path: Path = POINTS_CSV) -> list[Row]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the fidelity bench needs ../shared/data beside the repository")
     with open(path) as f:
         return [Row(r) for r in csv.DictReader(f)]
 

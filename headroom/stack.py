@@ -114,7 +114,8 @@ async def run_demo(stack: LocalStack, config: StackConfig) -> int:
     await asyncio.sleep(settle)
     window = int(config.demo_duration_s + settle)
     price = gpu_price_per_hour(stack.profile.gpu.name)
-    summary = await asyncio.to_thread(query_summary, stack.prometheus.url, window, config.scrape_interval_s, price)
+    summary = await asyncio.to_thread(query_summary, stack.prometheus.url, window, config.scrape_interval_s, price,
+                                      config.demo_duration_s)
     values = summary.as_dict()
     load = {"sent": result.sent, "ok": result.ok, "failed": result.failed, "output_tokens": result.output_tokens, "errors": result.errors}
     if config.json_output:

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from prometheus_api_client import PrometheusConnect
 
 
-def summary_queries(window_s: int, scrape_interval_s: int) -> dict[str, str]:
-    """PromQL per summary field, over the last `window_s` seconds."""
+def summary_queries(window_s: int, scrape_interval_s: int, load_s: float | None = None) -> dict[str, str]:
+    """PromQL per summary field, over the last `window_s` seconds; rates are per second of load (`load_s`)."""
     w = f"{window_s}s"
+    load_s = load_s or window_s
     return {
-        "requests_per_s": f"sum(rate(vllm:request_success_total[{w}]))",
-        "output_tokens_per_s": f"sum(rate(vllm:generation_tokens_total[{w}]))",
+        "requests_per_s": f"sum(increase(vllm:request_success_total[{w}])) / {load_s:g}",
+        "output_tokens_per_s": f"sum(increase(vllm:generation_tokens_total[{w}])) / {load_s:g}",
         "output_tokens": f"sum(increase(vllm:generation_tokens_total[{w}]))",
         "ttft_p95_s": f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[{w}])))",
         "itl_p95_s": f"histogram_quantile(0.95, sum by (le) (rate(vllm:inter_token_latency_seconds_bucket[{w}])))",
@@ -44,11 +45,12 @@ class Summary:
                 "cost_per_million_output_tokens": self.cost_per_million_output_tokens}
 
 
-def query_summary(prometheus_url: str, window_s: int, scrape_interval_s: int, usd_per_gpu_hour: float) -> Summary:
+def query_summary(prometheus_url: str, window_s: int, scrape_interval_s: int, usd_per_gpu_hour: float,
+                  load_s: float | None = None) -> Summary:
     """Run each query; an empty result is NaN, so a broken pipeline shows instead of reading as zero."""
     client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
     values = {}
-    for name, promql in summary_queries(window_s, scrape_interval_s).items():
+    for name, promql in summary_queries(window_s, scrape_interval_s, load_s).items():
         result = client.custom_query(promql)
         values[name] = float(result[0]["value"][1]) if result else math.nan
     return Summary(values, usd_per_gpu_hour)

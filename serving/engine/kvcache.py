@@ -67,6 +67,8 @@ class KVCache:
     def allocate(self, request_id: str, total_tokens: int, claim: list[int] | None = None) -> bool:
         """Grow a request's blocks to cover `total_tokens`, first claiming cached `claim` blocks; False if short."""
         held = self._held.setdefault(request_id, [])
+        if not claim and len(held) * BLOCK_SIZE >= total_tokens:
+            return True  # the common decode step: the last block still has room
         claim = claim or []
         needed = blocks_for(total_tokens) - len(held) - len(claim)
         claimable_free = sum(1 for b in claim if self._ref[b] == 0)
@@ -90,7 +92,7 @@ class KVCache:
 
     def register_full_blocks(self, request_id: str, block_hashes: tuple[int, ...], computed_tokens: int) -> None:
         """Make the request's full prefix blocks findable by later requests."""
-        if not self.enable_prefix_caching:
+        if not self.enable_prefix_caching or not block_hashes:
             return
         held = self._held.get(request_id, [])
         full = min(computed_tokens // BLOCK_SIZE, len(block_hashes), len(held))
