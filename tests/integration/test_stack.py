@@ -3,7 +3,6 @@
 import asyncio
 import math
 
-import aiohttp
 import pytest
 from prometheus_api_client import PrometheusConnect
 
@@ -19,11 +18,17 @@ def scalar(client, promql):
     return [float(r["value"][1]) for r in result]
 
 
+async def started_stack(run_dir) -> LocalStack:
+    """Two replicas (1 s cold start), the gateway and Prometheus scraping every second, on free ports."""
+    stack = LocalStack(StackConfig(replicas=2, cold_start_s=1.0, gateway_port=0, prometheus_port=0, scrape_interval_s=1,
+                                   run_dir=run_dir))
+    await stack.start()
+    return stack
+
+
 def test_prometheus_scrapes_fleet_under_load(tmp_path):
     async def scenario():
-        stack = LocalStack(StackConfig(replicas=2, cold_start_s=1.0, gateway_port=0, prometheus_port=0, scrape_interval_s=1,
-                                       run_dir=tmp_path))
-        await stack.start()
+        stack = await started_stack(tmp_path)
         try:
             load = await run_demo_load(stack.gateway_url, stack.profile.model.name, rate=10, duration_s=12)
             await asyncio.sleep(3)
@@ -56,9 +61,7 @@ def test_prometheus_scrapes_fleet_under_load(tmp_path):
 
 def test_scaling_up_and_down_under_load_loses_nothing(tmp_path):
     async def scenario():
-        stack = LocalStack(StackConfig(replicas=2, cold_start_s=1.0, gateway_port=0, prometheus_port=0, scrape_interval_s=1,
-                                       run_dir=tmp_path))
-        await stack.start()
+        stack = await started_stack(tmp_path)
         try:
             load = asyncio.create_task(run_demo_load(stack.gateway_url, stack.profile.model.name, rate=12, duration_s=14))
             await asyncio.sleep(2)
