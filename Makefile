@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/headroom up --demo
+	$(BIN)/headroom up --demo --port 0 --prometheus-port 0
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sys.exit(args.func(args))
-    except (ValueError, OSError) as err:  # config and profile errors name what is wrong
+    except (ValueError, OSError, RuntimeError) as err:  # config, profile and start-up errors name what is wrong
         print(f"headroom {args.command}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
