@@ -156,7 +156,7 @@ class Router:
         events = 0
         async for chunk in up.content.iter_any():
             resp.write(chunk)
-            events += chunk.count(b'"finish_reason"') - chunk.count(b'"role": "assistant"')
+            events += _count_new(tail, chunk, _TOKEN_EVENT) - _count_new(tail, chunk, _ROLE_EVENT)
             tail = (tail + chunk)[-4096:]
             if resp.closed:
                 break
@@ -177,6 +177,16 @@ class Router:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+_TOKEN_EVENT = b'"finish_reason"'  # one per token event (and per chat role event)
+_ROLE_EVENT = b'"role": "assistant"'
+
+
+def _count_new(before: bytes, chunk: bytes, pattern: bytes) -> int:
+    """Occurrences of `pattern` that end inside `chunk`, including those that started in `before`."""
+    carry = before[-(len(pattern) - 1):]
+    return (carry + chunk).count(pattern) - carry.count(pattern)
 
 
 def _peek(request: Request) -> tuple[str | None, int]:

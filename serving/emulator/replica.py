@@ -55,7 +55,7 @@ class EmulatorConfig(BaseModel):
 class _Live:
     """A request in flight: its response, encoder and timestamps."""
 
-    __slots__ = ("gen", "resp", "enc", "arrival", "scheduled", "first", "last", "seed", "parts", "done", "engine_req", "started")
+    __slots__ = ("gen", "resp", "enc", "arrival", "scheduled", "first", "last", "seed", "parts", "done", "engine_req")
 
     def __init__(self, gen: GenerationRequest, resp: Responder, enc: StreamEncoder, arrival: float, seed: int):
         self.gen, self.resp, self.enc, self.arrival, self.seed = gen, resp, enc, arrival, seed
@@ -63,7 +63,6 @@ class _Live:
         self.parts: list[bytes] = []
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         self.engine_req: EngineRequest | None = None
-        self.started = False
 
 
 class Replica:
@@ -122,6 +121,23 @@ class Replica:
 
     # ---- engine loop --------------------------------------------------------------------
     async def run_engine(self) -> None:
+        """Step the engine on the wall clock. A bug here fails every open request instead of hanging it."""
+        try:
+            await self._engine_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("engine loop failed; failing all open requests")
+            self.draining = True
+            for live in list(self._live):
+                if live.resp.status:
+                    live.resp.abort()
+                else:
+                    error_json(live.resp, 500, "engine failure")
+                self._complete(live)
+            raise
+
+    async def _engine_loop(self) -> None:
         loop = self.loop
         clock = loop.time()
         while True:

@@ -112,3 +112,12 @@ def test_backend_dying_mid_stream_cuts_the_client_cleanly():
 def _close_all(server):
     for live in list(server.replica._live):
         live.resp.abort()
+
+
+def test_event_counting_across_chunk_boundaries():
+    from exporters.gateway.router import _TOKEN_EVENT, _count_new
+
+    stream = b'data: {"a": 1, "finish_reason": null}\n\n' * 7
+    for cut in range(1, len(stream)):
+        first, second = stream[:cut], stream[cut:]
+        assert _count_new(b"", first, _TOKEN_EVENT) + _count_new(first, second, _TOKEN_EVENT) == 7

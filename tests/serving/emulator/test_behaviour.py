@@ -99,3 +99,14 @@ def test_prefix_cache_hits_on_shared_prompt_prefix():
         fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{s.url}/metrics").text)}
         hits = next(x.value for x in fams["vllm:prefix_cache_hits"].samples if x.name.endswith("_total"))
         assert hits == 160
+
+
+def test_engine_failure_fails_open_requests_instead_of_hanging():
+    with EmulatorServer() as s:
+        def broken_step():
+            raise RuntimeError("planted bug")
+
+        s.replica.engine.step = broken_step
+        r = httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "x", "max_tokens": 3}, timeout=10)
+        assert r.status_code == 500 and "engine failure" in r.json()["error"]["message"]
+        assert httpx.get(f"{s.url}/ready").status_code == 503
