@@ -139,3 +139,7 @@ def metric_value(text: str, name: str, **labels) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"  # ../shared/data beside the repository, as CI lays it out

@@ -1,0 +1,1 @@
+"""Workloads shared by the simulator and Locust replay: trace loaders, ServeGen synthesis, scaling."""

@@ -1,0 +1,59 @@
+"""Loader for the JSONL replay format that guidellm and aiperf read (timestamp ms, input/output length, hash_ids)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from loadgen.workloads.workload import TraceError, Workload
+from serving.engine.profile import BLOCK_SIZE
+
+
+def expand_hash_ids(hash_ids: list[int], block_size: int) -> tuple[int, ...]:
+    """A trace block of `block_size` tokens becomes block_size/16 engine blocks with ids derived from it."""
+    per = max(1, block_size // BLOCK_SIZE)
+    return tuple(hash((h, k)) for h in hash_ids for k in range(per))
+
+
+def _field(path: str, line: int, doc: dict, name: str, minimum: float, integer: bool = True):
+    if name not in doc:
+        raise TraceError(path, line, name, None, "missing field")
+    value = doc[name]
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        raise TraceError(path, line, name, value, "expected an integer" if integer else "expected a number")
+    if value < minimum:
+        raise TraceError(path, line, name, value, f"must be >= {minimum}")
+    return value
+
+
+def load_jsonl(path: str | Path, hash_block_size: int = 512) -> Workload:
+    """One JSON object per line; `timestamp` in milliseconds; optional `hash_ids` of `hash_block_size`-token blocks."""
+    path = str(path)
+    rows = []
+    with open(path) as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise TraceError(path, line, "line", text.strip()[:80], f"not valid JSON ({err.msg})") from None
+            if not isinstance(doc, dict):
+                raise TraceError(path, line, "line", text.strip()[:80], "expected a JSON object")
+            stamp = _field(path, line, doc, "timestamp", 0, integer=False)
+            prompt = _field(path, line, doc, "input_length", 1)
+            output = _field(path, line, doc, "output_length", 1)
+            hashes = doc.get("hash_ids", [])
+            if not isinstance(hashes, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hashes):
+                raise TraceError(path, line, "hash_ids", hashes, "expected a list of integers")
+            rows.append((stamp / 1000.0, prompt, output, expand_hash_ids(hashes, hash_block_size)))
+    if not rows:
+        raise TraceError(path, 1, "line", "", "the trace has no requests")
+    rows.sort(key=lambda r: r[0])
+    arrival = np.array([r[0] for r in rows])
+    prefix = tuple(r[3] for r in rows)
+    return Workload(Path(path).stem, arrival - arrival[0], np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+                    prefix if any(prefix) else None)

@@ -1,0 +1,158 @@
+"""ServeGen per-client window rates: load them, total them, and synthesize request-level arrivals from them."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from loadgen.workloads.workload import TraceError, Workload
+
+FAMILIES = {"": 0, "Gamma": 1, "Weibull": 2}
+
+
+@dataclass(frozen=True)
+class ClientWindows:
+    """One client's windows: mean rate (req/s), IAT coefficient of variation, fitted family, shape and scale."""
+
+    name: str
+    start_s: np.ndarray
+    rate: np.ndarray
+    cv: np.ndarray
+    family: np.ndarray
+    shape: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class RateWindows:
+    window_s: float
+    clients: tuple[ClientWindows, ...]
+
+    @property
+    def start_s(self) -> np.ndarray:
+        return self.clients[0].start_s
+
+    def total_rate(self) -> np.ndarray:
+        """Requests per second per window, summed over clients."""
+        return np.sum([c.rate for c in self.clients], axis=0)
+
+
+def _number(path: str, line: int, column: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise TraceError(path, line, column, raw, "expected a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise TraceError(path, line, column, raw, f"expected a finite number >= {minimum:g}")
+    return value
+
+
+def load_client(path: str | Path) -> ClientWindows:
+    """A `chunk-<client>-trace.csv` file: no header; start, rate, cv, family, shape, scale per 600 s window."""
+    path = str(path)
+    cols: list[list] = [[], [], [], [], [], []]
+    with open(path, newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if not row:
+                continue
+            if len(row) != 6:
+                raise TraceError(path, line, "row", ",".join(row), "expected 6 columns (start, rate, cv, family, shape, scale)")
+            start = _number(path, line, "window_start", row[0])
+            rate = _number(path, line, "rate", row[1])
+            cv = _number(path, line, "cv", row[2])
+            if row[3] not in FAMILIES:
+                raise TraceError(path, line, "family", row[3], "expected Gamma, Weibull or empty")
+            if rate > 0 and not row[3]:
+                raise TraceError(path, line, "family", row[3], "a window with requests needs a fitted family")
+            shape = _number(path, line, "shape", row[4])
+            scale = _number(path, line, "scale", row[5])
+            if rate > 0 and (shape <= 0 or scale <= 0):
+                raise TraceError(path, line, "shape", row[4], "shape and scale must be positive where the rate is")
+            if cols[0] and start <= cols[0][-1]:
+                raise TraceError(path, line, "window_start", row[0], "windows must be in increasing order")
+            for target, value in zip(cols, (start, rate, cv, FAMILIES[row[3]], shape, scale)):
+                target.append(value)
+    if not cols[0]:
+        raise TraceError(path, 1, "row", "", "the file has no windows")
+    arrays = [np.asarray(c, dtype=np.float64) for c in cols]
+    arrays[3] = arrays[3].astype(np.int8)
+    return ClientWindows(Path(path).stem, *arrays)
+
+
+def load_servegen(folder: str | Path) -> RateWindows:
+    """Every client file of one model's folder; all must share the same windows."""
+    files = sorted(Path(folder).glob("chunk-*-trace.csv"))
+    if not files:
+        raise FileNotFoundError(f"no chunk-*-trace.csv files in {folder}")
+    clients = tuple(load_client(f) for f in files)
+    first = clients[0].start_s
+    for c, f in zip(clients, files):
+        if len(c.start_s) != len(first) or not np.array_equal(c.start_s, first):
+            raise TraceError(str(f), 1, "window_start", c.start_s[:3].tolist(), "windows differ from the other clients' files")
+    window = float(first[1] - first[0]) if len(first) > 1 else 600.0
+    return RateWindows(window, clients)
+
+
+class LengthSampler:
+    """Token lengths for synthesized requests: resampled (prompt, output) pairs of a trace, or log-normal."""
+
+    def __init__(self, prompts: np.ndarray, outputs: np.ndarray):
+        self.prompts, self.outputs = np.asarray(prompts), np.asarray(outputs)
+
+    @classmethod
+    def from_workload(cls, workload: Workload) -> "LengthSampler":
+        return cls(workload.prompt_tokens, workload.output_tokens)
+
+    @classmethod
+    def lognormal(cls, prompt_mean: float, output_mean: float, sigma: float = 1.0, seed: int = 0, n: int = 100_000) -> "LengthSampler":
+        rng = np.random.default_rng(seed)
+        draw = lambda mean: np.maximum(1, rng.lognormal(math.log(mean) - sigma**2 / 2, sigma, n)).astype(np.int64)
+        return cls(draw(prompt_mean), draw(output_mean))
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        index = rng.integers(0, len(self.prompts), n)
+        return self.prompts[index], self.outputs[index]
+
+    @property
+    def mean_prompt(self) -> float:
+        return float(self.prompts.mean())
+
+    @property
+    def mean_output(self) -> float:
+        return float(self.outputs.mean())
+
+
+def _iats(family: int, shape: float, scale: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    if family == 1:
+        return rng.gamma(shape, scale, n)
+    return scale * rng.weibull(shape, n)
+
+
+def synthesize(windows: RateWindows, lengths: LengthSampler, seed: int = 0, start_s: float = 0.0,
+               end_s: float | None = None, name: str = "servegen") -> Workload:
+    """Request-level arrivals for [start_s, end_s): per client and window, IATs from the fitted family,
+    rescaled so the window's mean rate is met (as ServeGen's generator does). Reproducible by seed."""
+    rng = np.random.default_rng(seed)
+    end_s = end_s if end_s is not None else float(windows.start_s[-1] + windows.window_s)
+    w = windows.window_s
+    times = []
+    for client in windows.clients:
+        for i, start in enumerate(client.start_s):
+            rate = client.rate[i]
+            if rate <= 0 or start + w <= start_s or start >= end_s:
+                continue
+            expected = rate * w
+            n = int(expected * 1.5 + 10 * math.sqrt(expected) + 10)
+            gaps = _iats(int(client.family[i]), client.shape[i], client.scale[i], n, rng)
+            mean = gaps.mean()
+            gaps = gaps * ((1.0 / rate) / mean) if mean > 0 else np.full(n, 1.0 / rate)
+            stamps = start + rng.uniform(0, 1.0 / rate) + np.concatenate(([0.0], np.cumsum(gaps[:-1])))
+            stamps = stamps[(stamps < start + w) & (stamps >= start_s) & (stamps < end_s)]
+            times.append(stamps)
+    arrival = np.sort(np.concatenate(times)) if times else np.zeros(0)
+    prompts, outputs = lengths.sample(len(arrival), rng)
+    return Workload(name, arrival - start_s, prompts, outputs)
