@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serving.engine.profile import Profile
-from serving.engine.scheduler import EngineRequest, ScheduledBatch, Scheduler
+import numpy as np
+
+from serving.engine.profile import BLOCK_SIZE, Profile
+from serving.engine.scheduler import EngineRequest, ScheduledBatch, Scheduler, Status
 from serving.engine.steptime import StepTimeModel, StepTiming
 
 
@@ -21,6 +23,35 @@ class StepResult:
     @property
     def duration_s(self) -> float:
         return self.timing.duration_s
+
+
+@dataclass
+class DecodePlan:
+    """Cumulative end times (and GPU-busy times) of the decode steps ahead, from the plan's start."""
+
+    num_seqs: int
+    ends: np.ndarray
+    busy: np.ndarray
+
+    def steps_starting_before(self, offset: float) -> int:
+        """How many steps start before `offset` seconds into the plan (step 0 starts at 0)."""
+        if offset <= 0:
+            return 0
+        return min(len(self.ends), 1 + int(np.searchsorted(self.ends, offset, side="left")))
+
+    def end_of(self, steps: int) -> float:
+        return float(self.ends[steps - 1]) if steps else 0.0
+
+
+@dataclass
+class FastForward:
+    """Many pure-decode steps taken at once; `finished` requests ended with the last of them."""
+
+    steps: int
+    elapsed_s: float
+    gpu_busy_s: float
+    tokens: int
+    finished: list[EngineRequest]
 
 
 class Engine:
@@ -59,6 +90,73 @@ class Engine:
         timing = self.steptime.timing(batch.shape)
         emitted, finished = self.scheduler.complete(batch)
         return StepResult(batch, timing, emitted, finished)
+
+    def plan_decode(self, max_steps: int = 100_000) -> DecodePlan | None:
+        """If the batch is pure decode and nothing can join it, the step times of the stretch ahead:
+        up to the first finish or the step where the KV cache would run out. Mutates nothing."""
+        sched = self.scheduler
+        running = sched.running
+        n = len(running)
+        if n == 0 or (sched.waiting and n < sched.config.max_num_seqs) or n > sched.config.max_num_batched_tokens:
+            return None  # idle, or a waiting request may be admitted at the next step
+        computed = np.empty(n, dtype=np.int64)
+        remaining = np.empty(n, dtype=np.int64)
+        held = np.empty(n, dtype=np.int64)
+        max_len = sched.max_model_len
+        for i, r in enumerate(running):
+            if r.num_computed_tokens != r.num_tokens - 1 or r.output_tokens == 0:
+                return None  # a prefill (or a chunk of one) is in the batch
+            computed[i] = r.num_computed_tokens
+            left = min(r.max_tokens - r.output_tokens, max_len - r.num_tokens)
+            if r.stop_after is not None:
+                left = min(left, r.stop_after - r.output_tokens)
+            remaining[i] = left
+            held[i] = len(sched.kv.held(r.request_id))
+        limit = int(min(remaining.min(), max_steps))
+        free = sched.kv.free_blocks
+        need = lambda k: int(np.sum(np.maximum(0, -(-(computed + k) // BLOCK_SIZE) - held)))
+        if need(limit) > free:
+            lo, hi = 0, limit  # the largest k whose new blocks fit
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if need(mid) <= free else (lo, mid - 1)
+            limit = lo
+        if limit < 1:
+            return None
+        kv0 = float(np.sum(computed + 1))
+        durations, busy = self.steptime.decode_run(n, kv0, kv0, limit)
+        ends = np.cumsum(durations)
+        return DecodePlan(n, ends, np.cumsum(busy))
+
+    def apply_decode(self, plan: DecodePlan, steps: int) -> FastForward:
+        """Take the first `steps` steps of a plan made on the current state."""
+        sched = self.scheduler
+        if not 1 <= steps <= len(plan.ends):
+            raise ValueError(f"steps must be within 1..{len(plan.ends)}, got {steps}")
+        for r in sched.running:
+            r.num_computed_tokens += steps
+            r.output_tokens += steps
+            if not sched.kv.allocate(r.request_id, r.num_computed_tokens):
+                raise AssertionError("decode plan ran out of KV blocks")
+        finished = []
+        for r in list(sched.running):
+            reason = sched._finish_reason(r)
+            if reason:
+                r.finish_reason = reason
+                r.status = Status.FINISHED
+                sched.running.remove(r)
+                sched.kv.free(r.request_id)
+                finished.append(r)
+        return FastForward(steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished)
+
+    def fast_forward(self, time_budget: float, max_steps: int = 100_000) -> FastForward | None:
+        """Exactly what repeated `step()` calls would do for the decode steps that start before `time_budget`
+        seconds from now. None when the engine is not in such a stretch (then call `step()`)."""
+        plan = self.plan_decode(max_steps) if time_budget > 0 else None
+        if plan is None:
+            return None
+        steps = plan.steps_starting_before(time_budget)
+        return self.apply_decode(plan, steps) if steps else None
 
     def run_to_completion(self, requests: list[EngineRequest], max_steps: int = 10_000_000) -> float:
         """Offline batch (like `vllm bench latency/throughput`): all requests at t=0; returns elapsed seconds."""

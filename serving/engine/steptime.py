@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from serving.engine.profile import Profile
 
 
@@ -88,3 +90,19 @@ class StepTimeModel:
 
     def duration(self, batch: BatchShape) -> float:
         return self.timing(batch).duration_s
+
+    def decode_run(self, num_seqs: int, kv_read0: float, pairs0: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Durations and GPU-busy times of `steps` consecutive pure-decode steps of `num_seqs` sequences, where
+        every sequence's context grows by one token per step (the same formula as `timing`, vectorized)."""
+        eff = self._eff
+        grow = np.arange(steps, dtype=np.float64) * num_seqs
+        kv_bytes = self._kv_bytes_per_token * (kv_read0 + grow + num_seqs)
+        gemm_flops = self._gemm_flops_per_token * num_seqs
+        attn_flops = self._attn_flops_per_pair * (pairs0 + grow)
+        floor = np.maximum((self._weight_bytes + kv_bytes) / self._bandwidth, (gemm_flops + attn_flops) / self._peak)
+        gemm = max(self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute))
+        attention = np.maximum(kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute))
+        busy = gemm + attention + self._allreduce_fixed + self._allreduce_per_token * num_seqs
+        cpu = eff.step_overhead_s + eff.per_seq_overhead_s * num_seqs
+        duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
+        return duration, busy
