@@ -1,0 +1,1 @@
+"""Per-replica capacity at the SLO: from the engine model (a table over length mixes) or a measured profile."""

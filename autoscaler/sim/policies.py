@@ -1,0 +1,79 @@
+"""Policy specs on the command line: static:N, hpa:METRIC=TARGET, keda[:THRESHOLD], kpa[:TARGET], oracle,
+predictive, or a user's own class as package.module:Name (constructed with no arguments)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from autoscaler.policy.base import Policy
+from autoscaler.sim.baselines.hpa import Hpa, HpaConfig
+from autoscaler.sim.baselines.keda import Keda
+from autoscaler.sim.baselines.kpa import Kpa
+from autoscaler.sim.baselines.static import Static
+
+
+class PolicySpecError(ValueError):
+    pass
+
+
+@dataclass
+class PolicyContext:
+    """What some policies need beyond their spec: bounds, and for the oracle the future."""
+
+    min_replicas: int = 1
+    max_replicas: int = 100
+    oracle_factory: Callable[[], Policy] | None = None
+
+
+def _number(spec: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise PolicySpecError(f"policy {spec!r}: {text!r} is not a number") from None
+
+
+def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
+    spec = spec.strip()
+    kind, _, arg = spec.partition(":")
+    bounds = {"min_replicas": ctx.min_replicas, "max_replicas": ctx.max_replicas}
+    if kind == "static":
+        count = _number(spec, arg) if arg else None
+        if count is None or count < 0 or count != int(count):
+            raise PolicySpecError(f"policy {spec!r}: static needs a whole replica count, as static:4")
+        return Static(int(count))
+    if kind == "hpa":
+        metric, _, target = (arg or "gpu_util=70").partition("=")
+        try:
+            return Hpa(HpaConfig(metric=metric, target=_number(spec, target or "70"), **bounds))
+        except ValueError as err:
+            raise PolicySpecError(f"policy {spec!r}: {err}") from None
+    if kind == "keda":
+        return Keda(threshold=_number(spec, arg) if arg else 5.0, **bounds)
+    if kind == "kpa":
+        return Kpa(target=_number(spec, arg) if arg else 70.0, **bounds)
+    if kind == "oracle":
+        if ctx.oracle_factory is None:
+            raise PolicySpecError("policy 'oracle' needs the workload (only the simulator can run it)")
+        return ctx.oracle_factory()
+    if "." in kind and arg:
+        return load_user_policy(spec)
+    raise PolicySpecError(f"unknown policy {spec!r}; use static:N, hpa:METRIC=TARGET, keda[:N], kpa[:N], oracle, "
+                          "or package.module:ClassName")
+
+
+def load_user_policy(spec: str) -> Policy:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise PolicySpecError(f"policy {spec!r}: cannot import {module_name}: {err}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise PolicySpecError(f"policy {spec!r}: {module_name} has no attribute {attr!r}")
+    policy = factory()
+    missing = [m for m in ("name", "interval_s", "initial_state", "decide") if not hasattr(policy, m)]
+    if missing:
+        raise PolicySpecError(f"policy {spec!r}: the object lacks {', '.join(missing)} (see autoscaler/policy/base.py)")
+    return policy

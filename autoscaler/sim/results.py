@@ -1,0 +1,79 @@
+"""Simulation outputs: per-request records, the timeline, and the summary with the keys of the issue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from autoscaler.sim.simulator import Simulator
+
+
+@dataclass
+class SimResult:
+    summary: dict
+    records: pd.DataFrame
+    timeline: pd.DataFrame
+    decisions: list
+
+
+def _pct(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def request_frame(sim: "Simulator") -> pd.DataFrame:
+    r = sim.records
+    output = r.output.astype(np.float64)
+    ttft = r.first - r.arrival
+    itl = np.where(output > 1, (r.finish - r.first) / np.maximum(output - 1, 1), 0.0)
+    return pd.DataFrame({
+        "arrival_s": r.arrival, "replica": r.replica, "prompt_tokens": r.prompt, "output_tokens": r.output,
+        "queue_s": r.scheduled - r.arrival, "ttft_s": ttft, "mean_itl_s": itl, "e2e_s": r.finish - r.arrival, "ok": r.ok,
+    })
+
+
+def attainment_mask(frame: pd.DataFrame, slo_ttft_s: float, slo_itl_s: float) -> np.ndarray:
+    """A request meets the SLO when it succeeded with TTFT and mean ITL within target; failures are misses."""
+    return (frame["ok"] & (frame["ttft_s"] <= slo_ttft_s) & (frame["mean_itl_s"] <= slo_itl_s)).to_numpy()
+
+
+def summarize(sim: "Simulator", end: float) -> SimResult:
+    cfg = sim.config
+    frame = request_frame(sim)
+    met = attainment_mask(frame, cfg.slo_ttft_s, cfg.slo_itl_s)
+    ok = frame[frame["ok"]]
+    duration = max(end, 1e-9)
+    gpu_hours = sum(r.gpu_seconds(end) for r in sim.replicas) / 3600.0
+    cost = gpu_hours * cfg.price_per_gpu_hour
+    out_tokens = float(ok["output_tokens"].sum())
+    desired = [d.desired for _, d in sim.decisions]
+    actions = sum(1 for a, b in zip([cfg.initial_replicas] + desired, desired) if a != b)
+    timeline = pd.DataFrame(sim.timeline)
+    paid_now = (timeline["ready"] + timeline["starting"] + timeline["draining"]) if len(timeline) else pd.Series([cfg.initial_replicas])
+    summary = {
+        "policy": sim.policy.name,
+        "requests": int(len(frame)),
+        "failed": int((~frame["ok"]).sum()),
+        "slo_attainment": float(met.mean()) if len(frame) else float("nan"),
+        "goodput_rps": float(met.sum() / duration),
+        "ttft_p50_s": _pct(ok["ttft_s"].to_numpy(), 50),
+        "ttft_p95_s": _pct(ok["ttft_s"].to_numpy(), 95),
+        "ttft_p99_s": _pct(ok["ttft_s"].to_numpy(), 99),
+        "itl_p95_s": _pct(ok["mean_itl_s"].to_numpy(), 95),
+        "gpu_hours": gpu_hours,
+        "cost_usd": cost,
+        "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
+        "scale_actions": actions,
+        "max_replicas": int(max(paid_now.max(), cfg.initial_replicas)),
+        "mean_replicas": gpu_hours * 3600.0 / duration / cfg.profile.gpus,
+        "duration_s": duration,
+        "output_tokens": out_tokens,
+        "slo_ttft_s": cfg.slo_ttft_s,
+        "slo_itl_s": cfg.slo_itl_s,
+        "cold_start_s": cfg.cold_start_s,
+        "profile": cfg.profile.name,
+    }
+    return SimResult(summary, frame, timeline, sim.decisions)
