@@ -17,10 +17,13 @@ def poisson_workload(rate: float, prompts: np.ndarray, outputs: np.ndarray, requ
 
 
 def attainment_at(profile: Profile, rate: float, prompts, outputs, slo_ttft_s: float, slo_itl_s: float,
-                  requests: int = 800, seed: int = 0) -> float:
+                  requests: int = 800, seed: int = 0, min_duration_s: float = 60.0) -> float:
+    """SLO attainment of one replica under Poisson arrivals at `rate`, over at least `min_duration_s` of
+    arrivals (short runs never reach the steady state where the queue and the batch settle)."""
     from autoscaler.sim.baselines.static import Static
     from autoscaler.sim.simulator import SimConfig, Simulator
 
+    requests = max(requests, int(rate * min_duration_s))
     workload = poisson_workload(rate, prompts, outputs, requests, seed)
     config = SimConfig(profile=profile, slo_ttft_s=slo_ttft_s, slo_itl_s=slo_itl_s, cold_start_s=0.0, initial_replicas=1,
                        scrape_interval_s=3600.0, timeline_interval_s=3600.0)

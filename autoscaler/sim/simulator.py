@@ -85,6 +85,7 @@ class Simulator:
         self._busy_at_scrape: dict[int, float] = {}
         self._last_scrape = 0.0
         self._rr = 0
+        self._last_end = 0.0
 
     # ---- sink: milestones reported by replicas ---------------------------------------------
     def scheduled(self, request: EngineRequest, time: float) -> None:
@@ -102,6 +103,7 @@ class Simulator:
         i = request.payload
         r = self.records
         r.finish[i], r.ok[i], r.done[i] = time, True, True
+        self._last_end = max(self._last_end, time)
         self._completions += 1
         if request.output_tokens > 1:
             self._itl_sum += time - r.first[i]
@@ -157,6 +159,7 @@ class Simulator:
 
     def _fail(self, i: int, time: float) -> None:
         self.records.finish[i], self.records.done[i] = time, True
+        self._last_end = max(self._last_end, time)
 
     def _drain_gateway(self, now: float) -> None:
         while self.gateway:
@@ -266,7 +269,7 @@ class Simulator:
                 self.gateway.append((i, now))
                 self._drain_gateway(now)
             i += 1
-        end = max([w.duration_s] + [r.clock for r in self.replicas])
+        end = max(w.duration_s, self._last_end)
         for r in self.replicas:
             if r.gone_at is None:
                 r.gone_at = end

@@ -32,8 +32,10 @@ class Oracle:
         if hi <= lo:
             return self.min_replicas
         inside = times[lo:hi]
-        counts = np.searchsorted(times, inside + self.window_s) - np.arange(lo, hi)
-        peak = float(counts.max()) / self.window_s
+        index = np.arange(lo, hi)
+        ahead = np.searchsorted(times, inside + self.window_s) - index  # windows starting at each arrival
+        behind = index + 1 - np.searchsorted(times, inside - self.window_s, side="right")  # and ending at it
+        peak = float(max(ahead.max(), behind.max())) / self.window_s
         return max(self.min_replicas, math.ceil(peak / self.capacity_rps))
 
     def decide(self, snapshot: Snapshot, state) -> tuple[Decision, None]:
