@@ -61,6 +61,45 @@ def _up(args) -> int:
     return asyncio.run(run_stack(config))
 
 
+def _simulate(args) -> int:
+    from pathlib import Path
+
+    from autoscaler.sim.report import save, table
+    from autoscaler.sim.run import SimulateArgs, run_all
+    from autoscaler.sim.sweep import sweep
+
+    sim_args = SimulateArgs(
+        trace=args.trace, policies=[p for p in args.policy.split(",") if p], profile=args.profile,
+        slo_ttft_s=args.slo_ttft, slo_itl_s=args.slo_itl, cold_start_s=args.cold_start, price=args.price, mode=args.mode,
+        start_s=args.start, end_s=args.end, time_scale=args.time_scale, rate_scale=args.rate_scale, seed=args.seed,
+        lengths_from=args.lengths_from, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+        initial_replicas=args.initial_replicas, scrape_interval_s=args.scrape_interval, jobs=args.jobs,
+    )
+    if not sim_args.policies:
+        raise ValueError("--policy needs at least one policy")
+    log = lambda line: print(line, file=sys.stderr, flush=True)
+    if args.sweep:
+        results, tried = sweep(sim_args, args.goal, progress=log)
+    else:
+        results, tried = run_all(sim_args), []
+    summaries = [r.summary for r in results]
+    if args.out:
+        out = Path(args.out)
+        written = save(results, out)
+        if tried:
+            (out / "sweep.json").write_text(json.dumps(tried, indent=2))
+        log(f"wrote {len(written)} files to {out}")
+    if args.json:
+        print(json.dumps(summaries, indent=2))
+    else:
+        first = summaries[0]
+        print(f"{first['profile']}, SLO TTFT <= {first['slo_ttft_s']:g} s and mean ITL <= {first['slo_itl_s']:g} s, "
+              f"cold start {first['cold_start_s']:g} s, {first['requests']} requests over {first['duration_s'] / 3600:.2f} h"
+              + (f", each baseline tuned for >= {args.goal:.0%} attainment" if args.sweep else ""))
+        print(table(summaries))
+    return 0
+
+
 def print_table(rows: list[dict]) -> None:
     if not rows:
         print("(nothing)")
@@ -115,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo-rate", type=float, default=8.0, metavar="RPS")
     up.add_argument("--json", action="store_true", help="print the demo summary as JSON")
     up.set_defaults(func=_up)
+
+    sim = sub.add_parser("simulate", help="replay a trace through a simulated fleet under scaling policies")
+    sim.add_argument("--trace", required=True, help="Azure 2023 .csv, JSONL replay file, or a ServeGen folder")
+    sim.add_argument("--profile", default="llama-3.1-8b-h100")
+    sim.add_argument("--slo-ttft", type=float, default=1.0, metavar="S")
+    sim.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="mean inter-token latency target")
+    sim.add_argument("--cold-start", type=float, default=90.0, metavar="S")
+    sim.add_argument("--price", type=float, default=None, metavar="USD_PER_GPU_HOUR", help="default: the profile GPU's on-demand price")
+    sim.add_argument("--policy", default="hpa:gpu_util=70",
+                     help="comma-separated: static:N, hpa:waiting|gpu_util|running=TARGET, keda[:N], kpa[:N], oracle, package.module:Class")
+    sim.add_argument("--mode", choices=["request", "fluid"], default="request")
+    sim.add_argument("--sweep", action="store_true", help="tune each baseline's target; report the cheapest that meets --goal")
+    sim.add_argument("--goal", type=float, default=0.99, help="SLO attainment goal for --sweep")
+    sim.add_argument("--start", type=float, default=0.0, metavar="S", help="trace window start (seconds)")
+    sim.add_argument("--end", type=float, default=None, metavar="S", help="trace window end (ServeGen default: start + 1 h)")
+    sim.add_argument("--time-scale", type=float, default=1.0)
+    sim.add_argument("--rate-scale", type=float, default=1.0)
+    sim.add_argument("--lengths-from", default=None, help="token lengths for ServeGen synthesis from this trace")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--min-replicas", type=int, default=1)
+    sim.add_argument("--max-replicas", type=int, default=100)
+    sim.add_argument("--initial-replicas", type=int, default=1)
+    sim.add_argument("--scrape-interval", type=float, default=15.0, metavar="S")
+    sim.add_argument("--jobs", type=int, default=1, help="policies simulated in parallel processes")
+    sim.add_argument("--out", default=None, metavar="DIR", help="write records (parquet), summary.json and plots here")
+    sim.add_argument("--json", action="store_true")
+    sim.set_defaults(func=_simulate)
     return parser
 
 

@@ -1,0 +1,131 @@
+"""`headroom simulate`: load a trace, run each policy over it (request-level or fluid), report and save."""
+
+from __future__ import annotations
+
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from autoscaler.capacity.engine_capacity import slo_capacity
+from autoscaler.sim.baselines.oracle import Oracle
+from autoscaler.sim.policies import PolicyContext, parse_policy
+from autoscaler.sim.results import SimResult
+from autoscaler.sim.simulator import SimConfig, Simulator
+from loadgen.workloads.azure import load_azure
+from loadgen.workloads.jsonl import load_jsonl
+from loadgen.workloads.servegen import LengthSampler, load_servegen, synthesize
+from loadgen.workloads.workload import Workload
+from serving.profiles import gpu_price_per_hour, load_profile
+
+
+@dataclass
+class SimulateArgs:
+    trace: str
+    policies: list[str]
+    profile: str = "llama-3.1-8b-h100"
+    slo_ttft_s: float = 1.0
+    slo_itl_s: float = 0.05
+    cold_start_s: float = 90.0
+    price: float | None = None
+    mode: str = "request"
+    start_s: float = 0.0
+    end_s: float | None = None
+    time_scale: float = 1.0
+    rate_scale: float = 1.0
+    seed: int = 0
+    lengths_from: str | None = None
+    min_replicas: int = 1
+    max_replicas: int = 100
+    initial_replicas: int = 1
+    scrape_interval_s: float = 15.0
+    jobs: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+def load_trace(args: SimulateArgs) -> Workload:
+    """Azure CSV, JSONL replay, or a ServeGen folder (synthesized over [start, end) with lengths from a trace)."""
+    path = Path(args.trace)
+    if path.is_dir():
+        windows = load_servegen(path)
+        lengths = LengthSampler.from_workload(load_trace(replace(args, trace=args.lengths_from))) if args.lengths_from \
+            else LengthSampler.lognormal(1155, 211)  # the Azure conv means, when no length trace is given
+        end = args.end_s if args.end_s is not None else args.start_s + 3600.0
+        workload = synthesize(windows, lengths, args.seed, args.start_s, end, name=path.name)
+    elif path.suffix == ".jsonl":
+        workload = load_jsonl(path)
+    elif path.suffix == ".csv":
+        workload = load_azure(path)
+    elif not path.exists():
+        raise FileNotFoundError(f"trace {args.trace} does not exist")
+    else:
+        raise ValueError(f"trace {args.trace}: expected an Azure .csv, a .jsonl replay file or a ServeGen folder")
+    if not path.is_dir() and (args.start_s or args.end_s is not None):
+        workload = workload.window(args.start_s, args.end_s if args.end_s is not None else math.inf)
+    if args.time_scale != 1.0 or args.rate_scale != 1.0:
+        workload = workload.scaled(args.time_scale, args.rate_scale, args.seed)
+    if len(workload) == 0:
+        raise ValueError(f"trace {args.trace}: no requests in the selected range")
+    return workload
+
+
+def sim_config(args: SimulateArgs) -> SimConfig:
+    profile = load_profile(args.profile)
+    price = args.price if args.price is not None else gpu_price_per_hour(profile.gpu.name)
+    return SimConfig(profile=profile, slo_ttft_s=args.slo_ttft_s, slo_itl_s=args.slo_itl_s, cold_start_s=args.cold_start_s,
+                     price_per_gpu_hour=price, initial_replicas=args.initial_replicas, max_replicas=args.max_replicas,
+                     scrape_interval_s=args.scrape_interval_s, seed=args.seed)
+
+
+def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> float:
+    """Requests/s one replica carries within the SLO for this workload's length mix (engine model)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(workload), min(len(workload), 5000))
+    return slo_capacity(config.profile, workload.prompt_tokens[pick], workload.output_tokens[pick],
+                        config.slo_ttft_s, config.slo_itl_s)
+
+
+def policy_context(args: SimulateArgs, config: SimConfig, workload: Workload) -> PolicyContext:
+    def oracle(derate: float):
+        capacity = replica_capacity(config, workload, args.seed) * derate
+        name = "oracle" if derate == 1.0 else f"oracle:{derate:g}"
+        return Oracle(workload.arrival_s, capacity, config.cold_start_s, min_replicas=args.min_replicas, name=name)
+
+    return PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas, oracle_factory=oracle)
+
+
+def _progress(name: str):
+    def report(fraction: float) -> None:
+        filled = int(fraction * 30)
+        print(f"\r  {name:28s} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}", end="", file=sys.stderr, flush=True)
+        if fraction >= 1.0:
+            print(file=sys.stderr)
+    return report
+
+
+def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimResult:
+    workload = load_trace(args)
+    config = sim_config(args)
+    policy = parse_policy(spec, policy_context(args, config, workload))
+    if args.mode == "fluid":
+        from autoscaler.sim.fluid import FluidSimulator
+
+        return FluidSimulator(config, workload, policy).run()
+    result = Simulator(config, workload, policy, progress=_progress(policy.name) if show_progress else None).run()
+    if show_progress:
+        _progress(policy.name)(1.0)
+    return result
+
+
+def run_all(args: SimulateArgs) -> list[SimResult]:
+    """Every policy over the same trace; in parallel processes with --jobs (results are the same either way)."""
+    load_trace(args)  # fail early on a bad trace, before forking
+    for spec in args.policies:
+        parse_policy(spec, PolicyContext(oracle_factory=lambda derate: None))  # and on a bad policy spec
+    if args.jobs > 1 and len(args.policies) > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            return list(pool.map(run_one, [args] * len(args.policies), args.policies))
+    return [run_one(args, spec, show_progress=True) for spec in args.policies]
