@@ -51,10 +51,8 @@ def load_trace(args: SimulateArgs) -> Workload:
     path = Path(args.trace)
     if path.is_dir():
         windows = load_servegen(path)
-        lengths = LengthSampler.from_workload(load_trace(replace(args, trace=args.lengths_from))) if args.lengths_from \
-            else LengthSampler.lognormal(1155, 211)  # the Azure conv means, when no length trace is given
         end = args.end_s if args.end_s is not None else args.start_s + 3600.0
-        workload = synthesize(windows, lengths, args.seed, args.start_s, end, name=path.name)
+        workload = synthesize(windows, _lengths(args), args.seed, args.start_s, end, name=path.name)
     elif path.suffix == ".jsonl":
         workload = load_jsonl(path)
     elif path.suffix == ".csv":
@@ -106,14 +104,51 @@ def _progress(name: str):
     return report
 
 
+def fluid_run(args: SimulateArgs, config: SimConfig, policy, workload: Workload | None) -> SimResult:
+    """Fluid mode; a ServeGen folder is read as per-step counts from its window rates (days at a time)."""
+    from autoscaler.sim.fluid import FluidSimulator, counts_from_windows
+
+    path = Path(args.trace)
+    if path.is_dir():
+        windows = load_servegen(path)
+        counts = counts_from_windows(windows, 5.0, args.seed, args.start_s, args.end_s)
+        return FluidSimulator(config, None, policy, counts=counts, lengths=_lengths(args), table=_cached_table(args, config),
+                              name=path.name).run()
+    return FluidSimulator(config, workload, policy, table=_cached_table(args, config, workload)).run()
+
+
+_TABLES: dict = {}
+
+
+def _cached_table(args: SimulateArgs, config: SimConfig, workload: Workload | None = None):
+    """One load table per (profile, SLO, length source, seed) in this process: it costs seconds to measure."""
+    from autoscaler.capacity.load_table import build_load_table
+
+    key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, args.trace if workload is not None else args.lengths_from, args.seed)
+    if key not in _TABLES:
+        lengths = LengthSampler.from_workload(workload) if workload is not None else _lengths(args)
+        prompts, outputs = lengths.sample(4000, np.random.default_rng(args.seed))
+        _TABLES[key] = build_load_table(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s, seed=args.seed)
+    return _TABLES[key]
+
+
+def _lengths(args: SimulateArgs) -> LengthSampler:
+    if args.lengths_from:
+        return LengthSampler.from_workload(load_trace(replace(args, trace=args.lengths_from, start_s=0.0, end_s=None,
+                                                              time_scale=1.0, rate_scale=1.0)))
+    return LengthSampler.lognormal(1155, 211)  # the Azure conv means, when no length trace is given
+
+
 def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimResult:
+    if args.mode == "fluid" and Path(args.trace).is_dir():
+        config = sim_config(args)
+        policy = parse_policy(spec, PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas))
+        return fluid_run(args, config, policy, None)
     workload = load_trace(args)
     config = sim_config(args)
     policy = parse_policy(spec, policy_context(args, config, workload))
     if args.mode == "fluid":
-        from autoscaler.sim.fluid import FluidSimulator
-
-        return FluidSimulator(config, workload, policy).run()
+        return fluid_run(args, config, policy, workload)
     result = Simulator(config, workload, policy, progress=_progress(policy.name) if show_progress else None).run()
     if show_progress:
         _progress(policy.name)(1.0)
@@ -122,7 +157,8 @@ def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimRe
 
 def run_all(args: SimulateArgs) -> list[SimResult]:
     """Every policy over the same trace; in parallel processes with --jobs (results are the same either way)."""
-    load_trace(args)  # fail early on a bad trace, before forking
+    if not (args.mode == "fluid" and Path(args.trace).is_dir()):
+        load_trace(args)  # fail early on a bad trace, before forking
     for spec in args.policies:
         parse_policy(spec, PolicyContext(oracle_factory=lambda derate: None))  # and on a bad policy spec
     if args.jobs > 1 and len(args.policies) > 1:

@@ -1,0 +1,71 @@
+"""Fluid mode: conservation, billing, determinism, ServeGen counts, and agreement with the request-level mode."""
+
+import numpy as np
+import pytest
+
+from autoscaler.capacity.load_table import build_load_table
+from autoscaler.sim.baselines.static import Static
+from autoscaler.sim.fluid import FluidSimulator, counts_from_windows
+from autoscaler.sim.simulator import SimConfig, Simulator
+from loadgen.workloads.servegen import load_servegen
+from serving.profiles import load_profile
+from tests.autoscaler.sim.test_simulator import Scripted, poisson
+
+PROFILE = load_profile("llama-3.1-8b-h100")
+
+
+@pytest.fixture(scope="module")
+def table():
+    return build_load_table(PROFILE, np.full(50, 1500), np.full(50, 300), 1.0, 0.05)
+
+
+def test_load_table_is_monotone_where_it_matters(table):
+    assert table.slo_capacity_rps > 1 and table.max_throughput_rps >= table.slo_capacity_rps * 0.9
+    assert table.attainment[0] == 1.0 and table.attainment[-1] < 0.99
+    assert np.all(np.diff(table.running) >= -0.05 * table.running.max())  # more load, more in the batch, until KV-bound
+
+
+def test_conservation_and_timeouts(table):
+    w = poisson([(300, 2.0)], seed=1, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, queue_timeout_s=60.0, initial_replicas=0)
+    result = FluidSimulator(cfg, w, Scripted(((0, 0), (200, 1))), table=table).run()
+    s, records = result.summary, result.records
+    assert records["arrivals"].sum() == len(w) == s["requests"]
+    assert records["routed"].sum() + records["failed"].sum() == pytest.approx(len(w))
+    assert s["failed"] > 0  # nothing served for 200 s with a 60 s gateway timeout
+
+
+def test_gpu_hours_and_determinism(table):
+    w = poisson([(600, 3.0)], seed=2, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, initial_replicas=2, price_per_gpu_hour=10.0)
+    a = FluidSimulator(cfg, w, Static(2), table=table).run().summary
+    b = FluidSimulator(cfg, w, Static(2), table=table).run().summary
+    assert a == b
+    assert a["gpu_hours"] == pytest.approx(2 * a["duration_s"] / 3600)
+    assert a["slo_attainment"] == pytest.approx(1.0)
+
+
+def test_servegen_counts_match_window_rates_and_are_reproducible(tmp_path):
+    (tmp_path / "chunk-1-trace.csv").write_text("0,2.0,4.0,Weibull,0.3,0.2\n600,1.0,1.0,Gamma,1.0,1.0\n")
+    (tmp_path / "chunk-2-trace.csv").write_text("0,3.0,1.0,Gamma,1.0,0.3\n600,0,0,,0,0\n")
+    windows = load_servegen(tmp_path)
+    counts = counts_from_windows(windows, 5.0, seed=1)
+    assert len(counts) == 240
+    assert counts[:120].sum() / 600 == pytest.approx(5.0, rel=0.15)
+    assert counts[120:].sum() / 600 == pytest.approx(1.0, rel=0.25)
+    assert np.array_equal(counts, counts_from_windows(windows, 5.0, seed=1))
+    assert counts[:120].var() > counts[:120].mean()  # bursty client: over-dispersed counts
+
+
+@pytest.mark.parametrize("policy", [Static(2), Static(4)], ids=["static-overloaded", "static-ample"])
+def test_fluid_agrees_with_request_level(table, policy):
+    """Within 2 points of attainment and 5% of GPU-hours, through overload and backlog drain.
+    Reactive settings that cycle (KEDA on waiting requests scaling 1 <-> 6) agree in shape but differ by 4-7
+    points in the cycle's phase: measured in docs/benchmarks.md, not yet within the goal."""
+    cap = table.slo_capacity_rps
+    w = poisson([(900, 0.6 * cap), (900, 2.4 * cap), (900, 1.2 * cap)], seed=3, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, initial_replicas=2, cold_start_s=90.0)
+    request = Simulator(cfg, w, policy).run().summary
+    fluid = FluidSimulator(cfg, w, policy, table=table).run().summary
+    assert abs(fluid["slo_attainment"] - request["slo_attainment"]) <= 0.02
+    assert fluid["gpu_hours"] == pytest.approx(request["gpu_hours"], rel=0.05)
