@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ReplicaSample:
-    """One ready replica's gauges as last scraped."""
+class ReplicaSample(NamedTuple):
+    """One ready replica's gauges as last scraped (a NamedTuple: fleets of hundreds are built every scrape)."""
 
     running: float
     waiting: float

@@ -4,7 +4,6 @@ snapshots and policies as the request-level mode."""
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -93,6 +92,12 @@ class FluidSimulator:
         top_rate = table.rates[-1]
         observer = Observer(cfg.scrape_interval_s, cfg.rate_window_s)
         replicas = [_FluidReplica(i, 0.0, 0.0) for i in range(cfg.initial_replicas)]
+        departed: list[_FluidReplica] = []
+        serving: list[_FluidReplica] | None = None
+        backlogged = False  # does any serving replica hold a backlog?
+        gauges = None
+        serving_until = -math.inf
+        created = len(replicas)
         backlog = {r.index: 0.0 for r in replicas}  # requests queued inside each replica's engine beyond steady state
         desired = cfg.initial_replicas
         state = policy.initial_state()
@@ -102,7 +107,8 @@ class FluidSimulator:
         bucket_bounds = np.asarray(TTFT_BUCKETS)
         next_control, next_scrape, next_timeline = policy.interval_s, 0.0, cfg.timeline_interval_s
         met_total = failed_total = arrived_total = 0.0
-        ttft_values, ttft_weights, itl_values, itl_weights = [], [], [], []
+        ttft_hist = np.zeros(len(_FINE) + 1)  # fine log-spaced histograms for the summary's percentiles
+        itl_hist = np.zeros(len(_FINE) + 1)
         timeline, steps_out, decisions = [], [], []
         samples: tuple[ReplicaSample, ...] = ()
         n_steps = len(self.counts)
@@ -110,8 +116,18 @@ class FluidSimulator:
         mean_e2e = table.at("e2e_mean", 0.0)
         while step_index < n_steps or gateway or any(backlog.values()):
             t = step_index * dt
+            if step_index % 12 == 0:  # replicas that are gone leave the live list (billing keeps them)
+                live = [r for r in replicas if r.gone_at is None or r.gone_at > t]
+                if len(live) != len(replicas):
+                    serving = None
+                    departed += [r for r in replicas if not (r.gone_at is None or r.gone_at > t)]
+                    for r in departed:
+                        backlog.pop(r.index, None)
+                    replicas = live
             arrivals = self.counts[step_index] if step_index < n_steps else 0.0
-            serving = [r for r in replicas if r.serving(t)]
+            if serving is None or t >= serving_until:  # recomputed only when a replica's state can have changed
+                serving = [r for r in replicas if r.serving(t)]
+                serving_until = min((r.ready_at for r in replicas if r.retired_at is None and r.ready_at > t), default=math.inf)
             n = len(serving)
             if arrivals:
                 gateway.append([t, arrivals])
@@ -123,15 +139,36 @@ class FluidSimulator:
             if n:
                 gateway.clear()
             # least outstanding requests: new work fills the shortest engine queues first (water-filling)
-            queued = np.array([backlog[r.index] for r in serving]) if n else np.zeros(0)
-            share = _water_fill(queued, incoming) if n else np.zeros(0)
+            queued = np.array([backlog[r.index] for r in serving]) if n and backlogged else np.zeros(n)
+            uniform = n > 0 and not queued.any()  # the common steady state: every replica alike
+            share = np.full(n, incoming / n) if uniform else (_water_fill(queued, incoming) if n else np.zeros(0))
             total = queued + share
             served = np.minimum(total, mu)
             left = total - served
             rates = np.minimum(total / dt, top_rate)
             step_served = float(served.sum())
             met_before = met_total
-            if n:
+            if n and uniform and not left.any():
+                rate = float(rates[0])
+                points = table.ttft_points(rate)
+                ok = min(table.at("attainment", rate), float(np.mean(points <= cfg.slo_ttft_s)))
+                met_total += incoming * ok
+                if incoming > 0:
+                    weights = np.full(len(points), incoming / len(points))
+                    ttft_counts += np.bincount(np.searchsorted(bucket_bounds, points), weights=weights, minlength=len(ttft_counts))[: len(ttft_counts)]
+                    ttft_hist += np.bincount(np.searchsorted(_FINE, points), weights=weights, minlength=len(ttft_hist))
+                    itl = table.at("itl_mean", rate)
+                    itl_hist[np.searchsorted(_FINE, itl)] += incoming
+                    per_token = max(table.mean_output_tokens - 1, 0)
+                    cum["itl_sum"] += incoming * itl * per_token
+                    cum["itl_count"] += incoming * per_token
+                gauges = ReplicaSample(table.at("running", rate), table.at("waiting", rate), table.at("kv_usage", rate),
+                                       table.at("gpu_util", rate))
+                if backlogged:
+                    for r in serving:
+                        backlog[r.index] = 0.0
+                backlogged = False
+            elif n:
                 delay = left / mu * dt
                 points = table.ttft_points_many(rates) + delay[:, None]  # (replicas, quantiles)
                 ok = np.minimum(np.interp(rates, table.rates, table.attainment), np.mean(points <= cfg.slo_ttft_s, axis=1))
@@ -141,11 +178,9 @@ class FluidSimulator:
                     weights = np.repeat(share[routed] / points.shape[1], points.shape[1])
                     flat = points[routed].ravel()
                     ttft_counts += np.bincount(np.searchsorted(bucket_bounds, flat), weights=weights, minlength=len(ttft_counts))[: len(ttft_counts)]
-                    ttft_values.append(flat)
-                    ttft_weights.append(weights)
+                    ttft_hist += np.bincount(np.searchsorted(_FINE, flat), weights=weights, minlength=len(ttft_hist))
                     itl = np.interp(rates[routed], table.rates, table.itl_mean)
-                    itl_values.append(itl)
-                    itl_weights.append(share[routed])
+                    itl_hist += np.bincount(np.searchsorted(_FINE, itl), weights=share[routed], minlength=len(itl_hist))
                     per_token = max(table.mean_output_tokens - 1, 0)
                     cum["itl_sum"] += float(np.dot(share[routed], itl)) * per_token
                     cum["itl_count"] += float(share[routed].sum()) * per_token
@@ -153,11 +188,12 @@ class FluidSimulator:
                 waiting = np.interp(rates, table.rates, table.waiting) + left
                 kv = np.interp(rates, table.rates, table.kv_usage)
                 util = np.where(left > 0, 100.0, np.interp(rates, table.rates, table.gpu_util))
-                samples = tuple(ReplicaSample(*row) for row in zip(running.tolist(), waiting.tolist(), kv.tolist(), util.tolist()))
+                gauges = (running, waiting, kv, util)
                 for i, r in enumerate(serving):
                     backlog[r.index] = float(left[i])
+                backlogged = bool(left.any())
             else:
-                samples = ()
+                gauges = None
             for r in replicas:  # retired replicas work off what they still hold, then leave
                 if r.retired_at is not None and backlog.get(r.index, 0.0) > 0:
                     take = min(mu, backlog[r.index])
@@ -173,6 +209,13 @@ class FluidSimulator:
             steps_out.append((t, arrivals, float(share.sum()), met_total - met_before, expired, n,
                               float(rates.mean()) if n else 0.0, float(left.max()) / mu * dt if n else 0.0))
             step_end = t + dt
+            if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
+                if gauges is None:
+                    samples = ()
+                elif isinstance(gauges, ReplicaSample):
+                    samples = (gauges,) * n  # every replica alike: one sample object shared
+                else:
+                    samples = tuple(map(ReplicaSample._make, zip(*(g.tolist() for g in gauges))))
             while next_scrape < step_end:
                 observer.record(Scrape(next_scrape, cum["arrivals"], cum["completions"], cum["completions"] * table.mean_prompt_tokens,
                                        cum["completions"] * table.mean_output_tokens, ttft_counts.copy(), cum["itl_sum"],
@@ -180,9 +223,7 @@ class FluidSimulator:
                 next_scrape += cfg.scrape_interval_s
             while next_control < step_end:
                 now = next_control
-                ready = sum(1 for r in replicas if r.serving(now))
-                starting = sum(1 for r in replicas if r.retired_at is None and r.ready_at > now)
-                draining = sum(1 for r in replicas if r.retired_at is not None and (r.gone_at is None or r.gone_at > now))
+                ready, starting, draining = _counts(replicas, serving, serving_until, now)
                 snapshot = observer.snapshot(now, desired, ready, starting, draining)
                 in_flight = sum(s.running + s.waiting for s in samples) + held
                 snapshot = replace(snapshot, extra={**snapshot.extra, "in_flight_now": in_flight})
@@ -191,7 +232,8 @@ class FluidSimulator:
                 target = max(0, min(decision.desired, cfg.max_replicas))
                 active = [r for r in replicas if r.retired_at is None]
                 for _ in range(target - len(active)):
-                    replica = _FluidReplica(len(replicas), now, now + cfg.cold_start_s)
+                    replica = _FluidReplica(created, now, now + cfg.cold_start_s)
+                    created += 1
                     replicas.append(replica)
                     backlog[replica.index] = 0.0
                 surplus = len(active) - target
@@ -203,14 +245,14 @@ class FluidSimulator:
                             r.gone_at = now
                         elif backlog[r.index] == 0.0:
                             r.gone_at = now + mean_e2e  # in-flight requests finish first
+                if target != len(active):
+                    serving = None
                 desired = target
                 next_control += policy.interval_s
             while next_timeline <= step_end:
                 when = next_timeline
-                timeline.append({"time_s": when, "desired": desired,
-                                 "ready": sum(1 for r in replicas if r.serving(when)),
-                                 "starting": sum(1 for r in replicas if r.retired_at is None and r.ready_at > when),
-                                 "draining": sum(1 for r in replicas if r.retired_at is not None and (r.gone_at is None or r.gone_at > when)),
+                ready, starting, draining = _counts(replicas, serving, serving_until, when)
+                timeline.append({"time_s": when, "desired": desired, "ready": ready, "starting": starting, "draining": draining,
                                  "arrivals": arrivals, "arrival_rate": arrivals / dt,
                                  "running": sum(s.running for s in samples), "waiting": sum(s.waiting for s in samples),
                                  "gateway_queue": held, "kv_usage": float(np.mean([s.kv_usage for s in samples])) if samples else 0.0,
@@ -221,27 +263,21 @@ class FluidSimulator:
         for r in replicas:
             if r.gone_at is None:
                 r.gone_at = end
-        return self._summary(replicas, end, arrived_total, met_total, failed_total, ttft_values, ttft_weights,
-                             itl_values, itl_weights, timeline, steps_out, decisions)
+        return self._summary(departed + replicas, end, arrived_total, met_total, failed_total, ttft_hist, itl_hist,
+                             timeline, steps_out, decisions)
 
-    def _summary(self, replicas, end, arrived, met, failed, ttft_values, ttft_weights, itl_values, itl_weights, timeline,
-                 steps, decisions) -> SimResult:
+    def _summary(self, replicas, end, arrived, met, failed, ttft_hist, itl_hist, timeline, steps, decisions) -> SimResult:
         cfg = self.config
         gpu_hours = sum(max(0.0, r.gone_at - r.requested_at) for r in replicas) * cfg.profile.gpus / 3600.0
         cost = gpu_hours * cfg.price_per_gpu_hour
         out_tokens = (arrived - failed) * self._table().mean_output_tokens
-        itl_values = np.concatenate(itl_values) if itl_values else np.zeros(0)
-        itl_weights = np.concatenate(itl_weights) if itl_weights else np.zeros(0)
-        values = np.concatenate(ttft_values) if ttft_values else np.zeros(0)
-        weights = np.concatenate(ttft_weights) if ttft_weights else np.zeros(0)
         desired = [d.desired for _, d in decisions]
         frame = pd.DataFrame(timeline)
         summary = {
             "policy": self.policy.name, "requests": int(round(arrived)), "failed": int(round(failed)),
             "slo_attainment": met / arrived if arrived else float("nan"), "goodput_rps": met / end,
-            "ttft_p50_s": _weighted_quantile(values, weights, 0.50), "ttft_p95_s": _weighted_quantile(values, weights, 0.95),
-            "ttft_p99_s": _weighted_quantile(values, weights, 0.99),
-            "itl_p95_s": _weighted_quantile(itl_values, itl_weights.astype(float), 0.95),
+            "ttft_p50_s": _hist_quantile(ttft_hist, 0.50), "ttft_p95_s": _hist_quantile(ttft_hist, 0.95),
+            "ttft_p99_s": _hist_quantile(ttft_hist, 0.99), "itl_p95_s": _hist_quantile(itl_hist, 0.95),
             "gpu_hours": gpu_hours, "cost_usd": cost,
             "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
             "scale_actions": sum(1 for a, b in zip([cfg.initial_replicas] + desired, desired) if a != b),
@@ -252,6 +288,17 @@ class FluidSimulator:
         }
         records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "met", "failed", "ready", "rate_per_replica", "queue_delay_s"])
         return SimResult(summary, records, frame, decisions)
+
+
+def _counts(replicas: list[_FluidReplica], serving: list[_FluidReplica] | None, serving_until: float, when: float) -> tuple[int, int, int]:
+    """(ready, starting, draining) at `when`, from the cached serving list while it is valid."""
+    if serving is not None and when < serving_until:
+        ready = len(serving)
+    else:
+        ready = sum(1 for r in replicas if r.serving(when))
+    active = sum(1 for r in replicas if r.retired_at is None)
+    draining = sum(1 for r in replicas if r.retired_at is not None and (r.gone_at is None or r.gone_at > when))
+    return ready, active - ready, draining
 
 
 def _water_fill(levels: np.ndarray, amount: float) -> np.ndarray:
@@ -267,9 +314,13 @@ def _water_fill(levels: np.ndarray, amount: float) -> np.ndarray:
     return np.maximum(0.0, (amount + prefix[-1]) / len(order) - levels)
 
 
-def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    if len(values) == 0 or weights.sum() <= 0:
+_FINE = np.geomspace(1e-4, 1e4, 801)  # bucket upper bounds, about 2.3% apart
+
+
+def _hist_quantile(hist: np.ndarray, q: float) -> float:
+    """Quantile from a fine histogram over _FINE (the bucket's upper bound; within ~2.3%)."""
+    total = hist.sum()
+    if total <= 0:
         return float("nan")
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][min(len(values) - 1, bisect.bisect_left(cumulative, q * cumulative[-1]))])
+    i = int(np.searchsorted(np.cumsum(hist), q * total))
+    return float(_FINE[min(i, len(_FINE) - 1)])

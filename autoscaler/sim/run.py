@@ -111,9 +111,10 @@ def fluid_run(args: SimulateArgs, config: SimConfig, policy, workload: Workload 
     path = Path(args.trace)
     if path.is_dir():
         windows = load_servegen(path)
-        counts = counts_from_windows(windows, 5.0, args.seed, args.start_s, args.end_s)
+        step = 15.0  # window rates change every 600 s; 15 s steps match the HPA's sync period
+        counts = counts_from_windows(windows, step, args.seed, args.start_s, args.end_s)
         return FluidSimulator(config, None, policy, counts=counts, lengths=_lengths(args), table=_cached_table(args, config),
-                              name=path.name).run()
+                              step_s=step, name=path.name).run()
     return FluidSimulator(config, workload, policy, table=_cached_table(args, config, workload)).run()
 
 
@@ -128,8 +129,35 @@ def _cached_table(args: SimulateArgs, config: SimConfig, workload: Workload | No
     if key not in _TABLES:
         lengths = LengthSampler.from_workload(workload) if workload is not None else _lengths(args)
         prompts, outputs = lengths.sample(4000, np.random.default_rng(args.seed))
-        _TABLES[key] = build_load_table(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s, seed=args.seed)
+        _TABLES[key] = cached_load_table(config, prompts, outputs, args.seed)
     return _TABLES[key]
+
+
+def cached_load_table(config: SimConfig, prompts: np.ndarray, outputs: np.ndarray, seed: int):
+    """A load table measured once per (engine profile, lengths, SLO, seed), kept under ~/.cache/headroom."""
+    import hashlib
+    import os
+    import pickle
+
+    from autoscaler.capacity.load_table import build_load_table
+
+    digest = hashlib.sha256(pickle.dumps((config.profile.model_dump(), prompts.tobytes(), outputs.tobytes(),
+                                          config.slo_ttft_s, config.slo_itl_s, seed, TABLE_VERSION))).hexdigest()[:20]
+    folder = Path(os.environ.get("HEADROOM_CACHE", Path.home() / ".cache" / "headroom")) / "load-tables"
+    path = folder / f"{digest}.pickle"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    table = build_load_table(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(table, f)
+    os.replace(tmp, path)
+    return table
+
+
+TABLE_VERSION = 2  # bump when the way a load table is measured changes
 
 
 def _lengths(args: SimulateArgs) -> LengthSampler:
