@@ -100,10 +100,37 @@ def emulator_section(seconds: float) -> str:
     ])
 
 
+def simulator_section(quick: bool) -> str:
+    from bench.simulate import CODE, CONV, SETTING, baseline_section, crosscheck_section, speed_section
+
+    parts = ["## Simulator (`headroom simulate`)", "", f"Setting for every table: {SETTING}.", "", speed_section(), "", crosscheck_section()]
+    if not quick:
+        parts += ["", "### Baselines, each tuned by `--sweep` for >= 99% attainment (cheapest setting that reaches it)", "",
+                  "At 1x the Azure traces fit on one replica of this profile (its capacity at the SLO is about 17 req/s for "
+                  "the conv mix), so the comparison is made at 4x their rate.", "",
+                  baseline_section(CONV, "Azure conv 2023, 4x rate, request-level", "request", 4.0), "",
+                  baseline_section(CODE, "Azure code 2023, 4x rate, request-level", "request", 4.0)]
+    return "\n".join(parts)
+
+
+SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
+            "sim": lambda args: simulator_section(args.quick)}
+
+
+def _replace_section(text: str, name: str, body: str) -> str:
+    """Each bench section lives between markers, so one can be rerun without the others."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        return text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "fit"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "engine", "sim", "fit"])
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per emulator-cost level")
+    parser.add_argument("--quick", action="store_true", help="sim: speed and cross-check only, no tuned baseline tables")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if args.what == "fit":
@@ -114,21 +141,19 @@ def main() -> None:
         for key, value in eff.model_dump().items():
             print(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}")
         return
-    sections = []
-    for name, run in (("fidelity", fidelity_section), ("roofline", roofline_section), ("emulator", lambda: emulator_section(args.seconds))):
+    header = "\n".join(["# Benchmarks", "",
+                        "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench engine` or `python -m bench sim` "
+                        f"reruns one part). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+    text = DOC.read_text() if DOC.exists() else header
+    if "<!-- bench:" not in text:
+        text = header
+    text = header + text[text.index("<!-- bench:"):] if "<!-- bench:" in text else header
+    for name in (SECTIONS if args.what == "all" else [args.what]):
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        sections.append(run())
-    header = "\n".join([
-        "# Benchmarks",
-        "",
-        "Produced by `make bench` (`.venv/bin/python -m bench`), which rewrites this file whole. "
-        f"Last run {datetime.date.today().isoformat()} on {_machine()}.",
-        "",
-        "",
-    ])
+        text = _replace_section(text, name, SECTIONS[name](args))
     DOC.parent.mkdir(exist_ok=True)
     tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(header + "\n\n".join(sections) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, DOC)
     print(f"bench: wrote {DOC}", file=sys.stderr)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.engine.profile import BLOCK_SIZE, Profile
-from serving.engine.scheduler import EngineRequest, ScheduledBatch, Scheduler, Status
+from serving.engine.scheduler import EngineRequest, ScheduledBatch, Scheduler
 from serving.engine.steptime import StepTimeModel, StepTiming
 
 
@@ -138,15 +138,7 @@ class Engine:
             r.output_tokens += steps
             if not sched.kv.allocate(r.request_id, r.num_computed_tokens):
                 raise AssertionError("decode plan ran out of KV blocks")
-        finished = []
-        for r in list(sched.running):
-            reason = sched._finish_reason(r)
-            if reason:
-                r.finish_reason = reason
-                r.status = Status.FINISHED
-                sched.running.remove(r)
-                sched.kv.free(r.request_id)
-                finished.append(r)
+        finished = [r for r in list(sched.running) if sched.finish_if_done(r)]
         return FastForward(steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished)
 
     def fast_forward(self, time_budget: float, max_steps: int = 100_000) -> FastForward | None:

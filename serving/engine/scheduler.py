@@ -168,14 +168,20 @@ class Scheduler:
                 continue  # a partial prefill chunk samples nothing
             request.output_tokens += 1
             emitted.append(request)
-            reason = self._finish_reason(request)
-            if reason:
-                request.finish_reason = reason
-                request.status = Status.FINISHED
-                self.running.remove(request)
-                self.kv.free(request.request_id)
+            if self.finish_if_done(request):
                 finished.append(request)
         return emitted, finished
+
+    def finish_if_done(self, request: EngineRequest) -> bool:
+        """Finish a running request that hit its length cap or EOS: out of the batch, blocks freed."""
+        reason = self._finish_reason(request)
+        if reason is None:
+            return False
+        request.finish_reason = reason
+        request.status = Status.FINISHED
+        self.running.remove(request)
+        self.kv.free(request.request_id)
+        return True
 
     def _finish_reason(self, request: EngineRequest) -> str | None:
         """Length cap first, then EOS, in vLLM's order."""
