@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Protocol
 
 from serving.engine.engine import DecodePlan, Engine
 from serving.engine.profile import Profile
 from serving.engine.scheduler import EngineRequest
-
-
-class State(str, Enum):
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"
-    GONE = "gone"
+from serving.fleet.state import ReplicaState as State
 
 
 class Sink(Protocol):
@@ -99,8 +92,8 @@ class SimReplica:
     def _finish(self, request: EngineRequest, time: float, sink: Sink) -> None:
         self.outstanding -= 1
         sink.finished(request, time)
-        if self.state is State.DRAINING and self.outstanding == 0:
-            self.state, self.gone_at = State.GONE, time
+        if self.state is State.STOPPING and self.outstanding == 0:
+            self.state, self.gone_at = State.EXITED, time
 
     def sync(self, time: float, sink: Sink) -> None:
         """Bring visible state (finishes, outstanding counts) up to `time`."""
@@ -123,9 +116,9 @@ class SimReplica:
     def retire(self, time: float) -> None:
         """Starting replicas vanish at once; ready ones drain and are gone after their last request."""
         if self.state is State.STARTING or (self.state is State.READY and self.outstanding == 0):
-            self.state, self.gone_at = State.GONE, max(time, self.requested_at)
+            self.state, self.gone_at = State.EXITED, max(time, self.requested_at)
         elif self.state is State.READY:
-            self.state = State.DRAINING
+            self.state = State.STOPPING
 
     def gpu_seconds(self, until: float) -> float:
         """Paid time: from the request for the replica until it is gone (starting replicas cost too)."""

@@ -13,7 +13,8 @@ import numpy as np
 
 from autoscaler.policy.base import Decision, Policy
 from autoscaler.sim.observe import Observer, Scrape, ttft_bucket
-from autoscaler.sim.replica import SimReplica, State
+from autoscaler.sim.replica import SimReplica
+from serving.fleet.state import ReplicaState as State
 from autoscaler.sim.results import SimResult, summarize
 from autoscaler.snapshot import ReplicaSample
 from loadgen.workloads.workload import Workload
@@ -116,7 +117,7 @@ class Simulator:
     def _counts(self) -> tuple[int, int, int]:
         ready = sum(1 for r in self.replicas if r.state is State.READY)
         starting = sum(1 for r in self.replicas if r.state is State.STARTING)
-        draining = sum(1 for r in self.replicas if r.state is State.DRAINING)
+        draining = sum(1 for r in self.replicas if r.state is State.STOPPING)
         return ready, starting, draining
 
     def _start_replica(self, now: float) -> None:
@@ -179,7 +180,7 @@ class Simulator:
     def _scrape(self, now: float) -> None:
         samples = []
         for r in self.replicas:
-            if r.state in (State.READY, State.DRAINING):
+            if r.state in (State.READY, State.STOPPING):
                 r.settle(now, self)
             if r.state is State.READY:
                 busy = r.busy_s - self._busy_at_scrape.get(r.index, 0.0)
@@ -207,11 +208,11 @@ class Simulator:
         ready, starting, draining = self._counts()
         kv, busy = [], 0.0
         for r in self.replicas:
-            if r.state in (State.READY, State.DRAINING):
+            if r.state in (State.READY, State.STOPPING):
                 r.settle(now, self)
                 kv.append(r.engine.kv_usage)
-        running = sum(r.engine.num_running for r in self.replicas if r.state is not State.GONE)
-        waiting = sum(r.engine.num_waiting for r in self.replicas if r.state is not State.GONE)
+        running = sum(r.engine.num_running for r in self.replicas if r.state is not State.EXITED)
+        waiting = sum(r.engine.num_waiting for r in self.replicas if r.state is not State.EXITED)
         return {"time_s": now, "desired": self._desired, "ready": ready, "starting": starting, "draining": draining,
                 "arrivals": self._arrivals_seen - arrivals_before, "arrival_rate": (self._arrivals_seen - arrivals_before) / max(1e-9, now - since),
                 "running": running, "waiting": waiting, "gateway_queue": len(self.gateway),

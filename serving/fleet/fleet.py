@@ -10,21 +10,15 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Callable
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.fleet.state import ReplicaState
+
 log = logging.getLogger("headroom.fleet")
-
-
-class ReplicaState(str, Enum):
-    STARTING = "starting"
-    READY = "ready"
-    STOPPING = "stopping"
-    EXITED = "exited"
 
 
 class FleetConfig(BaseModel):
