@@ -14,7 +14,7 @@ import pandas as pd
 from autoscaler.capacity.load_table import LoadTable, build_load_table
 from autoscaler.policy.base import Policy
 from autoscaler.sim.observe import Observer, Scrape
-from autoscaler.sim.results import SimResult
+from autoscaler.sim.results import SimResult, count_scale_actions
 from autoscaler.sim.simulator import SimConfig
 from autoscaler.snapshot import ReplicaSample
 from loadgen.workloads.servegen import LengthSampler, RateWindows
@@ -271,7 +271,6 @@ class FluidSimulator:
         gpu_hours = sum(max(0.0, r.gone_at - r.requested_at) for r in replicas) * cfg.profile.gpus / 3600.0
         cost = gpu_hours * cfg.price_per_gpu_hour
         out_tokens = (arrived - failed) * self._table().mean_output_tokens
-        desired = [d.desired for _, d in decisions]
         frame = pd.DataFrame(timeline)
         summary = {
             "policy": self.policy.name, "requests": int(round(arrived)), "failed": int(round(failed)),
@@ -280,7 +279,7 @@ class FluidSimulator:
             "ttft_p99_s": _hist_quantile(ttft_hist, 0.99), "itl_p95_s": _hist_quantile(itl_hist, 0.95),
             "gpu_hours": gpu_hours, "cost_usd": cost,
             "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
-            "scale_actions": sum(1 for a, b in zip([cfg.initial_replicas] + desired, desired) if a != b),
+            "scale_actions": count_scale_actions(cfg.initial_replicas, decisions),
             "max_replicas": int((frame["ready"] + frame["starting"]).max()) if len(frame) else cfg.initial_replicas,
             "mean_replicas": gpu_hours * 3600.0 / end / cfg.profile.gpus, "duration_s": end, "output_tokens": out_tokens,
             "slo_ttft_s": cfg.slo_ttft_s, "slo_itl_s": cfg.slo_itl_s, "cold_start_s": cfg.cold_start_s,

@@ -24,6 +24,12 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
+def count_scale_actions(initial_replicas: int, decisions: list) -> int:
+    """Decisions that changed the replica count asked for (both simulation modes)."""
+    desired = [d.desired for _, d in decisions]
+    return sum(1 for a, b in zip([initial_replicas] + desired, desired) if a != b)
+
+
 def request_frame(sim: "Simulator") -> pd.DataFrame:
     r = sim.records
     output = r.output.astype(np.float64)
@@ -49,8 +55,6 @@ def summarize(sim: "Simulator", end: float) -> SimResult:
     gpu_hours = sum(r.gpu_seconds(end) for r in sim.replicas) / 3600.0
     cost = gpu_hours * cfg.price_per_gpu_hour
     out_tokens = float(ok["output_tokens"].sum())
-    desired = [d.desired for _, d in sim.decisions]
-    actions = sum(1 for a, b in zip([cfg.initial_replicas] + desired, desired) if a != b)
     timeline = pd.DataFrame(sim.timeline)
     paid_now = (timeline["ready"] + timeline["starting"] + timeline["draining"]) if len(timeline) else pd.Series([cfg.initial_replicas])
     summary = {
@@ -66,7 +70,7 @@ def summarize(sim: "Simulator", end: float) -> SimResult:
         "gpu_hours": gpu_hours,
         "cost_usd": cost,
         "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
-        "scale_actions": actions,
+        "scale_actions": count_scale_actions(cfg.initial_replicas, sim.decisions),
         "max_replicas": int(max(paid_now.max(), cfg.initial_replicas)),
         "mean_replicas": gpu_hours * 3600.0 / duration / cfg.profile.gpus,
         "duration_s": duration,

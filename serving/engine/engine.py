@@ -149,15 +149,3 @@ class Engine:
             return None
         steps = plan.steps_starting_before(time_budget)
         return self.apply_decode(plan, steps) if steps else None
-
-    def run_to_completion(self, requests: list[EngineRequest], max_steps: int = 10_000_000) -> float:
-        """Offline batch (like `vllm bench latency/throughput`): all requests at t=0; returns elapsed seconds."""
-        for request in requests:
-            self.add(request)
-        elapsed, steps = 0.0, 0
-        while self.has_work:
-            elapsed += self.step().duration_s
-            steps += 1
-            if steps > max_steps:
-                raise RuntimeError("engine made no progress")
-        return elapsed
