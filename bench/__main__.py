@@ -100,21 +100,44 @@ def emulator_section(seconds: float) -> str:
     ])
 
 
-def simulator_section(quick: bool) -> str:
-    from bench.simulate import CODE, CONV, SETTING, baseline_section, crosscheck_section, speed_section
+def simulator_intro() -> str:
+    from bench.simulate import SETTING
 
-    parts = ["## Simulator (`headroom simulate`)", "", f"Setting for every table: {SETTING}.", "", speed_section(), "", crosscheck_section()]
-    if not quick:
-        parts += ["", "### Baselines, each tuned by `--sweep` for >= 99% attainment (cheapest setting that reaches it)", "",
-                  "At 1x the Azure traces fit on one replica of this profile (its capacity at the SLO is about 17 req/s for "
-                  "the conv mix), so the comparison is made at 4x their rate.", "",
-                  baseline_section(CONV, "Azure conv 2023, 4x rate, request-level", "request", 4.0), "",
-                  baseline_section(CODE, "Azure code 2023, 4x rate, request-level", "request", 4.0)]
-    return "\n".join(parts)
+    return "\n".join(["## Simulator (`headroom simulate`)", "", f"Setting for every table: {SETTING}.", "",
+                      "Baseline tables: each baseline tuned by `--sweep` for >= 99% attainment (the cheapest setting that "
+                      "reaches it, or the best one when none does). At 1x the Azure traces fit on one replica of this profile "
+                      "(its capacity at the SLO is about 17 req/s for the conv mix), so they are compared at 4x their rate."])
 
 
+def _baseline(which: str):
+    def section(args) -> str:
+        from bench.simulate import CODE, CONV, MLARGE, baseline_section
+
+        if which == "conv":
+            return baseline_section(CONV, "Azure conv 2023, 4x rate, request-level", "request", 4.0)
+        if which == "code":
+            return baseline_section(CODE, "Azure code 2023, 4x rate, request-level", "request", 4.0)
+        return baseline_section(MLARGE, "ServeGen m-large, 14 days, fluid", "fluid", lengths_from=CONV)
+    return section
+
+
+def _speed(args) -> str:
+    from bench.simulate import speed_section
+
+    return speed_section()
+
+
+def _cross(args) -> str:
+    from bench.simulate import crosscheck_section
+
+    return crosscheck_section()
+
+
+SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim-cross": _cross,
+                "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
-            "sim": lambda args: simulator_section(args.quick)}
+            **SIM_SECTIONS}
+QUICK = ("engine", "sim", "sim-speed", "sim-cross")
 
 
 def _replace_section(text: str, name: str, body: str) -> str:
@@ -128,9 +151,9 @@ def _replace_section(text: str, name: str, body: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "engine", "sim", "fit"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "quick", *SECTIONS, "fit"],
+                        help="all sections; quick (all but the tuned baseline tables, which take hours); or one section")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per emulator-cost level")
-    parser.add_argument("--quick", action="store_true", help="sim: speed and cross-check only, no tuned baseline tables")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if args.what == "fit":
@@ -142,19 +165,20 @@ def main() -> None:
             print(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}")
         return
     header = "\n".join(["# Benchmarks", "",
-                        "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench engine` or `python -m bench sim` "
-                        f"reruns one part). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
-    text = DOC.read_text() if DOC.exists() else header
-    if "<!-- bench:" not in text:
-        text = header
-    text = header + text[text.index("<!-- bench:"):] if "<!-- bench:" in text else header
-    for name in (SECTIONS if args.what == "all" else [args.what]):
+                        "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
+                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code or sim-mlarge). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+    chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
+    for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        text = _replace_section(text, name, SECTIONS[name](args))
-    DOC.parent.mkdir(exist_ok=True)
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, DOC)
+        body = SECTIONS[name](args)
+        # read the document only now: other sections may have been rerun meanwhile, in other processes
+        text = DOC.read_text() if DOC.exists() else header
+        text = header + text[text.index("<!-- bench:"):] if "<!-- bench:" in text else header
+        text = _replace_section(text, name, body)
+        DOC.parent.mkdir(exist_ok=True)
+        tmp = DOC.with_suffix(f".md.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, DOC)
     print(f"bench: wrote {DOC}", file=sys.stderr)
 
 

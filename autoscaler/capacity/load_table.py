@@ -1,5 +1,6 @@
 """How one replica behaves at each offered rate, measured once on the engine model for a length mix:
-attainment, running and waiting requests, GPU utilization, KV use, TTFT quantiles, ITL and e2e latency."""
+attainment, running and waiting requests, GPU utilization, KV use, TTFT quantiles, ITL and e2e latency;
+up to the highest stable rate, then the saturated engine (full batch, queue growing) as the last row."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ TTFT_QUANTILES = np.linspace(0.025, 0.975, 20)
 
 @dataclass(frozen=True)
 class LoadTable:
-    """Rows by offered rate (req/s per replica); interpolate between them."""
+    """Rows by offered rate (req/s per replica); interpolate between them. The last row, at `max_throughput_rps`,
+    is the saturated replica: its batch is full and its TTFT counts from scheduling, so a fluid model adds the
+    time spent in its own backlog on top."""
 
     rates: np.ndarray
     attainment: np.ndarray
@@ -24,6 +27,8 @@ class LoadTable:
     gpu_util: np.ndarray  # percent
     kv_usage: np.ndarray
     ttft_quantiles: np.ndarray  # (rates, TTFT_QUANTILES)
+    running_ratio: np.ndarray  # (rates, TTFT_QUANTILES): scraped running requests over their mean, by quantile
+    waiting_quantiles: np.ndarray  # (rates, TTFT_QUANTILES): scraped waiting requests, by quantile
     itl_mean: np.ndarray
     e2e_mean: np.ndarray
     slo_capacity_rps: float  # highest rate at the attainment goal
@@ -46,33 +51,71 @@ class LoadTable:
 
 
 def _interp_rows(table: "LoadTable", rates: np.ndarray) -> np.ndarray:
-    i = np.clip(np.searchsorted(table.rates, rates), 1, len(table.rates) - 1)
-    lo, hi = table.rates[i - 1], table.rates[i]
-    w = np.clip(np.where(hi > lo, (rates - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0), 0.0, 1.0)[:, None]
-    return (1 - w) * table.ttft_quantiles[i - 1] + w * table.ttft_quantiles[i]
+    return interp_rows(rates, table.rates, table.ttft_quantiles)
+
+
+def bracket(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each x: the index of the knot above it (1..len-1) and its weight toward that knot, clipped at the ends."""
+    i = np.minimum(np.maximum(np.searchsorted(knots, x), 1), len(knots) - 1)
+    lo, span = knots[i - 1], knots[i] - knots[i - 1]
+    w = np.minimum(np.maximum((x - lo) / np.where(span > 0, span, np.inf), 0.0), 1.0)
+    return i, w
+
+
+def interp_rows(x: np.ndarray, knots: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Row-wise linear interpolation: for each x, the rows of `rows` around it by `knots`, clipped at the ends."""
+    i, w = bracket(x, knots)
+    w = w[:, None]
+    return (1 - w) * rows[i - 1] + w * rows[i]
+
+
+@dataclass(frozen=True)
+class _Row:
+    rate: float
+    attainment: float
+    running: float
+    waiting: float
+    gpu_util: float
+    kv_usage: float
+    ttft: np.ndarray
+    running_ratio: np.ndarray
+    waiting_quantiles: np.ndarray
+    itl: float
+    e2e: float
+    throughput: float  # completions/s in the steady part
 
 
 def _measure_row(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rate: float, duration_s: float, seed: int,
-                 slo_ttft_s: float, slo_itl_s: float) -> tuple[tuple, float]:
-    """One table row at `rate` (steady part only, after a quarter of the run), and the completions per second."""
+                 slo_ttft_s: float, slo_itl_s: float, saturated: bool = False) -> _Row:
+    """One row at `rate` from the steady part of a run (after a quarter of it). For a saturated replica the
+    latencies count from scheduling: the time in its own queue is the fluid model's backlog, not the row's."""
     from autoscaler.sim.baselines.static import Static
     from autoscaler.sim.results import attainment_mask
     from autoscaler.sim.simulator import SimConfig, Simulator
 
     workload = poisson_workload(rate, prompts, outputs, max(400, int(rate * duration_s)), seed)
     config = SimConfig(profile=profile, slo_ttft_s=slo_ttft_s, slo_itl_s=slo_itl_s, cold_start_s=0.0,
-                       scrape_interval_s=5.0, timeline_interval_s=5.0)
+                       scrape_interval_s=5.0, timeline_interval_s=1.0)
     result = Simulator(config, workload, Static(1, interval_s=3600.0)).run()
     frame, timeline = result.records, result.timeline
     warm, last = workload.duration_s * 0.25, workload.duration_s
-    steady = timeline[timeline["time_s"] > warm]
-    settled = frame[frame["arrival_s"] > warm]
-    met = attainment_mask(settled, slo_ttft_s, slo_itl_s).mean()
+    steady = timeline[(timeline["time_s"] > warm) & (timeline["time_s"] <= last)]
     finish = (frame["arrival_s"] + frame["e2e_s"]).to_numpy()
+    if saturated:  # the requests served while the batch was full, timed from their scheduling
+        start = (frame["arrival_s"] + frame["queue_s"]).to_numpy()
+        settled = frame[(start > warm) & (finish <= last)].copy()
+        settled["ttft_s"] -= settled["queue_s"]
+        settled["e2e_s"] -= settled["queue_s"]
+    else:
+        settled = frame[frame["arrival_s"] > warm]
     throughput = np.count_nonzero((finish > warm) & (finish <= last)) / (last - warm)
-    row = (rate, met, steady["running"].mean(), steady["waiting"].mean(), steady["gpu_util"].mean(), steady["kv_usage"].mean(),
-           np.quantile(frame["ttft_s"], TTFT_QUANTILES), frame["mean_itl_s"].mean(), frame["e2e_s"].mean())
-    return row, throughput
+    running = steady["running"].to_numpy(dtype=np.float64)
+    ratio = np.quantile(running, TTFT_QUANTILES) / running.mean() if running.mean() > 0 else np.ones(len(TTFT_QUANTILES))
+    waiting = np.zeros(len(TTFT_QUANTILES)) if saturated else np.quantile(steady["waiting"], TTFT_QUANTILES)
+    return _Row(rate, float(attainment_mask(settled, slo_ttft_s, slo_itl_s).mean()), float(running.mean()),
+                0.0 if saturated else float(steady["waiting"].mean()), float(steady["gpu_util"].mean()),
+                float(steady["kv_usage"].mean()), np.quantile(settled["ttft_s"], TTFT_QUANTILES), ratio, waiting,
+                float(settled["mean_itl_s"].mean()), float(settled["e2e_s"].mean()), throughput)
 
 
 def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, slo_ttft_s: float, slo_itl_s: float,
@@ -80,18 +123,24 @@ def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray,
                      attainment_goal: float = 0.99) -> LoadTable:
     prompts, outputs = np.asarray(prompts), np.asarray(outputs)
     capacity = slo_capacity(profile, prompts, outputs, slo_ttft_s, slo_itl_s, attainment_goal, seed=seed)
-    rows, throughputs = [], []
+    # far past capacity: the saturated engine (full batch), and the rate at which it works off a backlog
+    saturated = _measure_row(profile, prompts, outputs, max(1e-3, 4.0 * capacity), 300.0, seed, slo_ttft_s, slo_itl_s, True)
+    mu = saturated.throughput
+    rows = []
     for factor in points:
-        duration = 120.0 if factor < 0.9 else 600.0  # near and past capacity the queue takes long to settle
-        row, throughput = _measure_row(profile, prompts, outputs, max(1e-3, factor * capacity), duration, seed, slo_ttft_s, slo_itl_s)
-        rows.append(row)
-        throughputs.append(throughput)
-    # far past capacity: the saturated engine (full batch) and the rate a backlog drains at; its queue is the backlog
-    row, throughput = _measure_row(profile, prompts, outputs, max(1e-3, 4.0 * capacity), 300.0, seed, slo_ttft_s, slo_itl_s)
-    rows.append(row[:3] + (rows[-1][3],) + row[4:])
-    throughputs.append(throughput)
-    rows.insert(0, (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, rows[0][6], rows[0][7], rows[0][8]))
-    cols = list(zip(*rows))
-    return LoadTable(np.array(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]), np.array(cols[4]),
-                     np.array(cols[5]), np.vstack(cols[6]), np.array(cols[7]), np.array(cols[8]), capacity, max(throughputs),
+        rate = max(1e-3, factor * capacity)
+        if rate >= 0.995 * mu:
+            break  # not a steady state: the queue grows for as long as the run lasts
+        duration = 120.0 if factor < 0.9 else 600.0  # near capacity the batch takes long to settle
+        rows.append(_measure_row(profile, prompts, outputs, rate, duration, seed, slo_ttft_s, slo_itl_s))
+    idle = _Row(0.0, 1.0, 0.0, 0.0, 0.0, 0.0, rows[0].ttft, np.ones(len(TTFT_QUANTILES)), np.zeros(len(TTFT_QUANTILES)),
+                rows[0].itl, rows[0].e2e, 0.0)
+    top = _Row(mu, saturated.attainment, max(saturated.running, rows[-1].running), 0.0, saturated.gpu_util,
+               max(saturated.kv_usage, rows[-1].kv_usage), np.maximum(saturated.ttft, rows[-1].ttft), saturated.running_ratio,
+               saturated.waiting_quantiles, saturated.itl, saturated.e2e, mu)
+    rows = [idle, *rows, top]
+    column = lambda name: np.array([getattr(r, name) for r in rows])
+    return LoadTable(column("rate"), column("attainment"), column("running"), column("waiting"), column("gpu_util"),
+                     column("kv_usage"), np.vstack([r.ttft for r in rows]), np.vstack([r.running_ratio for r in rows]),
+                     np.vstack([r.waiting_quantiles for r in rows]), column("itl"), column("e2e"), capacity, mu,
                      float(outputs.mean()), float(prompts.mean()))

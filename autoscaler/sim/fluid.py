@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from autoscaler.capacity.load_table import LoadTable, build_load_table
 from autoscaler.policy.base import Policy
+from autoscaler.sim.fluid_replica import ReplicaDynamics
 from autoscaler.sim.observe import Observer, Scrape
 from autoscaler.sim.results import SimResult, count_scale_actions
 from autoscaler.sim.simulator import SimConfig
@@ -50,23 +51,122 @@ def counts_from_windows(windows: RateWindows, step_s: float, seed: int, start_s:
     return total[offset:offset + steps]
 
 
-@dataclass
-class _FluidReplica:
-    index: int
-    requested_at: float
-    ready_at: float
-    gone_at: float | None = None
-    retired_at: float | None = None
+class _Fleet:
+    """Live replicas as arrays (one slot each, compacted when some are gone); billing of the departed is kept."""
 
-    def serving(self, t: float) -> bool:
-        return self.retired_at is None and self.ready_at <= t
+    def __init__(self, initial: int):
+        self.requested = np.zeros(initial)
+        self.ready_at = np.zeros(initial)
+        self.retired = np.zeros(initial, dtype=bool)
+        self.n = np.zeros(initial)  # requests inside each replica
+        self.order = np.arange(initial, dtype=np.int64)  # creation order, for ties
+        self.created = initial
+        self.paid_s = 0.0  # replica-seconds of replicas already gone
+        self.version = 0  # bumped whenever replicas come, go or retire
+        self.next_ready = math.inf  # when the next starting replica becomes ready (kept by the simulator)
+        self.draining = 0  # retired replicas still holding requests
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+    def add(self, count: int, now: float, cold_start_s: float) -> None:
+        self.requested = np.append(self.requested, np.full(count, now))
+        self.ready_at = np.append(self.ready_at, np.full(count, now + cold_start_s))
+        self.retired = np.append(self.retired, np.zeros(count, dtype=bool))
+        self.n = np.append(self.n, np.zeros(count))
+        self.order = np.append(self.order, np.arange(self.created, self.created + count))
+        self.created += count
+        self.version += 1
+
+    def remove(self, gone: np.ndarray, when: float) -> None:
+        """Replicas in the mask `gone` stop costing at `when` and leave the arrays."""
+        self.paid_s += float(np.sum(when - self.requested[gone]))
+        keep = ~gone
+        self.requested, self.ready_at, self.retired = self.requested[keep], self.ready_at[keep], self.retired[keep]
+        self.n, self.order = self.n[keep], self.order[keep]
+        self.draining = int(np.count_nonzero(self.retired))
+        self.version += 1
+
+    def scale_to(self, target: int, now: float, cold_start_s: float) -> None:
+        """Start replicas, or retire starting ones first (newest first), then the ready ones holding least."""
+        active = np.flatnonzero(~self.retired)
+        if target > len(active):
+            self.add(target - len(active), now, cold_start_s)
+            return
+        surplus = len(active) - target
+        if surplus <= 0:
+            return
+        starting = self.ready_at[active] > now
+        pick = active[np.lexsort((-self.order[active], self.n[active], ~starting))][:surplus]
+        self.retired[pick] = True
+        self.draining = int(np.count_nonzero(self.retired))
+        self.version += 1
+        idle = np.zeros(len(self), dtype=bool)
+        idle[pick] = (self.ready_at[pick] > now) | (self.n[pick] <= 0.0)
+        if idle.any():
+            self.remove(idle, now)
+
+    def counts(self, when: float) -> tuple[int, int, int]:
+        """(ready, starting, draining)."""
+        ready = int(np.count_nonzero(~self.retired & (self.ready_at <= when)))
+        active = int(np.count_nonzero(~self.retired))
+        return ready, active - ready, len(self) - active
+
+    def paid_seconds(self, end: float) -> float:
+        return self.paid_s + float(np.sum(end - self.requested))
+
+
+class _Served:
+    """What was served in which replica state, step by step, folded in bulk into the TTFT histogram (Prometheus
+    buckets and a fine one), the ITL sums and per-step SLO attainment whenever a scrape or the summary needs them."""
+
+    def __init__(self, model: ReplicaDynamics, slo_ttft_s: float, per_token: float):
+        self.model, self.slo_ttft_s, self.per_token = model, slo_ttft_s, per_token
+        self.pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
+        self.ttft_fine = np.zeros(len(_FINE) + 1)
+        self.itl_fine = np.zeros(len(_FINE) + 1)
+        self.itl_sum = self.itl_count = 0.0
+        self.met_steps: list[np.ndarray] = []
+        self.met_values: list[np.ndarray] = []
+
+    def add(self, step: int, states: np.ndarray, requests: np.ndarray) -> None:
+        self.pending.append((step, states, requests))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        model = self.model
+        steps = np.concatenate([np.full(len(states), i) for i, states, _ in self.pending])
+        states = np.concatenate([states for _, states, _ in self.pending])
+        weights = np.concatenate([requests for _, _, requests in self.pending])
+        self.pending = []
+        points = model.ttft_points(states)
+        quantiles = points.shape[1]
+        per_point = np.repeat(weights / quantiles, quantiles)
+        flat = points.ravel()
+        self.ttft_counts += np.bincount(np.searchsorted(_TTFT_BOUNDS, flat), weights=per_point, minlength=len(self.ttft_counts))
+        self.ttft_fine += np.bincount(np.searchsorted(_FINE, flat), weights=per_point, minlength=len(self.ttft_fine))
+        itl = model.column("itl_mean", states)
+        self.itl_fine += np.bincount(np.searchsorted(_FINE, itl), weights=weights, minlength=len(self.itl_fine))
+        self.itl_sum += float(np.dot(weights, itl)) * self.per_token
+        self.itl_count += float(weights.sum()) * self.per_token
+        ok = np.minimum(model.column("attainment", states), np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
+        self.met_steps.append(steps)
+        self.met_values.append(weights * ok)
+
+    def met_per_step(self, steps: int) -> np.ndarray:
+        self.flush()
+        if not self.met_steps:
+            return np.zeros(steps)
+        return np.bincount(np.concatenate(self.met_steps), weights=np.concatenate(self.met_values), minlength=steps)
 
 
 class FluidSimulator:
     """Same inputs and outputs as the request-level Simulator; records are per step instead of per request."""
 
     def __init__(self, config: SimConfig, workload: Workload | None, policy: Policy, *, counts: np.ndarray | None = None,
-                 lengths: LengthSampler | None = None, table: LoadTable | None = None, step_s: float = 5.0, name: str = ""):
+                 lengths: LengthSampler | None = None, table: LoadTable | None = None, step_s: float = 1.0, name: str = ""):
         if workload is None and (counts is None or lengths is None):
             raise ValueError("fluid mode needs a workload, or per-step counts with a length sampler")
         self.config, self.policy, self.step_s = config, policy, step_s
@@ -88,187 +188,114 @@ class FluidSimulator:
     def run(self) -> SimResult:
         cfg, policy, dt = self.config, self.policy, self.step_s
         table = self._table()
-        mu = table.max_throughput_rps * dt  # requests one replica completes per step when saturated
-        top_rate = table.rates[-1]
+        model = ReplicaDynamics(table, dt, cfg.seed)
+        per_token = max(table.mean_output_tokens - 1, 0.0)
         observer = Observer(cfg.scrape_interval_s, cfg.rate_window_s)
-        replicas = [_FluidReplica(i, 0.0, 0.0) for i in range(cfg.initial_replicas)]
-        departed: list[_FluidReplica] = []
-        serving: list[_FluidReplica] | None = None
-        backlogged = False  # does any serving replica hold a backlog?
-        gauges = None
-        serving_until = -math.inf
-        created = len(replicas)
-        backlog = {r.index: 0.0 for r in replicas}  # requests queued inside each replica's engine beyond steady state
+        fleet = _Fleet(cfg.initial_replicas)
         desired = cfg.initial_replicas
         state = policy.initial_state()
         gateway: deque[list[float]] = deque()  # [arrival time, count] held while no replica is ready
-        cum = {"arrivals": 0.0, "completions": 0.0, "itl_sum": 0.0, "itl_count": 0.0}
-        ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
-        bucket_bounds = np.asarray(TTFT_BUCKETS)
+        held = 0.0
+        arrivals_total = completions_total = failed_total = 0.0
         next_control, next_scrape, next_timeline = policy.interval_s, 0.0, cfg.timeline_interval_s
-        met_total = failed_total = arrived_total = 0.0
-        ttft_hist = np.zeros(len(_FINE) + 1)  # fine log-spaced histograms for the summary's percentiles
-        itl_hist = np.zeros(len(_FINE) + 1)
+        served = _Served(model, cfg.slo_ttft_s, per_token)
         timeline, steps_out, decisions = [], [], []
         samples: tuple[ReplicaSample, ...] = ()
+        arrivals_at_timeline, last_timeline = 0.0, 0.0
+        serving, serving_key = np.zeros(0, dtype=np.int64), None
         n_steps = len(self.counts)
         step_index, t = 0, 0.0
-        mean_e2e = table.at("e2e_mean", 0.0)
-        while step_index < n_steps or gateway or any(backlog.values()):
+        while step_index < n_steps or held > 0 or fleet.n.sum() > _EMPTY:
             t = step_index * dt
-            if step_index % 12 == 0:  # replicas that are gone leave the live list (billing keeps them)
-                live = [r for r in replicas if r.gone_at is None or r.gone_at > t]
-                if len(live) != len(replicas):
-                    serving = None
-                    departed += [r for r in replicas if not (r.gone_at is None or r.gone_at > t)]
-                    for r in departed:
-                        backlog.pop(r.index, None)
-                    replicas = live
-            arrivals = self.counts[step_index] if step_index < n_steps else 0.0
-            if serving is None or t >= serving_until:  # recomputed only when a replica's state can have changed
-                serving = [r for r in replicas if r.serving(t)]
-                serving_until = min((r.ready_at for r in replicas if r.retired_at is None and r.ready_at > t), default=math.inf)
-            n = len(serving)
+            arrivals = float(self.counts[step_index]) if step_index < n_steps else 0.0
             if arrivals:
                 gateway.append([t, arrivals])
+                held += arrivals
             expired = 0.0
             while gateway and t - gateway[0][0] > cfg.queue_timeout_s:
                 expired += gateway.popleft()[1]
+            held -= expired
             failed_total += expired
-            incoming = sum(c for _, c in gateway) if n else 0.0
-            if n:
+            if serving_key != (fleet.version, t >= fleet.next_ready):  # the serving set changes only at these moments
+                serving = np.flatnonzero(~fleet.retired & (fleet.ready_at <= t))
+                fleet.next_ready = float(fleet.ready_at[fleet.ready_at > t].min(initial=math.inf))
+                serving_key = (fleet.version, t >= fleet.next_ready)
+                whole = len(serving) == len(fleet)
+            incoming = 0.0
+            if len(serving) and held > 0:
+                incoming, held = held, 0.0
                 gateway.clear()
-            # least outstanding requests: new work fills the shortest engine queues first (water-filling)
-            queued = np.array([backlog[r.index] for r in serving]) if n and backlogged else np.zeros(n)
-            uniform = n > 0 and not queued.any()  # the common steady state: every replica alike
-            share = np.full(n, incoming / n) if uniform else (_water_fill(queued, incoming) if n else np.zeros(0))
-            total = queued + share
-            served = np.minimum(total, mu)
-            left = total - served
-            rates = np.minimum(total / dt, top_rate)
-            step_served = float(served.sum())
-            met_before = met_total
-            if n and uniform and not left.any():
-                rate = float(rates[0])
-                points = table.ttft_points(rate)
-                ok = min(table.at("attainment", rate), float(np.mean(points <= cfg.slo_ttft_s)))
-                met_total += incoming * ok
-                if incoming > 0:
-                    weights = np.full(len(points), incoming / len(points))
-                    ttft_counts += np.bincount(np.searchsorted(bucket_bounds, points), weights=weights, minlength=len(ttft_counts))[: len(ttft_counts)]
-                    ttft_hist += np.bincount(np.searchsorted(_FINE, points), weights=weights, minlength=len(ttft_hist))
-                    itl = table.at("itl_mean", rate)
-                    itl_hist[np.searchsorted(_FINE, itl)] += incoming
-                    per_token = max(table.mean_output_tokens - 1, 0)
-                    cum["itl_sum"] += incoming * itl * per_token
-                    cum["itl_count"] += incoming * per_token
-                gauges = ReplicaSample(table.at("running", rate), table.at("waiting", rate), table.at("kv_usage", rate),
-                                       table.at("gpu_util", rate))
-                if backlogged:
-                    for r in serving:
-                        backlog[r.index] = 0.0
-                backlogged = False
-            elif n:
-                delay = left / mu * dt
-                points = table.ttft_points_many(rates) + delay[:, None]  # (replicas, quantiles)
-                ok = np.minimum(np.interp(rates, table.rates, table.attainment), np.mean(points <= cfg.slo_ttft_s, axis=1))
-                met_total += float(np.dot(share, ok))
-                routed = share > 0
-                if routed.any():
-                    weights = np.repeat(share[routed] / points.shape[1], points.shape[1])
-                    flat = points[routed].ravel()
-                    ttft_counts += np.bincount(np.searchsorted(bucket_bounds, flat), weights=weights, minlength=len(ttft_counts))[: len(ttft_counts)]
-                    ttft_hist += np.bincount(np.searchsorted(_FINE, flat), weights=weights, minlength=len(ttft_hist))
-                    itl = np.interp(rates[routed], table.rates, table.itl_mean)
-                    itl_hist += np.bincount(np.searchsorted(_FINE, itl), weights=share[routed], minlength=len(itl_hist))
-                    per_token = max(table.mean_output_tokens - 1, 0)
-                    cum["itl_sum"] += float(np.dot(share[routed], itl)) * per_token
-                    cum["itl_count"] += float(share[routed].sum()) * per_token
-                running = np.interp(rates, table.rates, table.running)
-                waiting = np.interp(rates, table.rates, table.waiting) + left
-                kv = np.interp(rates, table.rates, table.kv_usage)
-                util = np.where(left > 0, 100.0, np.interp(rates, table.rates, table.gpu_util))
-                gauges = (running, waiting, kv, util)
-                for i, r in enumerate(serving):
-                    backlog[r.index] = float(left[i])
-                backlogged = bool(left.any())
-            else:
-                gauges = None
-            for r in replicas:  # retired replicas work off what they still hold, then leave
-                if r.retired_at is not None and backlog.get(r.index, 0.0) > 0:
-                    take = min(mu, backlog[r.index])
-                    backlog[r.index] -= take
-                    step_served += take
-                    if backlog[r.index] <= 1e-9:
-                        backlog[r.index] = 0.0
-                        r.gone_at = t + dt + mean_e2e
-            cum["arrivals"] += arrivals
-            cum["completions"] += step_served
-            arrived_total += arrivals
-            held = sum(c for _, c in gateway)
-            steps_out.append((t, arrivals, float(share.sum()), met_total - met_before, expired, n,
-                              float(rates.mean()) if n else 0.0, float(left.max()) / mu * dt if n else 0.0))
-            step_end = t + dt
-            if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
-                if gauges is None:
-                    samples = ()
-                elif isinstance(gauges, ReplicaSample):
-                    samples = (gauges,) * n  # every replica alike: one sample object shared
+            levels = fleet.n if whole else fleet.n[serving]
+            same = len(levels) > 0 and levels.max() - levels.min() <= 1e-9 * max(1.0, levels.max())
+            if whole and same:  # the steady state: every replica alike, all of them serving
+                inside = fleet.n + incoming / len(serving)
+            else:  # least outstanding requests: new work fills the emptiest replicas first (water-filling)
+                share = _water_fill(levels, incoming)
+                inside = fleet.n.copy()
+                inside[serving] += share
+            fleet.n = model.step(inside)
+            step_done = float(inside.sum() - fleet.n.sum())
+            if fleet.draining:
+                drained = fleet.retired & (fleet.n < _EMPTY)
+                if drained.any():  # retired replicas leave once their last requests are done
+                    step_done += float(fleet.n[drained].sum())
+                    fleet.remove(drained, t + dt)
+                    serving = np.flatnonzero(~fleet.retired & (fleet.ready_at <= t))
+                    serving_key = (fleet.version, t >= fleet.next_ready)
+                    whole = len(serving) == len(fleet)
+            now_n = fleet.n if whole else fleet.n[serving]
+            if incoming > 0:
+                if same:  # one row stands for all
+                    served.add(step_index, now_n[:1], np.array([incoming]))
                 else:
-                    samples = tuple(map(ReplicaSample._make, zip(*(g.tolist() for g in gauges))))
+                    served.add(step_index, now_n, share)
+            arrivals_total += arrivals
+            completions_total += step_done
+            steps_out.append((t, arrivals, incoming, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0))
+            step_end = t + dt
+            if next_scrape < step_end:
+                served.flush()
+            if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
+                gauges = model.gauges(now_n)
+                samples = tuple(map(ReplicaSample, *(g.tolist() for g in gauges)))
+                # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
+                in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
             while next_scrape < step_end:
-                observer.record(Scrape(next_scrape, cum["arrivals"], cum["completions"], cum["completions"] * table.mean_prompt_tokens,
-                                       cum["completions"] * table.mean_output_tokens, ttft_counts.copy(), cum["itl_sum"],
-                                       cum["itl_count"], samples, held))
+                observer.record(Scrape(next_scrape, arrivals_total, completions_total, completions_total * table.mean_prompt_tokens,
+                                       completions_total * table.mean_output_tokens, served.ttft_counts.copy(),
+                                       served.itl_sum, served.itl_count, samples, held))
                 next_scrape += cfg.scrape_interval_s
             while next_control < step_end:
                 now = next_control
-                ready, starting, draining = _counts(replicas, serving, serving_until, now)
-                snapshot = observer.snapshot(now, desired, ready, starting, draining)
-                in_flight = sum(s.running + s.waiting for s in samples) + held
-                snapshot = replace(snapshot, extra={**snapshot.extra, "in_flight_now": in_flight})
+                snapshot = observer.snapshot(now, desired, *fleet.counts(now))
+                snapshot = replace(snapshot, extra={**snapshot.extra, "in_flight_now": in_flight + held})
                 decision, state = policy.decide(snapshot, state)
                 decisions.append((now, decision))
-                target = max(0, min(decision.desired, cfg.max_replicas))
-                active = [r for r in replicas if r.retired_at is None]
-                for _ in range(target - len(active)):
-                    replica = _FluidReplica(created, now, now + cfg.cold_start_s)
-                    created += 1
-                    replicas.append(replica)
-                    backlog[replica.index] = 0.0
-                surplus = len(active) - target
-                if surplus > 0:  # starting ones first (newest first), then the ready ones holding the least
-                    order = sorted(active, key=lambda r: (r.ready_at <= now, backlog[r.index], -r.requested_at))
-                    for r in order[:surplus]:
-                        r.retired_at = now
-                        if r.ready_at > now:
-                            r.gone_at = now
-                        elif backlog[r.index] == 0.0:
-                            r.gone_at = now + mean_e2e  # in-flight requests finish first
-                if target != len(active):
-                    serving = None
-                desired = target
+                desired = max(0, min(decision.desired, cfg.max_replicas))
+                fleet.scale_to(desired, now, cfg.cold_start_s)
                 next_control += policy.interval_s
             while next_timeline <= step_end:
                 when = next_timeline
-                ready, starting, draining = _counts(replicas, serving, serving_until, when)
+                ready, starting, draining = fleet.counts(when)
+                running, waiting, kv, util = gauges
+                came = arrivals_total - arrivals_at_timeline
+                k = max(1, len(kv))
                 timeline.append({"time_s": when, "desired": desired, "ready": ready, "starting": starting, "draining": draining,
-                                 "arrivals": arrivals, "arrival_rate": arrivals / dt,
-                                 "running": sum(s.running for s in samples), "waiting": sum(s.waiting for s in samples),
-                                 "gateway_queue": held, "kv_usage": float(np.mean([s.kv_usage for s in samples])) if samples else 0.0,
-                                 "gpu_util": float(np.mean([s.gpu_util for s in samples])) if samples else 0.0})
+                                 "arrivals": came, "arrival_rate": came / max(1e-9, when - last_timeline),
+                                 "running": float(running.sum()), "waiting": float(waiting.sum()), "gateway_queue": held,
+                                 "kv_usage": float(kv.sum()) / k, "gpu_util": float(util.sum()) / k})
+                arrivals_at_timeline, last_timeline = arrivals_total, when
                 next_timeline += cfg.timeline_interval_s
             step_index += 1
         end = max(t + dt, n_steps * dt)
-        for r in replicas:
-            if r.gone_at is None:
-                r.gone_at = end
-        return self._summary(departed + replicas, end, arrived_total, met_total, failed_total, ttft_hist, itl_hist,
-                             timeline, steps_out, decisions)
+        return self._summary(served, fleet.paid_seconds(end), end, arrivals_total, failed_total, timeline, steps_out, decisions)
 
-    def _summary(self, replicas, end, arrived, met, failed, ttft_hist, itl_hist, timeline, steps, decisions) -> SimResult:
+    def _summary(self, served: _Served, paid_s, end, arrived, failed, timeline, steps, decisions) -> SimResult:
         cfg = self.config
-        gpu_hours = sum(max(0.0, r.gone_at - r.requested_at) for r in replicas) * cfg.profile.gpus / 3600.0
+        met_per_step = served.met_per_step(len(steps))
+        met = float(met_per_step.sum())
+        ttft_hist, itl_hist = served.ttft_fine, served.itl_fine
+        gpu_hours = paid_s * cfg.profile.gpus / 3600.0
         cost = gpu_hours * cfg.price_per_gpu_hour
         out_tokens = (arrived - failed) * self._table().mean_output_tokens
         frame = pd.DataFrame(timeline)
@@ -280,24 +307,16 @@ class FluidSimulator:
             "gpu_hours": gpu_hours, "cost_usd": cost,
             "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
             "scale_actions": count_scale_actions(cfg.initial_replicas, decisions),
-            "max_replicas": int((frame["ready"] + frame["starting"]).max()) if len(frame) else cfg.initial_replicas,
+            "max_replicas": int((frame["ready"] + frame["starting"] + frame["draining"]).max()) if len(frame) else cfg.initial_replicas,
             "mean_replicas": gpu_hours * 3600.0 / end / cfg.profile.gpus, "duration_s": end, "output_tokens": out_tokens,
             "slo_ttft_s": cfg.slo_ttft_s, "slo_itl_s": cfg.slo_itl_s, "cold_start_s": cfg.cold_start_s,
             "profile": cfg.profile.name, "mode": "fluid",
         }
-        records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "met", "failed", "ready", "rate_per_replica", "queue_delay_s"])
+        records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "failed", "ready", "queue_delay_s"])
+        records.insert(3, "met", met_per_step)
+        records.insert(6, "rate_per_replica", records["routed"] / self.step_s / records["ready"].clip(lower=1))
+        records["queue_delay_s"] = served.model.queue_delay(records["queue_delay_s"].to_numpy())  # from the fullest replica's state
         return SimResult(summary, records, frame, decisions)
-
-
-def _counts(replicas: list[_FluidReplica], serving: list[_FluidReplica] | None, serving_until: float, when: float) -> tuple[int, int, int]:
-    """(ready, starting, draining) at `when`, from the cached serving list while it is valid."""
-    if serving is not None and when < serving_until:
-        ready = len(serving)
-    else:
-        ready = sum(1 for r in replicas if r.serving(when))
-    active = sum(1 for r in replicas if r.retired_at is None)
-    draining = sum(1 for r in replicas if r.retired_at is not None and (r.gone_at is None or r.gone_at > when))
-    return ready, active - ready, draining
 
 
 def _water_fill(levels: np.ndarray, amount: float) -> np.ndarray:
@@ -305,12 +324,14 @@ def _water_fill(levels: np.ndarray, amount: float) -> np.ndarray:
     if amount <= 0 or len(levels) == 0:
         return np.zeros(len(levels))
     order = np.sort(levels)
-    prefix = np.cumsum(order)
-    for k in range(1, len(order) + 1):
-        level = (amount + prefix[k - 1]) / k
-        if k == len(order) or level <= order[k]:
-            return np.maximum(0.0, level - levels)
-    return np.maximum(0.0, (amount + prefix[-1]) / len(order) - levels)
+    level = (amount + np.cumsum(order)) / np.arange(1, len(order) + 1)  # common level if the k lowest share it
+    fits = np.flatnonzero(level[:-1] <= order[1:])  # ...and it stays at or below the next queue
+    final = level[fits[0]] if len(fits) else level[-1]
+    return np.maximum(0.0, final - levels)
+
+
+_EMPTY = 0.5  # a replica holding fewer requests than this is empty
+_TTFT_BOUNDS = np.asarray(TTFT_BUCKETS)
 
 
 _FINE = np.geomspace(1e-4, 1e4, 801)  # bucket upper bounds, about 2.3% apart

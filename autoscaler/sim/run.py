@@ -157,7 +157,7 @@ def cached_load_table(config: SimConfig, prompts: np.ndarray, outputs: np.ndarra
     return table
 
 
-TABLE_VERSION = 4  # bump when the way a load table is measured changes
+TABLE_VERSION = 6  # bump when the way a load table is measured changes
 
 
 def _lengths(args: SimulateArgs) -> LengthSampler:

@@ -59,9 +59,8 @@ def test_servegen_counts_match_window_rates_and_are_reproducible(tmp_path):
 
 @pytest.mark.parametrize("policy", [Static(2), Static(4)], ids=["static-overloaded", "static-ample"])
 def test_fluid_agrees_with_request_level(table, policy):
-    """Within 2 points of attainment and 5% of GPU-hours, through overload and backlog drain.
-    Reactive settings that cycle (KEDA on waiting requests scaling 1 <-> 6) agree in shape but differ by 4-7
-    points in the cycle's phase: measured in docs/benchmarks.md, not yet within the goal."""
+    """Within 2 points of attainment and 5% of GPU-hours, through overload and backlog drain. Reactive policies
+    are compared on the Azure traces in docs/benchmarks.md (`python -m bench sim-cross`)."""
     cap = table.slo_capacity_rps
     w = poisson([(900, 0.6 * cap), (900, 2.4 * cap), (900, 1.2 * cap)], seed=3, prompt=1500, output=300)
     cfg = SimConfig(PROFILE, initial_replicas=2, cold_start_s=90.0)

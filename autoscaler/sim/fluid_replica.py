@@ -1,0 +1,64 @@
+"""One replica as a fluid queue: its state is the number of requests inside it, stepped implicitly through the
+throughput-against-concurrency curve of a LoadTable; gauges and latencies are read off the same state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autoscaler.capacity.load_table import LoadTable, bracket
+
+
+class ReplicaDynamics:
+    """Vectorized over replicas. A replica holding n requests completes X(n) per second, X rising with the batch
+    until the batch is full (n_sat) and flat at the saturated throughput beyond: the excess waits in its queue.
+    Each step solves n' = n + routed - X(n') dt (backward Euler: stable for any step, and at a constant arrival
+    rate it settles exactly on the table's steady state), which also fills a batch gradually after a surge."""
+
+    def __init__(self, table: LoadTable, step_s: float, seed: int = 0):
+        self.table, self.step_s = table, step_s
+        self.rng = np.random.default_rng(seed)
+        in_system = np.maximum.accumulate(table.running + table.waiting)
+        in_system = in_system + np.arange(len(in_system)) * 1e-9  # strictly increasing knots
+        self.n_knots = in_system
+        self.n_sat = float(in_system[-1])
+        self.mu = table.max_throughput_rps
+        self.x_knots = table.rates
+        # g(n) = n + X(n) dt is increasing and piecewise linear: invert it by interpolation, slope 1 past n_sat
+        far = self.n_sat + 1e9
+        self._g = np.append(in_system + table.rates * step_s, far + self.mu * step_s)
+        self._n = np.append(in_system, far)
+
+    def step(self, held: np.ndarray) -> np.ndarray:
+        """Requests still inside after one step, for replicas holding `held` (their previous count plus routed)."""
+        return np.interp(held, self._g, self._n)
+
+    def throughput(self, n: np.ndarray) -> np.ndarray:
+        return np.interp(n, self.n_knots, self.x_knots)
+
+    def queue_delay(self, n: np.ndarray) -> np.ndarray:
+        """Seconds a new request waits behind the part of the queue that cannot join a full batch."""
+        return np.maximum(n - self.n_sat, 0.0) / self.mu
+
+    def column(self, name: str, n: np.ndarray) -> np.ndarray:
+        return np.interp(n, self.n_knots, getattr(self.table, name))
+
+    def ttft_points(self, n: np.ndarray) -> np.ndarray:
+        """TTFT quantile points for requests joining replicas in states `n`: (len(n), quantiles)."""
+        return self.table.ttft_points_many(self.throughput(n)) + self.queue_delay(n)[:, None]
+
+    def gauges(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(running, waiting, KV use, GPU utilization %) as a scrape would read them. Running and waiting are
+        instantaneous counts: drawn from their spread at that load on the engine (a burst of long requests lifts
+        one replica's batch for a while), which is what threshold policies with stabilization windows react to."""
+        table = self.table
+        pick = self.rng.integers(0, table.running_ratio.shape[1], len(n))
+        i, w = bracket(n, self.n_knots)
+        lo = 1.0 - w
+        pick_lo, pick_hi = (i - 1, pick), (i, pick)
+        ratio = lo * table.running_ratio[pick_lo] + w * table.running_ratio[pick_hi]
+        queued = lo * table.waiting_quantiles[pick_lo] + w * table.waiting_quantiles[pick_hi]
+        at = lambda column: lo * column[i - 1] + w * column[i]
+        running = at(table.running) * ratio
+        waiting = queued + np.maximum(n - self.n_sat, 0.0)
+        return running, waiting, at(table.kv_usage), at(table.gpu_util)
+
