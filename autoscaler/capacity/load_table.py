@@ -55,11 +55,11 @@ def _interp_rows(table: "LoadTable", rates: np.ndarray) -> np.ndarray:
 
 
 def bracket(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each x: the index of the knot above it (1..len-1) and its weight toward that knot, clipped at the ends."""
-    i = np.minimum(np.maximum(np.searchsorted(knots, x), 1), len(knots) - 1)
-    lo, span = knots[i - 1], knots[i] - knots[i - 1]
-    w = np.minimum(np.maximum((x - lo) / np.where(span > 0, span, np.inf), 0.0), 1.0)
-    return i, w
+    """For each x: the index of the knot above it (1..len-1) and its weight toward that knot, clipped at the ends.
+    `knots` must be strictly increasing."""
+    position = np.interp(x, knots, np.arange(len(knots), dtype=np.float64))
+    below = np.minimum(position.astype(np.intp), len(knots) - 2)
+    return below + 1, position - below
 
 
 def interp_rows(x: np.ndarray, knots: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -137,9 +136,13 @@ class _Served:
         if not self.pending:
             return
         model = self.model
-        steps = np.concatenate([np.full(len(states), i) for i, states, _ in self.pending])
-        states = np.concatenate([states for _, states, _ in self.pending])
-        weights = np.concatenate([requests for _, _, requests in self.pending])
+        if len(self.pending) == 1:
+            step, states, weights = self.pending[0]
+            steps = np.full(len(states), step)
+        else:
+            steps = np.concatenate([np.full(len(states), i) for i, states, _ in self.pending])
+            states = np.concatenate([states for _, states, _ in self.pending])
+            weights = np.concatenate([requests for _, _, requests in self.pending])
         self.pending = []
         points = model.ttft_points(states)
         quantiles = points.shape[1]
@@ -256,7 +259,7 @@ class FluidSimulator:
             if next_scrape < step_end:
                 served.flush()
             if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
-                gauges = model.gauges(now_n)
+                gauges = model.gauges(now_n, uniform=same)
                 samples = tuple(map(ReplicaSample, *(g.tolist() for g in gauges)))
                 # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
                 in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
@@ -267,8 +270,7 @@ class FluidSimulator:
                 next_scrape += cfg.scrape_interval_s
             while next_control < step_end:
                 now = next_control
-                snapshot = observer.snapshot(now, desired, *fleet.counts(now))
-                snapshot = replace(snapshot, extra={**snapshot.extra, "in_flight_now": in_flight + held})
+                snapshot = observer.snapshot(now, desired, *fleet.counts(now), extra={"in_flight_now": in_flight + held})
                 decision, state = policy.decide(snapshot, state)
                 decisions.append((now, decision))
                 desired = max(0, min(decision.desired, cfg.max_replicas))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autoscaler.capacity.load_table import LoadTable, bracket
+from autoscaler.capacity.load_table import LoadTable, bracket, interp_rows
 
 
 class ReplicaDynamics:
@@ -44,15 +44,20 @@ class ReplicaDynamics:
 
     def ttft_points(self, n: np.ndarray) -> np.ndarray:
         """TTFT quantile points for requests joining replicas in states `n`: (len(n), quantiles)."""
-        return self.table.ttft_points_many(self.throughput(n)) + self.queue_delay(n)[:, None]
+        return interp_rows(n, self.n_knots, self.table.ttft_quantiles) + self.queue_delay(n)[:, None]
 
-    def gauges(self, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def gauges(self, n: np.ndarray, uniform: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(running, waiting, KV use, GPU utilization %) as a scrape would read them. Running and waiting are
         instantaneous counts: drawn from their spread at that load on the engine (a burst of long requests lifts
-        one replica's batch for a while), which is what threshold policies with stabilization windows react to."""
+        one replica's batch for a while), which is what threshold policies with stabilization windows react to.
+        `uniform`: every replica is in the same state (looked up once)."""
         table = self.table
         pick = self.rng.integers(0, table.running_ratio.shape[1], len(n))
-        i, w = bracket(n, self.n_knots)
+        if uniform and len(n) > 1:
+            i, w = bracket(n[:1], self.n_knots)
+            i, w = np.full(len(n), i[0]), np.full(len(n), w[0])
+        else:
+            i, w = bracket(n, self.n_knots)
         lo = 1.0 - w
         pick_lo, pick_hi = (i - 1, pick), (i, pick)
         ratio = lo * table.running_ratio[pick_lo] + w * table.running_ratio[pick_hi]

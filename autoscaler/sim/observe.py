@@ -55,10 +55,10 @@ class Observer:
         self.scrapes.append(scrape)
         self._times.append(scrape.time)
 
-    def snapshot(self, time: float, desired: int, ready: int, starting: int, stopping: int) -> Snapshot:
+    def snapshot(self, time: float, desired: int, ready: int, starting: int, stopping: int, extra: dict | None = None) -> Snapshot:
         k = bisect.bisect_right(self._times, time) - 1
         if k < 0:
-            return Snapshot(time, desired, ready, starting, stopping, stale=True, window_s=self.window_s)
+            return Snapshot(time, desired, ready, starting, stopping, stale=True, window_s=self.window_s, extra=extra or {})
         now = self.scrapes[k]
         j = max(0, bisect.bisect_right(self._times, now.time - self.window_s) - 1)
         then = self.scrapes[j]
@@ -78,6 +78,7 @@ class Observer:
             sample_age_s=time - now.time,
             window_s=self.window_s,
             stale=time - now.time > 3 * self.scrape_interval_s,
+            extra=extra or {},
         )
 
 

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -195,9 +195,8 @@ class Simulator:
 
     def _control(self, now: float, state):
         ready, starting, draining = self._counts()
-        snapshot = self.observer.snapshot(now, self._desired, ready, starting, draining)
         in_flight = sum(r.outstanding for r in self.replicas) + len(self.gateway)
-        snapshot = replace(snapshot, extra={**snapshot.extra, "in_flight_now": in_flight})
+        snapshot = self.observer.snapshot(now, self._desired, ready, starting, draining, extra={"in_flight_now": in_flight})
         decision, state = self.policy.decide(snapshot, state)
         self.decisions.append((now, decision))
         if decision.desired != self._desired or decision.desired != len(self._active()):

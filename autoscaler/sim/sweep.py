@@ -14,7 +14,7 @@ GRIDS = {
     "hpa:running": (4, 8, 16, 32, 64, 128, 256),
     "keda": (1, 2, 5, 10, 20, 50),
     "kpa": (4, 8, 16, 32, 64, 128, 256),
-    "oracle": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5),  # capacity factor: bursts inside a window need headroom
+    "oracle": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2),  # capacity factor: bursts inside a window need headroom
 }
 
 
