@@ -100,6 +100,37 @@ def _simulate(args) -> int:
     return 0
 
 
+def _loadtest_run(args) -> int:
+    from loadgen.run import run_campaign
+
+    out = args.out or f"results/{__import__('pathlib').Path(args.campaign).stem}"
+    summary, code = run_campaign(args.campaign, out, workers=args.workers, quiet=args.quiet)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(campaign_table(summary))
+        print(f"results in {out}" + (f"  (PARTIAL: {summary['partial_reason']})" if summary["partial"] else ""))
+    if summary["partial"]:
+        print(f"headroom loadtest: {summary['partial_reason']}", file=sys.stderr)
+    return code
+
+
+def campaign_table(summary: dict) -> str:
+    """The campaign summary as vllm bench serve prints it."""
+    rows = [("Successful requests", summary["completed"]), ("Failed requests", summary["failed"]),
+            ("Benchmark duration (s)", summary["duration"]), ("Request throughput (req/s)", summary["request_throughput"]),
+            ("Request goodput (req/s)", summary["request_goodput"]), ("Output token throughput (tok/s)", summary["output_throughput"]),
+            ("SLO attainment", summary["slo_attainment"])]
+    for key, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2el", "E2E latency")):
+        rows += [(f"Mean {label} (ms)", summary[f"mean_{key}_ms"]), (f"Median {label} (ms)", summary[f"median_{key}_ms"]),
+                 (f"P99 {label} (ms)", summary[f"p99_{key}_ms"])]
+    width = max(len(label) for label, _ in rows)
+    title = f" {summary['campaign']} "
+    lines = [title.center(width + 14, "=")]
+    lines += [f"{label:<{width}}  {_fmt(value):>12}" for label, value in rows]
+    return "\n".join(lines)
+
+
 def print_table(rows: list[dict]) -> None:
     if not rows:
         print("(nothing)")
@@ -181,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, metavar="DIR", help="write records (parquet), summary.json and plots here")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=_simulate)
+
+    lt = sub.add_parser("loadtest", help="Locust load campaigns against OpenAI-compatible endpoints")
+    lt_sub = lt.add_subparsers(dest="loadtest_command", required=True)
+    run = lt_sub.add_parser("run", help="run a campaign file headless, locally or with Locust workers")
+    run.add_argument("campaign", metavar="CAMPAIGN.yaml")
+    run.add_argument("--workers", type=int, default=0, help="a Locust master with this many worker processes (0: one process)")
+    run.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/<campaign file name>)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--quiet", action="store_true", help="no Locust output or progress line")
+    run.set_defaults(func=_loadtest_run)
     return parser
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ from autoscaler.sim.baselines.oracle import Oracle
 from autoscaler.sim.policies import PolicyContext, parse_policy
 from autoscaler.sim.results import SimResult
 from autoscaler.sim.simulator import SimConfig, Simulator
-from loadgen.workloads.azure import load_azure
-from loadgen.workloads.jsonl import load_jsonl
-from loadgen.workloads.servegen import LengthSampler, load_servegen, synthesize
+from loadgen.workloads.load import length_sampler, load_workload
+from loadgen.workloads.servegen import LengthSampler, load_servegen
 from loadgen.workloads.workload import Workload
 from serving.profiles import gpu_price_per_hour, load_profile
 
@@ -48,26 +46,8 @@ class SimulateArgs:
 
 def load_trace(args: SimulateArgs) -> Workload:
     """Azure CSV, JSONL replay, or a ServeGen folder (synthesized over [start, end) with lengths from a trace)."""
-    path = Path(args.trace)
-    if path.is_dir():
-        windows = load_servegen(path)
-        end = args.end_s if args.end_s is not None else args.start_s + 3600.0
-        workload = synthesize(windows, _lengths(args), args.seed, args.start_s, end, name=path.name)
-    elif path.suffix == ".jsonl":
-        workload = load_jsonl(path)
-    elif path.suffix == ".csv":
-        workload = load_azure(path)
-    elif not path.exists():
-        raise FileNotFoundError(f"trace {args.trace} does not exist")
-    else:
-        raise ValueError(f"trace {args.trace}: expected an Azure .csv, a .jsonl replay file or a ServeGen folder")
-    if not path.is_dir() and (args.start_s or args.end_s is not None):
-        workload = workload.window(args.start_s, args.end_s if args.end_s is not None else math.inf)
-    if args.time_scale != 1.0 or args.rate_scale != 1.0:
-        workload = workload.scaled(args.time_scale, args.rate_scale, args.seed)
-    if len(workload) == 0:
-        raise ValueError(f"trace {args.trace}: no requests in the selected range")
-    return workload
+    return load_workload(args.trace, start_s=args.start_s, end_s=args.end_s, time_scale=args.time_scale,
+                         rate_scale=args.rate_scale, seed=args.seed, lengths_from=args.lengths_from)
 
 
 def sim_config(args: SimulateArgs) -> SimConfig:
@@ -123,8 +103,6 @@ _TABLES: dict = {}
 
 def _cached_table(args: SimulateArgs, config: SimConfig, workload: Workload | None = None):
     """One load table per (profile, SLO, length source, seed) in this process: it costs seconds to measure."""
-    from autoscaler.capacity.load_table import build_load_table
-
     key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, args.trace if workload is not None else args.lengths_from, args.seed)
     if key not in _TABLES:
         lengths = LengthSampler.from_workload(workload) if workload is not None else _lengths(args)
@@ -161,10 +139,7 @@ TABLE_VERSION = 6  # bump when the way a load table is measured changes
 
 
 def _lengths(args: SimulateArgs) -> LengthSampler:
-    if args.lengths_from:
-        return LengthSampler.from_workload(load_trace(replace(args, trace=args.lengths_from, start_s=0.0, end_s=None,
-                                                              time_scale=1.0, rate_scale=1.0)))
-    return LengthSampler.lognormal(1155, 211)  # the Azure conv means, when no length trace is given
+    return length_sampler(args.lengths_from)
 
 
 def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimResult:

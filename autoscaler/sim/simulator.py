@@ -205,7 +205,7 @@ class Simulator:
 
     def _timeline_row(self, now: float, since: float, arrivals_before: int) -> dict:
         ready, starting, draining = self._counts()
-        kv, busy = [], 0.0
+        kv = []
         for r in self.replicas:
             if r.state in (State.READY, State.STOPPING):
                 r.settle(now, self)
