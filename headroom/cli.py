@@ -55,7 +55,7 @@ def _up(args) -> int:
     config = StackConfig(
         replicas=args.replicas, profile=args.profile, cold_start_s=args.cold_start, host=args.host,
         gateway_port=args.port, prometheus_port=args.prometheus_port, run_dir=args.run_dir,
-        demo=args.demo, demo_duration_s=args.demo_duration, demo_rate=args.demo_rate, json_output=args.json,
+        demo=args.demo, json_output=args.json, **({'campaign': args.campaign} if args.campaign else {}),
     )
     _install_loop()
     return asyncio.run(run_stack(config))
@@ -113,6 +113,24 @@ def _loadtest_run(args) -> int:
     if summary["partial"]:
         print(f"headroom loadtest: {summary['partial_reason']}", file=sys.stderr)
     return code
+
+
+def _loadtest_sweep(args) -> int:
+    from pathlib import Path
+
+    from loadgen.sweep import sweep_capacity
+
+    out = Path(args.out or f"results/sweep-{Path(args.campaign).stem}")
+    log = lambda line: print(line, file=sys.stderr, flush=True)
+    result = sweep_capacity(args.campaign, out, goal=args.goal, probe_s=args.probe_seconds, start_rate=args.start_rate,
+                            max_rate=args.max_rate, tolerance=args.tolerance, workers=args.workers, replicas=args.replicas,
+                            progress=log)
+    if args.json:
+        print(json.dumps(result.model_dump(), indent=2))
+    else:
+        print(f"capacity at >= {args.goal:.0%} within TTFT <= {result.slo_ttft_s:g} s and TPOT <= {result.slo_tpot_s:g} s: "
+              f"{result.capacity_rps:.3f} req/s per replica ({len(result.probes)} probes); written to {out / 'capacity.yaml'}")
+    return 0
 
 
 def campaign_table(summary: dict) -> str:
@@ -180,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (0: any free port)")
     up.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
     up.add_argument("--run-dir", default=".run", help="where configs, targets and Prometheus data go")
-    up.add_argument("--demo", action="store_true", help="run a short built-in load, print a summary from Prometheus, exit")
-    up.add_argument("--demo-duration", type=float, default=60.0, metavar="SECONDS")
-    up.add_argument("--demo-rate", type=float, default=8.0, metavar="RPS")
+    up.add_argument("--demo", action="store_true", help="run a load campaign through the gateway, print its summary next to Prometheus' one, exit")
+    up.add_argument("--campaign", default=None, metavar="CAMPAIGN.yaml",
+                    help="the campaign --demo runs through the gateway (default: the shipped demo campaign)")
     up.add_argument("--json", action="store_true", help="print the demo summary as JSON")
     up.set_defaults(func=_up)
 
@@ -222,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no Locust output or progress line")
     run.set_defaults(func=_loadtest_run)
+    sw = lt_sub.add_parser("sweep", help="find the highest request rate that meets the campaign's SLO; write a capacity file")
+    sw.add_argument("campaign", metavar="CAMPAIGN.yaml", help="target, model, lengths and SLO (its shape is replaced)")
+    sw.add_argument("--goal", type=float, default=0.99, help="SLO attainment to reach (default 0.99)")
+    sw.add_argument("--probe-seconds", type=float, default=60.0, help="length of each constant-rate probe")
+    sw.add_argument("--start-rate", type=float, default=1.0, metavar="RPS")
+    sw.add_argument("--max-rate", type=float, default=1000.0, metavar="RPS")
+    sw.add_argument("--tolerance", type=float, default=0.05, help="stop bisecting within this fraction")
+    sw.add_argument("--replicas", type=int, default=1, help="replicas behind the target (capacity is per replica)")
+    sw.add_argument("--workers", type=int, default=0)
+    sw.add_argument("--out", default=None, metavar="DIR")
+    sw.add_argument("--json", action="store_true")
+    sw.set_defaults(func=_loadtest_sweep)
     return parser
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from exporters.gateway.router import Router
-from headroom.demo import run_demo_load
 from headroom.prometheus import PrometheusProcess, scrape_config
 from headroom.summary import query_summary
+from loadgen.campaign import SHIPPED
+from loadgen.run import run_campaign
 from serving.fleet.fleet import FleetConfig, LocalFleet, ReplicaState, free_port
 from serving.http.server import serve
 from serving.profiles import gpu_price_per_hour, load_profile
@@ -34,8 +35,8 @@ class StackConfig(BaseModel):
     scrape_interval_s: int = Field(5, ge=1)
     run_dir: Path = Path(".run")
     demo: bool = False
-    demo_duration_s: float = Field(60.0, gt=0)
-    demo_rate: float = Field(8.0, gt=0)
+    campaign: Path = SHIPPED / "demo.yaml"  # what --demo runs through the gateway
+    results_dir: Path = Path("results/demo")
     json_output: bool = False
 
 
@@ -82,49 +83,55 @@ def _print(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def format_summary(summary: dict, load: dict) -> str:
-    def f(key, fmt):
-        value = summary.get(key, math.nan)
-        return fmt.format(value) if not (isinstance(value, float) and math.isnan(value)) else "n/a (no data)"
+def format_summary(summary: dict, campaign: dict) -> str:
+    """Prometheus (what the servers exported, read back with PromQL) next to the campaign (what clients measured)."""
+    def f(value, fmt):
+        return fmt.format(value) if not (isinstance(value, float) and math.isnan(value)) else "n/a"
 
-    lines = [
-        "Summary read back from Prometheus (PromQL):",
-        f"  requests/s               {f('requests_per_s', '{:.2f}')}",
-        f"  output tokens/s          {f('output_tokens_per_s', '{:.0f}')}",
-        f"  p95 TTFT                 {f('ttft_p95_s', '{:.3f} s')}",
-        f"  p95 ITL                  {f('itl_p95_s', '{:.4f} s')}",
-        f"  KV cache use (mean/max)  {f('kv_cache_usage_mean', '{:.1%}')} / {f('kv_cache_usage_max', '{:.1%}')}",
-        f"  GPU utilization (mean)   {f('gpu_util_mean_pct', '{:.1f} %')}",
-        f"  GPU-hours                {f('gpu_hours', '{:.4f}')}",
-        f"  cost                     {f('cost_usd', '$ {:.4f}')} at $ {summary['usd_per_gpu_hour']:.2f} per GPU-hour",
-        f"  cost per 1M output tok   {f('cost_per_million_output_tokens', '$ {:.2f}')}",
-        "Load (client side):",
-        f"  sent {load['sent']}, ok {load['ok']}, failed {load['failed']}, output tokens {load['output_tokens']}",
+    prom = lambda key, fmt: f(summary.get(key, math.nan), fmt)
+    client = lambda key, fmt, scale=1.0: f(campaign.get(key, math.nan) * scale, fmt)
+    rows = [
+        ("requests/s", prom("requests_per_s", "{:.2f}"), client("request_throughput", "{:.2f}")),
+        ("output tokens/s", prom("output_tokens_per_s", "{:.0f}"), client("output_throughput", "{:.0f}")),
+        ("p95 TTFT", prom("ttft_p95_s", "{:.3f} s"), client("p95_ttft_ms", "{:.3f} s", 1e-3)),
+        ("p95 ITL", prom("itl_p95_s", "{:.4f} s"), client("p95_itl_ms", "{:.4f} s", 1e-3)),
+        ("KV cache use (mean/max)", f"{prom('kv_cache_usage_mean', '{:.1%}')} / {prom('kv_cache_usage_max', '{:.1%}')}", ""),
+        ("GPU utilization (mean)", prom("gpu_util_mean_pct", "{:.1f} %"), ""),
+        ("GPU-hours", prom("gpu_hours", "{:.4f}"), ""),
+        ("cost", f"{prom('cost_usd', '$ {:.4f}')} at $ {summary['usd_per_gpu_hour']:.2f}/GPU-h", ""),
+        ("cost per 1M output tokens", prom("cost_per_million_output_tokens", "$ {:.2f}"), ""),
+        ("requests ok / failed", "", f"{campaign['completed']} / {campaign['failed']} of {campaign['planned']}"),
+        ("SLO attainment", "", client("slo_attainment", "{:.1%}")),
     ]
-    if load["errors"]:
-        lines.append(f"  errors: {load['errors']}")
+    lines = [f"{'':26s}  {'Prometheus (PromQL)':>30s}  {'campaign (clients)':>22s}"]
+    lines += [f"{label:26s}  {a:>30s}  {b:>22s}" for label, a, b in rows]
+    if campaign.get("errors"):
+        lines.append(f"errors: {campaign['errors']}")
     return "\n".join(lines)
 
 
 async def run_demo(stack: LocalStack, config: StackConfig) -> int:
-    _print(f"demo: {config.demo_rate:g} requests/s for {config.demo_duration_s:g} s through {stack.gateway_url}")
-    result = await run_demo_load(stack.gateway_url, stack.profile.model.name, config.demo_rate, config.demo_duration_s, progress=_print)
+    """Run the demo campaign through the gateway, then read the same period back from Prometheus."""
+    overrides = {"target": stack.gateway_url, "model": stack.profile.model.name}
+    _print(f"demo: campaign {config.campaign} through {stack.gateway_url}; results in {config.results_dir}")
+    started = asyncio.get_running_loop().time()
+    campaign, code = await asyncio.to_thread(run_campaign, str(config.campaign), config.results_dir, 0, config.json_output, overrides)
+    elapsed = asyncio.get_running_loop().time() - started
     settle = 2 * config.scrape_interval_s + 1
     _print(f"load done; waiting {settle} s for the last scrapes")
     await asyncio.sleep(settle)
-    window = int(config.demo_duration_s + settle)
     price = gpu_price_per_hour(stack.profile.gpu.name)
-    summary = await asyncio.to_thread(query_summary, stack.prometheus.url, window, config.scrape_interval_s, price,
-                                      config.demo_duration_s)
+    summary = await asyncio.to_thread(query_summary, stack.prometheus.url, int(elapsed + settle), config.scrape_interval_s,
+                                      price, campaign["duration"] if campaign["duration"] == campaign["duration"] else elapsed)
     values = summary.as_dict()
-    load = {"sent": result.sent, "ok": result.ok, "failed": result.failed, "output_tokens": result.output_tokens, "errors": result.errors}
     if config.json_output:
-        print(json.dumps({"prometheus": values, "load": load, "profile": stack.profile.name}, indent=2))
+        print(json.dumps({"prometheus": values, "campaign": campaign, "profile": stack.profile.name}, indent=2, default=str))
     else:
-        print(format_summary(values, load))
+        print(format_summary(values, campaign))
     missing = [k for k, v in values.items() if isinstance(v, float) and math.isnan(v)]
-    if missing or result.failed or result.ok == 0:
-        _print(f"demo FAILED: missing from Prometheus: {missing or 'none'}; failed requests: {result.failed}")
+    if missing or code != 0 or campaign["failed"] or campaign["completed"] == 0:
+        _print(f"demo FAILED: missing from Prometheus: {missing or 'none'}; campaign exit {code}, "
+               f"failed requests {campaign['failed']}, {campaign['partial_reason'] or ''}")
         return 1
     return 0
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, Posit
 from loadgen.arrivals import PROCESSES, arrival_times
 from loadgen.shapes import Shape, Trace
 from loadgen.workloads.load import length_sampler, load_workload
+from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
 
 
@@ -32,6 +33,7 @@ class Lengths(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prompt_tokens: PositiveInt = 512
     output_tokens: PositiveInt = 128
+    spread: float = Field(0.0, ge=0, le=3)  # > 0: log-normal lengths with these means and this sigma
     from_trace: str | None = None
     shared_prefix_tokens: int = Field(0, ge=0)
 
@@ -69,6 +71,9 @@ class Campaign(BaseModel):
     @property
     def base_url(self) -> str:
         return str(self.target).rstrip("/")
+
+
+SHIPPED = Path(__file__).with_name("campaigns")
 
 
 def load_campaign(path: str | Path, overrides: dict | None = None) -> Campaign:
@@ -124,8 +129,10 @@ def campaign_workload(campaign: Campaign) -> Workload:
         duration = shape.duration(campaign.duration_s)
         times = arrival_times(shape.rate_at, duration, campaign.arrivals.process, campaign.arrivals.cv, campaign.seed)
         lengths = campaign.lengths
-        if lengths.from_trace:
-            prompts, outputs = length_sampler(lengths.from_trace).sample(len(times), np.random.default_rng(campaign.seed + 1))
+        if lengths.from_trace or lengths.spread > 0:
+            sampler = (length_sampler(lengths.from_trace) if lengths.from_trace else
+                       LengthSampler.lognormal(lengths.prompt_tokens, lengths.output_tokens, lengths.spread, campaign.seed))
+            prompts, outputs = sampler.sample(len(times), np.random.default_rng(campaign.seed + 1))
         else:
             prompts = np.full(len(times), lengths.prompt_tokens)
             outputs = np.full(len(times), lengths.output_tokens)

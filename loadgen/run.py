@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from loadgen.campaign import Campaign, campaign_workload, load_campaign
 from loadgen.records import read_records
 from loadgen.summary import summarize
@@ -60,15 +62,19 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = False) -> tuple[dict, int]:
-    """Run a campaign file; (summary, exit code: 0 complete, 1 partial, 2 could not start)."""
-    campaign = load_campaign(path)
+def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = False,
+                 overrides: dict | None = None) -> tuple[dict, int]:
+    """Run a campaign file (with some keys overridden, e.g. the target of a stack started just now);
+    (summary, exit code: 0 complete, 1 partial, 2 could not start)."""
+    campaign = load_campaign(path, overrides)
     workload = campaign_workload(campaign)
     out = Path(out)
     (out / "records").mkdir(parents=True, exist_ok=True)
     for old in (out / "records").glob("*.jsonl"):
         old.unlink()
-    (out / "campaign.yaml").write_text(Path(path).read_text())
+    effective = out / "campaign.yaml"  # what ran, overrides and resolved trace paths included
+    effective.write_text(yaml.safe_dump(campaign.model_dump(mode="json", by_alias=True), sort_keys=False))
+    path = str(effective)
     problem = check_target(campaign)
     if problem:
         summary = _finish(campaign, workload, out, workers, partial_reason=problem)

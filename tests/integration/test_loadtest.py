@@ -108,3 +108,18 @@ def test_interrupted_run_keeps_partial_results(tmp_path):
     assert proc.returncode == 1 and summary["partial"] and "interrupted" in summary["partial_reason"]
     assert 0 < summary["completed"] < summary["planned"] == 240
     assert len(pd.read_parquet(tmp_path / "out" / "requests.parquet")) == summary["completed"] + summary["failed"]
+
+
+def test_sweep_finds_the_highest_rate_within_the_slo_and_writes_a_capacity_file(tmp_path):
+    from loadgen.sweep import load_capacity_file, sweep_capacity
+
+    with EmulatorServer(faults=Faults(slow_factor=10.0)) as emulator:
+        path = campaign_file(tmp_path, emulator.url, emulator.model, lengths={"prompt_tokens": 512, "output_tokens": 64},
+                             slo={"ttft_s": 1.0, "tpot_s": 0.1}, arrivals={"process": "poisson"})
+        result = sweep_capacity(path, tmp_path / "sweep", probe_s=8.0, start_rate=2.0, tolerance=0.2, progress=lambda line: None)
+    meeting = [p.rate for p in result.probes if p.slo_attainment >= 0.99]
+    missing = [p.rate for p in result.probes if p.slo_attainment < 0.99]
+    assert result.capacity_rps == max(meeting) and missing and min(missing) > result.capacity_rps
+    assert min(missing) <= result.capacity_rps * 1.25  # bisected to the tolerance
+    again = load_capacity_file(tmp_path / "sweep" / "capacity.yaml")
+    assert again == result and again.mean_prompt_tokens == 512
