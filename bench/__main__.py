@@ -133,11 +133,24 @@ def _cross(args) -> str:
     return crosscheck_section()
 
 
+def _loadgen_cross(args) -> str:
+    from bench.loadgen import crosscheck_section
+
+    return crosscheck_section()
+
+
+def _loadgen_cost(args) -> str:
+    from bench.loadgen_cost import cost_section
+
+    return cost_section()
+
+
 SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim-cross": _cross,
                 "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
-            **SIM_SECTIONS}
-QUICK = ("engine", "sim", "sim-speed", "sim-cross")
+            **SIM_SECTIONS, "loadgen-cross": _loadgen_cross,
+            "loadgen-cost": _loadgen_cost}
+QUICK = ("engine", "sim", "sim-speed", "sim-cross", "loadgen-cross", "loadgen-cost")
 
 
 def _replace_section(text: str, name: str, body: str) -> str:
@@ -166,7 +179,7 @@ def main() -> None:
         return
     header = "\n".join(["# Benchmarks", "",
                         "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code or sim-mlarge). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code, sim-mlarge, loadgen-cross or loadgen-cost). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
     chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
