@@ -1,5 +1,5 @@
 """Policy specs on the command line: static:N, hpa:METRIC=TARGET, keda[:THRESHOLD], kpa[:TARGET],
-oracle[:CAPACITY_FACTOR], or a user's own class as package.module:Name (constructed with no arguments)."""
+oracle[:CAPACITY_FACTOR[@WINDOW_S]], or a user's own class as package.module:Name (constructed with no arguments)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class PolicyContext:
 
     min_replicas: int = 1
     max_replicas: int = 100
-    oracle_factory: Callable[[float], Policy] | None = None  # takes the capacity derating factor
+    oracle_factory: Callable[[float, float], Policy] | None = None  # takes the capacity factor and the burst window
 
 
 def _number(spec: str, text: str) -> float:
@@ -56,10 +56,14 @@ def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
     if kind == "oracle":
         if ctx.oracle_factory is None:
             raise PolicySpecError("policy 'oracle' needs the workload (only the simulator can run it)")
-        derate = _number(spec, arg) if arg else 1.0
+        factor, _, window = arg.partition("@")
+        derate = _number(spec, factor) if factor else 1.0
+        window_s = _number(spec, window.removesuffix("s")) if window else 30.0
         if not 0 < derate <= 1:
             raise PolicySpecError(f"policy {spec!r}: the oracle's capacity factor must be in (0, 1]")
-        return ctx.oracle_factory(derate)
+        if window_s <= 0:
+            raise PolicySpecError(f"policy {spec!r}: the oracle's burst window must be positive seconds")
+        return ctx.oracle_factory(derate, window_s)
     if "." in kind and arg:
         return load_user_policy(spec)
     raise PolicySpecError(f"unknown policy {spec!r}; use static:N, hpa:METRIC=TARGET, keda[:N], kpa[:N], oracle, "

@@ -67,10 +67,11 @@ def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> fl
 
 
 def policy_context(args: SimulateArgs, config: SimConfig, workload: Workload) -> PolicyContext:
-    def oracle(derate: float):
+    def oracle(derate: float, window_s: float = 30.0):
         capacity = replica_capacity(config, workload, args.seed) * derate
-        name = "oracle" if derate == 1.0 else f"oracle:{derate:g}"
-        return Oracle(workload.arrival_s, capacity, config.cold_start_s, min_replicas=args.min_replicas, name=name)
+        name = "oracle" + (f":{derate:g}" if derate != 1.0 or window_s != 30.0 else "") + (f"@{window_s:g}s" if window_s != 30.0 else "")
+        return Oracle(workload.arrival_s, capacity, config.cold_start_s, window_s=window_s, min_replicas=args.min_replicas,
+                      name=name)
 
     return PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas, oracle_factory=oracle)
 
@@ -163,7 +164,7 @@ def run_all(args: SimulateArgs) -> list[SimResult]:
     if not (args.mode == "fluid" and Path(args.trace).is_dir()):
         load_trace(args)  # fail early on a bad trace, before forking
     for spec in args.policies:
-        parse_policy(spec, PolicyContext(oracle_factory=lambda derate: None))  # and on a bad policy spec
+        parse_policy(spec, PolicyContext(oracle_factory=lambda derate, window_s: None))  # and on a bad policy spec
     if args.jobs > 1 and len(args.policies) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             return list(pool.map(run_one, [args] * len(args.policies), args.policies))

@@ -14,7 +14,8 @@ GRIDS = {
     "hpa:running": (4, 8, 16, 32, 64, 128, 256),
     "keda": (1, 2, 5, 10, 20, 50),
     "kpa": (4, 8, 16, 32, 64, 128, 256),
-    "oracle": (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2),  # capacity factor: bursts inside a window need headroom
+    # capacity factor @ burst window: smooth traffic is judged on 30 s windows with headroom, bursty traffic on 5 s ones
+    "oracle": ("1", "0.9", "0.8", "0.7", "0.6", "0.5", "0.4", "1@5", "0.9@5", "0.8@5", "0.7@5"),
 }
 
 
@@ -30,7 +31,7 @@ def grid_specs(spec: str) -> list[str]:
     if fam in GRIDS:
         sep = "=" if fam.startswith("hpa:") else ":"
         if fam == "oracle":
-            return [f"oracle:{f:g}" for f in GRIDS[fam]]
+            return [f"oracle:{f}" for f in GRIDS[fam]]
         return [f"{fam}{sep}{target:g}" for target in GRIDS[fam]]
     return [spec]  # oracle, user policies: nothing to tune
 

@@ -101,6 +101,13 @@ def test_policy_specs():
                        ("bogus", "unknown policy"), ("oracle", "workload"), ("no.such.module:Thing", "cannot import")):
         with pytest.raises(PolicySpecError, match=words):
             parse_policy(bad, ctx)
+    oracles = PolicyContext(oracle_factory=lambda derate, window_s: (derate, window_s))
+    assert parse_policy("oracle", oracles) == (1.0, 30.0)
+    assert parse_policy("oracle:0.8", oracles) == (0.8, 30.0)
+    assert parse_policy("oracle:1@5s", oracles) == parse_policy("oracle:1@5", oracles) == (1.0, 5.0)
+    for bad, words in (("oracle:1.5", "capacity factor"), ("oracle:1@-2", "burst window"), ("oracle:1@x", "not a number")):
+        with pytest.raises(PolicySpecError, match=words):
+            parse_policy(bad, oracles)
 
 
 def test_user_policy_loads_through_the_same_interface():
