@@ -27,6 +27,7 @@ def _emulate(args) -> int:
         host=args.host, port=args.port, gpu_port=args.gpu_port, served_model_name=args.served_model_name,
         cold_start_s=args.cold_start, eos_mean_tokens=args.eos_mean_tokens, seed=args.seed,
         faults=Faults(error_rate=args.error_rate, slow_factor=args.slow_factor, stall_s=args.stall, crash_after_s=args.crash_after),
+        request_log=args.request_log,
     )
     _install_loop()
     asyncio.run(run_replica(profile, config))
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--eos-mean-tokens", type=float, default=200.0, help="mean output length when ignore_eos is false")
     em.add_argument("--seed", type=int, default=0)
     em.add_argument("--error-rate", type=float, default=0.0, help="fault: share of requests answered 500")
+    em.add_argument("--request-log", default=None, metavar="FILE",
+                    help="append one JSON line per finished request: id and the server's own TTFT and E2E")
     em.add_argument("--slow-factor", type=float, default=1.0, help="fault: multiply every step's duration")
     em.add_argument("--stall", type=float, default=0.0, metavar="SECONDS", help="fault: freeze the engine at start")
     em.add_argument("--crash-after", type=float, default=None, metavar="SECONDS", help="fault: exit abruptly")

@@ -119,7 +119,7 @@ class CampaignUser(FastHttpUser):
             "itl_mean_s": float(np.mean(itl)) if itl else math.nan, "itls_s": itl, "e2e_s": measured.e2e_s,
             "prompt_tokens": spec.prompt_tokens, "prompt_tokens_reported": measured.prompt_tokens,
             "output_tokens_requested": spec.output_tokens, "output_tokens": measured.output_tokens,
-            "usage_reported": measured.usage_reported,
+            "usage_reported": measured.usage_reported, "response_id": measured.response_id,
         })
 
     @task

@@ -25,6 +25,7 @@ class Measured:
     output_tokens: int = 0
     usage_reported: bool = False
     content_messages: int = 0
+    response_id: str = ""  # the server's id for the completion (to join with server-side logs)
 
     @property
     def tpot_s(self) -> float:
@@ -76,6 +77,7 @@ class StreamTimer:
             if event.get("choices"):
                 if self._last_choice is None:
                     self.result.ttft_s = now - self.sent_at
+                    self.result.response_id = str(event.get("id", ""))
                 else:
                     self.result.itl_s.append(now - self._last_choice)
                 self._last_choice = now
@@ -128,6 +130,7 @@ def measure_full(body: bytes, status: int, sent_at: float, now: float) -> Measur
     if not isinstance(payload, dict) or not payload.get("choices"):
         result.ok, result.error = False, f"response without choices: {body[:120]!r}"
         return result
+    result.response_id = str(payload.get("id", ""))
     usage = payload.get("usage") or {}
     if usage.get("completion_tokens") is not None:
         result.output_tokens, result.usage_reported = int(usage["completion_tokens"]), True

@@ -12,6 +12,7 @@ import random
 import signal
 import socket
 import time
+from pathlib import Path
 
 import prometheus_client
 from prometheus_client import CollectorRegistry
@@ -50,6 +51,7 @@ class EmulatorConfig(BaseModel):
     eos_mean_tokens: float = Field(200.0, gt=0, description="mean natural output length when ignore_eos is false")
     seed: int = 0
     faults: Faults = Faults()
+    request_log: Path | None = Field(None, description="append one JSON line per finished request (id, server-side timing)")
 
 
 class _Live:
@@ -74,6 +76,7 @@ class Replica:
         self.model_name = config.served_model_name or profile.model.name
         self.engine = Engine(profile)
         self.loop = asyncio.get_running_loop()
+        self._request_log = open(config.request_log, "a", buffering=1) if config.request_log else None
         self.started_at = self.loop.time()
         self.draining = False
         self.faults = config.faults
@@ -220,6 +223,11 @@ class Replica:
             m.tpot.observe((now - live.first) / (n - 1))
         m.request_prompt_tokens.observe(request.prompt_tokens)
         m.request_generation_tokens.observe(n)
+        if self._request_log is not None:
+            self._request_log.write(json.dumps({
+                "id": live.enc.request_id, "arrival": live.arrival, "ttft_s": (live.first or now) - live.arrival,
+                "e2e_s": now - live.arrival, "queue_s": scheduled - live.arrival, "prompt_tokens": request.prompt_tokens,
+                "output_tokens": n, "finish_reason": reason}) + "\n")
         if gen.stream:
             if gen.include_usage:
                 live.resp.write(live.enc.usage_chunk(request.prompt_tokens, n))

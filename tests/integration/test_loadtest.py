@@ -43,7 +43,7 @@ def emulator_means(url: str) -> dict:
 
 
 def test_timing_and_tokens_agree_with_the_emulator_and_workers_send_the_same(tmp_path):
-    with EmulatorServer() as emulator:
+    with EmulatorServer(request_log=tmp_path / "server.jsonl") as emulator:
         path = campaign_file(tmp_path, emulator.url, emulator.model)
         summary, code = run_campaign(path, tmp_path / "local", quiet=True)
         server = emulator_means(emulator.url)
@@ -54,6 +54,10 @@ def test_timing_and_tokens_agree_with_the_emulator_and_workers_send_the_same(tmp
         # the client sees the server's timing plus loopback and parsing: a few milliseconds at most
         assert 0 <= summary["mean_ttft_ms"] / 1000 - server["ttft"] < 0.005
         assert abs(summary["mean_itl_ms"] / 1000 - server["itl"]) < 0.002
+        logged = pd.read_json(tmp_path / "server.jsonl", lines=True).set_index("id")
+        joined = records.join(logged[["ttft_s"]], on="response_id", rsuffix="_server")
+        assert joined["ttft_s_server"].notna().all()  # every request matched to the server's own record by its id
+        assert (joined["ttft_s"] - joined["ttft_s_server"]).median() < 0.003
         for name in ("locust_stats.csv", "locust.html", "summary.json", "latency_throughput.png"):
             assert (tmp_path / "local" / name).stat().st_size > 0
         stats = pd.read_csv(tmp_path / "local" / "locust_stats.csv")
