@@ -17,7 +17,7 @@ from autoscaler.sim.observe import Observer, Scrape
 from autoscaler.sim.results import SimResult, count_scale_actions
 from autoscaler.sim.simulator import SimConfig
 from autoscaler.snapshot import ReplicaSample
-from loadgen.workloads.servegen import LengthSampler, RateWindows
+from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
 from serving.emulator.metrics import TTFT_BUCKETS
 
@@ -25,29 +25,6 @@ from serving.emulator.metrics import TTFT_BUCKETS
 def counts_from_workload(workload: Workload, step_s: float) -> np.ndarray:
     bins = int(math.ceil(max(workload.duration_s, step_s) / step_s)) + 1
     return np.bincount((workload.arrival_s // step_s).astype(np.int64), minlength=bins).astype(np.float64)
-
-
-def counts_from_windows(windows: RateWindows, step_s: float, seed: int, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
-    """Per-step arrival counts from per-client window rates: gamma-mixed Poisson counts whose variance matches each
-    client's inter-arrival CV (the index of dispersion of a renewal process), summed over clients. By seed."""
-    rng = np.random.default_rng(seed)
-    per_window = int(round(windows.window_s / step_s))
-    end_s = end_s if end_s is not None else float(windows.start_s[-1] + windows.window_s)
-    first, last = int(start_s // windows.window_s), int(math.ceil(end_s / windows.window_s))
-    total = np.zeros((last - first) * per_window)
-    for client in windows.clients:
-        mean = np.repeat(client.rate[first:last] * step_s, per_window)
-        cv2 = np.repeat(client.cv[first:last] ** 2, per_window)
-        bursty = cv2 > 1.0
-        lam = mean.copy()
-        if bursty.any():
-            k = mean[bursty] / (cv2[bursty] - 1.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lam[bursty] = np.where(k > 0, rng.gamma(np.maximum(k, 1e-9), mean[bursty] / np.maximum(k, 1e-9)), 0.0)
-        total += rng.poisson(lam)
-    offset = int((start_s - first * windows.window_s) // step_s)
-    steps = int(math.ceil((end_s - start_s) / step_s))
-    return total[offset:offset + steps]
 
 
 class _Fleet:
@@ -64,6 +41,7 @@ class _Fleet:
         self.version = 0  # bumped whenever replicas come, go or retire
         self.next_ready = math.inf  # when the next starting replica becomes ready (kept by the simulator)
         self.draining = 0  # retired replicas still holding requests
+        self.active = initial  # replicas not retired (starting or ready)
 
     def __len__(self) -> int:
         return len(self.n)
@@ -75,6 +53,7 @@ class _Fleet:
         self.n = np.append(self.n, np.zeros(count))
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
         self.created += count
+        self.active += count
         self.version += 1
 
     def remove(self, gone: np.ndarray, when: float) -> None:
@@ -88,6 +67,8 @@ class _Fleet:
 
     def scale_to(self, target: int, now: float, cold_start_s: float) -> None:
         """Start replicas, or retire starting ones first (newest first), then the ready ones holding least."""
+        if target == self.active:
+            return
         active = np.flatnonzero(~self.retired)
         if target > len(active):
             self.add(target - len(active), now, cold_start_s)
@@ -98,6 +79,7 @@ class _Fleet:
         starting = self.ready_at[active] > now
         pick = active[np.lexsort((-self.order[active], self.n[active], ~starting))][:surplus]
         self.retired[pick] = True
+        self.active -= len(pick)
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
         idle = np.zeros(len(self), dtype=bool)

@@ -50,6 +50,7 @@ class Observer:
         self.window_s = window_s
         self.scrapes: list[Scrape] = []
         self._times: list[float] = []
+        self._read_cache: tuple[int, dict] = (-1, {})
 
     def record(self, scrape: Scrape) -> None:
         self.scrapes.append(scrape)
@@ -60,13 +61,21 @@ class Observer:
         if k < 0:
             return Snapshot(time, desired, ready, starting, stopping, stale=True, window_s=self.window_s, extra=extra or {})
         now = self.scrapes[k]
+        return Snapshot(time_s=time, desired=desired, ready=ready, starting=starting, stopping=stopping,
+                        sample_age_s=time - now.time, stale=time - now.time > 3 * self.scrape_interval_s, extra=extra or {},
+                        **self._read(k))
+
+    def _read(self, k: int) -> dict:
+        """What the queries over the window ending at scrape k return; the same for every snapshot until the next scrape."""
+        if self._read_cache[0] == k:
+            return self._read_cache[1]
+        now = self.scrapes[k]
         j = max(0, bisect.bisect_right(self._times, now.time - self.window_s) - 1)
         then = self.scrapes[j]
         span = now.time - then.time
         rate = (lambda a, b: (a - b) / span) if span > 0 else (lambda a, b: 0.0)
         itl_count = now.itl_count - then.itl_count
-        return Snapshot(
-            time_s=time, desired=desired, ready=ready, starting=starting, stopping=stopping,
+        read = dict(
             replicas=now.replicas,
             arrival_rate=rate(now.arrivals, then.arrivals),
             completion_rate=rate(now.completions, then.completions),
@@ -75,11 +84,10 @@ class Observer:
             ttft_p95_s=histogram_quantile(0.95, TTFT_BUCKETS, now.ttft_counts - then.ttft_counts),
             itl_mean_s=(now.itl_sum - then.itl_sum) / itl_count if itl_count > 0 else math.nan,
             gateway_queue=now.gateway_queue,
-            sample_age_s=time - now.time,
             window_s=self.window_s,
-            stale=time - now.time > 3 * self.scrape_interval_s,
-            extra=extra or {},
         )
+        self._read_cache = (k, read)
+        return read
 
 
 def ttft_bucket(value: float) -> int:

@@ -6,16 +6,18 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from autoscaler.capacity.engine_capacity import slo_capacity
-from autoscaler.sim.baselines.oracle import Oracle
+from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
+from autoscaler.sim.disk_cache import cached, files_digest
 from autoscaler.sim.policies import PolicyContext, parse_policy
 from autoscaler.sim.results import SimResult
 from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.load import length_sampler, load_workload
-from loadgen.workloads.servegen import LengthSampler, load_servegen
+from loadgen.workloads.servegen import LengthSampler, load_servegen, window_counts
 from loadgen.workloads.workload import Workload
 from serving.profiles import gpu_price_per_hour, load_profile
 
@@ -66,12 +68,15 @@ def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> fl
                         config.slo_ttft_s, config.slo_itl_s)
 
 
-def policy_context(args: SimulateArgs, config: SimConfig, workload: Workload) -> PolicyContext:
-    def oracle(derate: float, window_s: float = 30.0):
-        capacity = replica_capacity(config, workload, args.seed) * derate
-        name = "oracle" + (f":{derate:g}" if derate != 1.0 or window_s != 30.0 else "") + (f"@{window_s:g}s" if window_s != 30.0 else "")
-        return Oracle(workload.arrival_s, capacity, config.cold_start_s, window_s=window_s, min_replicas=args.min_replicas,
-                      name=name)
+def policy_context(args: SimulateArgs, config: SimConfig, future: FutureArrivals | None = None,
+                   capacity: Callable[[], float] | None = None) -> PolicyContext:
+    """Bounds for every policy; with the future arrivals and the replica capacity at the SLO, the oracle too."""
+    oracle = None
+    if future is not None and capacity is not None:
+        def oracle(derate: float, window_s: float = 30.0) -> Oracle:
+            name = "oracle" + (f":{derate:g}" if derate != 1.0 or window_s != 30.0 else "") + (f"@{window_s:g}s" if window_s != 30.0 else "")
+            return Oracle(future, capacity() * derate, config.cold_start_s, window_s=window_s, min_replicas=args.min_replicas,
+                          name=name)
 
     return PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas, oracle_factory=oracle)
 
@@ -85,18 +90,42 @@ def _progress(name: str):
     return report
 
 
-def fluid_run(args: SimulateArgs, config: SimConfig, policy, workload: Workload | None) -> SimResult:
-    """Fluid mode; a ServeGen folder is read as per-step counts from its window rates (days at a time)."""
-    from autoscaler.sim.fluid import FluidSimulator, counts_from_windows
+@dataclass
+class FluidInput:
+    """What a fluid run replays: arrivals per step, the length mix's load table, and what the oracle knows."""
+
+    counts: np.ndarray
+    step_s: float
+    lengths: LengthSampler
+    table: object  # LoadTable
+    future: FutureArrivals
+    name: str
+
+
+def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None) -> FluidInput:
+    """A ServeGen folder is read as per-step counts from its window rates (days at a time); a request trace is
+    binned into 1 s steps, and the oracle keeps its exact arrival times."""
+    from autoscaler.sim.fluid import counts_from_workload
 
     path = Path(args.trace)
-    if path.is_dir():
-        windows = load_servegen(path)
-        step = 15.0  # window rates change every 600 s; 15 s steps match the HPA's sync period
-        counts = counts_from_windows(windows, step, args.seed, args.start_s, args.end_s)
-        return FluidSimulator(config, None, policy, counts=counts, lengths=_lengths(args), table=_cached_table(args, config),
-                              step_s=step, name=path.name).run()
-    return FluidSimulator(config, workload, policy, table=_cached_table(args, config, workload)).run()
+    if workload is None:
+        windows = load_servegen(path).scaled(args.time_scale, args.rate_scale)
+        # window rates change every 600 s; steps of about 15 s (the HPA's sync period) that tile a window
+        step = windows.window_s / max(1, round(windows.window_s / 15.0))
+        end = args.end_s / args.time_scale if args.end_s is not None else None
+        counts = cached_window_counts(path, windows, step, args.seed, args.start_s / args.time_scale, end,
+                                      (args.time_scale, args.rate_scale))
+        return FluidInput(counts, step, _lengths(args), _cached_table(args, config), StepCounts(counts, step), path.name)
+    step = 1.0
+    return FluidInput(counts_from_workload(workload, step), step, LengthSampler.from_workload(workload),
+                      _cached_table(args, config, workload), ArrivalTimes(workload.arrival_s), workload.name)
+
+
+def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
+    from autoscaler.sim.fluid import FluidSimulator
+
+    return FluidSimulator(config, None, policy, counts=feed.counts, lengths=feed.lengths, table=feed.table,
+                          step_s=feed.step_s, name=feed.name).run()
 
 
 _TABLES: dict = {}
@@ -113,29 +142,21 @@ def _cached_table(args: SimulateArgs, config: SimConfig, workload: Workload | No
 
 
 def cached_load_table(config: SimConfig, prompts: np.ndarray, outputs: np.ndarray, seed: int):
-    """A load table measured once per (engine profile, lengths, SLO, seed), kept under ~/.cache/headroom."""
-    import hashlib
-    import os
-    import pickle
-
+    """A load table measured once per (engine profile, lengths, SLO, seed), kept on disk."""
     from autoscaler.capacity.load_table import build_load_table
 
-    digest = hashlib.sha256(pickle.dumps((config.profile.model_dump(), prompts.tobytes(), outputs.tobytes(),
-                                          config.slo_ttft_s, config.slo_itl_s, seed, TABLE_VERSION))).hexdigest()[:20]
-    folder = Path(os.environ.get("HEADROOM_CACHE", Path.home() / ".cache" / "headroom")) / "load-tables"
-    path = folder / f"{digest}.pickle"
-    if path.exists():
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    table = build_load_table(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(table, f)
-    os.replace(tmp, path)
-    return table
+    key = (config.profile.model_dump(), prompts.tobytes(), outputs.tobytes(), config.slo_ttft_s, config.slo_itl_s, seed, TABLE_VERSION)
+    return cached("load-tables", key, lambda: build_load_table(config.profile, prompts, outputs, config.slo_ttft_s,
+                                                                config.slo_itl_s, seed=seed))
 
 
+def cached_window_counts(folder: Path, windows, step_s: float, seed: int, start_s: float, end_s: float | None, scales: tuple) -> np.ndarray:
+    """Per-step arrival counts of a ServeGen folder (seconds to synthesize for 14 days), kept on disk."""
+    key = (files_digest(list(folder.glob("chunk-*-trace.csv"))), step_s, seed, start_s, end_s, scales, COUNTS_VERSION)
+    return cached("servegen-counts", key, lambda: window_counts(windows, step_s, seed, start_s, end_s))
+
+
+COUNTS_VERSION = 1  # bump when the way arrivals are synthesized changes
 TABLE_VERSION = 6  # bump when the way a load table is measured changes
 
 
@@ -144,15 +165,15 @@ def _lengths(args: SimulateArgs) -> LengthSampler:
 
 
 def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimResult:
-    if args.mode == "fluid" and Path(args.trace).is_dir():
-        config = sim_config(args)
-        policy = parse_policy(spec, PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas))
-        return fluid_run(args, config, policy, None)
-    workload = load_trace(args)
     config = sim_config(args)
-    policy = parse_policy(spec, policy_context(args, config, workload))
+    servegen = args.mode == "fluid" and Path(args.trace).is_dir()
+    workload = None if servegen else load_trace(args)
     if args.mode == "fluid":
-        return fluid_run(args, config, policy, workload)
+        feed = fluid_input(args, config, workload)
+        policy = parse_policy(spec, policy_context(args, config, feed.future, lambda: feed.table.slo_capacity_rps))
+        return fluid_run(config, policy, feed)
+    policy = parse_policy(spec, policy_context(args, config, ArrivalTimes(workload.arrival_s),
+                                               lambda: replica_capacity(config, workload, args.seed)))
     result = Simulator(config, workload, policy, progress=_progress(policy.name) if show_progress else None).run()
     if show_progress:
         _progress(policy.name)(1.0)

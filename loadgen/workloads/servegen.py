@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,16 @@ class RateWindows:
     def total_rate(self) -> np.ndarray:
         """Requests per second per window, summed over clients."""
         return np.sum([c.rate for c in self.clients], axis=0)
+
+    def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0) -> "RateWindows":
+        """The same traffic replayed `time_scale` times faster (windows shorter, rates higher) at `rate_scale` times
+        the rate, as Workload.scaled does to a request trace."""
+        if time_scale <= 0 or rate_scale <= 0:
+            raise ValueError(f"time_scale and rate_scale must be positive, got {time_scale} and {rate_scale}")
+        if time_scale == 1.0 and rate_scale == 1.0:
+            return self
+        clients = tuple(replace(c, start_s=c.start_s / time_scale, rate=c.rate * time_scale * rate_scale) for c in self.clients)
+        return RateWindows(self.window_s / time_scale, clients)
 
 
 def _number(path: str, line: int, column: str, raw: str, minimum: float = 0.0) -> float:
@@ -151,33 +161,73 @@ class LengthSampler:
         return float(self.outputs.mean())
 
 
-def _iats(family: int, shape: float, scale: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    if family == 1:
-        return rng.gamma(shape, scale, n)
-    return scale * rng.weibull(shape, n)
+def _draw_gaps(family: np.ndarray, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One inter-arrival gap per entry from its fitted family (Gamma, else Weibull), at unit scale: the scale is
+    immaterial, since each window's gaps are rescaled to its rate. Weibull as E^(1/shape), E exponential."""
+    gaps = rng.standard_exponential(len(family))
+    gamma = family == FAMILIES["Gamma"]
+    if gamma.all():
+        return rng.standard_gamma(shape)
+    np.power(gaps, 1.0 / shape, out=gaps)
+    if gamma.any():
+        gaps[gamma] = rng.standard_gamma(shape[gamma])
+    return gaps
+
+
+_CHUNK = 4_000_000  # gaps drawn at once, to bound memory on days of traffic
+
+
+def arrival_chunks(windows: RateWindows, seed: int = 0, start_s: float = 0.0, end_s: float | None = None):
+    """Arrival times in [start_s, end_s), client by client, in chunks of windows (unsorted across chunks): per
+    client and window, IATs from the fitted family, rescaled so the window's mean rate is met (as ServeGen's
+    generator does), starting at a uniform offset. Reproducible by seed; vectorized over windows."""
+    rng = np.random.default_rng(seed)
+    w = windows.window_s
+    end_s = end_s if end_s is not None else float(windows.start_s[-1] + w)
+    starts = windows.start_s
+    span = np.flatnonzero((starts + w > start_s) & (starts < end_s))
+    for client in windows.clients:
+        index = span[client.rate[span] > 0]
+        if not len(index):
+            continue
+        rate = client.rate[index]
+        expected = rate * w
+        draws = (expected * 1.5 + 10 * np.sqrt(expected) + 10).astype(np.int64)
+        ends = np.cumsum(draws)
+        first = 0
+        while first < len(index):
+            last = max(first + 1, int(np.searchsorted(ends, (ends[first - 1] if first else 0) + _CHUNK, side="right")))
+            part, n = slice(first, last), draws[first:last]
+            at = index[part]
+            gaps = _draw_gaps(np.repeat(client.family[at], n), np.repeat(client.shape[at], n), rng)
+            heads = np.concatenate(([0], np.cumsum(n)[:-1]))
+            mean = np.add.reduceat(gaps, heads) / n
+            fit = np.where(mean > 0, (1.0 / rate[part]) / np.where(mean > 0, mean, 1.0), 0.0)
+            gaps = np.where(np.repeat(mean > 0, n), gaps * np.repeat(fit, n), np.repeat(1.0 / rate[part], n))
+            before = np.cumsum(gaps) - gaps  # time from the window's first arrival, per window below
+            offset = rng.uniform(0.0, 1.0 / rate[part])
+            into = before - np.repeat(before[heads], n) + np.repeat(offset, n)
+            stamps = np.repeat(starts[at], n) + into
+            keep = (into < w) & (stamps >= start_s) & (stamps < end_s)
+            yield stamps[keep]
+            first = last
 
 
 def synthesize(windows: RateWindows, lengths: LengthSampler, seed: int = 0, start_s: float = 0.0,
                end_s: float | None = None, name: str = "servegen") -> Workload:
-    """Request-level arrivals for [start_s, end_s): per client and window, IATs from the fitted family,
-    rescaled so the window's mean rate is met (as ServeGen's generator does). Reproducible by seed."""
-    rng = np.random.default_rng(seed)
-    end_s = end_s if end_s is not None else float(windows.start_s[-1] + windows.window_s)
-    w = windows.window_s
-    times = []
-    for client in windows.clients:
-        for i, start in enumerate(client.start_s):
-            rate = client.rate[i]
-            if rate <= 0 or start + w <= start_s or start >= end_s:
-                continue
-            expected = rate * w
-            n = int(expected * 1.5 + 10 * math.sqrt(expected) + 10)
-            gaps = _iats(int(client.family[i]), client.shape[i], client.scale[i], n, rng)
-            mean = gaps.mean()
-            gaps = gaps * ((1.0 / rate) / mean) if mean > 0 else np.full(n, 1.0 / rate)
-            stamps = start + rng.uniform(0, 1.0 / rate) + np.concatenate(([0.0], np.cumsum(gaps[:-1])))
-            stamps = stamps[(stamps < start + w) & (stamps >= start_s) & (stamps < end_s)]
-            times.append(stamps)
+    """Request-level arrivals for [start_s, end_s) (arrival_chunks), with token lengths drawn from `lengths`."""
+    times = list(arrival_chunks(windows, seed, start_s, end_s))
     arrival = np.sort(np.concatenate(times)) if times else np.zeros(0)
-    prompts, outputs = lengths.sample(len(arrival), rng)
+    prompts, outputs = lengths.sample(len(arrival), np.random.default_rng([seed, 1]))
     return Workload(name, arrival - start_s, prompts, outputs)
+
+
+def window_counts(windows: RateWindows, step_s: float, seed: int = 0, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+    """Arrivals per `step_s` over [start_s, end_s): the same arrivals `synthesize` makes with this seed, binned, without
+    holding days of timestamps at once."""
+    end_s = end_s if end_s is not None else float(windows.start_s[-1] + windows.window_s)
+    steps = int(math.ceil((end_s - start_s) / step_s))
+    counts = np.zeros(steps)
+    for stamps in arrival_chunks(windows, seed, start_s, end_s):
+        counts += np.bincount(np.minimum(((stamps - start_s) // step_s).astype(np.int64), steps - 1), minlength=steps)
+    return counts

@@ -10,6 +10,7 @@ Concurrency is read from the gateway directly each tick, as Knative's queue-prox
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -19,7 +20,8 @@ from autoscaler.snapshot import Snapshot
 
 @dataclass(frozen=True)
 class KpaState:
-    samples: tuple[tuple[float, float], ...] = ()
+    times: tuple[float, ...] = ()  # concurrency samples within the stable window, oldest first
+    values: tuple[float, ...] = ()
     panic_since: float | None = None
     last_panic_condition: float | None = None
     panic_floor: int = 0
@@ -50,10 +52,12 @@ class Kpa:
 
     def decide(self, snapshot: Snapshot, state: KpaState) -> tuple[Decision, KpaState]:
         now = snapshot.time_s
-        concurrency = snapshot.extra.get("in_flight_now", snapshot.in_flight)
-        samples = tuple((t, c) for t, c in state.samples if now - t < self.stable_window_s) + ((now, concurrency),)
-        stable = sum(c for _, c in samples) / len(samples)
-        recent = [c for t, c in samples if now - t < self.panic_window_s]
+        extra = snapshot.extra
+        concurrency = extra["in_flight_now"] if "in_flight_now" in extra else snapshot.in_flight
+        times = state.times[bisect.bisect_right(state.times, now - self.stable_window_s):] + (now,)
+        values = state.values[len(state.values) + 1 - len(times):] + (concurrency,)
+        stable = sum(values) / len(values)
+        recent = values[bisect.bisect_right(times, now - self.panic_window_s):]
         panic_avg = sum(recent) / len(recent)
         want_stable = math.ceil(stable / self.target)
         want_panic = math.ceil(panic_avg / self.target)
@@ -75,4 +79,4 @@ class Kpa:
         desired = min(desired, math.ceil(ready * self.max_scale_up_rate))
         desired = max(desired, math.floor(ready / self.max_scale_down_rate))
         desired = max(self.min_replicas, min(self.max_replicas, desired))
-        return Decision(desired, (reason,)), KpaState(samples, panic_since, last_condition, floor)
+        return Decision(desired, (reason,)), KpaState(times, values, panic_since, last_condition, floor)

@@ -7,7 +7,7 @@ from autoscaler.capacity.engine_capacity import slo_capacity
 from autoscaler.sim.baselines.hpa import BehaviorState, Hpa, HpaConfig, apply_behavior, replicas_for_external_total, replicas_for_pod_metric
 from autoscaler.sim.baselines.keda import Keda
 from autoscaler.sim.baselines.kpa import Kpa
-from autoscaler.sim.baselines.oracle import Oracle
+from autoscaler.sim.baselines.oracle import ArrivalTimes, Oracle, StepCounts
 from autoscaler.sim.policies import PolicyContext, PolicySpecError, parse_policy
 from autoscaler.sim.simulator import SimConfig, Simulator
 from autoscaler.snapshot import ReplicaSample, Snapshot
@@ -124,7 +124,21 @@ def test_oracle_meets_the_slo_where_capacity_allows():
     capacity = slo_capacity(profile, prompts, outputs, 1.0, 0.05, requests=400)
     assert capacity > 1
     w = poisson([(300, 0.5 * capacity), (300, 3.2 * capacity), (300, 1.1 * capacity)], seed=7)
-    oracle = Oracle(w.arrival_s, capacity, cold_start_s=60.0)
+    oracle = Oracle(ArrivalTimes(w.arrival_s), capacity, cold_start_s=60.0)
     result = Simulator(SimConfig(profile, cold_start_s=60.0, initial_replicas=1), w, oracle).run()
     assert result.summary["slo_attainment"] >= 0.99
     assert result.summary["max_replicas"] >= 4
+
+
+def test_oracle_future_from_step_counts_matches_arrival_times():
+    rng = np.random.default_rng(4)
+    times = np.sort(rng.uniform(0, 600, 3000))
+    counts = np.bincount((times // 15).astype(int), minlength=40).astype(float)
+    exact, binned = ArrivalTimes(times), StepCounts(counts, 15.0)
+    # on step-aligned windows the busiest one is the same; arrival-anchored windows can only find a busier one
+    for start, end in ((0, 600), (90, 300), (300, 345)):
+        assert binned.peak_rate(start, end, 30.0) <= exact.peak_rate(start, end, 30.0) + 1e-9
+    assert binned.peak_rate(0, 600, 30.0) == max(counts[i] + counts[i + 1] for i in range(39)) / 30.0
+    assert binned.peak_rate(0, 600, 5.0) == counts.max() / 15.0  # finer than a step: judged on one step
+    assert binned.peak_rate(900, 1000, 30.0) == exact.peak_rate(900, 1000, 30.0) == 0.0
+    assert Oracle(binned, 10.0, 90.0).needed(0, 600) == int(np.ceil(binned.peak_rate(0, 600, 30.0) / 10.0))

@@ -5,9 +5,10 @@ import pytest
 
 from autoscaler.capacity.load_table import build_load_table
 from autoscaler.sim.baselines.static import Static
-from autoscaler.sim.fluid import FluidSimulator, counts_from_windows
+from autoscaler.sim.baselines.oracle import Oracle, StepCounts
+from autoscaler.sim.fluid import FluidSimulator, counts_from_workload
 from autoscaler.sim.simulator import SimConfig, Simulator
-from loadgen.workloads.servegen import load_servegen
+from loadgen.workloads.servegen import LengthSampler
 from serving.profiles import load_profile
 from tests.autoscaler.sim.test_simulator import Scripted, poisson
 
@@ -45,18 +46,6 @@ def test_gpu_hours_and_determinism(table):
     assert a["slo_attainment"] == pytest.approx(1.0)
 
 
-def test_servegen_counts_match_window_rates_and_are_reproducible(tmp_path):
-    (tmp_path / "chunk-1-trace.csv").write_text("0,2.0,4.0,Weibull,0.3,0.2\n600,1.0,1.0,Gamma,1.0,1.0\n")
-    (tmp_path / "chunk-2-trace.csv").write_text("0,3.0,1.0,Gamma,1.0,0.3\n600,0,0,,0,0\n")
-    windows = load_servegen(tmp_path)
-    counts = counts_from_windows(windows, 5.0, seed=1)
-    assert len(counts) == 240
-    assert counts[:120].sum() / 600 == pytest.approx(5.0, rel=0.15)
-    assert counts[120:].sum() / 600 == pytest.approx(1.0, rel=0.25)
-    assert np.array_equal(counts, counts_from_windows(windows, 5.0, seed=1))
-    assert counts[:120].var() > counts[:120].mean()  # bursty client: over-dispersed counts
-
-
 @pytest.mark.parametrize("policy", [Static(2), Static(4)], ids=["static-overloaded", "static-ample"])
 def test_fluid_agrees_with_request_level(table, policy):
     """Within 2 points of attainment and 5% of GPU-hours, through overload and backlog drain. Reactive policies
@@ -68,3 +57,15 @@ def test_fluid_agrees_with_request_level(table, policy):
     fluid = FluidSimulator(cfg, w, policy, table=table).run().summary
     assert abs(fluid["slo_attainment"] - request["slo_attainment"]) <= 0.02
     assert fluid["gpu_hours"] == pytest.approx(request["gpu_hours"], rel=0.05)
+
+
+def test_fluid_oracle_meets_the_slo_on_step_counts(table):
+    """The oracle on per-step counts (what it knows of a ServeGen trace) keeps the SLO through a surge and a fall."""
+    cap = table.slo_capacity_rps
+    w = poisson([(600, 0.5 * cap), (600, 3.5 * cap), (600, 1.2 * cap)], seed=5, prompt=1500, output=300)
+    counts = counts_from_workload(w, 15.0)
+    oracle = Oracle(StepCounts(counts, 15.0), 0.9 * cap, cold_start_s=90.0)
+    cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=90.0)
+    s = FluidSimulator(cfg, None, oracle, counts=counts, lengths=LengthSampler.from_workload(w), table=table, step_s=15.0).run().summary
+    assert s["slo_attainment"] >= 0.99
+    assert s["max_replicas"] >= 4 and s["mean_replicas"] < 4

@@ -5,7 +5,7 @@ import pytest
 
 from loadgen.workloads.azure import load_azure
 from loadgen.workloads.jsonl import load_jsonl
-from loadgen.workloads.servegen import LengthSampler, load_client, load_servegen, synthesize
+from loadgen.workloads.servegen import LengthSampler, load_client, load_servegen, synthesize, window_counts
 from loadgen.workloads.workload import TraceError, Workload
 from tests.helpers import SHARED_DATA
 
@@ -126,3 +126,29 @@ def test_scaling_time_and_rate():
     with pytest.raises(ValueError, match="positive"):
         w.scaled(time_scale=0)
     assert len(w.window(100, 200)) == 100 and w.window(100, 200).arrival_s[0] == 0
+
+
+def test_servegen_counts_are_the_synthesized_arrivals_binned(tmp_path):
+    (tmp_path / "chunk-1-trace.csv").write_text("0,2.0,4.0,Weibull,0.3,0.2\n600,1.0,1.0,Gamma,1.0,1.0\n")
+    (tmp_path / "chunk-2-trace.csv").write_text("0,3.0,1.0,Gamma,1.0,0.3\n600,0,0,,0,0\n")
+    windows = load_servegen(tmp_path)
+    counts = window_counts(windows, 5.0, seed=1)
+    assert len(counts) == 240
+    assert counts[:120].sum() / 600 == pytest.approx(5.0, rel=0.05)  # each window's gaps are rescaled to its rate
+    assert counts[120:].sum() / 600 == pytest.approx(1.0, rel=0.1)
+    assert np.array_equal(counts, window_counts(windows, 5.0, seed=1))
+    assert counts[:120].var() > 2 * counts[:120].mean()  # a bursty client: over-dispersed counts
+    arrivals = synthesize(windows, LengthSampler.lognormal(100, 50), seed=1).arrival_s
+    assert np.array_equal(counts, np.bincount((arrivals // 5.0).astype(int), minlength=240))
+    part = window_counts(windows, 5.0, seed=1, start_s=600, end_s=900)
+    later = synthesize(windows, LengthSampler.lognormal(100, 50), seed=1, start_s=600, end_s=900).arrival_s
+    assert len(part) == 60 and np.array_equal(part, np.bincount((later // 5.0).astype(int), minlength=60))
+
+
+def test_servegen_windows_scale_like_a_trace(tmp_path):
+    (tmp_path / "chunk-1-trace.csv").write_text("0,2.0,1.0,Gamma,1.0,0.5\n600,4.0,1.0,Gamma,1.0,0.25\n")
+    windows = load_servegen(tmp_path).scaled(time_scale=2.0, rate_scale=0.5)
+    assert windows.window_s == 300 and windows.start_s.tolist() == [0, 300]
+    assert windows.total_rate().tolist() == [2.0, 4.0]  # twice as fast, half the requests: the same rate
+    with pytest.raises(ValueError, match="positive"):
+        load_servegen(tmp_path).scaled(rate_scale=0)
