@@ -25,9 +25,10 @@ def load_workload(trace: str, *, start_s: float = 0.0, end_s: float | None = Non
                   rate_scale: float = 1.0, seed: int = 0, lengths_from: str | None = None) -> Workload:
     path = Path(trace)
     if path.is_dir():
-        windows = load_servegen(path)
+        # scaled as windows (shorter, busier), then synthesized: the same arrivals as the fluid mode's counts
+        windows = load_servegen(path).scaled(time_scale, rate_scale)
         end = end_s if end_s is not None else start_s + SERVEGEN_DEFAULT_S
-        workload = synthesize(windows, length_sampler(lengths_from), seed, start_s, end, name=path.name)
+        workload = synthesize(windows, length_sampler(lengths_from), seed, start_s / time_scale, end / time_scale, name=path.name)
     elif path.suffix == ".jsonl":
         workload = load_jsonl(path)
     elif path.suffix == ".csv":
@@ -38,7 +39,7 @@ def load_workload(trace: str, *, start_s: float = 0.0, end_s: float | None = Non
         raise ValueError(f"trace {trace}: expected an Azure .csv, a .jsonl replay file or a ServeGen folder")
     if not path.is_dir() and (start_s or end_s is not None):
         workload = workload.window(start_s, end_s if end_s is not None else math.inf)
-    if time_scale != 1.0 or rate_scale != 1.0:
+    if not path.is_dir() and (time_scale != 1.0 or rate_scale != 1.0):
         workload = workload.scaled(time_scale, rate_scale, seed)
     if len(workload) == 0:
         raise ValueError(f"trace {trace}: no requests in the selected range")

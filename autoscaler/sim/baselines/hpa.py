@@ -7,7 +7,8 @@ Spec: https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/
   scale-down and 0% on a scale-up; not-yet-ready pods count as 0% when scaling up; if that recount flips
   the direction or lands within tolerance, nothing changes;
 - default behavior: scale-up stabilization 0 s with at most max(100%, 4 pods) added per 15 s; scale-down
-  stabilization 300 s (the highest recommendation of the last 5 minutes) with 100% per 15 s;
+  stabilization 300 s (the highest recommendation of the last 5 minutes, the count at start-up included) with
+  100% per 15 s;
 - sync period 15 s; min and max replicas.
 """
 
@@ -90,12 +91,16 @@ class BehaviorState:
 
 
 def apply_behavior(cfg: HpaConfig, now: float, current: int, recommended: int, state: BehaviorState) -> tuple[int, BehaviorState]:
-    """horizontal.go normalizeDesiredReplicasWithBehaviors: stabilization windows, then rate limits, then bounds."""
+    """horizontal.go normalizeDesiredReplicasWithBehaviors: stabilization windows, then rate limits, then bounds.
+    On its first call the controller records the current count as a recommendation (recordInitialRecommendation),
+    so a freshly started HPA does not scale down before a whole stabilization window has passed."""
     recommended = max(cfg.min_replicas, min(cfg.max_replicas, recommended))
     horizon = max(cfg.scale_down_window_s, cfg.scale_up_window_s)
-    recs = tuple((t, r) for t, r in state.recommendations if now - t < horizon) + ((now, recommended),)
-    up = min(r for t, r in recs if now - t <= cfg.scale_up_window_s)
-    down = max(r for t, r in recs if now - t <= cfg.scale_down_window_s)
+    earlier = tuple((t, r) for t, r in state.recommendations or ((now, current),) if now - t < horizon)
+    # the stored recommendations newer than each window's cutoff, and the one made now
+    up = min([recommended] + [r for t, r in earlier if now - t < cfg.scale_up_window_s])
+    down = max([recommended] + [r for t, r in earlier if now - t < cfg.scale_down_window_s])
+    recs = earlier + ((now, recommended),)
     stabilized = current
     if stabilized < up:
         stabilized = up

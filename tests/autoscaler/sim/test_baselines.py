@@ -47,6 +47,11 @@ def test_hpa_behavior_defaults():
     desired, state = apply_behavior(cfg, 5, 6, 20, state)
     assert desired == 6  # same 15 s period: from its start of 2 pods, max(2 x 2, 2 + 4) = 6 is the limit
     assert apply_behavior(cfg, 16, 6, 20, state)[0] == 12  # next period: max(6 x 2, 6 + 4)
+    # a fresh controller records the current count first: no scale-down within the first 300 s
+    desired, state = apply_behavior(cfg, 0, 8, 1, BehaviorState())
+    assert desired == 8
+    assert apply_behavior(cfg, 290, 8, 1, state)[0] == 8
+    assert apply_behavior(cfg, 301, 8, 1, state)[0] == 1
     # scale-down waits for the highest recommendation of the last 300 s
     state = BehaviorState()
     for t, rec in ((0, 8), (100, 2), (200, 2)):

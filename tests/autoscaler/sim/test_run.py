@@ -27,6 +27,7 @@ def test_fluid_and_request_level_replay_the_same_servegen_arrivals(servegen):
     assert fluid["requests"] == request["requests"] > 0.9 * (8 * 600 + 20 * 600 + 6 * 600)
     doubled = run_one(replace(args, mode="fluid", rate_scale=2.0), "static:2").summary
     assert doubled["requests"] == pytest.approx(2 * fluid["requests"], rel=0.05)
+    assert doubled["requests"] == run_one(replace(args, rate_scale=2.0), "static:2").summary["requests"]
     faster = run_one(replace(args, mode="fluid", time_scale=2.0), "static:2").summary
     assert faster["duration_s"] < 0.6 * fluid["duration_s"]
 
