@@ -106,7 +106,12 @@ def simulator_intro() -> str:
     return "\n".join(["## Simulator (`headroom simulate`)", "", f"Setting for every table: {SETTING}.", "",
                       "Baseline tables: each baseline tuned by `--sweep` for >= 99% attainment (the cheapest setting that "
                       "reaches it, or the best one when none does). At 1x the Azure traces fit on one replica of this profile "
-                      "(its capacity at the SLO is about 17 req/s for the conv mix), so they are compared at 4x their rate."])
+                      "(its capacity at the SLO is about 17 req/s for the conv mix), so they are compared at 4x their rate. "
+                      "ServeGen m-large runs in fluid mode in 15 s steps, with token lengths drawn from Azure conv; there the "
+                      "oracle knows per-step counts, so its `@5` settings are judged on 15 s windows. `max` counts draining "
+                      "replicas too (they are still paid for). HPA and KEDA on waiting requests oscillate: the metric is 0 "
+                      "until replicas are overloaded, so after each 300 s stabilization window they drop to the minimum, "
+                      "a backlog builds during the next cold start, and they climb back to the maximum."])
 
 
 def _baseline(which: str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -242,7 +243,8 @@ class FluidSimulator:
                 served.flush()
             if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
                 gauges = model.gauges(now_n, uniform=same)
-                samples = tuple(map(ReplicaSample, *(g.tolist() for g in gauges)))
+                # ReplicaSample rows built by tuple.__new__ directly: hundreds of replicas every scrape, for days
+                samples = tuple(map(tuple.__new__, repeat(ReplicaSample), zip(*(g.tolist() for g in gauges))))
                 # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
                 in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
             while next_scrape < step_end:

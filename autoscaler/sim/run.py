@@ -132,11 +132,12 @@ _TABLES: dict = {}
 
 
 def _cached_table(args: SimulateArgs, config: SimConfig, workload: Workload | None = None):
-    """One load table per (profile, SLO, length source, seed) in this process: it costs seconds to measure."""
-    key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, args.trace if workload is not None else args.lengths_from, args.seed)
+    """One load table per (profile, SLO, length sample, seed) in this process (it costs seconds to measure, and is
+    kept on disk too). Keyed by the sample itself: two traces' lengths never share a table."""
+    lengths = LengthSampler.from_workload(workload) if workload is not None else _lengths(args)
+    prompts, outputs = lengths.sample(4000, np.random.default_rng(args.seed))
+    key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, prompts.tobytes(), outputs.tobytes(), args.seed)
     if key not in _TABLES:
-        lengths = LengthSampler.from_workload(workload) if workload is not None else _lengths(args)
-        prompts, outputs = lengths.sample(4000, np.random.default_rng(args.seed))
         _TABLES[key] = cached_load_table(config, prompts, outputs, args.seed)
     return _TABLES[key]
 
