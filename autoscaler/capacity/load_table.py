@@ -35,6 +35,7 @@ class LoadTable:
     max_throughput_rps: float  # completions/s of an overloaded replica under online arrivals (queue growing)
     mean_output_tokens: float
     mean_prompt_tokens: float
+    prefill_rps: float = np.inf  # requests/s whose first token a replica produces while a burst waits for prefill
 
     def at(self, column: str, rate: float) -> float:
         return float(np.interp(rate, self.rates, getattr(self, column)))
@@ -118,6 +119,22 @@ def _measure_row(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rat
                 float(settled["mean_itl_s"].mean()), float(settled["e2e_s"].mean()), throughput)
 
 
+def burst_prefill_rate(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, seed: int, requests: int = 400) -> float:
+    """Requests/s that get their first token while a burst of `requests` arriving at once waits on one replica:
+    the slope of their TTFTs over the first quarter of them, before a full batch makes the rest wait for
+    completions (the fluid model's backlog term covers those): how fast a replica works through a burst's prefills."""
+    from autoscaler.sim.baselines.static import Static
+    from autoscaler.sim.simulator import SimConfig, Simulator
+    from loadgen.workloads.workload import Workload
+
+    pick = np.random.default_rng(seed).integers(0, len(prompts), requests)
+    burst = Workload("burst", np.zeros(requests), prompts[pick], outputs[pick])
+    config = SimConfig(profile=profile, cold_start_s=0.0, scrape_interval_s=3600.0, timeline_interval_s=3600.0)
+    ttft = Simulator(config, burst, Static(1, interval_s=3600.0)).run().records["ttft_s"].to_numpy()
+    early, late = np.quantile(ttft, [0.05, 0.25])
+    return 0.2 * requests / max(late - early, 1e-9)
+
+
 def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, slo_ttft_s: float, slo_itl_s: float,
                      seed: int = 0, points: tuple[float, ...] = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2),
                      attainment_goal: float = 0.99) -> LoadTable:
@@ -143,4 +160,4 @@ def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray,
     return LoadTable(column("rate"), column("attainment"), column("running"), column("waiting"), column("gpu_util"),
                      column("kv_usage"), np.vstack([r.ttft for r in rows]), np.vstack([r.running_ratio for r in rows]),
                      np.vstack([r.waiting_quantiles for r in rows]), column("itl"), column("e2e"), capacity, mu,
-                     float(outputs.mean()), float(prompts.mean()))
+                     float(outputs.mean()), float(prompts.mean()), burst_prefill_rate(profile, prompts, outputs, seed))

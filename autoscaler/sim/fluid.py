@@ -36,6 +36,7 @@ class _Fleet:
         self.ready_at = np.zeros(initial)
         self.retired = np.zeros(initial, dtype=bool)
         self.n = np.zeros(initial)  # requests inside each replica
+        self.burst = np.zeros(initial)  # of those, the ones a burst left waiting for their prefill (see FluidSimulator)
         self.order = np.arange(initial, dtype=np.int64)  # creation order, for ties
         self.created = initial
         self.paid_s = 0.0  # replica-seconds of replicas already gone
@@ -52,6 +53,7 @@ class _Fleet:
         self.ready_at = np.append(self.ready_at, np.full(count, now + cold_start_s))
         self.retired = np.append(self.retired, np.zeros(count, dtype=bool))
         self.n = np.append(self.n, np.zeros(count))
+        self.burst = np.append(self.burst, np.zeros(count))
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
         self.created += count
         self.active += count
@@ -62,7 +64,7 @@ class _Fleet:
         self.paid_s += float(np.sum(when - self.requested[gone]))
         keep = ~gone
         self.requested, self.ready_at, self.retired = self.requested[keep], self.ready_at[keep], self.retired[keep]
-        self.n, self.order = self.n[keep], self.order[keep]
+        self.n, self.order, self.burst = self.n[keep], self.order[keep], self.burst[keep]
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
 
@@ -104,7 +106,7 @@ class _Served:
 
     def __init__(self, model: ReplicaDynamics, slo_ttft_s: float, per_token: float):
         self.model, self.slo_ttft_s, self.per_token = model, slo_ttft_s, per_token
-        self.pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         self.ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
         self.ttft_fine = np.zeros(len(_FINE) + 1)
         self.itl_fine = np.zeros(len(_FINE) + 1)
@@ -112,22 +114,24 @@ class _Served:
         self.met_steps: list[np.ndarray] = []
         self.met_values: list[np.ndarray] = []
 
-    def add(self, step: int, states: np.ndarray, requests: np.ndarray) -> None:
-        self.pending.append((step, states, requests))
+    def add(self, step: int, states: np.ndarray, requests: np.ndarray, waits: np.ndarray) -> None:
+        """`requests` joined replicas in `states` during `step`, waiting `waits` seconds behind a burst's prefills."""
+        self.pending.append((step, states, requests, waits))
 
     def flush(self) -> None:
         if not self.pending:
             return
         model = self.model
         if len(self.pending) == 1:
-            step, states, weights = self.pending[0]
+            step, states, weights, waits = self.pending[0]
             steps = np.full(len(states), step)
         else:
-            steps = np.concatenate([np.full(len(states), i) for i, states, _ in self.pending])
-            states = np.concatenate([states for _, states, _ in self.pending])
-            weights = np.concatenate([requests for _, _, requests in self.pending])
+            steps = np.concatenate([np.full(len(states), i) for i, states, _, _ in self.pending])
+            states = np.concatenate([states for _, states, _, _ in self.pending])
+            weights = np.concatenate([requests for _, _, requests, _ in self.pending])
+            waits = np.concatenate([waits for _, _, _, waits in self.pending])
         self.pending = []
-        points = model.ttft_points(states)
+        points = model.ttft_points(states, waits)
         quantiles = points.shape[1]
         per_point = np.repeat(weights / quantiles, quantiles)
         flat = points.ravel()
@@ -176,6 +180,7 @@ class FluidSimulator:
         table = self._table()
         model = ReplicaDynamics(table, dt, cfg.seed)
         per_token = max(table.mean_output_tokens - 1, 0.0)
+        prefill_per_step = table.prefill_rps * dt
         observer = Observer(cfg.scrape_interval_s, cfg.rate_window_s)
         fleet = _Fleet(cfg.initial_replicas)
         desired = cfg.initial_replicas
@@ -213,13 +218,20 @@ class FluidSimulator:
                 gateway.clear()
             levels = fleet.n if whole else fleet.n[serving]
             same = len(levels) > 0 and levels.max() - levels.min() <= 1e-9 * max(1.0, levels.max())
-            if whole and same:  # the steady state: every replica alike, all of them serving
-                inside = fleet.n + incoming / len(serving)
+            uniform = whole and same
+            if uniform:  # the steady state: every replica alike, all of them serving
+                routed = incoming / len(serving)
+                inside = fleet.n + routed
             else:  # least outstanding requests: new work fills the emptiest replicas first (water-filling)
                 share = _water_fill(levels, incoming)
-                inside = fleet.n.copy()
-                inside[serving] += share
+                routed = np.zeros(len(fleet))
+                routed[serving] = share
+                inside = fleet.n + routed
+            # arrivals spread over the step; those beyond what the engine can prefill in it wait behind each other
+            waits = np.maximum(0.0, fleet.burst + (routed - prefill_per_step) / 2) / table.prefill_rps
+            joined_waits = waits if whole else waits[serving]  # in serving order, which survives compaction below
             fleet.n = model.step(inside)
+            fleet.burst = np.minimum(np.maximum(0.0, fleet.burst + routed - prefill_per_step), fleet.n)
             step_done = float(inside.sum() - fleet.n.sum())
             if fleet.draining:
                 drained = fleet.retired & (fleet.n < _EMPTY)
@@ -231,10 +243,10 @@ class FluidSimulator:
                     whole = len(serving) == len(fleet)
             now_n = fleet.n if whole else fleet.n[serving]
             if incoming > 0:
-                if same:  # one row stands for all
-                    served.add(step_index, now_n[:1], np.array([incoming]))
+                if same and not joined_waits.any():  # one row stands for all
+                    served.add(step_index, now_n[:1], np.array([incoming]), joined_waits[:1])
                 else:
-                    served.add(step_index, now_n, share)
+                    served.add(step_index, now_n, np.full(len(now_n), routed) if uniform else share, joined_waits)
             arrivals_total += arrivals
             completions_total += step_done
             steps_out.append((t, arrivals, incoming, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0))

@@ -42,9 +42,12 @@ class ReplicaDynamics:
     def column(self, name: str, n: np.ndarray) -> np.ndarray:
         return np.interp(n, self.n_knots, getattr(self.table, name))
 
-    def ttft_points(self, n: np.ndarray) -> np.ndarray:
-        """TTFT quantile points for requests joining replicas in states `n`: (len(n), quantiles)."""
-        return interp_rows(n, self.n_knots, self.table.ttft_quantiles) + self.queue_delay(n)[:, None]
+    def ttft_points(self, n: np.ndarray, waits: np.ndarray | None = None) -> np.ndarray:
+        """TTFT quantile points for requests joining replicas in states `n`: (len(n), quantiles). They wait behind
+        the backlog beyond a full batch, or behind a burst's prefills (`waits`), whichever is longer: both are the
+        same requests ahead of them."""
+        delay = self.queue_delay(n) if waits is None else np.maximum(self.queue_delay(n), waits)
+        return interp_rows(n, self.n_knots, self.table.ttft_quantiles) + delay[:, None]
 
     def gauges(self, n: np.ndarray, uniform: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(running, waiting, KV use, GPU utilization %) as a scrape would read them. Running and waiting are

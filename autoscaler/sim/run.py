@@ -158,7 +158,7 @@ def cached_window_counts(folder: Path, windows, step_s: float, seed: int, start_
 
 
 COUNTS_VERSION = 1  # bump when the way arrivals are synthesized changes
-TABLE_VERSION = 6  # bump when the way a load table is measured changes
+TABLE_VERSION = 9  # bump when the way a load table is measured changes
 
 
 def _lengths(args: SimulateArgs) -> LengthSampler:

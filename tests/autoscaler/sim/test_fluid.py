@@ -69,3 +69,22 @@ def test_fluid_oracle_meets_the_slo_on_step_counts(table):
     s = FluidSimulator(cfg, None, oracle, counts=counts, lengths=LengthSampler.from_workload(w), table=table, step_s=15.0).run().summary
     assert s["slo_attainment"] >= 0.99
     assert s["max_replicas"] >= 4 and s["mean_replicas"] < 4
+
+
+def test_a_burst_waits_for_its_prefills(table):
+    """Five seconds' worth of prefills arriving within one second: the late ones miss TTFT in both modes. The fluid
+    state (requests inside) stays under a full batch, so only the burst term makes the fluid mode see it."""
+    from dataclasses import replace as with_field
+
+    from loadgen.workloads.workload import Workload
+
+    burst = int(5 * table.prefill_rps)
+    rng = np.random.default_rng(1)
+    times = np.sort(np.concatenate([rng.uniform(0, 1, burst), rng.uniform(0, 300, 300)]))
+    w = Workload("burst", times, np.full(len(times), 1500), np.full(len(times), 300))
+    cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=0.0)
+    request = Simulator(cfg, w, Static(1)).run().summary["slo_attainment"]
+    fluid = FluidSimulator(cfg, w, Static(1), table=table).run().summary["slo_attainment"]
+    blind = FluidSimulator(cfg, w, Static(1), table=with_field(table, prefill_rps=np.inf)).run().summary["slo_attainment"]
+    assert request < 0.9 and abs(fluid - request) <= 0.1
+    assert blind > request + 0.1
