@@ -4,6 +4,7 @@ not finish keeps what it measured and is marked partial."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -56,6 +58,24 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+@contextlib.contextmanager
+def _interrupt_on_sigterm():
+    """A scheduler's SIGTERM stops a campaign as Ctrl-C does: Locust stopped, what was measured kept and marked
+    partial. (Ctrl-C alone is not enough: a process started in the background may have SIGINT ignored.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str, allow_nan=True) + "\n")
@@ -87,30 +107,31 @@ def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = Fal
     output = subprocess.DEVNULL if quiet else None
     processes: list[subprocess.Popen] = []
     reason = None
-    try:
-        if workers > 0:
-            port = _free_port()
-            master = subprocess.Popen([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
-                                       "--master-bind-port", str(port), "--expect-workers", str(workers)], env=env,
-                                      stdout=output, stderr=output)
-            processes.append(master)
-            for _ in range(workers):
-                processes.append(subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                                  env=env, stdout=output, stderr=output))
-        else:
-            master = subprocess.Popen([*common, *report], env=env, stdout=output, stderr=output)
-            processes.append(master)
-        limit = (float(workload.arrival_s[-1]) if len(workload) else 0.0) + campaign.timeout_s + 120.0
+    with _interrupt_on_sigterm():
         try:
-            code = master.wait(limit)
-            if code != 0:
-                reason = f"locust exited with status {code}"
-        except subprocess.TimeoutExpired:
-            reason = f"stopped after {limit:.0f} s without finishing"
-    except KeyboardInterrupt:
-        reason = "interrupted"
-    finally:
-        _stop(processes)
+            if workers > 0:
+                port = _free_port()
+                master = subprocess.Popen([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
+                                           "--master-bind-port", str(port), "--expect-workers", str(workers)], env=env,
+                                          stdout=output, stderr=output)
+                processes.append(master)
+                for _ in range(workers):
+                    processes.append(subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                                      env=env, stdout=output, stderr=output))
+            else:
+                master = subprocess.Popen([*common, *report], env=env, stdout=output, stderr=output)
+                processes.append(master)
+            limit = (float(workload.arrival_s[-1]) if len(workload) else 0.0) + campaign.timeout_s + 120.0
+            try:
+                code = master.wait(limit)
+                if code != 0:
+                    reason = f"locust exited with status {code}"
+            except subprocess.TimeoutExpired:
+                reason = f"stopped after {limit:.0f} s without finishing"
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        finally:
+            _stop(processes)
     summary = _finish(campaign, workload, out, workers, partial_reason=reason)
     return summary, 1 if summary["partial"] else 0
 

@@ -95,19 +95,24 @@ def test_bad_campaign_and_unreachable_target_exit_non_zero(tmp_path):
     assert summary["partial"] and summary["unanswered"] == 32
 
 
-def test_interrupted_run_keeps_partial_results(tmp_path):
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a test run in the background inherits SIGINT ignored
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_keeps_partial_results(tmp_path, stop):
     with EmulatorServer() as emulator:
         # ten minutes of arrivals: interrupted long before the end, however slowly a busy machine starts Locust
         path = campaign_file(tmp_path, emulator.url, emulator.model, duration_s=600)
         proc = subprocess.Popen([*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": os.getcwd()})
+                                env={**os.environ, "PYTHONPATH": os.getcwd()}, preexec_fn=_default_sigint)
         deadline = time.time() + 180
         records = tmp_path / "out" / "records"
         while time.time() < deadline and not any(p.stat().st_size for p in records.glob("*.jsonl")):
             time.sleep(0.5)
         time.sleep(2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         out, err = proc.communicate(timeout=60)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert proc.returncode == 1 and summary["partial"] and "interrupted" in summary["partial_reason"]
