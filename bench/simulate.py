@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from autoscaler.sim.report import table
-from autoscaler.sim.run import SimulateArgs, _cached_table, fluid_input, fluid_run, policy_context, run_one, sim_config
+from autoscaler.sim.run import SimulateArgs, _cached_table, _lengths, fluid_input, fluid_run, policy_context, run_one, sim_config
 from loadgen.workloads.servegen import load_servegen, window_counts
 from autoscaler.sim.policies import parse_policy
 from autoscaler.sim.sweep import sweep
@@ -33,7 +33,7 @@ def speed_section() -> str:
     rows.append(("request-level, Azure conv 1 h (19,366 requests)", "hpa:gpu_util=70", cpu, None, "<= 10 s", result.summary))
     fluid = SimulateArgs(trace=MLARGE, policies=[], mode="fluid", lengths_from=CONV, max_replicas=200)
     config = sim_config(fluid)
-    _, table_cpu = _timed(lambda: _cached_table(fluid, config))
+    _, table_cpu = _timed(lambda: _cached_table(fluid, config, _lengths(fluid.lengths_from)))
     _, counts_cpu = _timed(lambda: window_counts(load_servegen(MLARGE), 15.0, fluid.seed))  # uncached, for the record
     feed = fluid_input(fluid, config, None)
     for spec in ("static:30", "hpa:running=64", "keda", "kpa:16", "oracle"):

@@ -43,7 +43,6 @@ class _Fleet:
         self.version = 0  # bumped whenever replicas come, go or retire
         self.next_ready = math.inf  # when the next starting replica becomes ready (kept by the simulator)
         self.draining = 0  # retired replicas still holding requests
-        self.active = initial  # replicas not retired (starting or ready)
 
     def __len__(self) -> int:
         return len(self.n)
@@ -56,7 +55,6 @@ class _Fleet:
         self.burst = np.append(self.burst, np.zeros(count))
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
         self.created += count
-        self.active += count
         self.version += 1
 
     def remove(self, gone: np.ndarray, when: float) -> None:
@@ -70,7 +68,7 @@ class _Fleet:
 
     def scale_to(self, target: int, now: float, cold_start_s: float) -> None:
         """Start replicas, or retire starting ones first (newest first), then the ready ones holding least."""
-        if target == self.active:
+        if target == len(self) - self.draining:  # as many active (starting or ready) as wanted
             return
         active = np.flatnonzero(~self.retired)
         if target > len(active):
@@ -82,7 +80,6 @@ class _Fleet:
         starting = self.ready_at[active] > now
         pick = active[np.lexsort((-self.order[active], self.n[active], ~starting))][:surplus]
         self.retired[pick] = True
-        self.active -= len(pick)
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
         idle = np.zeros(len(self), dtype=bool)

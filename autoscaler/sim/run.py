@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -109,16 +110,18 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
 
     path = Path(args.trace)
     if workload is None:
-        windows = load_servegen(path).scaled(args.time_scale, args.rate_scale)
+        windows = _servegen(str(path)).scaled(args.time_scale, args.rate_scale)
         # window rates change every 600 s; steps of about 15 s (the HPA's sync period) that tile a window
         step = windows.window_s / max(1, round(windows.window_s / 15.0))
         end = args.end_s / args.time_scale if args.end_s is not None else None
         counts = cached_window_counts(path, windows, step, args.seed, args.start_s / args.time_scale, end,
                                       (args.time_scale, args.rate_scale))
-        return FluidInput(counts, step, _lengths(args), _cached_table(args, config), StepCounts(counts, step), path.name)
+        lengths = _lengths(args.lengths_from)
+        return FluidInput(counts, step, lengths, _cached_table(args, config, lengths), StepCounts(counts, step), path.name)
     step = 1.0
-    return FluidInput(counts_from_workload(workload, step), step, LengthSampler.from_workload(workload),
-                      _cached_table(args, config, workload), ArrivalTimes(workload.arrival_s), workload.name)
+    lengths = LengthSampler.from_workload(workload)
+    return FluidInput(counts_from_workload(workload, step), step, lengths, _cached_table(args, config, lengths),
+                      ArrivalTimes(workload.arrival_s), workload.name)
 
 
 def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
@@ -131,10 +134,9 @@ def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
 _TABLES: dict = {}
 
 
-def _cached_table(args: SimulateArgs, config: SimConfig, workload: Workload | None = None):
+def _cached_table(args: SimulateArgs, config: SimConfig, lengths: LengthSampler):
     """One load table per (profile, SLO, length sample, seed) in this process (it costs seconds to measure, and is
     kept on disk too). Keyed by the sample itself: two traces' lengths never share a table."""
-    lengths = LengthSampler.from_workload(workload) if workload is not None else _lengths(args)
     prompts, outputs = lengths.sample(4000, np.random.default_rng(args.seed))
     key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, prompts.tobytes(), outputs.tobytes(), args.seed)
     if key not in _TABLES:
@@ -161,8 +163,16 @@ COUNTS_VERSION = 1  # bump when the way arrivals are synthesized changes
 TABLE_VERSION = 9  # bump when the way a load table is measured changes
 
 
-def _lengths(args: SimulateArgs) -> LengthSampler:
-    return length_sampler(args.lengths_from)
+@lru_cache(maxsize=4)
+def _lengths(lengths_from: str | None) -> LengthSampler:
+    """Lengths for synthesized requests, read once per process (every run of a sweep uses them)."""
+    return length_sampler(lengths_from)
+
+
+@lru_cache(maxsize=4)
+def _servegen(folder: str):
+    """A ServeGen folder's windows, parsed once per process (every run of a sweep replays them)."""
+    return load_servegen(folder)
 
 
 def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimResult:

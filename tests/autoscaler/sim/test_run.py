@@ -41,14 +41,15 @@ def test_oracle_runs_in_fluid_mode_on_servegen(servegen):
 
 def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path):
     """A ServeGen run with lengths from a trace, and a run on the first seconds of that trace, in one process."""
-    from autoscaler.sim.run import _cached_table, sim_config
+    from autoscaler.sim.run import _cached_table, _lengths, sim_config
     from loadgen.workloads.load import load_workload
+    from loadgen.workloads.servegen import LengthSampler
 
     trace = tmp_path / "trace.jsonl"
     trace.write_text("".join(f'{{"timestamp": {i * 100}, "input_length": {50 if i < 100 else 800}, "output_length": 20}}\n'
                              for i in range(300)))
     args = SimulateArgs(trace=str(servegen), policies=[], mode="fluid", lengths_from=str(trace))
     config = sim_config(args)
-    whole = _cached_table(args, config)
-    start = _cached_table(replace(args, trace=str(trace)), config, load_workload(str(trace), end_s=10.0))
+    whole = _cached_table(args, config, _lengths(args.lengths_from))
+    start = _cached_table(replace(args, trace=str(trace)), config, LengthSampler.from_workload(load_workload(str(trace), end_s=10.0)))
     assert start.mean_prompt_tokens == 50 and whole.mean_prompt_tokens > 400
