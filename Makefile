@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# guidellm, for the side-by-side load generator benchmark only: its own environment (it needs torch and transformers)
+GUIDELLM_VENV := .venv-guidellm
+GUIDELLM_PINS := 'torch==2.13.0' 'guidellm==0.8.1'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus python3-venv
 
@@ -31,8 +34,14 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install $(GUIDELLM_VENV)/.installed
 	$(BIN)/python -m bench
 
+$(GUIDELLM_VENV)/.installed:
+	$(PYTHON) -m venv $(GUIDELLM_VENV)
+	$(GUIDELLM_VENV)/bin/pip install -q --upgrade pip
+	$(GUIDELLM_VENV)/bin/pip install -q $(GUIDELLM_PINS)
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .run build *.egg-info
+	rm -rf $(VENV) $(GUIDELLM_VENV) .run build *.egg-info

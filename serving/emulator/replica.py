@@ -30,6 +30,10 @@ from serving.http.server import Request, Responder, error_json, serve
 log = logging.getLogger("headroom.emulator")
 MAX_LAG_S = 0.05  # how far behind the engine clock may fall before it stops catching up
 
+# request timing (TTFT, ITL, the request log) on the monotonic clock itself: uvloop's loop.time() is the same clock
+# rounded to the millisecond, too coarse for the timings a load generator is checked against
+_now = time.monotonic
+
 
 class Faults(BaseModel):
     """Fault injection for tests; also settable at run time with POST /admin/faults."""
@@ -114,7 +118,7 @@ class Replica:
 
     def _apply_faults(self, faults: Faults) -> None:
         self.faults = faults
-        self._stall_until = self.loop.time() + faults.stall_s if faults.stall_s else 0.0
+        self._stall_until = _now() + faults.stall_s if faults.stall_s else 0.0
         if self._crash_handle:
             self._crash_handle.cancel()
             self._crash_handle = None
@@ -141,25 +145,27 @@ class Replica:
             raise
 
     async def _engine_loop(self) -> None:
-        loop = self.loop
-        clock = loop.time()
+        clock = _now()
         while True:
             if not self.engine.has_work:
                 self._wake.clear()
                 await self._wake.wait()
-                clock = loop.time()
+                clock = _now()
                 continue
-            now = loop.time()
+            now = _now()
             if self._stall_until > now:
                 await asyncio.sleep(self._stall_until - now)
-                clock = loop.time()
+                clock = _now()
                 continue
             start = max(clock, now - MAX_LAG_S)
             step = self.engine.step()
             clock = start + step.duration_s * self.faults.slow_factor
-            delay = clock - loop.time()
+            delay = clock - _now()
             await asyncio.sleep(delay if delay > 0 else 0)
-            self._deliver(step, start, loop.time())
+            self._deliver(step, start, _now())
+            # let the loop send what this step wrote before the next step is computed: uvloop flushes writes at the
+            # end of a loop iteration, so without this every token would leave one step computation late
+            await asyncio.sleep(0)
 
     def _deliver(self, step: StepResult, start: float, now: float) -> None:
         m = self.metrics
@@ -254,13 +260,13 @@ class Replica:
 
     # ---- HTTP ---------------------------------------------------------------------------
     async def handle(self, request: Request, resp: Responder) -> None:
-        t0 = self.loop.time()
+        t0 = _now()
         route = request.path
         try:
             await self._route(request, resp, route)
         finally:
             handler = route if route in _ROUTES else "other"
-            self.http_metrics.observe(handler, request.method, resp.status or 499, self.loop.time() - t0)
+            self.http_metrics.observe(handler, request.method, resp.status or 499, _now() - t0)
 
     async def _route(self, request: Request, resp: Responder, route: str) -> None:
         allowed = _ROUTES.get(route)
@@ -319,7 +325,9 @@ class Replica:
             self.metrics.request_success["error"].inc()
             return error_json(resp, 500, "injected fault: engine error")
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{os.getpid():x}{next(self._ids):08x}"
-        live = _Live(gen, resp, StreamEncoder(chat, request_id, self.model_name), self.loop.time(), self._rng.randrange(1 << 30))
+        # arrival: when the request's last byte reached the server, so the server's own timing covers its HTTP handling
+        live = _Live(gen, resp, StreamEncoder(chat, request_id, self.model_name), request.received_s or _now(),
+                     self._rng.randrange(1 << 30))
         stop_after = None if gen.ignore_eos else max(1, math.ceil(self._rng.expovariate(1.0 / self.config.eos_mean_tokens)))
         engine_req = EngineRequest(request_id, gen.prompt_tokens, gen.max_tokens, stop_after, gen.prefix_block_ids,
                                    arrival=live.arrival, payload=live)

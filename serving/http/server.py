@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Awaitable, Callable
@@ -29,6 +30,7 @@ class Request:
     query: str
     headers: dict[str, str]
     body: bytes = b""
+    received_s: float = 0.0  # time.monotonic() when its last byte arrived
 
 
 Handler = Callable[[Request, "Responder"], Awaitable[None]]
@@ -184,6 +186,7 @@ class _Connection(asyncio.Protocol):
                 query=(url.query or b"").decode("latin-1"),
                 headers=p.headers,
                 body=b"".join(p.body),
+                received_s=time.monotonic(),
             ))
         if not self.parser.should_keep_alive():
             self.keep_alive = False
