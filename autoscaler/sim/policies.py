@@ -1,4 +1,4 @@
-"""Policy specs on the command line: static:N, hpa:METRIC=TARGET, keda[:THRESHOLD], kpa[:TARGET],
+"""Policy specs on the command line: predictive[:FILL], static:N, hpa:METRIC=TARGET, keda[:THRESHOLD], kpa[:TARGET],
 oracle[:CAPACITY_FACTOR[@WINDOW_S]], or a user's own class as package.module:Name (constructed with no arguments)."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class PolicyContext:
     min_replicas: int = 1
     max_replicas: int = 100
     oracle_factory: Callable[[float, float], Policy] | None = None  # takes the capacity factor and the burst window
+    predictive_factory: Callable[[float], Policy] | None = None  # takes the share of SLO capacity to plan for
 
 
 def _number(spec: str, text: str) -> float:
@@ -53,6 +54,13 @@ def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
         return Keda(threshold=_number(spec, arg) if arg else 5.0, **bounds)
     if kind == "kpa":
         return Kpa(target=_number(spec, arg) if arg else 70.0, **bounds)
+    if kind == "predictive":
+        if ctx.predictive_factory is None:
+            raise PolicySpecError("policy 'predictive' needs the replica capacity at the SLO (the engine profile and lengths)")
+        fill = _number(spec, arg) if arg else 0.9
+        if not 0 < fill <= 1:
+            raise PolicySpecError(f"policy {spec!r}: the share of capacity to plan for must be in (0, 1]")
+        return ctx.predictive_factory(fill)
     if kind == "oracle":
         if ctx.oracle_factory is None:
             raise PolicySpecError("policy 'oracle' needs the workload (only the simulator can run it)")
@@ -66,7 +74,7 @@ def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
         return ctx.oracle_factory(derate, window_s)
     if "." in kind and arg:
         return load_user_policy(spec)
-    raise PolicySpecError(f"unknown policy {spec!r}; use static:N, hpa:METRIC=TARGET, keda[:N], kpa[:N], oracle, "
+    raise PolicySpecError(f"unknown policy {spec!r}; use predictive[:FILL], static:N, hpa:METRIC=TARGET, keda[:N], kpa[:N], oracle, "
                           "or package.module:ClassName")
 
 

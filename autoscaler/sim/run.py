@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from autoscaler.capacity.engine_capacity import slo_capacity
+from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
 from autoscaler.sim.disk_cache import cached, files_digest
 from autoscaler.sim.policies import PolicyContext, parse_policy
@@ -79,7 +80,17 @@ def policy_context(args: SimulateArgs, config: SimConfig, future: FutureArrivals
             return Oracle(future, capacity() * derate, config.cold_start_s, window_s=window_s, min_replicas=args.min_replicas,
                           name=name)
 
-    return PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas, oracle_factory=oracle)
+    predictive = None
+    if capacity is not None:
+        def predictive(fill: float) -> Predictive:
+            lag = config.scrape_interval_s + config.rate_window_s / 2
+            return Predictive(PredictiveConfig(capacity_rps=capacity(), slo_ttft_s=config.slo_ttft_s, slo_itl_s=config.slo_itl_s,
+                                               cold_start_s=config.cold_start_s, observation_lag_s=lag, fill=fill,
+                                               min_replicas=args.min_replicas, max_replicas=args.max_replicas),
+                              name="predictive" + (f":{fill:g}" if fill != 0.9 else ""))
+
+    return PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas, oracle_factory=oracle,
+                         predictive_factory=predictive)
 
 
 def _progress(name: str):
@@ -196,7 +207,7 @@ def run_all(args: SimulateArgs) -> list[SimResult]:
     if not (args.mode == "fluid" and Path(args.trace).is_dir()):
         load_trace(args)  # fail early on a bad trace, before forking
     for spec in args.policies:
-        parse_policy(spec, PolicyContext(oracle_factory=lambda derate, window_s: None))  # and on a bad policy spec
+        parse_policy(spec, PolicyContext(oracle_factory=lambda derate, window_s: None, predictive_factory=lambda fill: None))  # and on a bad policy spec
     if args.jobs > 1 and len(args.policies) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             return list(pool.map(run_one, [args] * len(args.policies), args.policies))

@@ -1,0 +1,1 @@
+"""Load forecasts for the predictive autoscaler (pure: no clock, no I/O)."""

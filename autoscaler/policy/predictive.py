@@ -1,0 +1,116 @@
+"""Headroom's predictive SLO policy: replicas for the forecast peak one cold start ahead at the SLO capacity of a
+replica, a reactive path for bursts the forecast missed, a GPU-utilization term, then the guard-rails. Pure:
+`decide(snapshot, state)` reads only its arguments (time comes in the snapshot); the state is the policy's own
+history, updated and returned (days of it: kept as a mutable record, not copied every interval)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from autoscaler.capacity.online import CapacityCorrection, corrected
+from autoscaler.forecast.rate import ForecastConfig, RateForecaster
+from autoscaler.policy import guards
+from autoscaler.policy.base import Decision
+from autoscaler.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class PredictiveConfig:
+    capacity_rps: float  # requests/s one replica carries within the SLO for the traffic's length mix
+    slo_ttft_s: float = 1.0
+    slo_itl_s: float = 0.05
+    cold_start_s: float = 90.0
+    interval_s: float = 15.0
+    observation_lag_s: float = 45.0  # scrape interval plus half the rate window: how old "now" is
+    fill: float = 0.9  # plan each replica for this share of its SLO capacity
+    min_replicas: int = 1
+    max_replicas: int = 100
+    scale_down_window_s: float = 120.0  # a lower count must be recommended this long before it is applied
+    down_headroom: float = 0.85  # scale down only while the rest stay at most this share of capacity
+    cooldown_s: float = 60.0  # no scale-down this soon after a change
+    step_up_max: int = 1000
+    step_down_max: int = 1000
+    backlog_per_replica: float = 4.0  # queued requests per ready replica that trigger the burst path
+    gpu_util_high: float = 95.0  # percent: above this mean utilization, add replicas toward gpu_util_target
+    gpu_util_target: float = 85.0
+    stale_after_s: float = 60.0
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    correction: CapacityCorrection = field(default_factory=CapacityCorrection)
+
+
+@dataclass
+class PredictiveState:
+    forecaster: RateForecaster
+    recommendations: tuple[tuple[float, int], ...] = ()
+    capacity_factor: float = 1.0
+    last_change_s: float | None = None
+    last_desired: int | None = None
+
+
+@dataclass(frozen=True)
+class Predictive:
+    config: PredictiveConfig
+    name: str = "predictive"
+
+    @property
+    def interval_s(self) -> float:
+        return self.config.interval_s
+
+    def initial_state(self) -> PredictiveState:
+        return PredictiveState(RateForecaster(self.config.forecast))
+
+    def horizon_s(self) -> float:
+        cfg = self.config
+        return cfg.cold_start_s + cfg.interval_s + cfg.observation_lag_s
+
+    def decide(self, snapshot: Snapshot, state: PredictiveState) -> tuple[Decision, PredictiveState]:
+        cfg, now = self.config, snapshot.time_s
+        current = snapshot.desired
+        stale = snapshot.stale or snapshot.sample_age_s > cfg.stale_after_s or not math.isfinite(snapshot.arrival_rate)
+        reasons: list[str] = []
+        if not stale:
+            state.forecaster.observe(now, snapshot.arrival_rate)
+            per_replica = snapshot.arrival_rate / max(1, snapshot.ready)
+            state.capacity_factor = corrected(state.capacity_factor, per_replica, cfg.capacity_rps, snapshot.ttft_p95_s,
+                                              snapshot.itl_mean_s, cfg.slo_ttft_s, cfg.slo_itl_s, cfg.correction)
+        capacity = cfg.capacity_rps * state.capacity_factor
+        forecast = state.forecaster.forecast(now, self.horizon_s())
+        predictive = math.ceil(forecast.upper / (capacity * cfg.fill)) if capacity > 0 else current
+        reasons.append(f"forecast peak {forecast.point:.1f} req/s (upper {forecast.upper:.1f}) over {self.horizon_s():.0f} s "
+                       f"at {capacity:.2f} req/s per replica -> {predictive}")
+        desired = predictive
+        backlog = snapshot.gateway_queue + snapshot.waiting
+        if not stale and backlog > cfg.backlog_per_replica * max(1, snapshot.ready):
+            # a burst the forecast missed: enough replicas to clear the backlog within one cold start on top of the load
+            burst = math.ceil((forecast.level + backlog / cfg.cold_start_s) / (capacity * cfg.fill))
+            if burst > desired:
+                desired = burst
+                reasons.append(f"burst: {backlog:.0f} queued -> {burst}")
+        if not stale and snapshot.replicas:
+            util = sum(r.gpu_util for r in snapshot.replicas) / len(snapshot.replicas)
+            if util > cfg.gpu_util_high:
+                by_util = math.ceil(snapshot.ready * util / cfg.gpu_util_target)
+                if by_util > desired:
+                    desired = by_util
+                    reasons.append(f"GPU utilization {util:.0f}% over {cfg.gpu_util_high:g}% -> {by_util}")
+        desired, why = guards.bounded(desired, cfg.min_replicas, cfg.max_replicas)
+        reasons += [why] if why else []
+        state.recommendations = tuple((t, c) for t, c in state.recommendations if t > now - cfg.scale_down_window_s) + ((now, desired),)
+        if desired < current:
+            stable = guards.stabilized(state.recommendations, now, cfg.scale_down_window_s)
+            if stable > desired:
+                reasons.append(f"scale-down stabilization: highest of the last {cfg.scale_down_window_s:g} s is {stable}")
+                desired = min(stable, current)
+        for rail in (lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, cfg.down_headroom),
+                     lambda d: guards.held_if_stale(d, current, stale),
+                     lambda d: guards.cooled_down(d, current, state.last_change_s, now, cfg.cooldown_s),
+                     lambda d: guards.step_capped(d, current, cfg.step_up_max, cfg.step_down_max),
+                     lambda d: guards.bounded(d, cfg.min_replicas, cfg.max_replicas)):
+            desired, why = rail(desired)
+            if why:
+                reasons.append(why)
+        if desired != current:
+            state.last_change_s = now
+        state.last_desired = desired
+        return Decision(desired, tuple(reasons)), state
