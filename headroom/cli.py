@@ -75,6 +75,7 @@ def _simulate(args) -> int:
         start_s=args.start, end_s=args.end, time_scale=args.time_scale, rate_scale=args.rate_scale, seed=args.seed,
         lengths_from=args.lengths_from, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
         initial_replicas=args.initial_replicas, scrape_interval_s=args.scrape_interval, jobs=args.jobs,
+        judge_from_s=args.judge_from,
     )
     if not sim_args.policies:
         raise ValueError("--policy needs at least one policy")
@@ -215,12 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--cold-start", type=float, default=90.0, metavar="S")
     sim.add_argument("--price", type=float, default=None, metavar="USD_PER_GPU_HOUR", help="default: the profile GPU's on-demand price")
     sim.add_argument("--policy", default="hpa:gpu_util=70",
-                     help="comma-separated: static:N, hpa:waiting|gpu_util|running=TARGET, keda[:N], kpa[:N], oracle, package.module:Class")
+                     help="comma-separated: predictive[:FILL], static:N, hpa:waiting|gpu_util|running=TARGET, keda[:N], kpa[:N], "
+                          "oracle, package.module:Class")
     sim.add_argument("--mode", choices=["request", "fluid"], default="request")
     sim.add_argument("--sweep", action="store_true", help="tune each baseline's target; report the cheapest that meets --goal")
     sim.add_argument("--goal", type=float, default=0.99, help="SLO attainment goal for --sweep")
     sim.add_argument("--start", type=float, default=0.0, metavar="S", help="trace window start (seconds)")
     sim.add_argument("--end", type=float, default=None, metavar="S", help="trace window end (ServeGen default: start + 1 h)")
+    sim.add_argument("--judge-from", type=float, default=0.0, metavar="S",
+                     help="summarize from this many seconds into the window on (policies learn from what comes before)")
     sim.add_argument("--time-scale", type=float, default=1.0)
     sim.add_argument("--rate-scale", type=float, default=1.0)
     sim.add_argument("--lengths-from", default=None, help="token lengths for ServeGen synthesis from this trace")

@@ -18,7 +18,7 @@ class ForecastConfig:
     bin_s: float = 300.0  # history is kept as the mean rate per bin of this length
     seasons_s: tuple[float, ...] = (DAY_S, WEEK_S)  # used once history covers them
     history_s: float = 15 * DAY_S  # bins older than this are dropped
-    quantile: float = 0.99  # the upper bound's target coverage
+    quantile: float = 0.97  # the upper bound's target coverage
     errors_kept: int = 4000  # recent forecast errors behind the quantile
     errors_needed: int = 200  # fewer than this: the default margin below
     default_margin: float = 1.25  # upper bound / point while errors are few

@@ -31,7 +31,8 @@ class PredictiveConfig:
     cooldown_s: float = 60.0  # no scale-down this soon after a change
     step_up_max: int = 1000
     step_down_max: int = 1000
-    backlog_per_replica: float = 4.0  # queued requests per ready replica that trigger the burst path
+    backlog_per_replica: float = 4.0  # queued requests per ready replica that trigger the burst path...
+    burst_drain_s: float = 15.0  # ...which asks for enough replicas to clear the backlog in this time on top of the load
     gpu_util_high: float = 95.0  # percent: above this mean utilization, add replicas toward gpu_util_target
     gpu_util_target: float = 85.0
     stale_after_s: float = 60.0
@@ -69,11 +70,14 @@ class Predictive:
         current = snapshot.desired
         stale = snapshot.stale or snapshot.sample_age_s > cfg.stale_after_s or not math.isfinite(snapshot.arrival_rate)
         reasons: list[str] = []
-        if not stale:
-            state.forecaster.observe(now, snapshot.arrival_rate)
-            per_replica = snapshot.arrival_rate / max(1, snapshot.ready)
-            state.capacity_factor = corrected(state.capacity_factor, per_replica, cfg.capacity_rps, snapshot.ttft_p95_s,
-                                              snapshot.itl_mean_s, cfg.slo_ttft_s, cfg.slo_itl_s, cfg.correction)
+        if stale:  # nothing new to act on: the last recommendation, but never below the count now
+            desired, why = guards.held_if_stale(state.last_desired or current, current, True)
+            state.recommendations += ((now, desired),)
+            return Decision(desired, (why or "metrics stale or missing: keeping the last recommendation",)), state
+        state.forecaster.observe(now, snapshot.arrival_rate)
+        per_replica = snapshot.arrival_rate / max(1, snapshot.ready)
+        state.capacity_factor = corrected(state.capacity_factor, per_replica, cfg.capacity_rps, snapshot.ttft_p95_s,
+                                          snapshot.itl_mean_s, cfg.slo_ttft_s, cfg.slo_itl_s, cfg.correction)
         capacity = cfg.capacity_rps * state.capacity_factor
         forecast = state.forecaster.forecast(now, self.horizon_s())
         predictive = math.ceil(forecast.upper / (capacity * cfg.fill)) if capacity > 0 else current
@@ -81,13 +85,13 @@ class Predictive:
                        f"at {capacity:.2f} req/s per replica -> {predictive}")
         desired = predictive
         backlog = snapshot.gateway_queue + snapshot.waiting
-        if not stale and backlog > cfg.backlog_per_replica * max(1, snapshot.ready):
-            # a burst the forecast missed: enough replicas to clear the backlog within one cold start on top of the load
-            burst = math.ceil((forecast.level + backlog / cfg.cold_start_s) / (capacity * cfg.fill))
+        if backlog > cfg.backlog_per_replica * max(1, snapshot.ready):
+            # a burst the forecast missed: enough replicas to clear the backlog quickly on top of the load
+            burst = math.ceil((forecast.level + backlog / cfg.burst_drain_s) / (capacity * cfg.fill))
             if burst > desired:
                 desired = burst
                 reasons.append(f"burst: {backlog:.0f} queued -> {burst}")
-        if not stale and snapshot.replicas:
+        if snapshot.replicas:
             util = sum(r.gpu_util for r in snapshot.replicas) / len(snapshot.replicas)
             if util > cfg.gpu_util_high:
                 by_util = math.ceil(snapshot.ready * util / cfg.gpu_util_target)
@@ -103,7 +107,6 @@ class Predictive:
                 reasons.append(f"scale-down stabilization: highest of the last {cfg.scale_down_window_s:g} s is {stable}")
                 desired = min(stable, current)
         for rail in (lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, cfg.down_headroom),
-                     lambda d: guards.held_if_stale(d, current, stale),
                      lambda d: guards.cooled_down(d, current, state.last_change_s, now, cfg.cooldown_s),
                      lambda d: guards.step_capped(d, current, cfg.step_up_max, cfg.step_down_max),
                      lambda d: guards.bounded(d, cfg.min_replicas, cfg.max_replicas)):

@@ -101,8 +101,9 @@ class _Served:
     """What was served in which replica state, step by step, folded in bulk into the TTFT histogram (Prometheus
     buckets and a fine one), the ITL sums and per-step SLO attainment whenever a scrape or the summary needs them."""
 
-    def __init__(self, model: ReplicaDynamics, slo_ttft_s: float, per_token: float):
+    def __init__(self, model: ReplicaDynamics, slo_ttft_s: float, per_token: float, judge_step: int = 0):
         self.model, self.slo_ttft_s, self.per_token = model, slo_ttft_s, per_token
+        self.judge_step = judge_step  # the summary's histograms count from this step on (the policy's view: all)
         self.pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         self.ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
         self.ttft_fine = np.zeros(len(_FINE) + 1)
@@ -133,9 +134,16 @@ class _Served:
         per_point = np.repeat(weights / quantiles, quantiles)
         flat = points.ravel()
         self.ttft_counts += np.bincount(np.searchsorted(_TTFT_BOUNDS, flat), weights=per_point, minlength=len(self.ttft_counts))
-        self.ttft_fine += np.bincount(np.searchsorted(_FINE, flat), weights=per_point, minlength=len(self.ttft_fine))
         itl = model.column("itl_mean", states)
-        self.itl_fine += np.bincount(np.searchsorted(_FINE, itl), weights=weights, minlength=len(self.itl_fine))
+        judged = steps >= self.judge_step
+        if judged.all():
+            self.ttft_fine += np.bincount(np.searchsorted(_FINE, flat), weights=per_point, minlength=len(self.ttft_fine))
+            self.itl_fine += np.bincount(np.searchsorted(_FINE, itl), weights=weights, minlength=len(self.itl_fine))
+        elif judged.any():
+            points_judged = np.repeat(judged, quantiles)
+            self.ttft_fine += np.bincount(np.searchsorted(_FINE, flat[points_judged]), weights=per_point[points_judged],
+                                          minlength=len(self.ttft_fine))
+            self.itl_fine += np.bincount(np.searchsorted(_FINE, itl[judged]), weights=weights[judged], minlength=len(self.itl_fine))
         self.itl_sum += float(np.dot(weights, itl)) * self.per_token
         self.itl_count += float(weights.sum()) * self.per_token
         ok = np.minimum(model.column("attainment", states), np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
@@ -186,7 +194,9 @@ class FluidSimulator:
         held = 0.0
         arrivals_total = completions_total = failed_total = 0.0
         next_control, next_scrape, next_timeline = policy.interval_s, 0.0, cfg.timeline_interval_s
-        served = _Served(model, cfg.slo_ttft_s, per_token)
+        judge_step = int(math.ceil(cfg.judge_from_s / dt))
+        served = _Served(model, cfg.slo_ttft_s, per_token, judge_step)
+        paid_before_judging = 0.0
         timeline, steps_out, decisions = [], [], []
         samples: tuple[ReplicaSample, ...] = ()
         arrivals_at_timeline, last_timeline = 0.0, 0.0
@@ -195,6 +205,8 @@ class FluidSimulator:
         step_index, t = 0, 0.0
         while step_index < n_steps or held > 0 or fleet.n.sum() > _EMPTY:
             t = step_index * dt
+            if step_index == judge_step:
+                paid_before_judging = fleet.paid_seconds(t)
             arrivals = float(self.counts[step_index]) if step_index < n_steps else 0.0
             if arrivals:
                 gateway.append([t, arrivals])
@@ -283,29 +295,36 @@ class FluidSimulator:
                 next_timeline += cfg.timeline_interval_s
             step_index += 1
         end = max(t + dt, n_steps * dt)
-        return self._summary(served, fleet.paid_seconds(end), end, arrivals_total, failed_total, timeline, steps_out, decisions)
+        return self._summary(served, fleet.paid_seconds(end) - paid_before_judging, end, timeline, steps_out, decisions)
 
-    def _summary(self, served: _Served, paid_s, end, arrived, failed, timeline, steps, decisions) -> SimResult:
+    def _summary(self, served: _Served, paid_s, end, timeline, steps, decisions) -> SimResult:
+        """Over [judge_from_s, end): arrivals, failures and attainment of the steps since, replicas paid since."""
         cfg = self.config
         met_per_step = served.met_per_step(len(steps))
-        met = float(met_per_step.sum())
+        judged = slice(served.judge_step, None)
+        arrived = float(sum(row[1] for row in steps[judged]))
+        failed = float(sum(row[3] for row in steps[judged]))
+        met = float(met_per_step[judged].sum())
+        since = min(cfg.judge_from_s, end)
+        span = max(end - since, 1e-9)
         ttft_hist, itl_hist = served.ttft_fine, served.itl_fine
         gpu_hours = paid_s * cfg.profile.gpus / 3600.0
         cost = gpu_hours * cfg.price_per_gpu_hour
         out_tokens = (arrived - failed) * self._table().mean_output_tokens
         frame = pd.DataFrame(timeline)
+        window = frame[frame["time_s"] >= since] if len(frame) and since > 0 else frame
         summary = {
             "policy": self.policy.name, "requests": int(round(arrived)), "failed": int(round(failed)),
-            "slo_attainment": met / arrived if arrived else float("nan"), "goodput_rps": met / end,
+            "slo_attainment": met / arrived if arrived else float("nan"), "goodput_rps": met / span,
             "ttft_p50_s": _hist_quantile(ttft_hist, 0.50), "ttft_p95_s": _hist_quantile(ttft_hist, 0.95),
             "ttft_p99_s": _hist_quantile(ttft_hist, 0.99), "itl_p95_s": _hist_quantile(itl_hist, 0.95),
             "gpu_hours": gpu_hours, "cost_usd": cost,
             "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
-            "scale_actions": count_scale_actions(cfg.initial_replicas, decisions),
-            "max_replicas": int((frame["ready"] + frame["starting"] + frame["draining"]).max()) if len(frame) else cfg.initial_replicas,
-            "mean_replicas": gpu_hours * 3600.0 / end / cfg.profile.gpus, "duration_s": end, "output_tokens": out_tokens,
+            "scale_actions": count_scale_actions(cfg.initial_replicas, decisions, since),
+            "max_replicas": int((window["ready"] + window["starting"] + window["draining"]).max()) if len(window) else cfg.initial_replicas,
+            "mean_replicas": gpu_hours * 3600.0 / span / cfg.profile.gpus, "duration_s": span, "output_tokens": out_tokens,
             "slo_ttft_s": cfg.slo_ttft_s, "slo_itl_s": cfg.slo_itl_s, "cold_start_s": cfg.cold_start_s,
-            "profile": cfg.profile.name, "mode": "fluid",
+            "profile": cfg.profile.name, "mode": "fluid", "judged_from_s": since,
         }
         records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "failed", "ready", "queue_delay_s"])
         records.insert(3, "met", met_per_step)

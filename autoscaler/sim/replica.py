@@ -120,7 +120,7 @@ class SimReplica:
         elif self.state is State.READY:
             self.state = State.STOPPING
 
-    def gpu_seconds(self, until: float) -> float:
-        """Paid time: from the request for the replica until it is gone (starting replicas cost too)."""
+    def gpu_seconds(self, until: float, since: float = 0.0) -> float:
+        """Paid time within [since, until]: from the request for the replica until it is gone (starting replicas cost too)."""
         end = self.gone_at if self.gone_at is not None else until
-        return max(0.0, end - self.requested_at) * self.gpus
+        return max(0.0, end - max(self.requested_at, since)) * self.gpus

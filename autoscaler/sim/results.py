@@ -24,10 +24,11 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def count_scale_actions(initial_replicas: int, decisions: list) -> int:
-    """Decisions that changed the replica count asked for (both simulation modes)."""
+def count_scale_actions(initial_replicas: int, decisions: list, since: float = 0.0) -> int:
+    """Decisions at or after `since` that changed the replica count asked for (both simulation modes)."""
     desired = [d.desired for _, d in decisions]
-    return sum(1 for a, b in zip([initial_replicas] + desired, desired) if a != b)
+    times = [t for t, _ in decisions]
+    return sum(1 for t, a, b in zip(times, [initial_replicas] + desired, desired) if a != b and t >= since)
 
 
 def request_frame(sim: "Simulator") -> pd.DataFrame:
@@ -47,21 +48,25 @@ def attainment_mask(frame: pd.DataFrame, slo_ttft_s: float, slo_itl_s: float) ->
 
 
 def summarize(sim: "Simulator", end: float) -> SimResult:
+    """The summary over [judge_from_s, end): requests that arrived then, replicas paid then (records and timeline whole)."""
     cfg = sim.config
+    since = cfg.judge_from_s
     frame = request_frame(sim)
-    met = attainment_mask(frame, cfg.slo_ttft_s, cfg.slo_itl_s)
-    ok = frame[frame["ok"]]
-    duration = max(end, 1e-9)
-    gpu_hours = sum(r.gpu_seconds(end) for r in sim.replicas) / 3600.0
+    judged = frame[frame["arrival_s"] >= since] if since > 0 else frame
+    met = attainment_mask(judged, cfg.slo_ttft_s, cfg.slo_itl_s)
+    ok = judged[judged["ok"]]
+    duration = max(end - since, 1e-9)
+    gpu_hours = sum(r.gpu_seconds(end, since) for r in sim.replicas) / 3600.0
     cost = gpu_hours * cfg.price_per_gpu_hour
     out_tokens = float(ok["output_tokens"].sum())
     timeline = pd.DataFrame(sim.timeline)
-    paid_now = (timeline["ready"] + timeline["starting"] + timeline["draining"]) if len(timeline) else pd.Series([cfg.initial_replicas])
+    window = timeline[timeline["time_s"] >= since] if len(timeline) and since > 0 else timeline
+    paid_now = (window["ready"] + window["starting"] + window["draining"]) if len(window) else pd.Series([cfg.initial_replicas])
     summary = {
         "policy": sim.policy.name,
-        "requests": int(len(frame)),
-        "failed": int((~frame["ok"]).sum()),
-        "slo_attainment": float(met.mean()) if len(frame) else float("nan"),
+        "requests": int(len(judged)),
+        "failed": int((~judged["ok"]).sum()),
+        "slo_attainment": float(met.mean()) if len(judged) else float("nan"),
         "goodput_rps": float(met.sum() / duration),
         "ttft_p50_s": _pct(ok["ttft_s"].to_numpy(), 50),
         "ttft_p95_s": _pct(ok["ttft_s"].to_numpy(), 95),
@@ -70,7 +75,7 @@ def summarize(sim: "Simulator", end: float) -> SimResult:
         "gpu_hours": gpu_hours,
         "cost_usd": cost,
         "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
-        "scale_actions": count_scale_actions(cfg.initial_replicas, sim.decisions),
+        "scale_actions": count_scale_actions(cfg.initial_replicas, sim.decisions, since),
         "max_replicas": int(max(paid_now.max(), cfg.initial_replicas)),
         "mean_replicas": gpu_hours * 3600.0 / duration / cfg.profile.gpus,
         "duration_s": duration,
@@ -79,5 +84,6 @@ def summarize(sim: "Simulator", end: float) -> SimResult:
         "slo_itl_s": cfg.slo_itl_s,
         "cold_start_s": cfg.cold_start_s,
         "profile": cfg.profile.name,
+        "judged_from_s": since,
     }
     return SimResult(summary, frame, timeline, sim.decisions)

@@ -45,6 +45,7 @@ class SimulateArgs:
     initial_replicas: int = 1
     scrape_interval_s: float = 15.0
     jobs: int = 1
+    judge_from_s: float = 0.0  # summaries cover the window from here on
     extra: dict = field(default_factory=dict)
 
 
@@ -59,15 +60,17 @@ def sim_config(args: SimulateArgs) -> SimConfig:
     price = args.price if args.price is not None else gpu_price_per_hour(profile.gpu.name)
     return SimConfig(profile=profile, slo_ttft_s=args.slo_ttft_s, slo_itl_s=args.slo_itl_s, cold_start_s=args.cold_start_s,
                      price_per_gpu_hour=price, initial_replicas=args.initial_replicas, max_replicas=args.max_replicas,
-                     scrape_interval_s=args.scrape_interval_s, seed=args.seed)
+                     scrape_interval_s=args.scrape_interval_s, seed=args.seed, judge_from_s=args.judge_from_s)
 
 
 def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> float:
-    """Requests/s one replica carries within the SLO for this workload's length mix (engine model)."""
+    """Requests/s one replica carries within the SLO for this workload's length mix (engine model; seconds to
+    measure, so kept on disk like the load tables)."""
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(workload), min(len(workload), 5000))
-    return slo_capacity(config.profile, workload.prompt_tokens[pick], workload.output_tokens[pick],
-                        config.slo_ttft_s, config.slo_itl_s)
+    prompts, outputs = workload.prompt_tokens[pick], workload.output_tokens[pick]
+    key = (config.profile.model_dump(), prompts.tobytes(), outputs.tobytes(), config.slo_ttft_s, config.slo_itl_s, TABLE_VERSION)
+    return cached("capacity", key, lambda: slo_capacity(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s))
 
 
 def policy_context(args: SimulateArgs, config: SimConfig, future: FutureArrivals | None = None,

@@ -37,6 +37,7 @@ class SimConfig:
     queue_timeout_s: float = 600.0  # the gateway gives up on a request held this long without a ready replica
     timeline_interval_s: float = 15.0
     seed: int = 0
+    judge_from_s: float = 0.0  # the summary covers [judge_from_s, end): what comes before is the policy's to learn from
 
 
 @dataclass

@@ -88,3 +88,19 @@ def test_a_burst_waits_for_its_prefills(table):
     blind = FluidSimulator(cfg, w, Static(1), table=with_field(table, prefill_rps=np.inf)).run().summary["slo_attainment"]
     assert request < 0.9 and abs(fluid - request) <= 0.1
     assert blind > request + 0.1
+
+
+def test_judging_window_in_both_modes(table):
+    """--judge-from: the summary covers only what comes after, priced by hand (a scale-up at 300 s to 3 replicas of
+    which the third is ready at 390 s, judged from 600 s: 3 replicas for the rest), in both modes alike."""
+    w = poisson([(300, 1.0), (900, 3.0)], seed=4, prompt=1500, output=300)
+    policy = Scripted(((0, 2), (300, 3)), interval_s=15.0)
+    cfg = SimConfig(PROFILE, initial_replicas=2, cold_start_s=90.0, judge_from_s=600.0)
+    whole = SimConfig(PROFILE, initial_replicas=2, cold_start_s=90.0)
+    for simulator in (Simulator(cfg, w, policy), FluidSimulator(cfg, w, policy, table=table)):
+        s = simulator.run().summary
+        assert s["requests"] == np.count_nonzero(w.arrival_s >= 600.0)
+        assert s["gpu_hours"] == pytest.approx(3 * s["duration_s"] / 3600, rel=1e-6)
+        assert s["scale_actions"] == 0 and s["judged_from_s"] == 600.0
+    full = Simulator(whole, w, policy).run().summary
+    assert full["scale_actions"] == 1 and full["requests"] == len(w)

@@ -1,0 +1,71 @@
+"""Rate forecast: the last value on short history, the daily profile ahead of a ramp, an upper bound whose
+coverage comes from its own errors, and broken readings ignored."""
+
+import math
+
+import numpy as np
+
+from autoscaler.forecast.rate import DAY_S, ForecastConfig, RateForecaster
+
+
+def feed(forecaster, times, rates, horizon):
+    out = []
+    for t, r in zip(times, rates):
+        forecaster.observe(t, r)
+        out.append(forecaster.forecast(t, horizon))
+    return out
+
+
+def test_short_history_gives_the_last_value_with_the_default_margin():
+    f = RateForecaster()
+    f.observe(0.0, 10.0)
+    fc = f.forecast(0.0, 150.0)
+    assert fc.point == 10.0 and fc.level == 10.0 and fc.seasonal_ratio == 1.0
+    assert fc.upper == fc.point * ForecastConfig().default_margin
+
+
+def test_a_rising_trend_is_carried_into_the_horizon_and_a_falling_one_is_not():
+    up, down = RateForecaster(), RateForecaster()
+    times = np.arange(0, 600, 15.0)
+    assert feed(up, times, 10 + times / 60, 150.0)[-1].point > 10 + times[-1] / 60
+    assert feed(down, times, 30 - times / 60, 150.0)[-1].point == 30 - times[-1] / 60
+
+
+def test_the_daily_profile_anticipates_a_ramp_the_last_value_would_miss():
+    """A step from 10 to 40 req/s at 09:00 every day: on day 3, ten minutes before the step, the forecast over a
+    20-minute horizon already expects the step."""
+    f = RateForecaster()
+    times = np.arange(0, 2 * DAY_S + 8.8 * 3600, 15.0)
+    rates = np.where((times % DAY_S) >= 9 * 3600, 40.0, 10.0)
+    rates = np.where((times % DAY_S) >= 18 * 3600, 10.0, rates)
+    fc = feed(f, times, rates, 1200.0)[-1]
+    assert fc.level == 10.0
+    assert fc.point >= 35.0 and fc.seasonal_ratio >= 3.5
+
+
+def test_upper_bound_coverage_on_noisy_traffic_meets_its_quantile():
+    """Gamma-noisy traffic around a daily sine: once errors accumulate, the actual horizon peak stays under the
+    upper bound about as often as the quantile says (judged on the last two days of five)."""
+    rng = np.random.default_rng(1)
+    f = RateForecaster(ForecastConfig(quantile=0.95))
+    times = np.arange(0, 5 * DAY_S, 60.0)
+    mean = 50 + 30 * np.sin(2 * np.pi * times / DAY_S)
+    rates = rng.gamma(25.0, mean / 25.0)
+    horizon = 180.0
+    forecasts = feed(f, times, rates, horizon)
+    covered = total = 0
+    for i, t in enumerate(times):
+        if t < 3 * DAY_S or t + horizon > times[-1]:
+            continue
+        peak = rates[(times > t) & (times <= t + horizon)].max()
+        covered += peak <= forecasts[i].upper
+        total += 1
+    assert 0.93 <= covered / total <= 0.99
+
+
+def test_nan_and_negative_readings_are_ignored():
+    f = RateForecaster()
+    f.observe(0.0, 5.0)
+    f.observe(15.0, math.nan)
+    f.observe(30.0, -1.0)
+    assert f.forecast(30.0, 150.0).level == 5.0

@@ -1,0 +1,81 @@
+"""The predictive policy as a pure function: replicas for the forecast at the SLO capacity, the burst path, hold on
+stale data, bounds, scale-down stabilization; every decision carries its reasons."""
+
+import math
+
+from autoscaler.capacity.online import corrected
+from autoscaler.policy.predictive import Predictive, PredictiveConfig
+from autoscaler.snapshot import ReplicaSample, Snapshot
+
+
+def policy(**kw):
+    return Predictive(PredictiveConfig(capacity_rps=10.0, **kw))
+
+
+def snap(t, rate, desired, ready=None, **kw):
+    ready = desired if ready is None else ready
+    replicas = kw.pop("replicas", tuple(ReplicaSample(5.0, 0.0, 0.3, 60.0) for _ in range(ready)))
+    return Snapshot(time_s=t, desired=desired, ready=ready, starting=0, stopping=0, replicas=replicas,
+                    arrival_rate=rate, ttft_p95_s=0.2, itl_mean_s=0.02, **kw)
+
+
+def run(p, rates, start=1, dt=15.0, **kw):
+    state, desired, out = p.initial_state(), start, []
+    for i, rate in enumerate(rates):
+        decision, state = p.decide(snap(i * dt, rate, desired, **kw), state)
+        desired = decision.desired
+        out.append(decision)
+    return out
+
+
+def test_replicas_for_the_forecast_upper_bound_at_capacity():
+    d = run(policy(), [45.0])[-1]
+    # 45 req/s x default margin 1.25 / (10 req/s x fill 0.9) = 6.25 -> 7
+    assert d.desired == 7 and "forecast peak" in d.reasons[0]
+
+
+def test_bounds_hold():
+    assert run(policy(max_replicas=4), [100.0])[-1].desired == 4
+    assert run(policy(min_replicas=2), [0.0])[-1].desired == 2
+
+
+def test_scale_down_waits_for_the_stabilization_window():
+    p = policy(scale_down_window_s=120.0, cooldown_s=0.0)
+    decisions = run(p, [80.0] * 4 + [8.0] * 12)
+    counts = [d.desired for d in decisions]
+    assert counts[3] == counts[4] == counts[10]  # 120 s after the drop (8 intervals) it still holds
+    assert counts[-1] < counts[3]
+    assert any("stabilization" in r for d in decisions for r in d.reasons)
+
+
+def test_stale_metrics_hold_and_say_so():
+    p = policy()
+    state = p.initial_state()
+    decision, state = p.decide(snap(0.0, 60.0, 8), state)
+    stale = snap(15.0, math.nan, decision.desired, stale=True)
+    held, _ = p.decide(stale, state)
+    assert held.desired == decision.desired
+    assert any("stale" in r for r in held.reasons)
+    lower, _ = p.decide(snap(30.0, math.nan, decision.desired + 3, stale=True), state)
+    assert lower.desired == decision.desired + 3  # never down on missing data
+
+
+def test_a_backlog_the_forecast_missed_takes_the_burst_path():
+    d = run(policy(), [20.0], start=3, gateway_queue=200.0)[-1]
+    assert any(r.startswith("burst") for r in d.reasons) and d.desired > 3
+
+
+def test_hot_gpus_add_replicas():
+    hot = tuple(ReplicaSample(5.0, 0.0, 0.3, 99.0) for _ in range(4))
+    d = run(policy(), [5.0], start=4, replicas=hot)[-1]
+    assert d.desired == math.ceil(4 * 99.0 / 85.0) and any("GPU utilization" in r for r in d.reasons)
+
+
+def test_capacity_correction_is_bounded_and_moves_the_right_way():
+    assert corrected(1.0, 5.0, 10.0, 2.0, 0.02, 1.0, 0.05) < 1.0  # a miss below capacity: it overestimates
+    assert corrected(1.0, 9.0, 10.0, 0.1, 0.01, 1.0, 0.05) > 1.0  # comfortable near capacity
+    assert corrected(1.0, 2.0, 10.0, 0.1, 0.01, 1.0, 0.05) == 1.0  # little load tells nothing
+    factor = 1.0
+    for _ in range(100):
+        factor = corrected(factor, 1.0, 10.0, 5.0, 0.02, 1.0, 0.05)
+    assert factor == 0.7
