@@ -138,6 +138,12 @@ def _cross(args) -> str:
     return crosscheck_section()
 
 
+def _predictive(args) -> str:
+    from bench.predictive import predictive_section
+
+    return predictive_section()
+
+
 def _loadgen_cross(args) -> str:
     from bench.loadgen import crosscheck_section
 
@@ -153,7 +159,7 @@ def _loadgen_cost(args) -> str:
 SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim-cross": _cross,
                 "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
-            **SIM_SECTIONS, "loadgen-cross": _loadgen_cross,
+            **SIM_SECTIONS, "predictive": _predictive, "loadgen-cross": _loadgen_cross,
             "loadgen-cost": _loadgen_cost}
 QUICK = ("engine", "sim", "sim-speed", "sim-cross", "loadgen-cross", "loadgen-cost")
 
@@ -184,7 +190,7 @@ def main() -> None:
         return
     header = "\n".join(["# Benchmarks", "",
                         "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code, sim-mlarge, loadgen-cross or loadgen-cost). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code, sim-mlarge, predictive, loadgen-cross or loadgen-cost). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
     chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)

@@ -1,0 +1,140 @@
+"""Benchmarks of the predictive policy: against the oracle and the tuned baselines on the shared traces, its
+forecast's error and coverage, and flapping under steady load."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from autoscaler.forecast.rate import RateForecaster
+from autoscaler.sim.report import table
+from autoscaler.sim.run import SimulateArgs, run_one
+from autoscaler.sim.sweep import sweep
+from bench.simulate import CODE, CONV, MLARGE, TRACES
+
+WEEK_S = 7 * 86400.0
+BASELINES = ["static:1", "hpa:gpu_util=70", "hpa:waiting=5", "hpa:running=64", "keda", "kpa:64", "oracle"]
+REACTIVE = ("hpa", "keda", "kpa")  # the autoscalers users run today
+
+
+def flaps(decisions: list, timeline, window_s: float = 600.0, steady: float = 0.1) -> int:
+    """Up-down-up (or down-up-down) sequences of the desired count within `window_s`, counted only where the arrival
+    rate over that window stays within +-`steady` of its mean (steady load: no reason to move at all)."""
+    times = np.array([t for t, _ in decisions])
+    counts = np.array([d.desired for _, d in decisions])
+    change = np.flatnonzero(np.diff(counts) != 0) + 1
+    t_rate = timeline["time_s"].to_numpy()
+    rate = timeline["arrival_rate"].to_numpy()
+    found, i = 0, 0
+    while i + 2 < len(change):
+        a, b, c = change[i], change[i + 1], change[i + 2]
+        first = np.sign(counts[a] - counts[a - 1])
+        if (np.sign(counts[b] - counts[b - 1]) == -first and np.sign(counts[c] - counts[c - 1]) == first
+                and times[c] - times[a] <= window_s):
+            inside = rate[(t_rate >= times[a] - window_s / 2) & (t_rate <= times[c])]
+            if len(inside) and inside.mean() > 0 and np.all(np.abs(inside / inside.mean() - 1) <= steady):
+                found += 1
+                i += 2
+                continue
+        i += 1
+    return found
+
+
+def forecast_quality(rates: np.ndarray, step_s: float, horizon_s: float, judge_from_s: float = 0.0) -> dict:
+    """Feed observed rates to the forecaster as the policy does; judge each forecast against the actual peak over
+    its horizon: median absolute percentage error of the point, and how often the upper bound held."""
+    forecaster = RateForecaster()
+    ahead = int(round(horizon_s / step_s))
+    points, uppers, peaks = [], [], []
+    for i, rate in enumerate(rates[:-ahead] if ahead else rates):
+        t = i * step_s
+        forecaster.observe(t, float(rate))
+        fc = forecaster.forecast(t, horizon_s)
+        if t >= judge_from_s:
+            points.append(fc.point)
+            uppers.append(fc.upper)
+            peaks.append(float(np.max(rates[i + 1:i + 1 + ahead])))
+    points, uppers, peaks = map(np.asarray, (points, uppers, peaks))
+    busy = peaks > 0
+    return {"mape": float(np.median(np.abs(points[busy] - peaks[busy]) / peaks[busy])),
+            "coverage": float(np.mean(peaks <= uppers + 1e-9)), "forecasts": len(points)}
+
+
+def _observed_rates(result) -> np.ndarray:
+    """The arrival rate a policy saw: a 60 s rate every 15 s, from the run's timeline."""
+    timeline = result.timeline
+    arrivals = timeline["arrivals"].to_numpy(dtype=float)
+    window = 4  # 60 s of 15 s rows
+    sums = np.convolve(arrivals, np.ones(window), mode="full")[: len(arrivals)]
+    return sums / (window * 15.0)
+
+
+def _row(label: str, s: dict, oracle: dict, best_reactive: dict | None) -> str:
+    vs_oracle = s["gpu_hours"] / oracle["gpu_hours"]
+    vs_best = (1 - s["gpu_hours"] / best_reactive["gpu_hours"]) if best_reactive else float("nan")
+    best = f"{best_reactive['policy']} {best_reactive['gpu_hours']:,.1f}" if best_reactive else "none reaches 99%"
+    return (f"| {label} | {s['slo_attainment']:.2%} | {s['gpu_hours']:,.2f} | {oracle['policy']} {oracle['gpu_hours']:,.2f} | "
+            f"{vs_oracle:.3f} | {best} | {100 * vs_best:+.1f}% |")
+
+
+def _cheapest_reactive(summaries: list[dict], goal: float) -> dict | None:
+    meeting = [s for s in summaries if s["policy"].split(":")[0] in REACTIVE and s["slo_attainment"] >= goal]
+    return min(meeting, key=lambda s: s["gpu_hours"]) if meeting else None
+
+
+def predictive_section(jobs: int = 2) -> str:
+    """ServeGen m-large learned on days 1-7 and judged on 8-14 with every baseline tuned by the sweep on the same
+    days; the Azure traces at the settings their own sweeps chose (docs: sim-conv, sim-code), run again beside it."""
+    goal = 0.99
+    cases = []
+    servegen = SimulateArgs(trace=MLARGE, policies=BASELINES, mode="fluid", lengths_from=CONV, max_replicas=200,
+                            judge_from_s=WEEK_S, jobs=jobs)
+    tuned, tried = sweep(servegen, goal, progress=lambda line: None)
+    ours = run_one(servegen, "predictive")
+    cases.append(("ServeGen m-large, days 8-14 (fluid)", ours, [r.summary for r in tuned], tried))
+    for trace, label, settings in (
+            (CONV, "Azure conv x4 (request-level)", ["static:3", "hpa:gpu_util=70", "hpa:running=32", "kpa:16", "oracle:0.8"]),
+            (CODE, "Azure code x4 (request-level)", ["static:17", "hpa:gpu_util=30", "hpa:running=4", "kpa:4", "oracle:1@5s"])):
+        args = SimulateArgs(trace=trace, policies=settings, rate_scale=4.0, max_replicas=200)
+        runs = [run_one(args, spec) for spec in settings]
+        cases.append((label, run_one(args, "predictive"), [r.summary for r in runs], [r.summary for r in runs]))
+    lines = ["| trace | predictive attainment | predictive GPU-h | oracle GPU-h | / oracle | cheapest HPA, KEDA or KPA at >= 99% (GPU-h) | "
+             "predictive vs it |", "|---|---|---|---|---|---|---|"]
+    quality_rows, case_tables = [], []
+    for label, ours, tuned_summaries, tried in cases:
+        oracle = next(s for s in tuned_summaries if s["policy"].startswith("oracle"))
+        lines.append(_row(label, ours.summary, oracle, _cheapest_reactive(tried, goal)))
+        quality = forecast_quality(_observed_rates(ours), 15.0, 150.0, ours.summary.get("judged_from_s", 0.0))
+        quality_rows.append(f"| {label} | {quality['mape']:.1%} | {quality['coverage']:.1%} | {quality['forecasts']:,} | "
+                            f"{flaps(ours.decisions, ours.timeline)} | {ours.summary['scale_actions']:,} |")
+        case_tables += [f"#### {label}", "", table([ours.summary, *tuned_summaries], markdown=True), ""]
+    rel = lambda path: str(Path(path).relative_to(TRACES.parent.parent.parent))
+    return "\n".join([
+        "## Predictive autoscaler (`headroom simulate --policy predictive`)",
+        "",
+        "Same setting as the simulator tables (Llama-3.1-8B on H100, TTFT <= 1 s, mean ITL <= 50 ms, 90 s cold start, "
+        "$12.29 per GPU-hour, Prometheus scrape 15 s, 60 s rate windows). The predictive policy runs with its defaults "
+        "(plan each replica at 90% of its SLO capacity, 97% upper forecast quantile, 120 s scale-down window); nothing "
+        "about it is tuned per trace. ServeGen m-large: all 14 days are simulated, the policy learns from days 1-7 "
+        "(its forecaster starts empty), and every policy is judged on days 8-14 (`--judge-from 604800`), the baselines "
+        f"tuned by `--sweep` on those days: `headroom simulate --trace ../{rel(MLARGE)} --mode fluid --sweep --judge-from "
+        f"604800 --policy {','.join(BASELINES)},predictive --max-replicas 200 --lengths-from ../{rel(CONV)}`. Azure: the "
+        "settings their own sweeps chose (sections above), run again beside the predictive policy.",
+        "",
+        "Goals: attainment >= 99%; GPU-hours <= 1.15x the oracle's (Azure code: reported); at least 25% fewer GPU-hours "
+        "than the cheapest tuned HPA, KEDA or Knative setting that reaches 99%.",
+        "",
+        *lines,
+        "",
+        "Forecast (the request rate the policy saw, a 60 s rate every 15 s; the peak over the 150 s horizon): median "
+        "absolute error of the point forecast, and the share of horizons whose peak stayed under the upper bound (target "
+        "97%). Flapping: up-down-up within 10 minutes while the arrival rate stayed within 10% of its mean (goal: 0).",
+        "",
+        "| trace | forecast error (median) | upper bound coverage | forecasts | flaps under steady load | scale actions |",
+        "|---|---|---|---|---|---|",
+        *quality_rows,
+        "",
+        *case_tables,
+    ])
