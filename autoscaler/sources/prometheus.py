@@ -1,0 +1,137 @@
+"""Snapshots from Prometheus (prometheus-api-client): one PromQL query per signal for every target at once (grouped by
+the label that names a target), samples' own timestamps checked for staleness, NaN and empty answers flagged."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoscaler.snapshot import ReplicaSample, Snapshot
+
+# Defaults on vLLM's metric names (DESIGN.md). {sel} is the selector of the fleet, {by} the label naming a target,
+# {w} the rate window; replica queries keep `instance` to tell replicas apart.
+DEFAULT_QUERIES = {
+    "arrival_rate": "sum by ({by}) (rate(vllm:request_success_total{{{sel}}}[{w}]))",
+    "prompt_tokens_rate": "sum by ({by}) (rate(vllm:prompt_tokens_total{{{sel}}}[{w}]))",
+    "output_tokens_rate": "sum by ({by}) (rate(vllm:generation_tokens_total{{{sel}}}[{w}]))",
+    "ttft_p95_s": "histogram_quantile(0.95, sum by ({by}, le) (rate(vllm:time_to_first_token_seconds_bucket{{{sel}}}[{w}])))",
+    "itl_mean_s": ("sum by ({by}) (rate(vllm:inter_token_latency_seconds_sum{{{sel}}}[{w}])) / "
+                   "sum by ({by}) (rate(vllm:inter_token_latency_seconds_count{{{sel}}}[{w}]))"),
+    "newest_sample_s": "max by ({by}) (timestamp(vllm:num_requests_running{{{sel}}}))",
+    "running": "sum by ({by}, instance) (vllm:num_requests_running{{{sel}}})",
+    "waiting": "sum by ({by}, instance) (vllm:num_requests_waiting{{{sel}}})",
+    "kv_usage": "max by ({by}, instance) (vllm:kv_cache_usage_perc{{{sel}}})",
+}
+FLEET = ("arrival_rate", "prompt_tokens_rate", "output_tokens_rate", "ttft_p95_s", "itl_mean_s", "newest_sample_s")
+PER_REPLICA = ("running", "waiting", "kv_usage")
+
+
+class PrometheusSourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field("http://127.0.0.1:9090", description="Prometheus base URL")
+    target_label: str = Field("model_name", description="the label whose value names a scaling target")
+    selector: str = Field("", description='extra PromQL matchers for every query, e.g. namespace="llm"')
+    rate_window: str = Field("1m", description="range of rate() and histogram windows")
+    stale_after_s: float = Field(60.0, gt=0, description="a target whose newest sample is older than this is stale")
+    timeout_s: float = Field(5.0, gt=0, description="per query")
+    queries: dict[str, str] = Field(default_factory=dict, description="overrides of DEFAULT_QUERIES by signal name")
+    gpu_util_query: str | None = Field(
+        None, description="per-replica GPU utilization (%), grouped like the replica queries, e.g. "
+                          "'avg by (model_name, instance) (DCGM_FI_DEV_GPU_UTIL)' when dcgm-exporter labels match")
+
+    def query(self, name: str) -> str:
+        template = self.queries.get(name, DEFAULT_QUERIES[name])
+        return template.format(sel=self.selector, by=self.target_label, w=self.rate_window)
+
+
+@dataclass(frozen=True)
+class FleetCounts:
+    """What the actuator reports about a target: spec.replicas, ready, starting, stopping."""
+
+    desired: int
+    ready: int
+    starting: int = 0
+    stopping: int = 0
+
+
+class PrometheusSource:
+    """`snapshots(counts, now)` -> {target: Snapshot} for the targets in `counts`; a target Prometheus knows nothing
+    about, or whose samples are old, NaN or missing, comes back `stale=True` (the policy then holds)."""
+
+    def __init__(self, config: PrometheusSourceConfig, query: Callable[[str], list] | None = None):
+        self.config = config
+        if query is None:
+            from prometheus_api_client import PrometheusConnect
+            from urllib3.util.retry import Retry
+
+            # one quick retry at most: a source that is down must not stall the loop (the policy holds instead)
+            client = PrometheusConnect(url=config.url, timeout=config.timeout_s,
+                                       retry=Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504)))
+            query = client.custom_query
+        self._query = query
+
+    def _run(self, name: str) -> tuple[list, str | None]:
+        try:
+            return self._query(self.config.query(name)), None
+        except Exception as err:  # down, slow, refused, a bad answer: every target is stale this round
+            return [], f"{name}: {type(err).__name__}: {err}"
+
+    def snapshots(self, counts: dict[str, FleetCounts], now: float | None = None) -> dict[str, Snapshot]:
+        now = time.time() if now is None else now
+        label = self.config.target_label
+        fleet: dict[str, dict[str, float]] = {target: {} for target in counts}
+        replicas: dict[str, dict[str, dict[str, float]]] = {target: {} for target in counts}
+        errors = []
+        names = list(FLEET) + list(PER_REPLICA) + (["gpu_util"] if self.config.gpu_util_query else [])
+        for name in names:
+            if name == "gpu_util":
+                try:
+                    series, error = self._query(self.config.gpu_util_query), None
+                except Exception as err:
+                    series, error = [], f"gpu_util: {type(err).__name__}: {err}"
+            else:
+                series, error = self._run(name)
+            if error:
+                errors.append(error)
+            for item in series:
+                target = item.get("metric", {}).get(label)
+                if target not in counts:
+                    continue
+                value = _number(item)
+                if name in FLEET:
+                    fleet[target][name] = value
+                else:
+                    instance = item["metric"].get("instance", "")
+                    replicas[target].setdefault(instance, {})[name] = value
+        out = {}
+        for target, known in counts.items():
+            values = fleet[target]
+            newest = values.get("newest_sample_s", math.nan)
+            age = now - newest if math.isfinite(newest) else math.inf
+            rate = values.get("arrival_rate", math.nan)
+            stale = bool(errors) or not math.isfinite(age) or age > self.config.stale_after_s or not math.isfinite(rate)
+            samples = tuple(ReplicaSample(r.get("running", 0.0), r.get("waiting", 0.0), r.get("kv_usage", 0.0),
+                                          r.get("gpu_util", 0.0)) for _, r in sorted(replicas[target].items()))
+            out[target] = Snapshot(
+                time_s=now, desired=known.desired, ready=known.ready, starting=known.starting, stopping=known.stopping,
+                replicas=samples, arrival_rate=rate if math.isfinite(rate) else math.nan,
+                completion_rate=rate if math.isfinite(rate) else math.nan,
+                prompt_tokens_rate=values.get("prompt_tokens_rate", math.nan),
+                output_tokens_rate=values.get("output_tokens_rate", math.nan),
+                ttft_p95_s=values.get("ttft_p95_s", math.nan), itl_mean_s=values.get("itl_mean_s", math.nan),
+                sample_age_s=age if math.isfinite(age) else math.inf, stale=stale,
+                extra={"errors": tuple(errors)} if errors else {})
+        return out
+
+
+def _number(item: dict) -> float:
+    try:
+        value = float(item["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return math.nan
+    return value

@@ -1,0 +1,142 @@
+"""The Prometheus source: snapshots for two targets from a real Prometheus scraping emulators (one query per signal
+for both), and stale flags when Prometheus is down, slow, or answers NaN or nothing."""
+
+import asyncio
+import json
+import math
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from autoscaler.sources.prometheus import FleetCounts, PrometheusSource, PrometheusSourceConfig
+from headroom.prometheus import PrometheusProcess
+from tests.helpers import EmulatorServer, LoopThread
+
+COUNTS = {"chat": FleetCounts(desired=1, ready=1), "code": FleetCounts(desired=1, ready=1), "ghost": FleetCounts(2, 2)}
+
+
+def load(url: str, model: str, n: int) -> None:
+    for _ in range(n):
+        body = json.dumps({"model": model, "prompt": "one two three four", "max_tokens": 4, "ignore_eos": True}).encode()
+        request = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+
+
+@pytest.mark.integration
+def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
+    loop = LoopThread()
+    with EmulatorServer(served_model_name="chat") as chat, EmulatorServer(served_model_name="code") as code:
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                  "scrape_configs": [{"job_name": "vllm", "static_configs": [
+                      {"targets": [f"127.0.0.1:{chat.port}", f"127.0.0.1:{code.port}"]}]}]}
+        prometheus = PrometheusProcess(config, tmp_path / "prom", port=_free_port())
+        loop.call(prometheus.start())
+        try:
+            wait_for_targets(prometheus.url, 2)
+            load(chat.url, "chat", 30)
+            load(code.url, "code", 3)
+            time.sleep(4)
+            queries = []
+
+            def counted(client_query):
+                def run(promql):
+                    queries.append(promql)
+                    return client_query(promql)
+                return run
+
+            source = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="30s"))
+            source._query = counted(source._query)
+            snaps = source.snapshots(COUNTS)
+        finally:
+            loop.call(prometheus.stop())
+            loop.close()
+    assert len(queries) == 9  # one per signal, for every target at once
+    chat_snap, code_snap, ghost = snaps["chat"], snaps["code"], snaps["ghost"]
+    assert not chat_snap.stale and not code_snap.stale and ghost.stale, snaps
+    assert chat_snap.arrival_rate > code_snap.arrival_rate > 0
+    assert chat_snap.output_tokens_rate > 0 and 0 < chat_snap.ttft_p95_s < 1.0
+    assert len(chat_snap.replicas) == 1 and chat_snap.sample_age_s < 5.0
+    assert math.isnan(ghost.arrival_rate) and ghost.desired == 2
+
+
+def wait_for_targets(url: str, count: int, timeout_s: float = 30.0) -> None:
+    """Prometheus applies its first targets a few seconds after start: wait until `count` are up."""
+    from prometheus_api_client import PrometheusConnect
+
+    client, deadline = PrometheusConnect(url), time.time() + timeout_s
+    while len(client.custom_query("up == 1")) < count:
+        if time.time() > deadline:
+            raise TimeoutError(f"{count} targets not up in {timeout_s:g} s")
+        time.sleep(0.5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakePrometheus:
+    """An HTTP server answering /api/v1/query like Prometheus, with a chosen fault."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if outer.mode == "slow":
+                    time.sleep(3)
+                now = time.time()
+                result = [] if outer.mode == "empty" else [
+                    {"metric": {"model_name": "chat", "instance": "a"}, "value": [now, "NaN"]}]
+                if outer.mode == "nan-rate-fresh-sample":
+                    result = [{"metric": {"model_name": "chat", "instance": "a"},
+                               "value": [now, str(now) if "timestamp" in self.path else "NaN"]}]
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["empty", "nan-rate-fresh-sample", "slow"])
+def test_nan_empty_or_slow_answers_are_stale(mode):
+    with FakePrometheus(mode) as url:
+        snap = PrometheusSource(PrometheusSourceConfig(url=url, timeout_s=1.0)).snapshots(COUNTS)["chat"]
+    assert snap.stale and math.isnan(snap.arrival_rate)
+    if mode == "slow":
+        assert snap.extra["errors"]  # timeouts are reported, not raised
+
+
+def test_prometheus_down_is_stale_not_an_exception():
+    snap = PrometheusSource(PrometheusSourceConfig(url=f"http://127.0.0.1:{_free_port()}", timeout_s=1.0)).snapshots(COUNTS)
+    assert all(s.stale for s in snap.values())
+    assert "ConnectionError" in " ".join(snap["chat"].extra["errors"]) or snap["chat"].extra["errors"]
+
+
+def test_bad_config_names_the_key():
+    with pytest.raises(ValueError, match="stale_after_s"):
+        PrometheusSourceConfig(stale_after_s=-1)
+    with pytest.raises(ValueError, match="selectr"):
+        PrometheusSourceConfig(selectr="x")
