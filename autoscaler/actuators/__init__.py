@@ -1,0 +1,1 @@
+"""Actuators: the only writers (Kubernetes scale subresource, the local fleet, dry-run, an exported metric)."""
