@@ -62,6 +62,12 @@ def _up(args) -> int:
     return asyncio.run(run_stack(config))
 
 
+def _autoscale(args) -> int:
+    from headroom.autoscale import main_args
+
+    return main_args(args)
+
+
 def _simulate(args) -> int:
     from pathlib import Path
 
@@ -237,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, metavar="DIR", help="write records (parquet), summary.json and plots here")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=_simulate)
+
+    au = sub.add_parser("autoscale", help="the predictive autoscaler: Prometheus in, Kubernetes (or advice) out")
+    au.add_argument("--config", required=True, metavar="autoscaler.yaml", help="targets, SLOs, bounds, capacity, actuators")
+    au.add_argument("--once", action="store_true", help="one pass over every target, then exit")
+    au.set_defaults(func=_autoscale)
 
     lt = sub.add_parser("loadtest", help="Locust load campaigns against OpenAI-compatible endpoints")
     lt_sub = lt.add_subparsers(dest="loadtest_command", required=True)

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from autoscaler.capacity.online import CapacityCorrection, corrected
-from autoscaler.forecast.rate import ForecastConfig, RateForecaster
+from autoscaler.forecast.rate import Forecast, ForecastConfig, RateForecaster
 from autoscaler.policy import guards
 from autoscaler.policy.base import Decision
 from autoscaler.snapshot import Snapshot
@@ -47,6 +47,8 @@ class PredictiveState:
     capacity_factor: float = 1.0
     last_change_s: float | None = None
     last_desired: int | None = None
+    last_forecast: Forecast | None = None  # for the loop's metrics
+    last_capacity_rps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Predictive:
                                           snapshot.itl_mean_s, cfg.slo_ttft_s, cfg.slo_itl_s, cfg.correction)
         capacity = cfg.capacity_rps * state.capacity_factor
         forecast = state.forecaster.forecast(now, self.horizon_s())
+        state.last_forecast, state.last_capacity_rps = forecast, capacity
         predictive = math.ceil(forecast.upper / (capacity * cfg.fill)) if capacity > 0 else current
         reasons.append(f"forecast peak {forecast.point:.1f} req/s (upper {forecast.upper:.1f}) over {self.horizon_s():.0f} s "
                        f"at {capacity:.2f} req/s per replica -> {predictive}")

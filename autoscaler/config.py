@@ -1,0 +1,129 @@
+"""`autoscaler.yaml`: one validated object for `headroom autoscale` (Prometheus, the loop, leader election, metrics,
+and the targets, each with its SLO, bounds, GPU, price, capacity and actuator). Errors name the key and the value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from autoscaler.sources.prometheus import PrometheusSourceConfig
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Slo(Strict):
+    ttft_s: float = Field(1.0, gt=0)
+    itl_s: float = Field(0.05, gt=0)
+
+
+class Capacity(Strict):
+    """One of: a fixed figure; a capacity file from `headroom loadtest sweep`; the engine model for a length mix."""
+
+    rps: float | None = Field(None, gt=0)
+    file: Path | None = None
+    profile: str | None = None
+    prompt_tokens: float = Field(1000.0, gt=0)
+    output_tokens: float = Field(200.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("rps", "file", "profile") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of rps, file or profile (got {', '.join(given) or 'none'})")
+        return self
+
+
+class ActuatorConfig(Strict):
+    kind: Literal["kubernetes", "local", "dry-run", "metric"] = "dry-run"
+    namespace: str | None = None
+    workload: str | None = None
+    workload_kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+
+    @model_validator(mode="after")
+    def _kubernetes_needs_a_workload(self):
+        if self.kind == "kubernetes" and not (self.namespace and self.workload):
+            raise ValueError("a kubernetes actuator needs namespace and workload")
+        return self
+
+
+class TargetConfig(Strict):
+    name: str = Field(min_length=1, description="the value of the source's target label (e.g. model_name)")
+    slo: Slo = Field(default_factory=Slo)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(10, ge=1)
+    cold_start_s: float = Field(90.0, ge=0)
+    gpu: str = "H100"
+    price_per_gpu_hour: float | None = Field(None, ge=0)
+    capacity: Capacity
+    fill: float = Field(0.9, gt=0, le=1)
+    actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        return self
+
+
+class LeaderElectionConfig(Strict):
+    namespace: str
+    name: str = "headroom-autoscaler"
+    duration_s: int = Field(15, ge=1)
+    identity: str | None = None  # default: the host name
+
+
+class MetricsConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
+
+
+class AutoscalerConfig(Strict):
+    prometheus: PrometheusSourceConfig = Field(default_factory=PrometheusSourceConfig)
+    interval_s: float = Field(15.0, gt=0)
+    leader_election: LeaderElectionConfig | None = None
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    kubeconfig: Path | None = None  # default: in-cluster, then ~/.kube/config
+    targets: list[TargetConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [t.name for t in self.targets]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"target names must be unique: {', '.join(twice)} given twice")
+        return self
+
+
+def load_config(path: str | Path) -> AutoscalerConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw, where: str = "config") -> AutoscalerConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return AutoscalerConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            value = e.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"{key}: {e['msg']}{shown}")
+        raise ConfigError(f"{where}: " + "; ".join(problems)) from None

@@ -1,0 +1,77 @@
+"""The thin loop: read counts (actuators), measure (source), decide (policies), and actuate only while leading.
+One pass per interval over every target; a failing target is logged and held, never the others."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from autoscaler.actuators.base import Actuator
+from autoscaler.metrics import AutoscalerMetrics
+from autoscaler.policy.base import Policy
+from autoscaler.sources.prometheus import FleetCounts
+
+log = logging.getLogger("headroom.autoscaler")
+
+
+@dataclass
+class Target:
+    name: str
+    policy: Policy
+    actuator: Actuator
+    state: Any = None
+    last_counts: FleetCounts | None = None
+
+    def __post_init__(self):
+        if self.state is None:
+            self.state = self.policy.initial_state()
+
+
+@dataclass
+class AutoscalerLoop:
+    targets: list[Target]
+    source: Any  # snapshots(counts: dict[str, FleetCounts], now) -> dict[str, Snapshot]
+    metrics: AutoscalerMetrics = field(default_factory=AutoscalerMetrics)
+    elector: Any = None  # try_acquire_or_renew() -> bool; None: always leading
+    clock: Callable[[], float] = time.time
+
+    def run_once(self) -> dict[str, Any]:
+        """One pass; returns each target's decision."""
+        started = time.perf_counter()
+        now = self.clock()
+        counts = {}
+        for target in self.targets:
+            try:
+                target.last_counts = counts[target.name] = target.actuator.counts()
+            except Exception as err:  # cannot read the target: decide from the last counts, never act blind
+                log.warning(json.dumps({"event": "counts_failed", "target": target.name, "error": str(err)}))
+                if target.last_counts is not None:
+                    counts[target.name] = target.last_counts
+        snapshots = self.source.snapshots(counts, now)
+        leading = True if self.elector is None else bool(self.elector.try_acquire_or_renew())
+        self.metrics.leader.set(1 if leading else 0)
+        decisions = {}
+        for target in self.targets:
+            snapshot = snapshots.get(target.name)
+            if snapshot is None:
+                continue
+            decision, target.state = target.policy.decide(snapshot, target.state)
+            decisions[target.name] = decision
+            self.metrics.record(target.name, snapshot, decision, target.state)
+            changed = False
+            if leading and decision.desired != snapshot.desired:
+                try:
+                    changed = target.actuator.scale(decision.desired, decision.reasons)
+                    self.metrics.actuations.labels(target.name, "changed" if changed else "unchanged").inc()
+                except Exception as err:
+                    self.metrics.actuations.labels(target.name, "failed").inc()
+                    log.error(json.dumps({"event": "actuation_failed", "target": target.name, "error": str(err)}))
+            log.info(json.dumps({"event": "decision", "target": target.name, "time": now, "current": snapshot.desired,
+                                 "ready": snapshot.ready, "desired": decision.desired, "stale": snapshot.stale,
+                                 "leading": leading, "changed": changed, "reasons": list(decision.reasons)}))
+        self.metrics.loop_duration.observe(time.perf_counter() - started)
+        self.metrics.last_success.set(now)
+        return decisions

@@ -1,0 +1,165 @@
+"""`headroom autoscale --config F`: build the loop from a validated config (Prometheus source, a predictive policy and an
+actuator per target, leader election), serve its /metrics, log decisions as JSON lines, stop cleanly on a signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from autoscaler.actuators.base import DryRun, MetricOnly
+from autoscaler.config import AutoscalerConfig, Capacity, ConfigError, TargetConfig, load_config
+from autoscaler.loop import AutoscalerLoop, Target
+from autoscaler.metrics import AutoscalerMetrics
+from autoscaler.policy.predictive import Predictive, PredictiveConfig
+from autoscaler.sources.prometheus import PrometheusSource
+
+log = logging.getLogger("headroom.autoscaler")
+
+
+def resolve_capacity(capacity: Capacity, slo, where: str) -> float:
+    """Requests/s per replica at the SLO: as given, from a `headroom loadtest sweep` file, or from the engine model."""
+    if capacity.rps is not None:
+        return capacity.rps
+    if capacity.file is not None:
+        from loadgen.sweep import load_capacity_file
+
+        try:
+            return load_capacity_file(capacity.file).capacity_rps
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{where}.capacity.file: cannot use {capacity.file}: {err}") from None
+    from autoscaler.capacity.engine_capacity import slo_capacity
+    from autoscaler.sim.disk_cache import cached
+    from loadgen.workloads.servegen import LengthSampler
+    from serving.profiles import load_profile
+
+    try:
+        profile = load_profile(capacity.profile)
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{where}.capacity.profile: {err}") from None
+    lengths = LengthSampler.lognormal(capacity.prompt_tokens, capacity.output_tokens)
+    key = ("autoscale", profile.model_dump(), capacity.prompt_tokens, capacity.output_tokens, slo.ttft_s, slo.itl_s)
+    return cached("capacity", key, lambda: slo_capacity(profile, lengths.prompts[:4000], lengths.outputs[:4000], slo.ttft_s, slo.itl_s))
+
+
+def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity_rps: float) -> Predictive:
+    return Predictive(PredictiveConfig(
+        capacity_rps=capacity_rps, slo_ttft_s=target.slo.ttft_s, slo_itl_s=target.slo.itl_s, cold_start_s=target.cold_start_s,
+        interval_s=interval_s, observation_lag_s=lag_s, fill=target.fill, min_replicas=target.min_replicas,
+        max_replicas=target.max_replicas), name=f"predictive:{target.name}")
+
+
+def build_actuator(target: TargetConfig, where: str, api_client=None, local=None):
+    kind = target.actuator.kind
+    if kind == "local":
+        if local is None:
+            raise ConfigError(f"{where}.actuator.kind: 'local' scales `headroom up`'s fleet and runs inside it "
+                              "(headroom up --autoscale); use kubernetes, dry-run or metric here")
+        return local
+    if kind in ("dry-run", "metric"):
+        cls = DryRun if kind == "dry-run" else MetricOnly
+        if target.actuator.workload and api_client is not None:  # read the real counts, write nothing
+            reader = _kubernetes(target, api_client)
+            return cls(read=reader.counts)
+        return cls(initial=target.min_replicas)
+    return _kubernetes(target, api_client)
+
+
+def _kubernetes(target: TargetConfig, api_client):
+    from autoscaler.actuators.kubernetes import KubernetesActuator, WorkloadRef
+
+    a = target.actuator
+    return KubernetesActuator(api_client, WorkloadRef(a.namespace, a.workload, a.workload_kind), instance=socket.gethostname())
+
+
+def kubernetes_client(config: AutoscalerConfig):
+    """In-cluster configuration, else the kubeconfig; only when a target or the leader election needs Kubernetes."""
+    from kubernetes import client, config as kube_config
+
+    try:
+        if config.kubeconfig is not None:
+            kube_config.load_kube_config(str(config.kubeconfig))
+        else:
+            try:
+                kube_config.load_incluster_config()
+            except kube_config.ConfigException:
+                kube_config.load_kube_config()
+    except Exception as err:
+        raise ConfigError(f"kubeconfig: cannot configure a Kubernetes client: {err}") from None
+    return client.ApiClient()
+
+
+def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = None, api_client=None, local=None,
+               source=None) -> AutoscalerLoop:
+    needs_kube = config.leader_election is not None or any(
+        t.actuator.kind == "kubernetes" or (t.actuator.kind in ("dry-run", "metric") and t.actuator.workload)
+        for t in config.targets)
+    if needs_kube and api_client is None:
+        api_client = kubernetes_client(config)
+    lag = config.interval_s + 30.0  # a scrape interval and half a rate window, about
+    targets = []
+    for i, target in enumerate(config.targets):
+        where = f"targets.{i}"
+        capacity = resolve_capacity(target.capacity, target.slo, where)
+        targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity),
+                              build_actuator(target, where, api_client, local)))
+    elector = None
+    if config.leader_election is not None:
+        from autoscaler.actuators.lease import LeaderElector, LeaseConfig
+
+        le = config.leader_election
+        elector = LeaderElector(api_client, LeaseConfig(le.namespace, le.name, le.duration_s), le.identity or socket.gethostname())
+    return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics or AutoscalerMetrics(), elector)
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if message.startswith("{"):
+            return message[:-1] + f', "level": "{record.levelname.lower()}", "logger": "{record.name}"}}'
+        import json
+
+        return json.dumps({"event": "log", "level": record.levelname.lower(), "logger": record.name, "message": message})
+
+
+def run_autoscaler(config_path: str, once: bool = False) -> int:
+    """The process: loop every interval until SIGINT or SIGTERM (the pass in progress finishes first)."""
+    from prometheus_client import start_http_server
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    try:
+        config = load_config(config_path)
+        metrics = AutoscalerMetrics()
+        loop = build_loop(config, metrics)
+    except ConfigError as err:
+        print(f"headroom autoscale: {err}", file=sys.stderr)
+        return 2
+    server, thread = start_http_server(config.metrics.port, config.metrics.host, registry=metrics.registry)
+    log.info('{"event": "started", "targets": %d, "metrics": "http://%s:%d/metrics"}', len(loop.targets),
+             config.metrics.host, server.server_address[1])
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        while not stop.is_set():
+            loop.run_once()
+            if once:
+                break
+            stop.wait(config.interval_s)
+    finally:
+        server.shutdown()
+        server.server_close()
+        log.info('{"event": "stopped"}')
+    return 0
+
+
+def main_args(args) -> int:
+    return run_autoscaler(args.config, once=args.once)
+
+
+__all__ = ["build_loop", "run_autoscaler", "resolve_capacity", "Path"]
