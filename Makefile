@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/headroom up --demo --port 0 --prometheus-port 0
+	$(BIN)/headroom up --demo --autoscale --replicas 1 --port 0 --prometheus-port 0
 
 test: install
 	$(BIN)/python -m pytest -q

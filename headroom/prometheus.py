@@ -13,8 +13,9 @@ import yaml
 log = logging.getLogger("headroom.prometheus")
 
 
-def scrape_config(sd_dir: Path, gateway_target: str, scrape_interval_s: int = 5) -> dict:
-    """Prometheus config: vLLM replicas and their GPU endpoints from file_sd, the gateway as a static target."""
+def scrape_config(sd_dir: Path, gateway_target: str, scrape_interval_s: int = 5, autoscaler_target: str | None = None) -> dict:
+    """Prometheus config: vLLM replicas and their GPU endpoints from file_sd, the gateway (and the autoscaler's own
+    /metrics, when it runs) as static targets."""
     interval = f"{scrape_interval_s}s"
 
     def file_sd_job(name: str, file: str) -> dict:
@@ -26,7 +27,7 @@ def scrape_config(sd_dir: Path, gateway_target: str, scrape_interval_s: int = 5)
             file_sd_job("vllm", "replicas.json"),
             {**file_sd_job("dcgm", "gpus.json"), "honor_labels": True},
             {"job_name": "gateway", "static_configs": [{"targets": [gateway_target]}]},
-        ],
+        ] + ([{"job_name": "autoscaler", "static_configs": [{"targets": [autoscaler_target]}]}] if autoscaler_target else []),
     }
 
 

@@ -8,13 +8,15 @@ import logging
 import math
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from exporters.gateway.router import Router
 from headroom.prometheus import PrometheusProcess, scrape_config
-from headroom.summary import query_summary
+from headroom.summary import query_summary, replica_timeline
 from loadgen.campaign import SHIPPED
 from loadgen.run import run_campaign
 from serving.fleet.fleet import FleetConfig, LocalFleet, ReplicaState, free_port
@@ -38,6 +40,10 @@ class StackConfig(BaseModel):
     campaign: Path = SHIPPED / "demo.yaml"  # what --demo runs through the gateway
     results_dir: Path = Path("results/demo")
     json_output: bool = False
+    autoscale: bool = False  # the predictive autoscaler on this fleet, from this Prometheus
+    autoscale_max: int = Field(6, ge=1)
+    autoscale_interval_s: float = Field(5.0, gt=0)
+    autoscale_lengths: tuple[float, float] = (600.0, 180.0)  # mean prompt and output tokens its capacity is measured for
 
 
 class LocalStack:
@@ -48,9 +54,12 @@ class LocalStack:
         self.profile = load_profile(config.profile)  # fail fast on a bad profile name
         self.router = Router()
         self.gateway_port = config.gateway_port or free_port(config.host)
+        self.autoscaler_port = free_port(config.host) if config.autoscale else None
         self.prometheus = PrometheusProcess(
-            scrape_config(config.run_dir.resolve() / "targets", f"{config.host}:{self.gateway_port}", config.scrape_interval_s),
+            scrape_config(config.run_dir.resolve() / "targets", f"{config.host}:{self.gateway_port}", config.scrape_interval_s,
+                          f"{config.host}:{self.autoscaler_port}" if config.autoscale else None),
             config.run_dir.resolve() / "prometheus", config.host, config.prometheus_port or free_port(config.host))
+        self.autoscaler = None
         self.fleet = LocalFleet(FleetConfig(profile=config.profile, cold_start_s=config.cold_start_s, host=config.host,
                                             sd_dir=config.run_dir.resolve() / "targets", log_dir=config.run_dir.resolve() / "logs"),
                                 on_change=self.router.set_backends)
@@ -67,16 +76,69 @@ class LocalStack:
             await self.fleet.scale(self.config.replicas)
             wanted = self.config.replicas
             await self.fleet.wait_for(lambda fleet: len(fleet.by_state(ReplicaState.READY)) >= wanted, wait_ready_s)
+            if self.config.autoscale:
+                # built off the event loop: measuring the engine's capacity for the length mix takes seconds (once)
+                self.autoscaler = await asyncio.to_thread(LocalAutoscaler, self, asyncio.get_running_loop())
+                self.autoscaler.start()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        if self.autoscaler is not None:
+            await asyncio.to_thread(self.autoscaler.stop)
         await self.fleet.close()
         if self._gateway_server is not None:
             self._gateway_server.close()
         await self.router.close()
         await self.prometheus.stop()
+
+
+class LocalAutoscaler:
+    """`headroom autoscale`'s loop on the local fleet: the Prometheus source on the stack's Prometheus, the predictive
+    policy with the engine's capacity for the campaign's length mix, the local actuator; its /metrics are scraped."""
+
+    def __init__(self, stack: LocalStack, event_loop: asyncio.AbstractEventLoop):
+        from prometheus_client import start_http_server
+
+        from autoscaler.actuators.local import LocalFleetActuator
+        from autoscaler.config import parse_config
+        from autoscaler.metrics import AutoscalerMetrics
+        from headroom.autoscale import build_loop
+
+        cfg = stack.config
+        prompt, output = cfg.autoscale_lengths
+        config = parse_config({
+            "prometheus": {"url": stack.prometheus.url, "rate_window": f"{4 * cfg.scrape_interval_s}s",
+                           "stale_after_s": 6 * cfg.scrape_interval_s},
+            "interval_s": cfg.autoscale_interval_s,
+            "targets": [{"name": stack.profile.model.name, "min_replicas": 1, "max_replicas": cfg.autoscale_max,
+                         "cold_start_s": cfg.cold_start_s + 2.0,  # the emulator's own, and its process start
+                         "capacity": {"profile": cfg.profile, "prompt_tokens": prompt, "output_tokens": output},
+                         "actuator": {"kind": "local"}}]}, "headroom up --autoscale")
+        self.interval_s = cfg.autoscale_interval_s
+        self.metrics = AutoscalerMetrics()
+        self.loop = build_loop(config, self.metrics, local=LocalFleetActuator(stack.fleet, event_loop))
+        self.server, _ = start_http_server(stack.autoscaler_port, cfg.host, registry=self.metrics.registry)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="autoscaler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.loop.run_once()
+            except Exception:  # a pass that fails is logged; the next one tries again
+                log.exception("autoscaler pass failed")
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _print(line: str) -> None:
@@ -110,6 +172,17 @@ def format_summary(summary: dict, campaign: dict) -> str:
     return "\n".join(lines)
 
 
+def format_timeline(rows: list[dict]) -> str:
+    """The autoscaler following the load: one line per sample."""
+    cell = lambda row, key, fmt: fmt.format(row[key]) if key in row and row[key] == row[key] else "-"
+    lines = ["", "replicas following the load (from Prometheus, every 10 s):",
+             f"{'t (s)':>6s}  {'req/s':>7s}  {'desired':>7s}  {'ready':>5s}  {'p95 TTFT':>9s}"]
+    for row in rows:
+        lines.append(f"{row['time_s']:6.0f}  {cell(row, 'requests_per_s', '{:7.1f}'):>7s}  {cell(row, 'desired', '{:7.0f}'):>7s}  "
+                     f"{cell(row, 'ready', '{:5.0f}'):>5s}  {cell(row, 'ttft_p95_s', '{:7.3f} s'):>9s}")
+    return "\n".join(lines)
+
+
 async def run_demo(stack: LocalStack, config: StackConfig) -> int:
     """Run the demo campaign through the gateway, then read the same period back from Prometheus."""
     overrides = {"target": stack.gateway_url, "model": stack.profile.model.name}
@@ -124,10 +197,17 @@ async def run_demo(stack: LocalStack, config: StackConfig) -> int:
     summary = await asyncio.to_thread(query_summary, stack.prometheus.url, int(elapsed + settle), config.scrape_interval_s,
                                       price, campaign["duration"] if campaign["duration"] == campaign["duration"] else elapsed)
     values = summary.as_dict()
+    timeline = []
+    if config.autoscale:
+        now = time.time()
+        timeline = await asyncio.to_thread(replica_timeline, stack.prometheus.url, now - elapsed - settle, now)
     if config.json_output:
-        print(json.dumps({"prometheus": values, "campaign": campaign, "profile": stack.profile.name}, indent=2, default=str))
+        print(json.dumps({"prometheus": values, "campaign": campaign, "profile": stack.profile.name,
+                          "replicas": timeline}, indent=2, default=str))
     else:
         print(format_summary(values, campaign))
+        if timeline:
+            print(format_timeline(timeline))
     missing = [k for k, v in values.items() if isinstance(v, float) and math.isnan(v)]
     if missing or code != 0 or campaign["failed"] or campaign["completed"] == 0:
         _print(f"demo FAILED: missing from Prometheus: {missing or 'none'}; campaign exit {code}, "

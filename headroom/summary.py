@@ -54,3 +54,24 @@ def query_summary(prometheus_url: str, window_s: int, scrape_interval_s: int, us
         result = client.custom_query(promql)
         values[name] = float(result[0]["value"][1]) if result else math.nan
     return Summary(values, usd_per_gpu_hour)
+
+
+def replica_timeline(prometheus_url: str, start_s: float, end_s: float, step_s: float = 10.0) -> list[dict]:
+    """Every `step_s` over [start, end] (Unix seconds): requests/s served, and the autoscaler's desired and ready
+    replicas, as Prometheus recorded them (what `make demo` prints to show replicas following the load)."""
+    import datetime
+
+    client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+    at = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    series = {
+        "requests_per_s": "sum(rate(vllm:request_success_total[20s]))",
+        "desired": "max(headroom_autoscaler_desired_replicas)",
+        "ready": "max(headroom_autoscaler_ready_replicas)",
+        "ttft_p95_s": "histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[20s])))",
+    }
+    rows: dict[float, dict] = {}
+    for name, promql in series.items():
+        for result in client.custom_query_range(promql, at(start_s), at(end_s), f"{step_s:g}s"):
+            for t, value in result["values"]:
+                rows.setdefault(float(t), {"time_s": float(t) - start_s})[name] = float(value)
+    return [rows[t] for t in sorted(rows)]

@@ -20,9 +20,13 @@ class ForecastConfig:
     history_s: float = 15 * DAY_S  # bins older than this are dropped
     quantile: float = 0.97  # the upper bound's target coverage
     errors_kept: int = 4000  # recent forecast errors behind the quantile
-    errors_needed: int = 200  # fewer than this: the default margin below
+    errors_needed: int = 20  # fewer than this: the default margin below...
+    errors_trusted: int = 100  # ...and with n errors, their quantile weighs n / (n + this) against it
+    max_margin: float = 3.0  # upper / point at most (a burst after near-silence is the recent-high term's job)
     default_margin: float = 1.25  # upper bound / point while errors are few
     trend_window_s: float = 600.0  # the recent slope, used where no season is known yet
+    burst_margin: float = 1.5  # an upper margin above this marks unpredictable (bursty) traffic...
+    burst_memory_s: float = 1800.0  # ...whose upper bound is then at least the highest rate seen this long back
     trend_damping: float = 0.5  # share of the recent slope carried into the horizon
 
 
@@ -30,6 +34,7 @@ class ForecastConfig:
 class Forecast:
     point: float  # expected peak request rate over the horizon (req/s)
     upper: float  # the `quantile` upper bound of it
+    recent_high: float  # the highest rate observed within burst_memory_s
     level: float  # the rate now
     seasonal_ratio: float  # profile(horizon) / profile(now); 1 without a season
     errors: int  # forecast errors behind the upper bound
@@ -43,6 +48,7 @@ class RateForecaster:
     config: ForecastConfig = field(default_factory=ForecastConfig)
     _bins: dict[int, list[float]] = field(default_factory=dict)  # bin index -> [sum, count]
     _recent: list[tuple[float, float]] = field(default_factory=list)  # (time, rate) within the trend window
+    _highs: list[tuple[float, float]] = field(default_factory=list)  # (time, rate), decreasing, within burst memory
     _pending: list[tuple[float, float, float]] = field(default_factory=list)  # (made at, horizon end, point)
     _peaks: list[tuple[float, float]] = field(default_factory=list)  # observations not yet past every pending horizon
     _errors: list[float] = field(default_factory=list)
@@ -64,6 +70,11 @@ class RateForecaster:
         self._recent.append((time_s, rate))
         while self._recent and self._recent[0][0] < time_s - cfg.trend_window_s:
             self._recent.pop(0)
+        while self._highs and self._highs[-1][1] <= rate:  # a monotone queue: the window's maximum is at the front
+            self._highs.pop()
+        self._highs.append((time_s, rate))
+        while self._highs[0][0] < time_s - cfg.burst_memory_s:
+            self._highs.pop(0)
         self._score(time_s, rate)
 
     def _score(self, time_s: float, rate: float) -> None:
@@ -135,7 +146,13 @@ class RateForecaster:
         else:
             point = level * max(1.0, ratio)  # the horizon's peak is at least the rate now
         margin = cfg.default_margin
-        if len(self._errors) >= cfg.errors_needed:
-            margin = max(1.0, float(np.quantile(self._errors, cfg.quantile)))
+        n = len(self._errors)
+        if n >= cfg.errors_needed:
+            empirical = max(1.0, float(np.quantile(self._errors, cfg.quantile)))
+            margin = min(cfg.max_margin, (cfg.errors_trusted * margin + n * empirical) / (cfg.errors_trusted + n))
         self._pending.append((time_s, time_s + horizon_s, point))
-        return Forecast(point, point * margin, level, ratio, len(self._errors))
+        upper = point * margin
+        high = self._highs[0][1] if self._highs else level
+        if margin > cfg.burst_margin:  # bursty: what came lately may come again at any moment
+            upper = max(upper, high)
+        return Forecast(point, upper, high, level, ratio, len(self._errors))

@@ -69,3 +69,23 @@ def test_nan_and_negative_readings_are_ignored():
     f.observe(15.0, math.nan)
     f.observe(30.0, -1.0)
     assert f.forecast(30.0, 150.0).level == 5.0
+
+
+def test_on_bursty_traffic_the_upper_bound_remembers_recent_bursts():
+    """Quiet minutes broken by one-minute bursts: the forecaster's own errors mark the traffic unpredictable, and in
+    a quiet minute its upper bound still holds the last burst's rate (it may come again at any moment)."""
+    f = RateForecaster()
+    times = np.arange(0, 3600, 15.0)
+    rates = np.where((times % 600) < 60, 40.0, 0.5)
+    forecasts = feed(f, times, rates, 150.0)
+    quiet_late = [fc for t, fc in zip(times, forecasts) if t > 1800 and (t % 600) > 300]
+    assert all(fc.upper >= 40.0 for fc in quiet_late)
+    assert all(fc.point < 5.0 for fc in quiet_late)  # the point forecast itself does not pretend to know
+
+
+def test_smooth_traffic_keeps_a_tight_bound():
+    rng = np.random.default_rng(2)
+    f = RateForecaster()
+    times = np.arange(0, 4 * 3600, 15.0)
+    forecasts = feed(f, times, rng.normal(100.0, 2.0, len(times)), 150.0)
+    assert forecasts[-1].upper < 115.0

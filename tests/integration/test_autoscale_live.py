@@ -1,0 +1,70 @@
+"""Live: `headroom up --autoscale` under a step campaign. Replicas follow each step up and the load back down, and the
+p95 TTFT of what is sent from one cold start (plus a control interval and the observation lag) after each step is
+within the SLO again."""
+
+import asyncio
+
+import pandas as pd
+import pytest
+import yaml
+
+from headroom.stack import LocalStack, StackConfig
+from loadgen.run import run_campaign
+
+pytestmark = pytest.mark.integration
+
+STAGES = [(30, 4.0), (45, 30.0), (45, 55.0), (40, 6.0)]
+
+
+def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
+    campaign = {"name": "steps", "target": "http://127.0.0.1:1", "model": "m", "api": "completions",
+                "shape": {"kind": "step", "stages": [{"duration_s": d, "rate": r} for d, r in STAGES]},
+                "arrivals": {"process": "poisson"}, "lengths": {"prompt_tokens": 600, "output_tokens": 180, "spread": 0.8},
+                "slo": {"ttft_s": 1.0, "tpot_s": 0.05}, "seed": 3}
+    path = tmp_path / "steps.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    config = StackConfig(replicas=1, cold_start_s=3.0, gateway_port=0, prometheus_port=0, scrape_interval_s=2,
+                         run_dir=tmp_path / "run", autoscale=True, autoscale_max=6, autoscale_interval_s=3.0)
+
+    async def scenario():
+        stack = LocalStack(config)
+        await stack.start()
+        counts = []
+
+        async def watch():
+            start = asyncio.get_running_loop().time()
+            while True:
+                status = stack.fleet.status()
+                counts.append((asyncio.get_running_loop().time() - start, status["ready"] + status["starting"], status["ready"]))
+                await asyncio.sleep(1.0)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            overrides = {"target": stack.gateway_url, "model": stack.profile.model.name}
+            summary, code = await asyncio.to_thread(run_campaign, str(path), tmp_path / "out", 0, True, overrides)
+            return summary, code, counts, stack.autoscaler.metrics
+        finally:
+            watcher.cancel()
+            await stack.stop()
+
+    summary, code, counts, metrics = asyncio.run(scenario())
+    assert code == 0 and summary["failed"] == 0
+    frame = pd.DataFrame(counts, columns=["t", "asked", "ready"])
+    records = pd.read_parquet(tmp_path / "out" / "requests.parquet")
+    edges = [0.0]
+    for duration, _ in STAGES:
+        edges.append(edges[-1] + duration)
+    asked_in = lambda a, b: frame[(frame["t"] >= a) & (frame["t"] < b)]["asked"]
+    # up with the steps (the fleet is asked for more in each higher stage than in the one before) and back down
+    peaks = [asked_in(a, b).max() for a, b in zip(edges, edges[1:])]
+    assert peaks[1] > peaks[0] and peaks[2] > peaks[1], peaks
+    assert asked_in(edges[3] + 25, edges[4] + 60).min() < peaks[2], peaks
+    # one cold start (3 s), the process start (2 s), a control interval (3 s) and the observation lag (~2 scrapes)
+    # after each step up, what is sent meets the TTFT SLO at p95 again
+    settle = 3.0 + 2.0 + 3.0 + 8.0
+    for (a, b) in ((edges[1], edges[2]), (edges[2], edges[3])):
+        after = records[(records["scheduled_s"] >= a + settle) & (records["scheduled_s"] < b)]
+        assert len(after) > 100
+        assert after["ttft_s"].quantile(0.95) <= 1.0, (a, after["ttft_s"].quantile(0.95))
+    assert metrics.registry.get_sample_value("headroom_autoscaler_actuations_total",
+                                            {"target": "meta-llama/Llama-3.1-8B-Instruct", "result": "changed"}) >= 3
