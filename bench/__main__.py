@@ -144,6 +144,12 @@ def _predictive(args) -> str:
     return predictive_section()
 
 
+def _loop_cost(args) -> str:
+    from bench.loop_cost import loop_cost_section
+
+    return loop_cost_section()
+
+
 def _loadgen_cross(args) -> str:
     from bench.loadgen import crosscheck_section
 
@@ -159,9 +165,9 @@ def _loadgen_cost(args) -> str:
 SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim-cross": _cross,
                 "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
-            **SIM_SECTIONS, "predictive": _predictive, "loadgen-cross": _loadgen_cross,
+            **SIM_SECTIONS, "predictive": _predictive, "loop-cost": _loop_cost, "loadgen-cross": _loadgen_cross,
             "loadgen-cost": _loadgen_cost}
-QUICK = ("engine", "sim", "sim-speed", "sim-cross", "loadgen-cross", "loadgen-cost")
+QUICK = ("engine", "sim", "sim-speed", "sim-cross", "loop-cost", "loadgen-cross", "loadgen-cost")
 
 
 def _replace_section(text: str, name: str, body: str) -> str:
@@ -190,7 +196,7 @@ def main() -> None:
         return
     header = "\n".join(["# Benchmarks", "",
                         "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code, sim-mlarge, predictive, loadgen-cross or loadgen-cost). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross or loadgen-cost). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
     chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
