@@ -31,25 +31,30 @@ def resolve_capacity(capacity: Capacity, slo, where: str) -> float:
             return load_capacity_file(capacity.file).capacity_rps
         except (OSError, ValueError) as err:
             raise ConfigError(f"{where}.capacity.file: cannot use {capacity.file}: {err}") from None
-    from autoscaler.capacity.engine_capacity import slo_capacity
+    table = capacity_table(capacity, slo, where)
+    return table.at(capacity.prompt_tokens, capacity.output_tokens)
+
+
+def capacity_table(capacity: Capacity, slo, where: str):
+    """The engine profile's capacity over length mixes, measured once (a minute or two) and kept on disk."""
+    from autoscaler.capacity.mix_table import build_capacity_table
     from autoscaler.sim.disk_cache import cached
-    from loadgen.workloads.servegen import LengthSampler
     from serving.profiles import load_profile
 
     try:
         profile = load_profile(capacity.profile)
     except (OSError, ValueError, KeyError) as err:
         raise ConfigError(f"{where}.capacity.profile: {err}") from None
-    lengths = LengthSampler.lognormal(capacity.prompt_tokens, capacity.output_tokens)
-    key = ("autoscale", profile.model_dump(), capacity.prompt_tokens, capacity.output_tokens, slo.ttft_s, slo.itl_s)
-    return cached("capacity", key, lambda: slo_capacity(profile, lengths.prompts[:4000], lengths.outputs[:4000], slo.ttft_s, slo.itl_s))
+    key = ("capacity-table", profile.model_dump(), slo.ttft_s, slo.itl_s, 1)
+    return cached("capacity", key, lambda: build_capacity_table(profile, slo.ttft_s, slo.itl_s))
 
 
-def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity_rps: float) -> Predictive:
+def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity_rps: float, table=None) -> Predictive:
     return Predictive(PredictiveConfig(
         capacity_rps=capacity_rps, slo_ttft_s=target.slo.ttft_s, slo_itl_s=target.slo.itl_s, cold_start_s=target.cold_start_s,
         interval_s=interval_s, observation_lag_s=lag_s, fill=target.fill, min_replicas=target.min_replicas,
-        max_replicas=target.max_replicas), name=f"predictive:{target.name}")
+        max_replicas=target.max_replicas, capacity_table=table,
+        fallback_mix=(target.capacity.prompt_tokens, target.capacity.output_tokens)), name=f"predictive:{target.name}")
 
 
 def build_actuator(target: TargetConfig, where: str, api_client=None, local=None):
@@ -104,7 +109,8 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
     for i, target in enumerate(config.targets):
         where = f"targets.{i}"
         capacity = resolve_capacity(target.capacity, target.slo, where)
-        targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity),
+        table = capacity_table(target.capacity, target.slo, where) if target.capacity.profile else None
+        targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity, table),
                               build_actuator(target, where, api_client, local)))
     elector = None
     if config.leader_election is not None:

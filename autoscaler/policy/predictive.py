@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from autoscaler.capacity.mix_table import CapacityTable
 from autoscaler.capacity.online import CapacityCorrection, corrected
 from autoscaler.forecast.rate import Forecast, ForecastConfig, RateForecaster
 from autoscaler.policy import guards
@@ -38,6 +39,10 @@ class PredictiveConfig:
     stale_after_s: float = 60.0
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     correction: CapacityCorrection = field(default_factory=CapacityCorrection)
+    # with a table, capacity follows the length mix the traffic shows (token rates over the request rate); capacity_rps
+    # is then only the figure for `fallback_mix` (mean prompt, output tokens), used while there is no traffic
+    capacity_table: CapacityTable | None = None
+    fallback_mix: tuple[float, float] = (1000.0, 200.0)
 
 
 @dataclass
@@ -77,10 +82,14 @@ class Predictive:
             state.recommendations += ((now, desired),)
             return Decision(desired, (why or "metrics stale or missing: keeping the last recommendation",)), state
         state.forecaster.observe(now, snapshot.arrival_rate)
+        base = cfg.capacity_rps
+        if cfg.capacity_table is not None:
+            base = cfg.capacity_table.for_rates(snapshot.arrival_rate, snapshot.prompt_tokens_rate, snapshot.output_tokens_rate,
+                                                cfg.fallback_mix)
         per_replica = snapshot.arrival_rate / max(1, snapshot.ready)
-        state.capacity_factor = corrected(state.capacity_factor, per_replica, cfg.capacity_rps, snapshot.ttft_p95_s,
+        state.capacity_factor = corrected(state.capacity_factor, per_replica, base, snapshot.ttft_p95_s,
                                           snapshot.itl_mean_s, cfg.slo_ttft_s, cfg.slo_itl_s, cfg.correction)
-        capacity = cfg.capacity_rps * state.capacity_factor
+        capacity = base * state.capacity_factor
         forecast = state.forecaster.forecast(now, self.horizon_s())
         state.last_forecast, state.last_capacity_rps = forecast, capacity
         predictive = math.ceil(forecast.upper / (capacity * cfg.fill)) if capacity > 0 else current

@@ -3,6 +3,8 @@ stale data, bounds, scale-down stabilization; every decision carries its reasons
 
 import math
 
+import pytest
+
 from autoscaler.capacity.online import corrected
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.snapshot import ReplicaSample, Snapshot
@@ -79,3 +81,19 @@ def test_capacity_correction_is_bounded_and_moves_the_right_way():
     for _ in range(100):
         factor = corrected(factor, 1.0, 10.0, 5.0, 0.02, 1.0, 0.05)
     assert factor == 0.7
+
+
+def test_capacity_follows_the_length_mix_the_traffic_shows():
+    from autoscaler.capacity.mix_table import CapacityTable
+
+    table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), ((40.0, 10.0), (20.0, 5.0)))
+    assert table.at(100, 100) == pytest.approx(40.0) and table.at(1000, 1000) == pytest.approx(5.0)
+    assert table.at(5000, 5000) == pytest.approx(5.0)  # clamped to the grid
+    assert table.at(316.2278, 1000) == pytest.approx((10.0 * 5.0) ** 0.5, rel=1e-5)  # geometric between the neighbours
+    p = Predictive(PredictiveConfig(capacity_rps=40.0, capacity_table=table, fallback_mix=(100.0, 100.0)))
+    state = p.initial_state()
+    long = Snapshot(time_s=0.0, desired=1, ready=1, starting=0, stopping=0, arrival_rate=10.0, prompt_tokens_rate=10000.0,
+                    output_tokens_rate=10000.0, ttft_p95_s=0.2, itl_mean_s=0.02)
+    decision, state = p.decide(long, state)
+    assert state.last_capacity_rps == pytest.approx(5.0)  # 1000-token prompts and answers: the slow corner
+    assert decision.desired == math.ceil(10.0 * 1.25 / (5.0 * 0.9))
