@@ -22,10 +22,11 @@ class ForecastConfig:
     errors_kept: int = 4000  # recent forecast errors behind the quantile
     errors_needed: int = 20  # fewer than this: the default margin below...
     errors_trusted: int = 100  # ...and with n errors, their quantile weighs n / (n + this) against it
-    max_margin: float = 3.0  # upper / point at most (a burst after near-silence is the recent-high term's job)
+    max_margin: float = 3.0  # upper / point at most on smooth traffic...
+    bursty_margin: float = 1.25  # ...and on bursty traffic, where the recent high carries the rest
     default_margin: float = 1.25  # upper bound / point while errors are few
     trend_window_s: float = 600.0  # the recent slope, used where no season is known yet
-    burst_margin: float = 1.5  # an upper margin above this marks unpredictable (bursty) traffic...
+    burst_margin: float = 2.0  # an upper margin above this marks unpredictable (bursty) traffic...
     burst_memory_s: float = 1800.0  # ...whose upper bound is then at least the highest rate seen this long back
     trend_damping: float = 0.5  # share of the recent slope carried into the horizon
 
@@ -149,10 +150,13 @@ class RateForecaster:
         n = len(self._errors)
         if n >= cfg.errors_needed:
             empirical = max(1.0, float(np.quantile(self._errors, cfg.quantile)))
-            margin = min(cfg.max_margin, (cfg.errors_trusted * margin + n * empirical) / (cfg.errors_trusted + n))
+            margin = (cfg.errors_trusted * margin + n * empirical) / (cfg.errors_trusted + n)
         self._pending.append((time_s, time_s + horizon_s, point))
-        upper = point * margin
         high = self._highs[0][1] if self._highs else level
-        if margin > cfg.burst_margin:  # bursty: what came lately may come again at any moment
-            upper = max(upper, high)
+        if margin > cfg.burst_margin:
+            # bursty: the errors say the next minutes cannot be told from now, and what came lately may come again at
+            # any moment: hold the recent high, and multiply the point only by what a smooth forecast would
+            upper = max(point * cfg.bursty_margin, high)
+        else:
+            upper = point * min(margin, cfg.max_margin)
         return Forecast(point, upper, high, level, ratio, len(self._errors))
