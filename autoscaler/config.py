@@ -81,6 +81,14 @@ class LeaderElectionConfig(Strict):
     identity: str | None = None  # default: the host name
 
 
+class WarmStartConfig(Strict):
+    """History the forecaster learns from before the first decision: a Prometheus range query, or a trace."""
+
+    days: float = Field(7.0, gt=0, description="how far back Prometheus is asked")
+    step_s: float = Field(60.0, gt=0, description="resolution of the range query")
+    trace: Path | None = Field(None, description="instead of Prometheus: a trace whose per-step rates are replayed")
+
+
 class MetricsConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
@@ -91,6 +99,7 @@ class AutoscalerConfig(Strict):
     interval_s: float = Field(15.0, gt=0)
     leader_election: LeaderElectionConfig | None = None
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    warm_start: WarmStartConfig | None = Field(default_factory=WarmStartConfig)
     kubeconfig: Path | None = None  # default: in-cluster, then ~/.kube/config
     targets: list[TargetConfig] = Field(min_length=1)
 

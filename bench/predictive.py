@@ -112,10 +112,13 @@ def predictive_section(jobs: int = 2) -> str:
     tuned, tried = _cached_sweep(servegen, goal)
     ours = run_one(servegen, "predictive")
     cases.append(("ServeGen m-large, days 8-14 (fluid)", ours, tuned, tried))
-    for trace, label, settings in (
-            (CONV, "Azure conv x4 (request-level)", ["static:3", "hpa:gpu_util=70", "hpa:running=32", "kpa:16", "oracle:0.8"]),
-            (CODE, "Azure code x4 (request-level)", ["static:17", "hpa:gpu_util=30", "hpa:running=4", "kpa:4", "oracle:1@5s"])):
-        args = SimulateArgs(trace=trace, policies=settings, rate_scale=4.0, max_replicas=200)
+    conv = ["static:3", "hpa:gpu_util=70", "hpa:running=32", "kpa:16", "oracle:0.8"]
+    code = ["static:17", "hpa:gpu_util=30", "hpa:running=4", "kpa:4", "oracle:1@5s"]
+    for trace, label, settings, judge_from in (
+            (CONV, "Azure conv x4 (request-level)", conv, 0.0),
+            (CODE, "Azure code x4 (request-level)", code, 0.0),
+            (CODE, "Azure code x4, judged from minute 15", code, 900.0)):
+        args = SimulateArgs(trace=trace, policies=settings, rate_scale=4.0, max_replicas=200, judge_from_s=judge_from)
         runs = [run_one(args, spec) for spec in settings]
         cases.append((label, run_one(args, "predictive"), [r.summary for r in runs], [r.summary for r in runs]))
     lines = ["| trace | predictive attainment | predictive GPU-h | oracle GPU-h | / oracle | cheapest HPA, KEDA or KPA at >= 99% (GPU-h) | "
@@ -139,7 +142,9 @@ def predictive_section(jobs: int = 2) -> str:
         "(its forecaster starts empty), and every policy is judged on days 8-14 (`--judge-from 604800`), the baselines "
         f"tuned by `--sweep` on those days: `headroom simulate --trace ../{rel(MLARGE)} --mode fluid --sweep --judge-from "
         f"604800 --policy {','.join(BASELINES)},predictive --max-replicas 200 --lengths-from ../{rel(CONV)}`. Azure: the "
-        "settings their own sweeps chose (sections above), run again beside the predictive policy.",
+        "settings their own sweeps chose (sections above), run again beside the predictive policy. The code trace opens with "
+        "bursts of 2,124 requests in its fourth minute, before any policy without foreknowledge has seen one: it is also "
+        "judged from minute 15 on (every policy alike), once the policy has learned how bursty it is.",
         "",
         "Goals: attainment >= 99%; GPU-hours <= 1.15x the oracle's (Azure code: reported); at least 25% fewer GPU-hours "
         "than the cheapest tuned HPA, KEDA or Knative setting that reaches 99%.",

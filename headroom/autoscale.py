@@ -3,11 +3,13 @@ actuator per target, leader election), serve its /metrics, log decisions as JSON
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 from autoscaler.actuators.base import DryRun, MetricOnly
@@ -121,6 +123,31 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
     return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics or AutoscalerMetrics(), elector)
 
 
+def warm_start(loop: AutoscalerLoop, config: AutoscalerConfig, now: float) -> dict[str, int]:
+    """Feed each target's forecaster its history before the first decision: Prometheus' last `days` of request rate,
+    or a trace's per-step rates laid out to end now (the same history for every target). Returns samples per target."""
+    warm = config.warm_start
+    if warm is None:
+        return {}
+    forecasting = [t for t in loop.targets if hasattr(t.state, "forecaster")]
+    if warm.trace is not None:
+        import numpy as np
+
+        from loadgen.workloads.load import load_workload
+
+        workload = load_workload(str(warm.trace))
+        counts = np.bincount((workload.arrival_s // warm.step_s).astype(np.int64))
+        times = now - (len(counts) - np.arange(len(counts))) * warm.step_s
+        history = {t.name: (times.tolist(), (counts / warm.step_s).tolist()) for t in forecasting}
+    else:
+        history = loop.source.history([t.name for t in forecasting], now - warm.days * 86400.0, now, warm.step_s)
+    taken = {}
+    for target in forecasting:
+        times, rates = history.get(target.name, ([], []))
+        taken[target.name] = target.state.forecaster.replay(times, rates, target.policy.horizon_s())
+    return taken
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -142,9 +169,14 @@ def run_autoscaler(config_path: str, once: bool = False) -> int:
         config = load_config(config_path)
         metrics = AutoscalerMetrics()
         loop = build_loop(config, metrics)
-    except ConfigError as err:
+    except (ConfigError, OSError, ValueError) as err:  # a bad config, profile or trace, named
         print(f"headroom autoscale: {err}", file=sys.stderr)
         return 2
+    try:
+        taken = warm_start(loop, config, time.time())
+        log.info(json.dumps({"event": "warm_start", "samples": taken}))
+    except Exception as err:  # no history is not a reason not to run: the forecaster starts empty
+        log.warning(json.dumps({"event": "warm_start_failed", "error": str(err)}))
     server, thread = start_http_server(config.metrics.port, config.metrics.host, registry=metrics.registry)
     log.info('{"event": "started", "targets": %d, "metrics": "http://%s:%d/metrics"}', len(loop.targets),
              config.metrics.host, server.server_address[1])

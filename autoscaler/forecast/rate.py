@@ -160,3 +160,16 @@ class RateForecaster:
         else:
             upper = point * min(margin, cfg.max_margin)
         return Forecast(point, upper, high, level, ratio, len(self._errors))
+
+    def replay(self, times, rates, horizon_s: float) -> int:
+        """Warm start from history (a Prometheus range query, or a trace's rates): observe each sample and forecast
+        from it as the loop would, so the profile and the error quantile are learned before the first decision.
+        Returns how many samples were taken."""
+        taken = 0
+        for t, rate in zip(times, rates):
+            if math.isfinite(rate) and rate >= 0:
+                self.observe(float(t), float(rate))
+                self.forecast(float(t), horizon_s)
+                taken += 1
+        return taken
+

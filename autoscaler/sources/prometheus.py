@@ -65,6 +65,7 @@ class PrometheusSource:
 
     def __init__(self, config: PrometheusSourceConfig, query: Callable[[str], list] | None = None):
         self.config = config
+        self._range = None
         if query is None:
             from prometheus_api_client import PrometheusConnect
             from urllib3.util.retry import Retry
@@ -73,7 +74,33 @@ class PrometheusSource:
             client = PrometheusConnect(url=config.url, timeout=config.timeout_s,
                                        retry=Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504)))
             query = client.custom_query
+            self._range = lambda promql, start, end, step: client.custom_query_range(promql, start, end, step)
         self._query = query
+
+    def history(self, targets: list[str], start: float, end: float, step_s: float) -> dict[str, tuple[list, list]]:
+        """Each target's request rate over [start, end] every `step_s` (Unix seconds): the forecaster's warm start.
+        Long spans are fetched in pieces (Prometheus answers at most about 11,000 points per series a query)."""
+        import datetime
+
+        if self._range is None:
+            return {}
+        wanted = set(targets)
+        out: dict[str, tuple[list, list]] = {t: ([], []) for t in targets}
+        piece = step_s * 10_000
+        at = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+        lo = start
+        while lo < end:
+            hi = min(end, lo + piece)
+            for item in self._range(self.config.query("arrival_rate"), at(lo), at(hi), f"{step_s:g}s"):
+                target = item.get("metric", {}).get(self.config.target_label)
+                if target in wanted:
+                    times, rates = out[target]
+                    for t, v in item.get("values", []):
+                        if not times or float(t) > times[-1]:
+                            times.append(float(t))
+                            rates.append(float(v))
+            lo = hi
+        return out
 
     def _run(self, name: str) -> tuple[list, str | None]:
         try:

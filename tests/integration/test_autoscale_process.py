@@ -62,6 +62,8 @@ def test_process_decides_exports_and_stops_cleanly(tmp_path):
     decisions = [entry for entry in logs if entry.get("event") == "decision"]
     assert decisions and decisions[0]["target"] == "chat" and decisions[0]["reasons"]
     assert logs[-1]["event"] == "stopped"
+    warm = next(entry for entry in logs if entry.get("event") == "warm_start")
+    assert warm["samples"]["chat"] > 0  # the forecaster learned from Prometheus' range of the seconds before
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path):

@@ -89,3 +89,16 @@ def test_smooth_traffic_keeps_a_tight_bound():
     times = np.arange(0, 4 * 3600, 15.0)
     forecasts = feed(f, times, rng.normal(100.0, 2.0, len(times)), 150.0)
     assert forecasts[-1].upper < 115.0
+
+
+def test_replay_warm_starts_the_profile_and_the_errors():
+    """A week of history replayed at start-up: the first live forecast already knows tomorrow's ramp and has its
+    errors (the upper bound is no longer the default margin)."""
+    times = np.arange(0, 7 * DAY_S, 60.0)
+    rates = np.where((times % DAY_S) >= 9 * 3600, 40.0, 10.0) + np.sin(times) * 0.5
+    f = RateForecaster()
+    assert f.replay(times, rates, 1200.0) == len(times)
+    now = 7 * DAY_S + 8.8 * 3600
+    f.observe(now, 10.0)
+    fc = f.forecast(now, 1200.0)
+    assert fc.point >= 35.0 and fc.errors > 1000

@@ -50,6 +50,8 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             source = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="30s"))
             source._query = counted(source._query)
             snaps = source.snapshots(COUNTS)
+            now = time.time()
+            history = source.history(["chat", "code", "ghost"], now - 30, now, 1.0)
         finally:
             loop.call(prometheus.stop())
             loop.close()
@@ -60,6 +62,8 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     assert chat_snap.output_tokens_rate > 0 and 0 < chat_snap.ttft_p95_s < 1.0
     assert len(chat_snap.replicas) == 1 and chat_snap.sample_age_s < 5.0
     assert math.isnan(ghost.arrival_rate) and ghost.desired == 2
+    times, rates = history["chat"]  # the warm start: the rate over time, one point a second
+    assert len(times) >= 3 and max(rates) > 0 and times == sorted(times) and history["ghost"] == ([], [])
 
 
 def wait_for_targets(url: str, count: int, timeout_s: float = 30.0) -> None:
