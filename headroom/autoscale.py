@@ -38,8 +38,9 @@ def resolve_capacity(capacity: Capacity, slo, where: str) -> float:
 
 
 def capacity_table(capacity: Capacity, slo, where: str):
-    """The engine profile's capacity over length mixes, measured once (a minute or two) and kept on disk."""
-    from autoscaler.capacity.mix_table import build_capacity_table
+    """The engine profile's capacity over length mixes; each cell is measured on the engine the first time a lookup
+    needs it (seconds) and kept on disk, so later runs and other processes reuse it."""
+    from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable, engine_cell
     from autoscaler.sim.disk_cache import cached
     from serving.profiles import load_profile
 
@@ -47,8 +48,13 @@ def capacity_table(capacity: Capacity, slo, where: str):
         profile = load_profile(capacity.profile)
     except (OSError, ValueError, KeyError) as err:
         raise ConfigError(f"{where}.capacity.profile: {err}") from None
-    key = ("capacity-table", profile.model_dump(), slo.ttft_s, slo.itl_s, 1)
-    return cached("capacity", key, lambda: build_capacity_table(profile, slo.ttft_s, slo.itl_s))
+    measure = engine_cell(profile, slo.ttft_s, slo.itl_s)
+
+    def on_disk(prompt: float, output: float) -> float:
+        key = ("capacity-cell", profile.model_dump(), prompt, output, slo.ttft_s, slo.itl_s, 1)
+        return cached("capacity", key, lambda: measure(prompt, output))
+
+    return CapacityTable(PROMPT_GRID, OUTPUT_GRID, measure=on_disk)
 
 
 def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity_rps: float, table=None) -> Predictive:
@@ -110,8 +116,9 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
     targets = []
     for i, target in enumerate(config.targets):
         where = f"targets.{i}"
-        capacity = resolve_capacity(target.capacity, target.slo, where)
         table = capacity_table(target.capacity, target.slo, where) if target.capacity.profile else None
+        capacity = table.at(target.capacity.prompt_tokens, target.capacity.output_tokens) if table else \
+            resolve_capacity(target.capacity, target.slo, where)
         targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity, table),
                               build_actuator(target, where, api_client, local)))
     elector = None

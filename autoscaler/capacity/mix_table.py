@@ -5,7 +5,8 @@ output token rates over the request rate), interpolated in log space. Lookup is 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -15,12 +16,24 @@ OUTPUT_GRID = (32.0, 128.0, 512.0, 1024.0)
 
 @dataclass(frozen=True)
 class CapacityTable:
+    """Cells [prompt][output] of requests/s at the SLO. A cell not yet known is measured by `measure` the first time
+    a lookup needs it (seconds each on the engine; the builder keeps them on disk), so only the region the traffic
+    visits is ever measured."""
+
     prompt_means: tuple[float, ...]
     output_means: tuple[float, ...]
-    capacity_rps: tuple[tuple[float, ...], ...]  # [prompt][output]
+    cells: dict = field(default_factory=dict)  # (i, j) -> requests/s
+    measure: Callable[[float, float], float] | None = field(default=None, compare=False, repr=False)
+
+    def cell(self, i: int, j: int) -> float:
+        if (i, j) not in self.cells:
+            if self.measure is None:
+                raise KeyError(f"capacity for prompt {self.prompt_means[i]:g}, output {self.output_means[j]:g} tokens is not in the table")
+            self.cells[(i, j)] = max(1e-3, float(self.measure(self.prompt_means[i], self.output_means[j])))
+        return self.cells[(i, j)]
 
     def at(self, prompt_mean: float, output_mean: float) -> float:
-        """Bilinear in log(length), clamped to the grid's edges."""
+        """Bilinear in log(length) and log(capacity), clamped to the grid's edges."""
         lp, lo = np.log(self.prompt_means), np.log(self.output_means)
         x = float(np.clip(math.log(max(prompt_mean, 1.0)), lp[0], lp[-1]))
         y = float(np.clip(math.log(max(output_mean, 1.0)), lo[0], lo[-1]))
@@ -28,8 +41,9 @@ class CapacityTable:
         j = int(np.clip(np.searchsorted(lo, y) - 1, 0, len(lo) - 2))
         u = (x - lp[i]) / (lp[i + 1] - lp[i])
         v = (y - lo[j]) / (lo[j + 1] - lo[j])
-        c = np.log(np.asarray(self.capacity_rps))  # capacities fall roughly geometrically with length
-        value = (1 - u) * (1 - v) * c[i, j] + u * (1 - v) * c[i + 1, j] + (1 - u) * v * c[i, j + 1] + u * v * c[i + 1, j + 1]
+        c = lambda a, b: math.log(self.cell(a, b))  # capacities fall roughly geometrically with length
+        value = ((1 - u) * (1 - v) * c(i, j) + u * (1 - v) * c(i + 1, j) + (1 - u) * v * c(i, j + 1)
+                 + u * v * c(i + 1, j + 1))
         return float(math.exp(value))
 
     def for_rates(self, request_rate: float, prompt_tokens_rate: float, output_tokens_rate: float,
@@ -40,16 +54,14 @@ class CapacityTable:
         return self.at(*fallback)
 
 
-def build_capacity_table(profile, slo_ttft_s: float, slo_itl_s: float, prompt_grid=PROMPT_GRID, output_grid=OUTPUT_GRID,
-                         sigma: float = 0.8, samples: int = 2000, seed: int = 0) -> CapacityTable:
+def engine_cell(profile, slo_ttft_s: float, slo_itl_s: float, sigma: float = 0.6, samples: int = 2000, seed: int = 0):
+    """measure(prompt_mean, output_mean) on the engine model: log-normal lengths around the means, a 5% search."""
     from autoscaler.capacity.engine_capacity import slo_capacity
     from loadgen.workloads.servegen import LengthSampler
 
-    rows = []
-    for prompt in prompt_grid:
-        row = []
-        for output in output_grid:
-            lengths = LengthSampler.lognormal(prompt, output, sigma=sigma, seed=seed, n=samples)
-            row.append(max(1e-3, slo_capacity(profile, lengths.prompts, lengths.outputs, slo_ttft_s, slo_itl_s, seed=seed)))
-        rows.append(tuple(row))
-    return CapacityTable(tuple(prompt_grid), tuple(output_grid), tuple(rows))
+    def measure(prompt: float, output: float) -> float:
+        lengths = LengthSampler.lognormal(prompt, output, sigma=sigma, seed=seed, n=samples)
+        return slo_capacity(profile, lengths.prompts, lengths.outputs, slo_ttft_s, slo_itl_s, requests=400, seed=seed,
+                            tolerance=0.05)
+
+    return measure

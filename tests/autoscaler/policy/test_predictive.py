@@ -86,7 +86,7 @@ def test_capacity_correction_is_bounded_and_moves_the_right_way():
 def test_capacity_follows_the_length_mix_the_traffic_shows():
     from autoscaler.capacity.mix_table import CapacityTable
 
-    table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), ((40.0, 10.0), (20.0, 5.0)))
+    table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), {(0, 0): 40.0, (0, 1): 10.0, (1, 0): 20.0, (1, 1): 5.0})
     assert table.at(100, 100) == pytest.approx(40.0) and table.at(1000, 1000) == pytest.approx(5.0)
     assert table.at(5000, 5000) == pytest.approx(5.0)  # clamped to the grid
     assert table.at(316.2278, 1000) == pytest.approx((10.0 * 5.0) ** 0.5, rel=1e-5)  # geometric between the neighbours
@@ -97,3 +97,16 @@ def test_capacity_follows_the_length_mix_the_traffic_shows():
     decision, state = p.decide(long, state)
     assert state.last_capacity_rps == pytest.approx(5.0)  # 1000-token prompts and answers: the slow corner
     assert decision.desired == math.ceil(10.0 * 1.25 / (5.0 * 0.9))
+
+
+def test_missing_cells_are_measured_once_when_first_needed():
+    from autoscaler.capacity.mix_table import CapacityTable
+
+    measured = []
+    table = CapacityTable((100.0, 1000.0, 10000.0), (100.0, 1000.0), measure=lambda p, o: measured.append((p, o)) or 1e4 / (p + o))
+    table.at(200.0, 300.0)
+    table.at(150.0, 500.0)
+    assert sorted(measured) == [(100.0, 100.0), (100.0, 1000.0), (1000.0, 100.0), (1000.0, 1000.0)]  # one cell's corners
+    with pytest.raises(KeyError, match="not in the table"):
+        CapacityTable((1.0, 2.0), (1.0, 2.0)).at(1.5, 1.5)
+
