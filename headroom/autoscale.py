@@ -40,7 +40,8 @@ def resolve_capacity(capacity: Capacity, slo, where: str) -> float:
 def capacity_table(capacity: Capacity, slo, where: str):
     """The engine profile's capacity over length mixes; each cell is measured on the engine the first time a lookup
     needs it (seconds) and kept on disk, so later runs and other processes reuse it."""
-    from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable, engine_cell
+    from autoscaler.capacity.engine_capacity import engine_cell
+    from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable
     from autoscaler.sim.disk_cache import cached
     from serving.profiles import load_profile
 
@@ -61,7 +62,8 @@ def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity
     return Predictive(PredictiveConfig(
         capacity_rps=capacity_rps, slo_ttft_s=target.slo.ttft_s, slo_itl_s=target.slo.itl_s, cold_start_s=target.cold_start_s,
         interval_s=interval_s, observation_lag_s=lag_s, fill=target.fill, min_replicas=target.min_replicas,
-        max_replicas=target.max_replicas, capacity_table=table,
+        max_replicas=target.max_replicas, capacity_table=table, scale_down_window_s=target.scale_down_window_s,
+        cooldown_s=target.cooldown_s,
         fallback_mix=(target.capacity.prompt_tokens, target.capacity.output_tokens)), name=f"predictive:{target.name}")
 
 

@@ -1,6 +1,7 @@
 """Per-replica capacity at the SLO over length mixes: measured once on the engine model on a grid of mean prompt and
 output lengths (log-normal lengths around each mean), then looked up for the mix the traffic shows now (prompt and
-output token rates over the request rate), interpolated in log space. Lookup is pure; building runs the engine."""
+output token rates over the request rate), interpolated in log space. Pure: cells come from a `measure` callable
+(autoscaler.capacity.engine_capacity.engine_cell runs the engine)."""
 
 from __future__ import annotations
 
@@ -53,15 +54,3 @@ class CapacityTable:
             return self.at(prompt_tokens_rate / request_rate, output_tokens_rate / request_rate)
         return self.at(*fallback)
 
-
-def engine_cell(profile, slo_ttft_s: float, slo_itl_s: float, sigma: float = 0.6, samples: int = 2000, seed: int = 0):
-    """measure(prompt_mean, output_mean) on the engine model: log-normal lengths around the means, a 5% search."""
-    from autoscaler.capacity.engine_capacity import slo_capacity
-    from loadgen.workloads.servegen import LengthSampler
-
-    def measure(prompt: float, output: float) -> float:
-        lengths = LengthSampler.lognormal(prompt, output, sigma=sigma, seed=seed, n=samples)
-        return slo_capacity(profile, lengths.prompts, lengths.outputs, slo_ttft_s, slo_itl_s, requests=400, seed=seed,
-                            tolerance=0.05)
-
-    return measure

@@ -42,6 +42,7 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
         try:
             overrides = {"target": stack.gateway_url, "model": stack.profile.model.name}
             summary, code = await asyncio.to_thread(run_campaign, str(path), tmp_path / "out", 0, True, overrides)
+            await asyncio.sleep(30)  # idle after the campaign: the fleet is let down
             return summary, code, counts, stack.autoscaler.metrics
         finally:
             watcher.cancel()
@@ -58,7 +59,7 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
     # up with the steps (the fleet is asked for more in each higher stage than in the one before) and back down
     peaks = [asked_in(a, b).max() for a, b in zip(edges, edges[1:])]
     assert peaks[1] > peaks[0] and peaks[2] > peaks[1], peaks
-    assert asked_in(edges[3] + 25, edges[4] + 60).min() < peaks[2], peaks
+    assert frame[frame["t"] >= edges[3]]["asked"].min() < peaks[2], peaks
     # one cold start (3 s), the process start (2 s), a control interval (3 s) and the observation lag (~2 scrapes)
     # after each step up, what is sent meets the TTFT SLO at p95 again
     settle = 3.0 + 2.0 + 3.0 + 8.0
