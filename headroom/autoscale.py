@@ -40,7 +40,7 @@ def resolve_capacity(capacity: Capacity, slo, where: str) -> float:
 def capacity_table(capacity: Capacity, slo, where: str):
     """The engine profile's capacity over length mixes; each cell is measured on the engine the first time a lookup
     needs it (seconds) and kept on disk, so later runs and other processes reuse it."""
-    from autoscaler.capacity.engine_capacity import engine_cell
+    from autoscaler.capacity.mix_cells import engine_cell
     from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable
     from autoscaler.sim.disk_cache import cached
     from serving.profiles import load_profile

@@ -45,15 +45,3 @@ def slo_capacity(profile: Profile, prompts, outputs, slo_ttft_s: float, slo_itl_
         else:
             hi = mid
     return lo
-
-
-def engine_cell(profile, slo_ttft_s: float, slo_itl_s: float, sigma: float = 0.6, samples: int = 2000, seed: int = 0):
-    """measure(prompt_mean, output_mean) on the engine model: log-normal lengths around the means, a 5% search."""
-    from loadgen.workloads.servegen import LengthSampler
-
-    def measure(prompt: float, output: float) -> float:
-        lengths = LengthSampler.lognormal(prompt, output, sigma=sigma, seed=seed, n=samples)
-        return slo_capacity(profile, lengths.prompts, lengths.outputs, slo_ttft_s, slo_itl_s, requests=400, seed=seed,
-                            tolerance=0.05)
-
-    return measure

@@ -1,7 +1,7 @@
 """Per-replica capacity at the SLO over length mixes: measured once on the engine model on a grid of mean prompt and
 output lengths (log-normal lengths around each mean), then looked up for the mix the traffic shows now (prompt and
 output token rates over the request rate), interpolated in log space. Pure: cells come from a `measure` callable
-(autoscaler.capacity.engine_capacity.engine_cell runs the engine)."""
+(autoscaler.capacity.mix_cells.engine_cell runs the engine)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
         try:
             overrides = {"target": stack.gateway_url, "model": stack.profile.model.name}
             summary, code = await asyncio.to_thread(run_campaign, str(path), tmp_path / "out", 0, True, overrides)
-            await asyncio.sleep(30)  # idle after the campaign: the fleet is let down
+            await asyncio.sleep(10)  # a moment idle after the campaign: the fleet is let down
             return summary, code, counts, stack.autoscaler.metrics
         finally:
             watcher.cancel()

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from autoscaler.capacity.online import corrected
+from autoscaler.capacity.mix_table import CapacityTable
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.snapshot import ReplicaSample, Snapshot
 
@@ -73,23 +73,8 @@ def test_hot_gpus_add_replicas():
     assert d.desired == math.ceil(4 * 99.0 / 85.0) and any("GPU utilization" in r for r in d.reasons)
 
 
-def test_capacity_correction_is_bounded_and_moves_the_right_way():
-    assert corrected(1.0, 5.0, 10.0, 2.0, 0.02, 1.0, 0.05) < 1.0  # a miss below capacity: it overestimates
-    assert corrected(1.0, 9.0, 10.0, 0.1, 0.01, 1.0, 0.05) > 1.0  # comfortable near capacity
-    assert corrected(1.0, 2.0, 10.0, 0.1, 0.01, 1.0, 0.05) == 1.0  # little load tells nothing
-    factor = 1.0
-    for _ in range(100):
-        factor = corrected(factor, 1.0, 10.0, 5.0, 0.02, 1.0, 0.05)
-    assert factor == 0.7
-
-
 def test_capacity_follows_the_length_mix_the_traffic_shows():
-    from autoscaler.capacity.mix_table import CapacityTable
-
     table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), {(0, 0): 40.0, (0, 1): 10.0, (1, 0): 20.0, (1, 1): 5.0})
-    assert table.at(100, 100) == pytest.approx(40.0) and table.at(1000, 1000) == pytest.approx(5.0)
-    assert table.at(5000, 5000) == pytest.approx(5.0)  # clamped to the grid
-    assert table.at(316.2278, 1000) == pytest.approx((10.0 * 5.0) ** 0.5, rel=1e-5)  # geometric between the neighbours
     p = Predictive(PredictiveConfig(capacity_rps=40.0, capacity_table=table, fallback_mix=(100.0, 100.0)))
     state = p.initial_state()
     long = Snapshot(time_s=0.0, desired=1, ready=1, starting=0, stopping=0, arrival_rate=10.0, prompt_tokens_rate=10000.0,
@@ -97,16 +82,3 @@ def test_capacity_follows_the_length_mix_the_traffic_shows():
     decision, state = p.decide(long, state)
     assert state.last_capacity_rps == pytest.approx(5.0)  # 1000-token prompts and answers: the slow corner
     assert decision.desired == math.ceil(10.0 * 1.25 / (5.0 * 0.9))
-
-
-def test_missing_cells_are_measured_once_when_first_needed():
-    from autoscaler.capacity.mix_table import CapacityTable
-
-    measured = []
-    table = CapacityTable((100.0, 1000.0, 10000.0), (100.0, 1000.0), measure=lambda p, o: measured.append((p, o)) or 1e4 / (p + o))
-    table.at(200.0, 300.0)
-    table.at(150.0, 500.0)
-    assert sorted(measured) == [(100.0, 100.0), (100.0, 1000.0), (1000.0, 100.0), (1000.0, 1000.0)]  # one cell's corners
-    with pytest.raises(KeyError, match="not in the table"):
-        CapacityTable((1.0, 2.0), (1.0, 2.0)).at(1.5, 1.5)
-
