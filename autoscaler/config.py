@@ -65,7 +65,7 @@ class TargetConfig(Strict):
     price_per_gpu_hour: float | None = Field(None, ge=0)
     capacity: Capacity
     fill: float = Field(0.9, gt=0, le=1)
-    scale_down_window_s: float = Field(120.0, ge=0, description="a lower count must be recommended this long first")
+    scale_down_window_s: float = Field(60.0, ge=0, description="a lower count must be recommended this long first")
     cooldown_s: float = Field(60.0, ge=0, description="no scale-down this soon after a change")
     actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
 

@@ -69,7 +69,10 @@ def _text_exposition_server(registry: CollectorRegistry) -> ThreadingHTTPServer:
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # Prometheus gave up on this scrape (its timeout): the next one counts
 
         def log_message(self, *args):
             pass

@@ -46,6 +46,14 @@ def fewest_absorbing(current: int, target: int, peak_rate: float, capacity_rps: 
     return floor, None if floor == target else f"down only to {floor}: fewer would run above {headroom:.0%} of capacity"
 
 
+def headroom_after_rise(headroom: float, after_rise: float, last_rise_s: float | None, now: float,
+                        memory_s: float) -> float:
+    """The scale-down headroom: `after_rise` within `memory_s` of a scale-up, else `headroom` (a replica asked for
+    minutes ago goes again only when the load has clearly fallen)."""
+    recently = last_rise_s is not None and now - last_rise_s < memory_s
+    return after_rise if recently else headroom
+
+
 def held_if_stale(desired: int, current: int, stale: bool) -> tuple[int, str | None]:
     """On stale or missing metrics: scale up if asked (from what is known), never down."""
     if stale and desired < current:

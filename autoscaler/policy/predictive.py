@@ -27,9 +27,13 @@ class PredictiveConfig:
     fill: float = 0.9  # plan each replica for this share of its SLO capacity
     min_replicas: int = 1
     max_replicas: int = 100
-    scale_down_window_s: float = 120.0  # a lower count must be recommended this long before it is applied
+    scale_down_window_s: float = 60.0  # a lower count must be recommended this long before it is applied
     down_headroom: float = 0.85  # scale down only while the rest stay at most this share of capacity
     cooldown_s: float = 60.0  # no scale-down this soon after a change
+    # within rise_memory_s of a scale-up, scale down only while the rest stay at most this share of capacity: the
+    # load that asked for a replica minutes ago may well ask again (no up-down-up on a noisy plateau)
+    down_headroom_after_rise: float = 0.75
+    rise_memory_s: float = 600.0
     step_up_max: int = 1000
     step_down_max: int = 1000
     backlog_per_replica: float = 4.0  # queued requests per ready replica that trigger the burst path...
@@ -51,6 +55,7 @@ class PredictiveState:
     recommendations: tuple[tuple[float, int], ...] = ()
     capacity_factor: float = 1.0
     last_change_s: float | None = None
+    last_rise_s: float | None = None
     last_desired: int | None = None
     last_forecast: Forecast | None = None  # for the loop's metrics
     last_capacity_rps: float | None = None
@@ -112,13 +117,15 @@ class Predictive:
                     reasons.append(f"GPU utilization {util:.0f}% over {cfg.gpu_util_high:g}% -> {by_util}")
         desired, why = guards.bounded(desired, cfg.min_replicas, cfg.max_replicas)
         reasons += [why] if why else []
+        headroom = guards.headroom_after_rise(cfg.down_headroom, cfg.down_headroom_after_rise, state.last_rise_s, now,
+                                              cfg.rise_memory_s)
         state.recommendations = tuple((t, c) for t, c in state.recommendations if t > now - cfg.scale_down_window_s) + ((now, desired),)
         if desired < current:
             stable = guards.stabilized(state.recommendations, now, cfg.scale_down_window_s)
             if stable > desired:
                 reasons.append(f"scale-down stabilization: highest of the last {cfg.scale_down_window_s:g} s is {stable}")
                 desired = min(stable, current)
-        for rail in (lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, cfg.down_headroom),
+        for rail in (lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, headroom),
                      lambda d: guards.cooled_down(d, current, state.last_change_s, now, cfg.cooldown_s),
                      lambda d: guards.step_capped(d, current, cfg.step_up_max, cfg.step_down_max),
                      lambda d: guards.bounded(d, cfg.min_replicas, cfg.max_replicas)):
@@ -127,5 +134,7 @@ class Predictive:
                 reasons.append(why)
         if desired != current:
             state.last_change_s = now
+        if desired > current:
+            state.last_rise_s = now
         state.last_desired = desired
         return Decision(desired, tuple(reasons)), state

@@ -41,3 +41,9 @@ def test_cooldown_delays_only_scale_down():
     assert guards.cooled_down(3, 6, 100.0, 170.0, 60.0) == (3, None)
     assert guards.cooled_down(9, 6, 100.0, 110.0, 60.0) == (9, None)
     assert guards.cooled_down(3, 6, None, 10.0, 60.0) == (3, None)
+
+
+def test_headroom_is_deeper_for_a_while_after_a_rise():
+    assert guards.headroom_after_rise(0.85, 0.75, None, 100.0, 600.0) == 0.85
+    assert guards.headroom_after_rise(0.85, 0.75, 0.0, 599.0, 600.0) == 0.75
+    assert guards.headroom_after_rise(0.85, 0.75, 0.0, 600.0, 600.0) == 0.85

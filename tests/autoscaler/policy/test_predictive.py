@@ -82,3 +82,25 @@ def test_capacity_follows_the_length_mix_the_traffic_shows():
     decision, state = p.decide(long, state)
     assert state.last_capacity_rps == pytest.approx(5.0)  # 1000-token prompts and answers: the slow corner
     assert decision.desired == math.ceil(10.0 * 1.25 / (5.0 * 0.9))
+
+
+def reversals(counts, within):
+    """Up-down-up or down-up-down inside `within` steps."""
+    changes = [(i, counts[i] - counts[i - 1]) for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
+    return sum(1 for (i, a), (_, b), (k, c) in zip(changes, changes[1:], changes[2:])
+               if (a > 0) == (c > 0) != (b > 0) and k - i <= within)
+
+
+def test_no_up_down_up_on_a_noisy_plateau():
+    # 40 minutes of a plateau swinging 7% either way across the edge between 5 and 6 replicas, a swing a minute
+    rates = [36.0 if i % 8 < 4 else 41.0 for i in range(160)]
+    counts = [d.desired for d in run(policy(cooldown_s=0.0), rates)]
+    assert reversals(counts, within=40) == 0, counts  # none within 10 minutes
+    forgetful = [d.desired for d in run(policy(cooldown_s=0.0, down_headroom_after_rise=0.85), rates)]
+    assert reversals(forgetful, within=40) > 0  # what the memory of the rise prevents
+
+
+def test_a_clear_fall_after_a_rise_still_scales_down():
+    p = policy(cooldown_s=0.0)
+    counts = [d.desired for d in run(p, [40.0] * 8 + [10.0] * 12)]
+    assert counts[-1] < max(counts)  # the load fell by three quarters: the memory of the rise does not hold it
