@@ -55,7 +55,7 @@ def test_timing_and_tokens_agree_with_the_emulator_and_workers_send_the_same(tmp
         assert 0 <= summary["mean_ttft_ms"] / 1000 - server["ttft"] < 0.005
         assert abs(summary["mean_itl_ms"] / 1000 - server["itl"]) < 0.002
         logged = pd.read_json(tmp_path / "server.jsonl", lines=True).set_index("id")
-        joined = records.join(logged[["ttft_s"]], on="response_id", rsuffix="_server")
+        joined = records.join(logged[["ttft_s"]].rename(columns={"ttft_s": "ttft_s_server"}), on="response_id")
         assert joined["ttft_s_server"].notna().all()  # every request matched to the server's own record by its id
         assert (joined["ttft_s"] - joined["ttft_s_server"]).median() < 0.003
         for name in ("locust_stats.csv", "locust.html", "summary.json", "latency_throughput.png"):
