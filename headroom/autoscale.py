@@ -10,7 +10,6 @@ import socket
 import sys
 import threading
 import time
-from pathlib import Path
 
 from autoscaler.actuators.base import DryRun, MetricOnly
 from autoscaler.config import AutoscalerConfig, Capacity, ConfigError, TargetConfig, load_config
@@ -115,10 +114,13 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
     if needs_kube and api_client is None:
         api_client = kubernetes_client(config)
     lag = config.interval_s + 30.0  # a scrape interval and half a rate window, about
-    targets = []
+    targets, tables = [], {}  # one table per (profile, SLO): targets on the same model share its measured cells
     for i, target in enumerate(config.targets):
         where = f"targets.{i}"
-        table = capacity_table(target.capacity, target.slo, where) if target.capacity.profile else None
+        table = None
+        if target.capacity.profile:
+            key = (target.capacity.profile, target.slo.ttft_s, target.slo.itl_s)
+            table = tables[key] = tables.get(key) or capacity_table(target.capacity, target.slo, where)
         capacity = table.at(target.capacity.prompt_tokens, target.capacity.output_tokens) if table else \
             resolve_capacity(target.capacity, target.slo, where)
         targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity, table),
@@ -162,8 +164,6 @@ class JsonLines(logging.Formatter):
         message = record.getMessage()
         if message.startswith("{"):
             return message[:-1] + f', "level": "{record.levelname.lower()}", "logger": "{record.name}"}}'
-        import json
-
         return json.dumps({"event": "log", "level": record.levelname.lower(), "logger": record.name, "message": message})
 
 
@@ -209,4 +209,4 @@ def main_args(args) -> int:
     return run_autoscaler(args.config, once=args.once)
 
 
-__all__ = ["build_loop", "run_autoscaler", "resolve_capacity", "Path"]
+__all__ = ["build_loop", "run_autoscaler", "resolve_capacity"]
