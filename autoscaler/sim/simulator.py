@@ -196,6 +196,9 @@ class Simulator:
 
     def _control(self, now: float, state):
         ready, starting, draining = self._counts()
+        for r in self.replicas:  # requests finished since the last arrival leave the count, as a queue-proxy sees them
+            if r.state in (State.READY, State.STOPPING):
+                r.sync(now, self)
         in_flight = sum(r.outstanding for r in self.replicas) + len(self.gateway)
         snapshot = self.observer.snapshot(now, self._desired, ready, starting, draining, extra={"in_flight_now": in_flight})
         decision, state = self.policy.decide(snapshot, state)

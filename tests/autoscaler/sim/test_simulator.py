@@ -115,3 +115,32 @@ def test_latency_summary_is_consistent_with_records():
     met = ((frame["ttft_s"] <= 1.0) & (frame["mean_itl_s"] <= 0.05)).mean()
     assert s["slo_attainment"] == pytest.approx(met)
     assert s["goodput_rps"] == pytest.approx(met * len(frame) / s["duration_s"])
+
+
+@dataclass
+class ConcurrencyProbe:
+    """Test policy: one replica, remembering the concurrency each control tick was shown."""
+
+    seen: list
+    interval_s: float = 0.7
+    name: str = "probe"
+
+    def initial_state(self):
+        return None
+
+    def decide(self, snapshot, state):
+        self.seen.append((snapshot.time_s, snapshot.extra["in_flight_now"]))
+        return Decision(1, ("probe",)), None
+
+
+def test_policy_sees_exact_concurrency_between_arrivals():
+    # sparse arrivals of short requests: most finish between two arrivals, so a count kept only at arrivals goes stale
+    w = poisson([(120, 1.5)], seed=6, prompt=200, output=30)
+    probe = ConcurrencyProbe([])
+    sim, _ = run(w, probe)
+    rec = sim.records
+    for t, seen in probe.seen:
+        inside = int(np.count_nonzero((rec.arrival <= t) & (rec.finish > t)))
+        # the engine step under way at t has already run: its finishes count as done (a step is milliseconds)
+        after_step = int(np.count_nonzero((rec.arrival <= t) & (rec.finish > t + 0.05)))
+        assert after_step <= seen <= inside, f"at {t:.1f} s the policy saw {seen} requests in flight, {inside} were"
