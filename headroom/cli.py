@@ -34,6 +34,19 @@ def _emulate(args) -> int:
     return 0
 
 
+def _gpu_exporter(args) -> int:
+    from exporters.gpu.nvml_reader import NvmlSource
+    from exporters.gpu.server import GpuExporterConfig, serve
+
+    config = GpuExporterConfig(host=args.host, port=args.port, interval_s=args.interval, hostname=args.hostname)
+    source = NvmlSource()  # exits with a clear message where no NVIDIA driver is present
+    try:
+        serve(config, source)
+    finally:
+        source.close()
+    return 0
+
+
 def _profiles(args) -> int:
     from serving.profiles import gpu_price_per_hour, list_profiles, load_profile
 
@@ -195,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--stall", type=float, default=0.0, metavar="SECONDS", help="fault: freeze the engine at start")
     em.add_argument("--crash-after", type=float, default=None, metavar="SECONDS", help="fault: exit abruptly")
     em.set_defaults(func=_emulate)
+
+    gx = sub.add_parser("gpu-exporter", help="serve this host's NVIDIA GPUs through NVML with dcgm-exporter's metric names")
+    gx.add_argument("--host", default="0.0.0.0")
+    gx.add_argument("--port", type=int, default=9400)
+    gx.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="how often NVML is read")
+    gx.add_argument("--hostname", default=None, help="the Hostname label (default: this host's name; on Kubernetes, the node)")
+    gx.set_defaults(func=_gpu_exporter)
 
     pr = sub.add_parser("profiles", help="list the shipped replica profiles")
     pr.add_argument("--json", action="store_true")

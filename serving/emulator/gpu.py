@@ -5,18 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
-
+from exporters.gpu.dcgm_fields import DCGM_LABELS, ENERGY, dcgm_families
 from serving.engine.profile import GIB, Profile
 from serving.engine.steptime import StepTiming
 
 MIB = 1 << 20
-DCGM_LABELS = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"]
 MODEL_NAMES = {"H100": "NVIDIA H100 80GB HBM3", "H200": "NVIDIA H200", "A100-80GB": "NVIDIA A100-SXM4-80GB",
                "L4": "NVIDIA L4", "A10G": "NVIDIA A10G"}
-ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 
 
 class GpuModel:
@@ -88,23 +83,6 @@ class GpuModel:
         }
 
 
-_HELP = {
-    "DCGM_FI_DEV_GPU_UTIL": "GPU utilization (in %).",
-    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": "Ratio of time the graphics engine is active.",
-    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": "Ratio of cycles the tensor (HMMA) pipe is active.",
-    "DCGM_FI_PROF_DRAM_ACTIVE": "Ratio of cycles the device memory interface is active sending or receiving data.",
-    "DCGM_FI_DEV_FB_USED": "Framebuffer memory used (in MiB).",
-    "DCGM_FI_DEV_FB_FREE": "Framebuffer memory free (in MiB).",
-    "DCGM_FI_DEV_FB_RESERVED": "Framebuffer memory reserved (in MiB).",
-    "DCGM_FI_DEV_POWER_USAGE": "Power draw (in W).",
-    "DCGM_FI_DEV_GPU_TEMP": "GPU temperature (in C).",
-    "DCGM_FI_DEV_SM_CLOCK": "SM clock frequency (in MHz).",
-    "DCGM_FI_DEV_MEM_CLOCK": "Memory clock frequency (in MHz).",
-    "DCGM_FI_DEV_XID_ERRORS": "Value of the last XID error encountered.",
-    ENERGY: "Total energy consumption since boot (in mJ).",
-}
-
-
 def gpu_labels(profile: Profile, hostname: str, index: int, instance: str) -> list[str]:
     """dcgm-exporter's label values for one GPU; the UUID is stable per replica address and index."""
     digest = hashlib.sha1(f"{instance}/{index}".encode()).hexdigest()
@@ -124,21 +102,5 @@ class DcgmCollector:
                            for i in range(model.profile.tensor_parallel)]
 
     def collect(self):
-        readings = self.model.advance(self.clock())
-        for name, value in readings.items():
-            family = GaugeMetricFamily(name, _HELP[name], labels=self.label_names)
-            for labels in self.label_sets:
-                family.add_metric(labels, value)
-            yield family
-        energy = Metric(ENERGY, _HELP[ENERGY], "counter")
-        per_gpu = self.model.energy_mj
-        for labels in self.label_sets:
-            energy.add_sample(ENERGY, dict(zip(self.label_names, labels)), per_gpu)
-        yield energy
-
-
-def render_dcgm(registry: CollectorRegistry) -> bytes:
-    """Text exposition as dcgm-exporter writes it: the energy counter keeps its name without `_total`."""
-    text = generate_latest(registry)
-    return text.replace(f"# HELP {ENERGY}_total ".encode(), f"# HELP {ENERGY} ".encode()).replace(
-        f"# TYPE {ENERGY}_total counter".encode(), f"# TYPE {ENERGY} counter".encode())
+        readings = {**self.model.advance(self.clock()), ENERGY: self.model.energy_mj}
+        yield from dcgm_families(self.label_names, [(labels, readings) for labels in self.label_sets])

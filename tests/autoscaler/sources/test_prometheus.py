@@ -13,6 +13,7 @@ import pytest
 
 from autoscaler.sources.prometheus import FleetCounts, PrometheusSource, PrometheusSourceConfig
 from headroom.prometheus import PrometheusProcess
+from serving.fleet.fleet import free_port
 from tests.helpers import EmulatorServer, LoopThread
 
 COUNTS = {"chat": FleetCounts(desired=1, ready=1), "code": FleetCounts(desired=1, ready=1), "ghost": FleetCounts(2, 2)}
@@ -32,7 +33,7 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "scrape_configs": [{"job_name": "vllm", "static_configs": [
                       {"targets": [f"127.0.0.1:{chat.port}", f"127.0.0.1:{code.port}"]}]}]}
-        prometheus = PrometheusProcess(config, tmp_path / "prom", port=_free_port())
+        prometheus = PrometheusProcess(config, tmp_path / "prom", port=free_port())
         loop.call(prometheus.start())
         try:
             wait_for_targets(prometheus.url, 2)
@@ -75,14 +76,6 @@ def wait_for_targets(url: str, count: int, timeout_s: float = 30.0) -> None:
         if time.time() > deadline:
             raise TimeoutError(f"{count} targets not up in {timeout_s:g} s")
         time.sleep(0.5)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FakePrometheus:
@@ -134,7 +127,7 @@ def test_nan_empty_or_slow_answers_are_stale(mode):
 
 
 def test_prometheus_down_is_stale_not_an_exception():
-    snap = PrometheusSource(PrometheusSourceConfig(url=f"http://127.0.0.1:{_free_port()}", timeout_s=1.0)).snapshots(COUNTS)
+    snap = PrometheusSource(PrometheusSourceConfig(url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)).snapshots(COUNTS)
     assert all(s.stale for s in snap.values())
     assert "ConnectionError" in " ".join(snap["chat"].extra["errors"]) or snap["chat"].extra["errors"]
 
