@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 GUIDELLM_VENV := .venv-guidellm
 GUIDELLM_PINS := 'torch==2.13.0' 'guidellm==0.8.1'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := prometheus python3-venv
+APT_PACKAGES := prometheus python3-venv nodejs npm
+NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0'
 
 .PHONY: install demo test bench clean
 
@@ -18,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -26,6 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench]'
+	# prometheus-operator's CRD schemas as published on npm: the tests validate the ServiceMonitor against them
+	npm install --silent --no-audit --no-fund --no-save --prefix $(VENV)/node $(NODE_PINS)
 	@touch $@
 
 demo: install

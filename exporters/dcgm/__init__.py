@@ -1,0 +1,1 @@
+"""dcgm-exporter for Kubernetes: DaemonSet, Service, ServiceMonitor and the counters Headroom reads."""
