@@ -40,10 +40,17 @@ def _gpu_exporter(args) -> int:
 
     config = GpuExporterConfig(host=args.host, port=args.port, interval_s=args.interval, hostname=args.hostname)
     source = NvmlSource()  # exits with a clear message where no NVIDIA driver is present
+    pods = None
+    if args.kubernetes:
+        from exporters.gpu.pods import KubeletPodResources
+
+        pods = KubeletPodResources(args.pod_resources_socket)
     try:
-        serve(config, source)
+        serve(config, source, pods)
     finally:
         source.close()
+        if pods is not None:
+            pods.close()
     return 0
 
 
@@ -214,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     gx.add_argument("--port", type=int, default=9400)
     gx.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="how often NVML is read")
     gx.add_argument("--hostname", default=None, help="the Hostname label (default: this host's name; on Kubernetes, the node)")
+    gx.add_argument("--kubernetes", action="store_true",
+                    help="label each GPU with the pod, namespace and container holding it (kubelet pod-resources API)")
+    gx.add_argument("--pod-resources-socket", default="/var/lib/kubelet/pod-resources/kubelet.sock", metavar="PATH")
     gx.set_defaults(func=_gpu_exporter)
 
     pr = sub.add_parser("profiles", help="list the shipped replica profiles")
