@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autoscaler.sources.prometheus import PrometheusSourceConfig
+from serving.config_errors import read_yaml, validation_problems
 
 
 class ConfigError(ValueError):
@@ -117,12 +117,7 @@ class AutoscalerConfig(Strict):
 
 def load_config(path: str | Path) -> AutoscalerConfig:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    raw = read_yaml(path, ConfigError)
     return parse_config(raw, str(path))
 
 
@@ -132,10 +127,4 @@ def parse_config(raw, where: str = "config") -> AutoscalerConfig:
     try:
         return AutoscalerConfig.model_validate(raw)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            value = e.get("input")
-            shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            problems.append(f"{key}: {e['msg']}{shown}")
-        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
+        raise ConfigError(f"{where}: " + "; ".join(validation_problems(err))) from None

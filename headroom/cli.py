@@ -34,6 +34,19 @@ def _emulate(args) -> int:
     return 0
 
 
+def _gateway(args) -> int:
+    from exporters.gateway.config import load_gateway_config, parse_gateway_config
+    from exporters.gateway.service import run_gateway
+
+    config = load_gateway_config(args.config) if args.config else parse_gateway_config({})
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if args.backend:
+        overrides["backends"] = config.backends.model_copy(update={"static": [*config.backends.static, *args.backend]})
+    _install_loop()
+    asyncio.run(run_gateway(config.model_copy(update=overrides)))
+    return 0
+
+
 def _gpu_exporter(args) -> int:
     from exporters.gpu.nvml_reader import NvmlSource
     from exporters.gpu.server import GpuExporterConfig, serve
@@ -215,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--stall", type=float, default=0.0, metavar="SECONDS", help="fault: freeze the engine at start")
     em.add_argument("--crash-after", type=float, default=None, metavar="SECONDS", help="fault: exit abruptly")
     em.set_defaults(func=_emulate)
+
+    gw = sub.add_parser("gateway", help="the OpenAI-compatible gateway (token and queue exporter) in front of vLLM replicas")
+    gw.add_argument("--config", default=None, metavar="gateway.yaml", help="backends, models, admission, keys file")
+    gw.add_argument("--host", default=None)
+    gw.add_argument("--port", type=int, default=None)
+    gw.add_argument("--backend", action="append", default=[], metavar="HOST:PORT", help="a static backend (repeatable)")
+    gw.set_defaults(func=_gateway)
 
     gx = sub.add_parser("gpu-exporter", help="serve this host's NVIDIA GPUs through NVML with dcgm-exporter's metric names")
     gx.add_argument("--host", default="0.0.0.0")

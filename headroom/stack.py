@@ -14,13 +14,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from exporters.gateway.router import Router
+from exporters.gateway.config import parse_gateway_config
+from exporters.gateway.service import GatewayService
 from headroom.prometheus import PrometheusProcess, scrape_config
 from headroom.summary import query_summary, replica_timeline
 from loadgen.campaign import SHIPPED
 from loadgen.run import run_campaign
 from serving.fleet.fleet import FleetConfig, LocalFleet, ReplicaState, free_port
-from serving.http.server import serve
 from serving.profiles import gpu_price_per_hour, load_profile
 
 log = logging.getLogger("headroom.up")
@@ -52,8 +52,10 @@ class LocalStack:
     def __init__(self, config: StackConfig):
         self.config = config
         self.profile = load_profile(config.profile)  # fail fast on a bad profile name
-        self.router = Router()
         self.gateway_port = config.gateway_port or free_port(config.host)
+        # the fleet tells the gateway which replicas are ready; the gateway's health checks still eject failing ones
+        self.gateway = GatewayService(parse_gateway_config({"host": config.host, "port": self.gateway_port}, "the stack's gateway"),
+                                      discover=False)
         self.autoscaler_port = free_port(config.host) if config.autoscale else None
         self.prometheus = PrometheusProcess(
             scrape_config(config.run_dir.resolve() / "targets", f"{config.host}:{self.gateway_port}", config.scrape_interval_s,
@@ -62,8 +64,7 @@ class LocalStack:
         self.autoscaler = None
         self.fleet = LocalFleet(FleetConfig(profile=config.profile, cold_start_s=config.cold_start_s, host=config.host,
                                             sd_dir=config.run_dir.resolve() / "targets", log_dir=config.run_dir.resolve() / "logs"),
-                                on_change=self.router.set_backends)
-        self._gateway_server = None
+                                on_change=self.gateway.gateway.set_backends)
 
     @property
     def gateway_url(self) -> str:
@@ -72,7 +73,7 @@ class LocalStack:
     async def start(self, wait_ready_s: float = 120.0) -> None:
         await self.prometheus.start()
         try:
-            self._gateway_server = await serve(self.router.handle, self.config.host, self.gateway_port)
+            await self.gateway.start()
             await self.fleet.scale(self.config.replicas)
             wanted = self.config.replicas
             await self.fleet.wait_for(lambda fleet: len(fleet.by_state(ReplicaState.READY)) >= wanted, wait_ready_s)
@@ -88,9 +89,7 @@ class LocalStack:
         if self.autoscaler is not None:
             await asyncio.to_thread(self.autoscaler.stop)
         await self.fleet.close()
-        if self._gateway_server is not None:
-            self._gateway_server.close()
-        await self.router.close()
+        await self.gateway.stop()
         await self.prometheus.stop()
 
 

@@ -15,6 +15,7 @@ from loadgen.shapes import Shape, Trace
 from loadgen.workloads.load import length_sampler, load_workload
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
+from serving.config_errors import validation_problems
 
 
 class CampaignError(ValueError):
@@ -91,12 +92,7 @@ def load_campaign(path: str | Path, overrides: dict | None = None) -> Campaign:
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for error in e.errors():
-            where = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-")) or "(top level)"
-            given = error.get("input")
-            shown = "" if isinstance(given, dict) else f" (got {given!r})"
-            problems.append(f"  {where}: {error['msg']}{shown}")
+        problems = [f"  {problem}" for problem in validation_problems(e)]
         raise CampaignError(f"campaign {path}: {len(problems)} problem(s)\n" + "\n".join(problems)) from None
     return _resolve_paths(campaign, path.parent)
 

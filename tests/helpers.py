@@ -92,25 +92,27 @@ def timed_stream(port: int, path: str, body: dict) -> tuple[float, list[float]]:
     return stamps[0] - t0, [b - a for a, b in zip(stamps, stamps[1:])]
 
 
-class RouterServer:
-    """The gateway's router on a free loopback port, in its own loop thread, in front of given addresses."""
+class GatewayServer:
+    """The gateway on a free loopback port, in its own loop thread, in front of given addresses (health checks on)."""
 
-    def __init__(self, backends: list[str]):
-        self.backends = backends
+    def __init__(self, backends: list[str], **config):
+        self.backends, self.config = backends, config
 
     def __enter__(self):
-        from exporters.gateway.router import Router
-        from serving.http.server import serve
+        from exporters.gateway.config import parse_gateway_config
+        from exporters.gateway.service import GatewayService
 
         self.thread = LoopThread()
+        config = parse_gateway_config({"host": "127.0.0.1", "port": 0, **self.config,
+                                       "backends": {"static": self.backends, **self.config.get("backends", {})}})
 
         async def start():
-            self.router = Router()
-            self.router.set_backends(self.backends)
-            self.server = await serve(self.router.handle, "127.0.0.1", 0)
-            return self.server.sockets[0].getsockname()[1]
+            self.service = GatewayService(config)
+            await self.service.start()
+            return self.service.port
 
         self.port = self.thread.call(start())
+        self.gateway = self.service.gateway
         return self
 
     @property
@@ -118,14 +120,10 @@ class RouterServer:
         return f"http://127.0.0.1:{self.port}"
 
     def set_backends(self, backends: list[str]) -> None:
-        self.thread.loop.call_soon_threadsafe(self.router.set_backends, backends)
+        self.thread.loop.call_soon_threadsafe(self.gateway.set_backends, backends)
 
     def __exit__(self, *exc):
-        async def stop():
-            self.server.close()
-            await self.router.close()
-
-        self.thread.call(stop())
+        self.thread.call(self.service.stop())
         self.thread.close()
 
 

@@ -1,0 +1,83 @@
+"""The gateway's validated config (`headroom gateway --config F`): listen address, backends, models, admission, tenants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from serving.config_errors import read_yaml, validation_problems
+
+
+class GatewayConfigError(ValueError):
+    pass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Backends(Strict):
+    """Where the replicas are: a fixed list, a Prometheus file_sd file (re-read when it changes), or the
+    EndpointSlices of a Kubernetes Service."""
+
+    static: list[str] = []  # host:port
+    file_sd: Path | None = None
+    kubernetes_service: str | None = None  # "namespace/name"
+    kubernetes_port: str | None = None  # the EndpointSlice port name (default: the first port)
+    health_path: str = "/v1/models"  # answers 200 once the replica serves; its body names the models it serves
+    health_interval_s: float = Field(2.0, gt=0)
+    unhealthy_after: int = Field(2, ge=1)  # consecutive failed checks before a backend is ejected
+    healthy_after: int = Field(1, ge=1)  # consecutive passed checks before it is routed to again
+
+    @model_validator(mode="after")
+    def _kubernetes_service_form(self):
+        if self.kubernetes_service is not None and self.kubernetes_service.count("/") != 1:
+            raise ValueError(f"kubernetes_service must be namespace/name, got {self.kubernetes_service!r}")
+        return self
+
+
+class ModelLimits(Strict):
+    max_queue: int = Field(256, ge=0)  # requests waiting for a backend slot; beyond it, 429
+    queue_timeout_s: float = Field(30.0, gt=0)  # a request waiting longer gets 429 too
+
+
+class GatewayConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    backends: Backends = Backends()
+    # models served; requests for any other get 404 before a backend is touched. Empty: the models the backends
+    # report on their health path (and, until one has, any)
+    models: dict[str, ModelLimits] = {}
+    default_limits: ModelLimits = ModelLimits()  # for models learned from the backends
+    max_in_flight_per_backend: int = Field(256, ge=1)  # vLLM's max_num_seqs: beyond it requests wait here, not there
+    routing: Literal["least_outstanding", "prefix_affinity"] = "least_outstanding"
+    prefix_affinity_chars: int = Field(256, ge=1)  # the prompt's first characters that pick a backend
+    max_attempts: int = Field(3, ge=1)  # tries on other backends, only before the first byte reaches the client
+    connect_timeout_s: float = Field(5.0, gt=0)
+    first_byte_timeout_s: float = Field(600.0, gt=0)
+    request_timeout_s: float = Field(3600.0, gt=0)
+    max_body_bytes: int = Field(8 << 20, ge=1024)
+    keys_file: Path | None = None  # YAML {api key: tenant}; none: open mode, every request is tenant "anonymous"
+    tenant_label_cap: int = Field(20, ge=1)  # tenants with their own metric label (the busiest); the rest are "other"
+
+
+def parse_gateway_config(raw, where: str = "gateway config") -> GatewayConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise GatewayConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return GatewayConfig.model_validate(raw)
+    except ValidationError as err:
+        raise GatewayConfigError(f"{where}: " + "; ".join(validation_problems(err))) from None
+
+
+def load_gateway_config(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    raw = read_yaml(path, GatewayConfigError)
+    config = parse_gateway_config(raw, str(path))
+    relative = lambda p: p if p is None or p.is_absolute() else path.parent / p  # files beside the config
+    return config.model_copy(update={"keys_file": relative(config.keys_file),
+                                      "backends": config.backends.model_copy(update={"file_sd": relative(config.backends.file_sd)})})

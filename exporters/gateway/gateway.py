@@ -1,0 +1,272 @@
+"""The gateway: OpenAI-compatible entry point in front of vLLM replicas, and Headroom's token and queue exporter.
+
+Per request: tenant from the bearer token, body checked (JSON, model) before any backend is touched, a backend slot
+from admission control (fair queue per model, 429 when full), forwarded with retries only before the first byte,
+streamed through unbuffered, and accounted: tokens, queue wait, client-side TTFT, ITL and end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from exporters.gateway.admission import Admission, Rejected
+from exporters.gateway.backends import Backend, BackendPool
+from exporters.gateway.config import GatewayConfig
+from exporters.gateway.metrics import GatewayMetrics
+from exporters.gateway.tenants import KeyRing, TenantLabels
+from serving.http.server import Request, Responder, error_body, error_json
+
+log = logging.getLogger("headroom.gateway")
+GENERATION_ROUTES = ("/v1/completions", "/v1/chat/completions")
+_USAGE = re.compile(rb'"usage": ?\{"prompt_tokens": ?(\d+), ?"total_tokens": ?\d+, ?"completion_tokens": ?(\d+)')
+_RETRYABLE_STATUS = (502, 503, 504)
+_HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"}
+_TOKEN_EVENT = b'"finish_reason"'  # one per token event (and per chat role event)
+_ROLE_EVENT = b'"role": "assistant"'
+_CHOICES = (b'"choices": [{', b'"choices":[{')  # events carrying choices (vLLM bench's TTFT and ITL); usage-only ones: []
+
+
+class _Refused(Exception):
+    """Why a backend could not take the request before any byte reached the client (try another)."""
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, registry: CollectorRegistry | None = None, keys: KeyRing | None = None):
+        self.config = config
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.metrics = GatewayMetrics(self.registry)
+        self.keys = keys if keys is not None else KeyRing.from_file(config.keys_file)
+        self.tenants = TenantLabels(config.tenant_label_cap)
+        self.pool = BackendPool(config.max_in_flight_per_backend, on_change=self._backends_changed)
+        self.admission = Admission(self.pool, self._limits)
+        self._timeout = aiohttp.ClientTimeout(total=config.request_timeout_s, sock_connect=config.connect_timeout_s,
+                                              sock_read=config.first_byte_timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    # ---- backends ----------------------------------------------------------------------
+    def set_backends(self, addresses: list[str]) -> None:
+        """The discovered backends (a static list, file_sd, Kubernetes, or the local fleet's ready replicas)."""
+        self.pool.set_discovered(list(addresses))
+
+    def _backends_changed(self) -> None:
+        self.metrics.ready_backends.set(len(self.pool.routable()))
+        for backend in self.pool.backends.values():
+            self.metrics.in_flight.labels(backend.address).set(backend.outstanding)
+        self.admission.dispatch()
+
+    def _limits(self, model: str):
+        return self.config.models.get(model, self.config.default_limits)
+
+    def known_models(self) -> set[str] | None:
+        """The models requests may name: the configured ones, else those the backends report (None: any)."""
+        if self.config.models:
+            return set(self.config.models)
+        return self.pool.models()
+
+    # ---- HTTP --------------------------------------------------------------------------
+    async def handle(self, request: Request, resp: Responder) -> None:
+        if request.path in GENERATION_ROUTES and request.method == "POST":
+            return await self._generate(request, resp)
+        if request.path == "/metrics":
+            return resp.send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        if request.path == "/health":
+            return resp.send(200, b"")
+        if request.path == "/ready":
+            return resp.send(200, b"") if self.pool.routable() else error_json(resp, 503, "no ready backend")
+        if request.path == "/v1/models" and request.method == "GET":
+            return self._models(resp)
+        return error_json(resp, 404, f"no route {request.method} {request.path}")
+
+    def _models(self, resp: Responder) -> None:
+        names = sorted(self.known_models() or ())
+        body = {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "headroom"} for n in names]}
+        resp.send(200, json.dumps(body).encode())
+
+    def _reject(self, resp: Responder, status: int, reason: str, message: str, model: str = "", tenant: str = "other",
+                retry_after_s: int | None = None, param: str | None = None) -> None:
+        self.metrics.rejections.labels(model, tenant, reason).inc()
+        self.metrics.requests.labels(model, tenant, str(status)).inc()
+        headers = [("retry-after", str(retry_after_s))] if retry_after_s is not None else None
+        resp.send(status, error_body(status, message, param), headers=headers)
+
+    async def _generate(self, request: Request, resp: Responder) -> None:
+        tenant = self.keys.tenant(request.headers.get("authorization"))
+        if tenant is None:
+            return self._reject(resp, 401, "unauthorized", "missing or unknown API key: send Authorization: Bearer <key>")
+        parsed = _parse_body(request.body)
+        if isinstance(parsed, str):
+            return self._reject(resp, 400, "invalid", parsed, tenant=self.tenants.label(tenant),
+                                param="model" if "model" in parsed else None)
+        model, prompt_words, affinity_text = parsed
+        label = self.tenants.label(tenant)
+        allowed = self.known_models()
+        if allowed is not None and model not in allowed:
+            return self._reject(resp, 404, "unknown_model", f"The model `{model}` does not exist.", tenant=label, param="model")
+        affinity = affinity_text[: self.config.prefix_affinity_chars] if self.config.routing == "prefix_affinity" else None
+        self.metrics.queue_depth.labels(model).set(self.admission.depth(model) + 1)
+        try:
+            backend, waited = await self.admission.acquire(model, tenant, affinity)
+        except Rejected as no:
+            status = 503 if no.reason == "no_backend" else 429
+            return self._reject(resp, status, no.reason, str(no), model, label, no.retry_after_s)
+        finally:
+            self.metrics.queue_depth.labels(model).set(self.admission.depth(model))
+        self.metrics.queue_wait.labels(model).observe(waited)
+        await self._forward_with_retries(request, resp, backend, model, label, prompt_words)
+
+    async def _forward_with_retries(self, request: Request, resp: Responder, backend: Backend, model: str, label: str,
+                                    prompt_words: int) -> None:
+        tried = {backend.address}
+        reason = ""
+        for attempt in range(self.config.max_attempts):
+            if attempt:
+                self.metrics.retries.labels(model).inc()
+            self.metrics.in_flight.labels(backend.address).set(backend.outstanding)
+            try:
+                await self._forward(backend, request, resp, model, label, prompt_words)
+                return
+            except _Refused as why:
+                reason = str(why)
+                self.metrics.backend_failures.labels(backend.address, "connect").inc()
+            finally:
+                self.admission.release(backend)
+                self.metrics.in_flight.labels(backend.address).set(backend.outstanding)
+            backend = self.pool.pick(model, exclude=tried, within_capacity=False)  # it already waited its turn
+            if backend is None:
+                break
+            tried.add(backend.address)
+            self.pool.acquire(backend)
+        self.metrics.requests.labels(model, label, "503").inc()
+        error_json(resp, 503, f"no backend could serve the request: {reason}", headers=[("retry-after", "1")])
+
+    def _session_for(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False)
+        return self._session
+
+    async def _forward(self, backend: Backend, request: Request, resp: Responder, model: str, label: str, prompt_words: int) -> None:
+        """Send to one backend and answer the client; raises _Refused when another backend should be tried."""
+        headers = {k: v for k, v in request.headers.items() if k not in _HOP_HEADERS and k not in ("host", "authorization")}
+        url = f"http://{backend.address}{request.path}"
+        try:
+            async with self._session_for().request(request.method, url, data=request.body or None, headers=headers) as up:
+                if up.status in _RETRYABLE_STATUS:
+                    await up.read()
+                    raise _Refused(f"{backend.address} answered {up.status}")
+                ctype = up.headers.get("content-type", "application/json")
+                extra = [(k, v) for k, v in up.headers.items() if k.lower() not in _HOP_HEADERS and k.lower() != "content-type"]
+                if ctype.startswith("text/event-stream"):
+                    status = await self._stream(up, resp, ctype, extra, backend, request.received_s, model, label, prompt_words)
+                else:
+                    body = await up.read()
+                    resp.send(up.status, body, ctype, extra)
+                    status = str(up.status)
+                    if up.status == 200:
+                        self._account(model, label, body, prompt_words, streamed=False)
+                        self.metrics.e2e.labels(model, label).observe(time.monotonic() - request.received_s)
+                self.metrics.requests.labels(model, label, status).inc()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            if resp.status:  # bytes already reached the client: never retried (it would duplicate the stream)
+                self._fail_stream(resp, backend, model, label, err)
+                return
+            self.pool.eject(backend.address)
+            raise _Refused(f"{backend.address} unreachable ({type(err).__name__})") from None
+
+    async def _stream(self, up, resp: Responder, ctype: str, extra, backend: Backend, received_s: float, model: str,
+                      label: str, prompt_words: int) -> str:
+        resp.start_stream(up.status, ctype, extra)
+        tail = b""
+        events = 0
+        first = last = None
+        itl = self.metrics.itl.labels(model)
+        async for chunk in up.content.iter_any():
+            resp.write(chunk)
+            now = time.monotonic()
+            arrived = sum(_count_new(tail, chunk, pattern) for pattern in _CHOICES)
+            if arrived:
+                if first is None:
+                    first, arrived = now, arrived - 1
+                else:
+                    itl.observe(now - last)
+                    arrived -= 1
+                for _ in range(arrived):  # events that came in the same read: no gap between them
+                    itl.observe(0.0)
+                last = now
+            events += _count_new(tail, chunk, _TOKEN_EVENT) - _count_new(tail, chunk, _ROLE_EVENT)
+            tail = (tail + chunk)[-4096:]
+            if resp.closed:
+                return "499"  # the client went away; closing the upstream response cancels it on the backend
+            await resp.drain()
+        resp.end()
+        if first is not None:
+            self.metrics.ttft.labels(model, label).observe(first - received_s)
+        self.metrics.e2e.labels(model, label).observe(time.monotonic() - received_s)
+        if up.status == 200:
+            self._account(model, label, tail, prompt_words, streamed=True, events=events)
+        return str(up.status)
+
+    def _fail_stream(self, resp: Responder, backend: Backend, model: str, label: str, err: Exception) -> None:
+        """The backend died mid-stream: the client gets an error event and a properly ended stream, and it is counted."""
+        log.warning("backend %s failed mid-stream: %s", backend.address, err)
+        self.metrics.backend_failures.labels(backend.address, "mid_stream").inc()
+        self.metrics.requests.labels(model, label, "502").inc()
+        if resp.streaming and not resp.finished:
+            message = f"the backend serving this stream failed after it started ({type(err).__name__}); retry the request"
+            resp.write(b"data: " + error_body(502, message) + b"\n\n")
+            resp.end()
+        elif not resp.finished:
+            resp.abort()
+
+    def _account(self, model: str, label: str, body: bytes, prompt_words: int, streamed: bool, events: int = 0) -> None:
+        """Tokens from the backend's `usage` when present; otherwise counted (prompt words, content events)."""
+        found = _USAGE.findall(body)
+        if found:
+            prompt, output = (int(x) for x in found[-1])
+        else:
+            prompt, output = prompt_words, events if streamed else 0
+        self.metrics.prompt_tokens.labels(model, label).inc(prompt)
+        self.metrics.output_tokens.labels(model, label).inc(output)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _count_new(before: bytes, chunk: bytes, pattern: bytes) -> int:
+    """Occurrences of `pattern` that end inside `chunk`, including those that started in `before`."""
+    carry = before[-(len(pattern) - 1):]
+    return (carry + chunk).count(pattern) - carry.count(pattern)
+
+
+def _parse_body(body: bytes) -> tuple[str, int, str] | str:
+    """(model, prompt word count, prompt text) of a completion or chat request, or what is wrong with the body."""
+    if not body:
+        return "the request has no body: send a JSON object with model and prompt (or messages)"
+    try:
+        doc = json.loads(body)
+    except UnicodeDecodeError:
+        return "the request body is not UTF-8 text"
+    except ValueError as err:
+        return f"the request body is not valid JSON: {err}"
+    if not isinstance(doc, dict):
+        return f"the request body must be a JSON object, got {type(doc).__name__}"
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        return "the request names no model: the JSON body needs a string field model"
+    prompt = doc.get("prompt")
+    if isinstance(prompt, str):
+        text = prompt
+    elif isinstance(doc.get("messages"), list):
+        text = " ".join(m["content"] for m in doc["messages"] if isinstance(m, dict) and isinstance(m.get("content"), str))
+    else:
+        text = ""
+    return model, len(text.split()), text

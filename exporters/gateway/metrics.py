@@ -1,0 +1,42 @@
+"""The token and queue exporter's metrics (collectors only, no HTTP): per model and (capped) tenant."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# vLLM's buckets (DESIGN.md), so gateway-side and engine-side latencies line up on one dashboard
+TTFT_BUCKETS = (.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560)
+ITL_BUCKETS = (.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
+E2E_BUCKETS = (.3, .5, .8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680)
+QUEUE_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        mt = ["model", "tenant"]
+        self.requests = Counter("headroom_gateway_requests", "Requests through the gateway by model, tenant and HTTP status.",
+                                [*mt, "status"], registry=registry)
+        self.prompt_tokens = Counter("headroom_gateway_prompt_tokens", "Prompt tokens of completed requests.", mt, registry=registry)
+        self.output_tokens = Counter("headroom_gateway_output_tokens", "Output tokens of completed requests.", mt, registry=registry)
+        self.rejections = Counter("headroom_gateway_rejections", "Requests turned away before any backend saw them, by reason "
+                                  "(queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model, too_large).",
+                                  [*mt, "reason"], registry=registry)
+        self.queue_depth = Gauge("headroom_gateway_queue_depth", "Requests waiting in the gateway for a backend slot.", ["model"],
+                                 registry=registry)
+        self.queue_wait = Histogram("headroom_gateway_queue_wait_seconds", "Time from arrival until a backend slot was free.",
+                                    ["model"], buckets=QUEUE_BUCKETS, registry=registry)
+        self.ttft = Histogram("headroom_gateway_time_to_first_token_seconds", "Client-side time to first token: from the "
+                              "request's arrival at the gateway to the first event with choices leaving it.", mt,
+                              buckets=TTFT_BUCKETS, registry=registry)
+        self.itl = Histogram("headroom_gateway_inter_token_latency_seconds", "Gaps between streamed events with choices, "
+                             "as the client sees them.", ["model"], buckets=ITL_BUCKETS, registry=registry)
+        self.e2e = Histogram("headroom_gateway_e2e_request_latency_seconds", "Client-side end-to-end latency.", mt,
+                             buckets=E2E_BUCKETS, registry=registry)
+        self.in_flight = Gauge("headroom_gateway_backend_in_flight_requests", "Requests outstanding per backend.", ["backend"],
+                               registry=registry)
+        self.retries = Counter("headroom_gateway_retries", "Requests retried on another backend before any byte reached the client.",
+                               ["model"], registry=registry)
+        self.backend_failures = Counter("headroom_gateway_backend_failures", "Backend failures by phase (connect: before the "
+                                        "first byte, retried; mid_stream: after it, the client got an error event).",
+                                        ["backend", "phase"], registry=registry)
+        self.ready_backends = Gauge("headroom_gateway_ready_backends", "Backends the gateway routes to.", registry=registry)

@@ -1,0 +1,281 @@
+"""The gateway: least outstanding requests, unbuffered streaming, retries before the first byte, token accounting."""
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.helpers import EmulatorServer, GatewayServer, metric_value, sse_events, timed_stream
+
+
+@pytest.fixture(scope="module")
+def backends():
+    with EmulatorServer() as a, EmulatorServer() as b:
+        yield a, b
+
+
+def dead_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"  # closed again: connections are refused
+
+
+def test_streaming_passes_through_with_usage_and_counters(backends):
+    a, b = backends
+    with GatewayServer([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]) as gw:
+        body = {"model": a.model, "prompt": "w " * 30, "max_tokens": 25, "ignore_eos": True, "stream": True,
+                "stream_options": {"include_usage": True}}
+        r = httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30)
+        events = sse_events(r.text)
+        assert events[-1] == "[DONE]"
+        docs = [json.loads(e) for e in events[:-1]]
+        assert sum(1 for d in docs if d["choices"]) == 25
+        assert docs[-1]["usage"]["completion_tokens"] == 25
+        del body["stream_options"]
+        httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30)  # no usage: tokens counted from events
+        chat = {"model": a.model, "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 4, "ignore_eos": True}
+        httpx.post(f"{gw.url}/v1/chat/completions", json=chat, timeout=30)
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_requests_total", model=a.model, status="200") == 3
+        assert metric_value(text, "headroom_gateway_output_tokens_total", model=a.model) == 25 + 25 + 4
+        assert metric_value(text, "headroom_gateway_prompt_tokens_total", model=a.model) == 30 + 30 + 3
+
+
+def test_streaming_is_not_buffered(backends):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
+        body = {"model": a.model, "prompt": "w " * 10, "max_tokens": 30, "ignore_eos": True, "stream": True}
+        ttft, gaps = timed_stream(gw.port, "/v1/completions", body)
+        assert ttft < 0.05
+        assert len(gaps) == 29 and sorted(gaps)[len(gaps) // 2] > 0.004  # tokens arrive one step apart, not at once
+
+
+def test_least_outstanding_spreads_concurrent_streams(backends):
+    a, b = backends
+    before = [metric_value(httpx.get(f"{s.url}/metrics").text, "vllm:request_success_total") for s in (a, b)]
+    with GatewayServer([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]) as gw:
+        body = {"model": a.model, "prompt": "w " * 10, "max_tokens": 80, "ignore_eos": True}
+        threads = [threading.Thread(target=httpx.post, args=(f"{gw.url}/v1/completions",), kwargs={"json": body, "timeout": 60})
+                   for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    after = [metric_value(httpx.get(f"{s.url}/metrics").text, "vllm:request_success_total") for s in (a, b)]
+    assert [x - y for x, y in zip(after, before)] == [5, 5]
+
+
+def test_retries_refused_and_starting_backends_before_first_byte(backends):
+    a, _ = backends
+    with EmulatorServer(cold_start_s=60) as cold:
+        with GatewayServer([dead_address(), f"127.0.0.1:{cold.port}", f"127.0.0.1:{a.port}"]) as gw:
+            for _ in range(6):
+                r = httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
+                assert r.status_code == 200
+            assert metric_value(httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_retries_total") > 0
+
+
+def test_no_backend_gives_503_with_retry_after():
+    with GatewayServer([]) as gw:
+        r = httpx.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": "x"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "no backend" in r.json()["error"]["message"]
+        assert httpx.get(f"{gw.url}/ready").status_code == 503
+
+
+def wait_for_models(gw, timeout_s: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = [m["id"] for m in httpx.get(f"{gw.url}/v1/models").json()["data"]]
+        if names:
+            return names
+        time.sleep(0.05)
+    raise TimeoutError("the gateway learned no models from its backends' health checks")
+
+
+def test_unknown_model_is_refused_before_any_backend(backends):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
+        assert wait_for_models(gw) == [a.model]
+        seen_before = metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions")
+        r = httpx.post(f"{gw.url}/v1/completions", json={"model": "nope", "prompt": "x"})
+        assert r.status_code == 404 and r.json()["error"]["message"] == "The model `nope` does not exist."
+        assert r.json()["error"]["param"] == "model"
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_rejections_total", model="", reason="unknown_model") == 1
+        assert metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions") == seen_before
+
+
+def test_backend_dying_mid_stream_ends_the_stream_with_an_error_event():
+    with EmulatorServer() as doomed:
+        with GatewayServer([f"127.0.0.1:{doomed.port}"]) as gw:
+            body = {"model": doomed.model, "prompt": "x", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+            got = []
+            with httpx.stream("POST", f"{gw.url}/v1/completions", json=body, timeout=30) as r:
+                for line in r.iter_lines():
+                    if line:
+                        got.append(line)
+                    if len(got) == 10:  # kill the backend's connections mid-stream
+                        doomed.thread.loop.call_soon_threadsafe(_close_all, doomed)
+            assert 10 <= len(got) < 2000
+            last = json.loads(got[-1].removeprefix("data: "))
+            assert last["error"]["code"] == 502 and "failed after it started" in last["error"]["message"]
+            assert "[DONE]" not in got[-1]  # the client can tell it from a finished stream
+            text = httpx.get(f"{gw.url}/metrics").text
+            assert metric_value(text, "headroom_gateway_requests_total", status="502") == 1
+            assert metric_value(text, "headroom_gateway_backend_failures_total", phase="mid_stream") == 1
+
+
+def _close_all(server):
+    for live in list(server.replica._live):
+        live.resp.abort()
+
+
+def test_event_counting_across_chunk_boundaries():
+    from exporters.gateway.gateway import _TOKEN_EVENT, _count_new
+
+    stream = b'data: {"a": 1, "finish_reason": null}\n\n' * 7
+    for cut in range(1, len(stream)):
+        first, second = stream[:cut], stream[cut:]
+        assert _count_new(b"", first, _TOKEN_EVENT) + _count_new(first, second, _TOKEN_EVENT) == 7
+
+
+def keys_file(tmp_path, count: int = 2) -> str:
+    path = tmp_path / "keys.yaml"
+    path.write_text("".join(f"sk-tenant-{i:04d}: tenant-{i}\n" for i in range(count)))
+    return str(path)
+
+
+def bearer(i: int) -> dict:
+    return {"authorization": f"Bearer sk-tenant-{i:04d}"}
+
+
+# what a recording backend streams: odd chunk boundaries (an event split in two, two events in one chunk), UTF-8
+SCRIPTED_CHUNKS = [b'data: {"id":"x","choices":[{"index":0,"text":"h\xc3\xa9', b'llo","finish_reason":null}]}\n\n',
+                   b'data: {"id":"x","choices":[{"index":0,"text":" w","finish_reason":null}]}\n\ndata: {"id":"x","choices":'
+                   b'[{"index":0,"text":"orld","finish_reason":"length"}]}\n\n', b"data: [DONE]\n\n"]
+
+
+class ScriptedBackend:
+    """A backend over real HTTP that streams SCRIPTED_CHUNKS with pauses, and answers /v1/models."""
+
+    def __enter__(self):
+        import asyncio
+
+        from serving.http.server import serve
+        from tests.helpers import LoopThread
+
+        async def handle(request, resp):
+            if request.path == "/v1/models":
+                return resp.send(200, json.dumps({"data": [{"id": "scripted"}]}).encode())
+            resp.start_stream(200, "text/event-stream")
+            for chunk in SCRIPTED_CHUNKS:
+                resp.write(chunk)
+                await asyncio.sleep(0.01)
+            resp.end()
+
+        self.thread = LoopThread()
+
+        async def start():
+            self.server = await serve(handle, "127.0.0.1", 0)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = self.thread.call(start())
+        return self
+
+    def __exit__(self, *exc):
+        self.server.close()
+        self.thread.close()
+
+
+def test_streamed_bytes_equal_the_backends():
+    with ScriptedBackend() as backend, GatewayServer([f"127.0.0.1:{backend.port}"]) as gw:
+        body = {"model": "scripted", "prompt": "x", "stream": True}
+        with httpx.stream("POST", f"{gw.url}/v1/completions", json=body, timeout=30) as r:
+            received = b"".join(r.iter_raw())
+        assert received == b"".join(SCRIPTED_CHUNKS)
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_time_to_first_token_seconds_count", model="scripted") == 1
+        assert metric_value(text, "headroom_gateway_inter_token_latency_seconds_count", model="scripted") == 2
+        assert metric_value(text, "headroom_gateway_output_tokens_total", model="scripted") == 3  # no usage: events counted
+
+
+def test_auth_and_per_tenant_token_accounting(backends, tmp_path):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"], keys_file=keys_file(tmp_path)) as gw:
+        body = {"model": a.model, "prompt": "w " * 12, "max_tokens": 9, "ignore_eos": True, "stream": True,
+                "stream_options": {"include_usage": True}}
+        assert httpx.post(f"{gw.url}/v1/completions", json=body).status_code == 401
+        wrong = httpx.post(f"{gw.url}/v1/completions", json=body, headers={"authorization": "Bearer sk-nobody-00"})
+        assert wrong.status_code == 401 and "API key" in wrong.json()["error"]["message"]
+        usage = []
+        for i in (0, 1, 1):
+            events = sse_events(httpx.post(f"{gw.url}/v1/completions", json=body, headers=bearer(i), timeout=30).text)
+            usage.append((i, json.loads(events[-2])["usage"]))
+        text = httpx.get(f"{gw.url}/metrics").text
+        for i in (0, 1):
+            mine = [u for t, u in usage if t == i]
+            assert metric_value(text, "headroom_gateway_output_tokens_total", tenant=f"tenant-{i}") == sum(u["completion_tokens"] for u in mine)
+            assert metric_value(text, "headroom_gateway_prompt_tokens_total", tenant=f"tenant-{i}") == sum(u["prompt_tokens"] for u in mine)
+        assert metric_value(text, "headroom_gateway_rejections_total", reason="unauthorized") == 2
+        assert metric_value(text, "headroom_gateway_time_to_first_token_seconds_count", tenant="tenant-1") == 2
+
+
+def test_bad_requests_get_openai_errors_before_any_backend(backends):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"], max_body_bytes=4096) as gw:
+        seen_before = metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions")
+        cases = [(b"{not json", 400, "not valid JSON"), (b"[1, 2]", 400, "JSON object"), (b'{"prompt": "x"}', 400, "names no model"),
+                 (json.dumps({"model": a.model, "prompt": "w " * 4000}).encode(), 413, "exceeds 4096 bytes")]
+        for raw, status, message in cases:
+            r = httpx.post(f"{gw.url}/v1/completions", content=raw, headers={"content-type": "application/json"})
+            assert r.status_code == status and message in r.json()["error"]["message"], (raw[:20], r.text)
+        assert metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions") == seen_before
+
+
+def test_full_queue_answers_429_and_two_tenants_share_the_backend(backends, tmp_path):
+    a, _ = backends
+    config = {"keys_file": keys_file(tmp_path), "max_in_flight_per_backend": 2, "default_limits": {"max_queue": 6, "queue_timeout_s": 60}}
+    with GatewayServer([f"127.0.0.1:{a.port}"], **config) as gw:
+        body = {"model": a.model, "prompt": "w " * 10, "max_tokens": 60, "ignore_eos": True}
+        done = []
+
+        def send(i):
+            r = httpx.post(f"{gw.url}/v1/completions", json=body, headers=bearer(i), timeout=60)
+            done.append((i, r.status_code, r.headers.get("retry-after"), time.monotonic()))
+
+        flood = [threading.Thread(target=send, args=(0,)) for _ in range(12)]  # tenant 0: 12 at once
+        for t in flood:
+            t.start()
+        time.sleep(0.3)
+        polite = [threading.Thread(target=send, args=(1,)) for _ in range(3)]  # tenant 1 arrives later
+        for t in polite:
+            t.start()
+        for t in flood + polite:
+            t.join()
+        rejected = [d for d in done if d[1] == 429]
+        assert rejected and all(d[2] is not None and int(d[2]) >= 1 for d in rejected)
+        assert {d[1] for d in done} <= {200, 429} and len(done) == 15  # every request answered, none lost
+        assert all(d[1] == 200 for d in done if d[0] == 1)  # tenant 1 got in despite tenant 0's flood
+        ok0 = sorted(d[3] for d in done if d[0] == 0 and d[1] == 200)
+        assert min(d[3] for d in done if d[0] == 1) < ok0[-1]  # and did not wait behind all of tenant 0's
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_requests_total", status="429") == len(rejected)
+        assert metric_value(text, "headroom_gateway_queue_wait_seconds_count") == 15 - len(rejected)
+
+
+def test_tenant_label_cap_holds_under_many_keys(backends, tmp_path):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"], keys_file=keys_file(tmp_path, 40), tenant_label_cap=5) as gw:
+        body = {"model": a.model, "prompt": "x", "max_tokens": 1}
+        with httpx.Client(timeout=30) as client:
+            for i in range(40):
+                assert client.post(f"{gw.url}/v1/completions", json=body, headers=bearer(i)).status_code == 200
+        text = httpx.get(f"{gw.url}/metrics").text
+        tenants = {s.labels["tenant"] for f in __import__("prometheus_client.parser").parser.text_string_to_metric_families(text)
+                   for s in f.samples if "tenant" in s.labels}
+        assert len(tenants - {"other"}) <= 5 and "other" in tenants
+        assert metric_value(text, "headroom_gateway_requests_total", status="200") == 40
