@@ -1,0 +1,190 @@
+"""What the gateway adds: the emulator direct against the emulator through `headroom gateway`, side by side in one run.
+
+Latency: open-loop Poisson arrivals at 200 requests/s of short streamed completions, direct and through the gateway in
+alternating rounds; the client times the first event and the end of each response. Throughput: closed loop with
+many concurrent streams, the highest completion rate direct and through the gateway, the gateway process on a core
+of its own (the emulator and the client share the other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+from bench.emulator_cost import free_port
+
+RATE, ROUND_S, ROUNDS = 200.0, 8.0, 4
+THROUGHPUT_S, CONCURRENCY = 8.0, 48
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+BODY = json.dumps({"model": MODEL, "prompt": "w " * 16, "max_tokens": 4, "ignore_eos": True, "stream": True}).encode()
+
+
+def _request(port: int) -> bytes:
+    return (f"POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(BODY)}\r\n\r\n").encode() + BODY
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection, one streamed request at a time: times its first event and its end (the chunked
+    terminator)."""
+
+    def __init__(self):
+        self.transport = None
+        self.done: asyncio.Future | None = None
+        self.first = None
+        self.tail = b""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def send(self, request: bytes) -> asyncio.Future:
+        self.first, self.tail = None, b""
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.done
+
+    def data_received(self, data: bytes):
+        now = time.perf_counter()
+        if self.first is None and b"choices" in data:
+            self.first = now
+        self.tail = (self.tail + data)[-16:]
+        if self.tail.endswith(b"0\r\n\r\n") and self.done is not None and not self.done.done():
+            self.done.set_result((self.first or now, now))
+
+    def connection_lost(self, exc):
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError("connection closed mid-response"))
+
+
+class _Client:
+    def __init__(self, port: int):
+        self.port, self.request = port, _request(port)
+        self.idle: list[_Conn] = []
+
+    async def one(self) -> tuple[float, float]:
+        """(TTFT, end-to-end) seconds of one request."""
+        conn = self.idle.pop() if self.idle else (await asyncio.get_running_loop().create_connection(
+            _Conn, "127.0.0.1", self.port))[1]
+        start = time.perf_counter()
+        first, end = await conn.send(self.request)
+        self.idle.append(conn)
+        return first - start, end - start
+
+    async def open_loop(self, rate: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        gaps = rng.exponential(1.0 / rate, int(rate * seconds * 1.2))
+        planned = np.cumsum(gaps)
+        planned = planned[planned < seconds]
+        start = loop.time()
+        tasks = []
+        for at in planned:
+            delay = start + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.one()))
+        return np.array(await asyncio.gather(*tasks))
+
+    async def closed_loop(self, concurrency: int, seconds: float) -> float:
+        """Completions per second with `concurrency` streams back to back."""
+        end = time.perf_counter() + seconds
+        done = 0
+
+        async def worker():
+            nonlocal done
+            while time.perf_counter() < end:
+                await self.one()
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _process(args: list[str], ready_url: str, cpu: int | None):
+    proc = subprocess.Popen([sys.executable, "-m", "headroom", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(proc.pid, {cpu})
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(ready_url, timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"headroom {args[0]} did not come up")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def measure() -> dict:
+    cores = sorted(os.sched_getaffinity(0))
+    shared, own = cores[0], cores[-1]
+    em_port, gw_port = free_port(), free_port()
+    with _process(["emulate", "--port", str(em_port), "--cold-start", "0"], f"http://127.0.0.1:{em_port}/v1/models", shared), \
+            _process(["gateway", "--port", str(gw_port), "--backend", f"127.0.0.1:{em_port}"], f"http://127.0.0.1:{gw_port}/ready", own):
+        os.sched_setaffinity(0, {shared})
+        try:
+            return asyncio.run(_measure(em_port, gw_port))
+        finally:
+            os.sched_setaffinity(0, set(cores))
+
+
+async def _measure(em_port: int, gw_port: int) -> dict:
+    direct, through = _Client(em_port), _Client(gw_port)
+    rng = np.random.default_rng(0)
+    for client in (direct, through):  # warm: connections open, code paths hot
+        await client.open_loop(RATE, 2.0, rng)
+    samples = {"direct": [], "gateway": []}
+    for _ in range(ROUNDS):
+        samples["direct"].append(await direct.open_loop(RATE, ROUND_S, rng))
+        samples["gateway"].append(await through.open_loop(RATE, ROUND_S, rng))
+    latency = {arm: np.concatenate(rounds) for arm, rounds in samples.items()}
+    throughput = {"direct": await direct.closed_loop(CONCURRENCY, THROUGHPUT_S),
+                  "gateway": await through.closed_loop(CONCURRENCY, THROUGHPUT_S)}
+    return {"latency": {arm: values.tolist() for arm, values in latency.items()}, "throughput": throughput}
+
+
+def section(result: dict) -> str:
+    lat = {arm: np.array(values) for arm, values in result["latency"].items()}
+    q = lambda arm, col, p: float(np.quantile(lat[arm][:, col], p)) * 1000.0
+    rows = []
+    for col, name in ((0, "TTFT"), (1, "end-to-end")):
+        for p, label in ((0.5, "p50"), (0.99, "p99")):
+            d, g = q("direct", col, p), q("gateway", col, p)
+            goal = {(0, 0.5): "<= 0.5 ms", (0, 0.99): "<= 2 ms"}.get((col, p), "")
+            rows.append(f"| {name} {label} | {d:.2f} | {g:.2f} | {g - d:+.2f} | {goal} |")
+    tp = result["throughput"]
+    ratio = tp["gateway"] / tp["direct"]
+    return "\n".join([
+        "### Gateway overhead against direct", "",
+        f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
+        f"and 4 output tokens. Latency: open-loop Poisson arrivals at {RATE:g} requests/s, {ROUNDS} alternating rounds of "
+        f"{ROUND_S:g} s direct and through `headroom gateway` ({len(lat['direct'])} and {len(lat['gateway'])} requests); the "
+        "client times the first event carrying choices and the end of the response. Throughput: "
+        f"{CONCURRENCY} concurrent streams back to back for {THROUGHPUT_S:g} s each way; the gateway on a core of its own, the "
+        "emulator and the client on the other.", "",
+        "| client-side latency | direct (ms) | through the gateway (ms) | added (ms) | goal (added) |", "|---|---|---|---|---|",
+        *rows, "",
+        "| highest throughput | direct (req/s) | through the gateway (req/s) | ratio | goal |", "|---|---|---|---|---|",
+        f"| {CONCURRENCY} concurrent streams | {tp['direct']:,.0f} | {tp['gateway']:,.0f} | {ratio:.2f} | >= 0.80 |",
+    ])
+
+
+def gateway_section() -> str:
+    return section(measure())
+
+
+if __name__ == "__main__":
+    print(gateway_section())
