@@ -13,7 +13,6 @@ import logging
 import re
 import time
 
-import aiohttp
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,6 +21,7 @@ from exporters.gateway.backends import Backend, BackendPool
 from exporters.gateway.config import GatewayConfig
 from exporters.gateway.metrics import GatewayMetrics
 from exporters.gateway.tenants import KeyRing, TenantLabels
+from exporters.gateway.upstream import UpstreamError, UpstreamPool
 from serving.http.server import Request, Responder, error_body, error_json
 
 log = logging.getLogger("headroom.gateway")
@@ -47,9 +47,7 @@ class Gateway:
         self.tenants = TenantLabels(config.tenant_label_cap)
         self.pool = BackendPool(config.max_in_flight_per_backend, on_change=self._backends_changed)
         self.admission = Admission(self.pool, self._limits)
-        self._timeout = aiohttp.ClientTimeout(total=config.request_timeout_s, sock_connect=config.connect_timeout_s,
-                                              sock_read=config.first_byte_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self.upstream = UpstreamPool(config.connect_timeout_s)
 
     # ---- backends ----------------------------------------------------------------------
     def set_backends(self, addresses: list[str]) -> None:
@@ -147,78 +145,29 @@ class Gateway:
         self.metrics.requests.labels(model, label, "503").inc()
         error_json(resp, 503, f"no backend could serve the request: {reason}", headers=[("retry-after", "1")])
 
-    def _session_for(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False)
-        return self._session
-
     async def _forward(self, backend: Backend, request: Request, resp: Responder, model: str, label: str, prompt_words: int) -> None:
         """Send to one backend and answer the client; raises _Refused when another backend should be tried."""
-        headers = {k: v for k, v in request.headers.items() if k not in _HOP_HEADERS and k not in ("host", "authorization")}
-        url = f"http://{backend.address}{request.path}"
         try:
-            async with self._session_for().request(request.method, url, data=request.body or None, headers=headers) as up:
-                if up.status in _RETRYABLE_STATUS:
-                    await up.read()
-                    raise _Refused(f"{backend.address} answered {up.status}")
-                ctype = up.headers.get("content-type", "application/json")
-                extra = [(k, v) for k, v in up.headers.items() if k.lower() not in _HOP_HEADERS and k.lower() != "content-type"]
-                if ctype.startswith("text/event-stream"):
-                    status = await self._stream(up, resp, ctype, extra, backend, request.received_s, model, label, prompt_words)
-                else:
-                    body = await up.read()
-                    resp.send(up.status, body, ctype, extra)
-                    status = str(up.status)
-                    if up.status == 200:
-                        self._account(model, label, body, prompt_words, streamed=False)
-                        self.metrics.e2e.labels(model, label).observe(time.monotonic() - request.received_s)
-                self.metrics.requests.labels(model, label, status).inc()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
-            if resp.status:  # bytes already reached the client: never retried (it would duplicate the stream)
-                self._fail_stream(resp, backend, model, label, err)
-                return
+            conn = await self.upstream.connection(backend.address)
+        except UpstreamError as err:
             self.pool.eject(backend.address)
-            raise _Refused(f"{backend.address} unreachable ({type(err).__name__})") from None
-
-    async def _stream(self, up, resp: Responder, ctype: str, extra, backend: Backend, received_s: float, model: str,
-                      label: str, prompt_words: int) -> str:
-        resp.start_stream(up.status, ctype, extra)
-        tail = b""
-        events = 0
-        first = last = None
-        itl = self.metrics.itl.labels(model)
-        async for chunk in up.content.iter_any():
-            resp.write(chunk)
-            now = time.monotonic()
-            arrived = sum(_count_new(tail, chunk, pattern) for pattern in _CHOICES)
-            if arrived:
-                if first is None:
-                    first, arrived = now, arrived - 1
-                else:
-                    itl.observe(now - last)
-                    arrived -= 1
-                for _ in range(arrived):  # events that came in the same read: no gap between them
-                    itl.observe(0.0)
-                last = now
-            events += _count_new(tail, chunk, _TOKEN_EVENT) - _count_new(tail, chunk, _ROLE_EVENT)
-            tail = (tail + chunk)[-4096:]
-            if resp.closed:
-                return "499"  # the client went away; closing the upstream response cancels it on the backend
-            await resp.drain()
-        resp.end()
-        if first is not None:
-            self.metrics.ttft.labels(model, label).observe(first - received_s)
-        self.metrics.e2e.labels(model, label).observe(time.monotonic() - received_s)
-        if up.status == 200:
-            self._account(model, label, tail, prompt_words, streamed=True, events=events)
-        return str(up.status)
+            raise _Refused(str(err)) from None
+        relay = _Relay(self, resp, conn, backend, model, label, prompt_words, request.received_s)
+        resp.on_close = relay.client_gone
+        conn.send(_upstream_request(request, backend.address), relay, self.config.first_byte_timeout_s)
+        try:
+            status = await asyncio.wait_for(asyncio.shield(relay.done), self.config.request_timeout_s)
+        except asyncio.TimeoutError:
+            conn.close()  # the relay hears of it as a lost connection
+            status = await relay.done
+        finally:
+            resp.on_close = None
+        self.metrics.requests.labels(model, label, status).inc()
 
     def _fail_stream(self, resp: Responder, backend: Backend, model: str, label: str, err: Exception) -> None:
         """The backend died mid-stream: the client gets an error event and a properly ended stream, and it is counted."""
         log.warning("backend %s failed mid-stream: %s", backend.address, err)
         self.metrics.backend_failures.labels(backend.address, "mid_stream").inc()
-        self.metrics.requests.labels(model, label, "502").inc()
         if resp.streaming and not resp.finished:
             message = f"the backend serving this stream failed after it started ({type(err).__name__}); retry the request"
             resp.write(b"data: " + error_body(502, message) + b"\n\n")
@@ -237,8 +186,108 @@ class Gateway:
         self.metrics.output_tokens.labels(model, label).inc(output)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self.upstream.close()
+
+
+class _Relay:
+    """One backend response on its way to the client (an upstream Sink): streamed events written through as they
+    are read, timed and counted; a whole response sent once complete; a retryable status or a failure before any byte
+    reached the client resolves `done` with _Refused, so the request goes to another backend."""
+
+    def __init__(self, gateway: Gateway, resp: Responder, conn, backend: Backend, model: str, label: str, prompt_words: int,
+                 received_s: float):
+        self.gateway, self.resp, self.conn, self.backend = gateway, resp, conn, backend
+        self.model, self.label, self.prompt_words, self.received_s = model, label, prompt_words, received_s
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.status, self.retry, self.streaming = 0, False, False
+        self.ctype, self.extra = "application/json", []
+        self.parts: list[bytes] = []
+        self.tail = b""
+        self.events = 0
+        self.first = self.last = None
+        self.itl = gateway.metrics.itl.labels(model)
+
+    def on_headers(self, status: int, headers: list[tuple[str, str]]) -> None:
+        self.status = status
+        if status in _RETRYABLE_STATUS:
+            self.retry = True
+            return
+        self.ctype = next((v for k, v in headers if k == "content-type"), "application/json")
+        self.extra = [(k, v) for k, v in headers if k not in _HOP_HEADERS and k != "content-type"]
+        if self.ctype.startswith("text/event-stream"):
+            self.streaming = True
+            self.resp.start_stream(status, self.ctype, self.extra)
+
+    def on_body(self, data: bytes) -> None:
+        if self.retry:
+            return
+        if not self.streaming:
+            self.parts.append(data)
+            return
+        resp = self.resp
+        resp.write(data)
+        now = time.monotonic()
+        tail = self.tail
+        arrived = sum(_count_new(tail, data, pattern) for pattern in _CHOICES)
+        if arrived:
+            if self.first is None:
+                self.first, arrived = now, arrived - 1
+            else:
+                self.itl.observe(now - self.last)
+                arrived -= 1
+            for _ in range(arrived):  # events that came in the same read: no gap between them
+                self.itl.observe(0.0)
+            self.last = now
+        self.events += _count_new(tail, data, _TOKEN_EVENT) - _count_new(tail, data, _ROLE_EVENT)
+        self.tail = (tail + data)[-4096:]
+        if resp.paused:  # the client reads slower than the backend writes: hold the backend until it catches up
+            self.conn.pause(True)
+            asyncio.get_running_loop().create_task(self._resume_when_drained())
+
+    async def _resume_when_drained(self) -> None:
+        await self.resp.drain()
+        self.conn.pause(False)
+
+    def on_complete(self) -> None:
+        if self.done.done():
+            return
+        g, resp = self.gateway, self.resp
+        if self.retry:
+            return self.done.set_exception(_Refused(f"{self.backend.address} answered {self.status}"))
+        if self.streaming:
+            resp.end()
+            if self.first is not None:
+                g.metrics.ttft.labels(self.model, self.label).observe(self.first - self.received_s)
+            body = self.tail
+        else:
+            body = b"".join(self.parts)
+            resp.send(self.status, body, self.ctype, self.extra)
+        if self.status == 200:
+            g.metrics.e2e.labels(self.model, self.label).observe(time.monotonic() - self.received_s)
+            g._account(self.model, self.label, body, self.prompt_words, self.streaming, self.events)
+        self.done.set_result(str(self.status))
+
+    def on_error(self, error: Exception) -> None:
+        if self.done.done():
+            return
+        if self.resp.closed:  # the client went away (and we closed the backend's connection)
+            return self.done.set_result("499")
+        if not self.resp.status:  # nothing reached the client yet: another backend may serve it
+            self.gateway.pool.eject(self.backend.address)
+            return self.done.set_exception(_Refused(str(error)))
+        self.gateway._fail_stream(self.resp, self.backend, self.model, self.label, error)
+        self.done.set_result("502")
+
+    def client_gone(self) -> None:
+        self.conn.close()
+
+
+def _upstream_request(request: Request, address: str) -> bytes:
+    """The client's request as sent to a backend: its headers less hop-by-hop ones, its credentials and its host."""
+    lines = [f"{request.method} {request.path}{'?' + request.query if request.query else ''} HTTP/1.1", f"host: {address}"]
+    lines += [f"{k}: {v}" for k, v in request.headers.items() if k not in _HOP_HEADERS and k not in ("host", "authorization")]
+    lines.append(f"content-length: {len(request.body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
 
 
 def _count_new(before: bytes, chunk: bytes, pattern: bytes) -> int:

@@ -63,6 +63,11 @@ class Responder:
     def closed(self) -> bool:
         return self._conn.transport is None or self._conn.transport.is_closing()
 
+    @property
+    def paused(self) -> bool:
+        """The client reads slower than we write (its transport's buffer is over the high-water mark)."""
+        return self._conn._paused
+
     def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
         lines += [f"{k}: {v}" for k, v in headers]
