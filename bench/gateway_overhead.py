@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -109,14 +110,16 @@ class _Client:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], ready_url: str, cpu: int | None):
-    proc = subprocess.Popen([sys.executable, "-m", "headroom", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _process(args: list[str], ready_url: str, cpu: int | None, module: str = "headroom"):
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if cpu is not None:
             os.sched_setaffinity(proc.pid, {cpu})
         for _ in range(150):
             try:
                 urllib.request.urlopen(ready_url, timeout=1).close()
+                break
+            except urllib.error.HTTPError:  # answering (the relay passes the backend's answers on)
                 break
             except OSError:
                 time.sleep(0.2)
@@ -131,25 +134,27 @@ def _process(args: list[str], ready_url: str, cpu: int | None):
 def measure() -> dict:
     cores = sorted(os.sched_getaffinity(0))
     shared, own = cores[0], cores[-1]
-    em_port, gw_port = free_port(), free_port()
+    em_port, gw_port, relay_port = free_port(), free_port(), free_port()
     with _process(["emulate", "--port", str(em_port), "--cold-start", "0"], f"http://127.0.0.1:{em_port}/v1/models", shared), \
-            _process(["gateway", "--port", str(gw_port), "--backend", f"127.0.0.1:{em_port}"], f"http://127.0.0.1:{gw_port}/ready", own):
+            _process(["gateway", "--port", str(gw_port), "--backend", f"127.0.0.1:{em_port}"], f"http://127.0.0.1:{gw_port}/ready", own), \
+            _process([str(relay_port), f"127.0.0.1:{em_port}"], f"http://127.0.0.1:{relay_port}/v1/models", own, "bench.byte_relay"):
         os.sched_setaffinity(0, {shared})
         try:
-            return asyncio.run(_measure(em_port, gw_port))
+            return asyncio.run(_measure(em_port, gw_port, relay_port))
         finally:
             os.sched_setaffinity(0, set(cores))
 
 
-async def _measure(em_port: int, gw_port: int) -> dict:
-    direct, through = _Client(em_port), _Client(gw_port)
+async def _measure(em_port: int, gw_port: int, relay_port: int) -> dict:
+    clients = {"direct": _Client(em_port), "relay": _Client(relay_port), "gateway": _Client(gw_port)}
     rng = np.random.default_rng(0)
-    for client in (direct, through):  # warm: connections open, code paths hot
+    for client in clients.values():  # warm: connections open, code paths hot
         await client.open_loop(RATE, 2.0, rng)
-    samples = {"direct": [], "gateway": []}
+    samples = {arm: [] for arm in clients}
     for _ in range(ROUNDS):
-        samples["direct"].append(await direct.open_loop(RATE, ROUND_S, rng))
-        samples["gateway"].append(await through.open_loop(RATE, ROUND_S, rng))
+        for arm, client in clients.items():
+            samples[arm].append(await client.open_loop(RATE, ROUND_S, rng))
+    direct, through = clients["direct"], clients["gateway"]
     latency = {arm: np.concatenate(rounds) for arm, rounds in samples.items()}
     throughput = {"direct": await direct.closed_loop(CONCURRENCY, THROUGHPUT_S),
                   "gateway": await through.closed_loop(CONCURRENCY, THROUGHPUT_S)}
@@ -162,20 +167,23 @@ def section(result: dict) -> str:
     rows = []
     for col, name in ((0, "TTFT"), (1, "end-to-end")):
         for p, label in ((0.5, "p50"), (0.99, "p99")):
-            d, g = q("direct", col, p), q("gateway", col, p)
+            d, r, g = q("direct", col, p), q("relay", col, p), q("gateway", col, p)
             goal = {(0, 0.5): "<= 0.5 ms", (0, 0.99): "<= 2 ms"}.get((col, p), "")
-            rows.append(f"| {name} {label} | {d:.2f} | {g:.2f} | {g - d:+.2f} | {goal} |")
+            rows.append(f"| {name} {label} | {d:.2f} | {r:.2f} ({r - d:+.2f}) | {g:.2f} | {g - d:+.2f} | {g - r:+.2f} | {goal} |")
     tp = result["throughput"]
     ratio = tp["gateway"] / tp["direct"]
     return "\n".join([
         "### Gateway overhead against direct", "",
         f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
         f"and 4 output tokens. Latency: open-loop Poisson arrivals at {RATE:g} requests/s, {ROUNDS} alternating rounds of "
-        f"{ROUND_S:g} s direct and through `headroom gateway` ({len(lat['direct'])} and {len(lat['gateway'])} requests); the "
-        "client times the first event carrying choices and the end of the response. Throughput: "
+        f"{ROUND_S:g} s direct, through a byte relay and through `headroom gateway` ({len(lat['direct'])}, {len(lat['relay'])} and {len(lat['gateway'])} requests); the "
+        "client times the first event carrying choices and the end of the response. Beside them, in the same rounds, a byte "
+        "relay with no HTTP parsing placed where the gateway is (`bench/byte_relay.py`): the floor of any proxy on this "
+        "machine, two more loopback hops and two more process wake-ups per response. Throughput: "
         f"{CONCURRENCY} concurrent streams back to back for {THROUGHPUT_S:g} s each way; the gateway on a core of its own, the "
         "emulator and the client on the other.", "",
-        "| client-side latency | direct (ms) | through the gateway (ms) | added (ms) | goal (added) |", "|---|---|---|---|---|",
+        "| client-side latency | direct (ms) | byte relay (ms, added) | through the gateway (ms) | added (ms) | added over the relay (ms) | goal (added) |",
+        "|---|---|---|---|---|---|---|",
         *rows, "",
         "| highest throughput | direct (req/s) | through the gateway (req/s) | ratio | goal |", "|---|---|---|---|---|",
         f"| {CONCURRENCY} concurrent streams | {tp['direct']:,.0f} | {tp['gateway']:,.0f} | {ratio:.2f} | >= 0.80 |",

@@ -19,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from exporters.gateway.admission import Admission, Rejected
 from exporters.gateway.backends import Backend, BackendPool
 from exporters.gateway.config import GatewayConfig
-from exporters.gateway.metrics import GatewayMetrics
+from exporters.gateway.metrics import GatewayMetrics, StateCollector
 from exporters.gateway.tenants import KeyRing, TenantLabels
 from exporters.gateway.upstream import UpstreamError, UpstreamPool
 from serving.http.server import Request, Responder, error_body, error_json
@@ -47,6 +47,7 @@ class Gateway:
         self.tenants = TenantLabels(config.tenant_label_cap)
         self.pool = BackendPool(config.max_in_flight_per_backend, on_change=self._backends_changed)
         self.admission = Admission(self.pool, self._limits)
+        self.registry.register(StateCollector(self.pool, self.admission))
         self.upstream = UpstreamPool(config.connect_timeout_s)
 
     # ---- backends ----------------------------------------------------------------------
@@ -55,9 +56,6 @@ class Gateway:
         self.pool.set_discovered(list(addresses))
 
     def _backends_changed(self) -> None:
-        self.metrics.ready_backends.set(len(self.pool.routable()))
-        for backend in self.pool.backends.values():
-            self.metrics.in_flight.labels(backend.address).set(backend.outstanding)
         self.admission.dispatch()
 
     def _limits(self, model: str):
@@ -91,7 +89,7 @@ class Gateway:
     def _reject(self, resp: Responder, status: int, reason: str, message: str, model: str = "", tenant: str = "other",
                 retry_after_s: int | None = None, param: str | None = None) -> None:
         self.metrics.rejections.labels(model, tenant, reason).inc()
-        self.metrics.requests.labels(model, tenant, str(status)).inc()
+        self.metrics.series(model, tenant).answered(str(status))
         headers = [("retry-after", str(retry_after_s))] if retry_after_s is not None else None
         resp.send(status, error_body(status, message, param), headers=headers)
 
@@ -109,62 +107,57 @@ class Gateway:
         if allowed is not None and model not in allowed:
             return self._reject(resp, 404, "unknown_model", f"The model `{model}` does not exist.", tenant=label, param="model")
         affinity = affinity_text[: self.config.prefix_affinity_chars] if self.config.routing == "prefix_affinity" else None
-        self.metrics.queue_depth.labels(model).set(self.admission.depth(model) + 1)
         try:
             backend, waited = await self.admission.acquire(model, tenant, affinity)
         except Rejected as no:
             status = 503 if no.reason == "no_backend" else 429
             return self._reject(resp, status, no.reason, str(no), model, label, no.retry_after_s)
-        finally:
-            self.metrics.queue_depth.labels(model).set(self.admission.depth(model))
-        self.metrics.queue_wait.labels(model).observe(waited)
-        await self._forward_with_retries(request, resp, backend, model, label, prompt_words)
+        self.metrics.model(model).queue_wait.observe(waited)
+        await self._forward_with_retries(request, resp, backend, self.metrics.series(model, label), prompt_words)
 
-    async def _forward_with_retries(self, request: Request, resp: Responder, backend: Backend, model: str, label: str,
-                                    prompt_words: int) -> None:
+    async def _forward_with_retries(self, request: Request, resp: Responder, backend: Backend, series, prompt_words: int) -> None:
+        model = series.model
         tried = {backend.address}
         reason = ""
         for attempt in range(self.config.max_attempts):
             if attempt:
                 self.metrics.retries.labels(model).inc()
-            self.metrics.in_flight.labels(backend.address).set(backend.outstanding)
             try:
-                await self._forward(backend, request, resp, model, label, prompt_words)
+                await self._forward(backend, request, resp, series, prompt_words)
                 return
             except _Refused as why:
                 reason = str(why)
                 self.metrics.backend_failures.labels(backend.address, "connect").inc()
             finally:
                 self.admission.release(backend)
-                self.metrics.in_flight.labels(backend.address).set(backend.outstanding)
             backend = self.pool.pick(model, exclude=tried, within_capacity=False)  # it already waited its turn
             if backend is None:
                 break
             tried.add(backend.address)
             self.pool.acquire(backend)
-        self.metrics.requests.labels(model, label, "503").inc()
+        series.answered("503")
         error_json(resp, 503, f"no backend could serve the request: {reason}", headers=[("retry-after", "1")])
 
-    async def _forward(self, backend: Backend, request: Request, resp: Responder, model: str, label: str, prompt_words: int) -> None:
+    async def _forward(self, backend: Backend, request: Request, resp: Responder, series, prompt_words: int) -> None:
         """Send to one backend and answer the client; raises _Refused when another backend should be tried."""
         try:
             conn = await self.upstream.connection(backend.address)
         except UpstreamError as err:
             self.pool.eject(backend.address)
             raise _Refused(str(err)) from None
-        relay = _Relay(self, resp, conn, backend, model, label, prompt_words, request.received_s)
+        relay = _Relay(self, resp, conn, backend, series, prompt_words, request.received_s)
         resp.on_close = relay.client_gone
         conn.send(_upstream_request(request, backend.address), relay, self.config.first_byte_timeout_s)
+        # past the request timeout the backend's connection is closed: the relay hears of it as a lost connection
+        timer = asyncio.get_running_loop().call_later(self.config.request_timeout_s, conn.close)
         try:
-            status = await asyncio.wait_for(asyncio.shield(relay.done), self.config.request_timeout_s)
-        except asyncio.TimeoutError:
-            conn.close()  # the relay hears of it as a lost connection
             status = await relay.done
         finally:
+            timer.cancel()
             resp.on_close = None
-        self.metrics.requests.labels(model, label, status).inc()
+        series.answered(status)
 
-    def _fail_stream(self, resp: Responder, backend: Backend, model: str, label: str, err: Exception) -> None:
+    def _fail_stream(self, resp: Responder, backend: Backend, err: Exception) -> None:
         """The backend died mid-stream: the client gets an error event and a properly ended stream, and it is counted."""
         log.warning("backend %s failed mid-stream: %s", backend.address, err)
         self.metrics.backend_failures.labels(backend.address, "mid_stream").inc()
@@ -175,15 +168,15 @@ class Gateway:
         elif not resp.finished:
             resp.abort()
 
-    def _account(self, model: str, label: str, body: bytes, prompt_words: int, streamed: bool, events: int = 0) -> None:
+    def _account(self, series, body: bytes, prompt_words: int, streamed: bool, events: int = 0) -> None:
         """Tokens from the backend's `usage` when present; otherwise counted (prompt words, content events)."""
         found = _USAGE.findall(body)
         if found:
             prompt, output = (int(x) for x in found[-1])
         else:
             prompt, output = prompt_words, events if streamed else 0
-        self.metrics.prompt_tokens.labels(model, label).inc(prompt)
-        self.metrics.output_tokens.labels(model, label).inc(output)
+        series.prompt_tokens.inc(prompt)
+        series.output_tokens.inc(output)
 
     async def close(self) -> None:
         self.upstream.close()
@@ -194,10 +187,9 @@ class _Relay:
     are read, timed and counted; a whole response sent once complete; a retryable status or a failure before any byte
     reached the client resolves `done` with _Refused, so the request goes to another backend."""
 
-    def __init__(self, gateway: Gateway, resp: Responder, conn, backend: Backend, model: str, label: str, prompt_words: int,
-                 received_s: float):
+    def __init__(self, gateway: Gateway, resp: Responder, conn, backend: Backend, series, prompt_words: int, received_s: float):
         self.gateway, self.resp, self.conn, self.backend = gateway, resp, conn, backend
-        self.model, self.label, self.prompt_words, self.received_s = model, label, prompt_words, received_s
+        self.series, self.prompt_words, self.received_s = series, prompt_words, received_s
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         self.status, self.retry, self.streaming = 0, False, False
         self.ctype, self.extra = "application/json", []
@@ -205,7 +197,7 @@ class _Relay:
         self.tail = b""
         self.events = 0
         self.first = self.last = None
-        self.itl = gateway.metrics.itl.labels(model)
+        self.itl = gateway.metrics.model(series.model).itl
 
     def on_headers(self, status: int, headers: list[tuple[str, str]]) -> None:
         self.status = status
@@ -228,7 +220,7 @@ class _Relay:
         resp.write(data)
         now = time.monotonic()
         tail = self.tail
-        arrived = sum(_count_new(tail, data, pattern) for pattern in _CHOICES)
+        arrived = _count_new(tail, data, _CHOICES[0]) + _count_new(tail, data, _CHOICES[1])
         if arrived:
             if self.first is None:
                 self.first, arrived = now, arrived - 1
@@ -257,14 +249,14 @@ class _Relay:
         if self.streaming:
             resp.end()
             if self.first is not None:
-                g.metrics.ttft.labels(self.model, self.label).observe(self.first - self.received_s)
+                self.series.ttft.observe(self.first - self.received_s)
             body = self.tail
         else:
             body = b"".join(self.parts)
             resp.send(self.status, body, self.ctype, self.extra)
         if self.status == 200:
-            g.metrics.e2e.labels(self.model, self.label).observe(time.monotonic() - self.received_s)
-            g._account(self.model, self.label, body, self.prompt_words, self.streaming, self.events)
+            self.series.e2e.observe(time.monotonic() - self.received_s)
+            g._account(self.series, body, self.prompt_words, self.streaming, self.events)
         self.done.set_result(str(self.status))
 
     def on_error(self, error: Exception) -> None:
@@ -275,7 +267,7 @@ class _Relay:
         if not self.resp.status:  # nothing reached the client yet: another backend may serve it
             self.gateway.pool.eject(self.backend.address)
             return self.done.set_exception(_Refused(str(error)))
-        self.gateway._fail_stream(self.resp, self.backend, self.model, self.label, error)
+        self.gateway._fail_stream(self.resp, self.backend, error)
         self.done.set_result("502")
 
     def client_gone(self) -> None:

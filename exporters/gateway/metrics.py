@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 # vLLM's buckets (DESIGN.md), so gateway-side and engine-side latencies line up on one dashboard
 TTFT_BUCKETS = (.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560)
@@ -21,8 +24,6 @@ class GatewayMetrics:
         self.rejections = Counter("headroom_gateway_rejections", "Requests turned away before any backend saw them, by reason "
                                   "(queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model, too_large).",
                                   [*mt, "reason"], registry=registry)
-        self.queue_depth = Gauge("headroom_gateway_queue_depth", "Requests waiting in the gateway for a backend slot.", ["model"],
-                                 registry=registry)
         self.queue_wait = Histogram("headroom_gateway_queue_wait_seconds", "Time from arrival until a backend slot was free.",
                                     ["model"], buckets=QUEUE_BUCKETS, registry=registry)
         self.ttft = Histogram("headroom_gateway_time_to_first_token_seconds", "Client-side time to first token: from the "
@@ -32,11 +33,71 @@ class GatewayMetrics:
                              "as the client sees them.", ["model"], buckets=ITL_BUCKETS, registry=registry)
         self.e2e = Histogram("headroom_gateway_e2e_request_latency_seconds", "Client-side end-to-end latency.", mt,
                              buckets=E2E_BUCKETS, registry=registry)
-        self.in_flight = Gauge("headroom_gateway_backend_in_flight_requests", "Requests outstanding per backend.", ["backend"],
-                               registry=registry)
         self.retries = Counter("headroom_gateway_retries", "Requests retried on another backend before any byte reached the client.",
                                ["model"], registry=registry)
         self.backend_failures = Counter("headroom_gateway_backend_failures", "Backend failures by phase (connect: before the "
                                         "first byte, retried; mid_stream: after it, the client got an error event).",
                                         ["backend", "phase"], registry=registry)
-        self.ready_backends = Gauge("headroom_gateway_ready_backends", "Backends the gateway routes to.", registry=registry)
+        self._series: dict[tuple[str, str], Series] = {}
+        self._models: dict[str, ModelSeries] = {}
+
+    def series(self, model: str, tenant: str) -> "Series":
+        """The children for one model and tenant label, looked up once (the hot path touches several per request)."""
+        found = self._series.get((model, tenant))
+        if found is None:
+            found = self._series[(model, tenant)] = Series(self, model, tenant)
+        return found
+
+    def model(self, model: str) -> "ModelSeries":
+        found = self._models.get(model)
+        if found is None:
+            found = self._models[model] = ModelSeries(self.queue_wait.labels(model), self.itl.labels(model))
+        return found
+
+
+@dataclass
+class ModelSeries:
+    queue_wait: object
+    itl: object
+
+
+class Series:
+    def __init__(self, metrics: GatewayMetrics, model: str, tenant: str):
+        self._requests, self._by_status = metrics.requests, {}
+        self.model, self.tenant = model, tenant
+        self.prompt_tokens = metrics.prompt_tokens.labels(model, tenant)
+        self.output_tokens = metrics.output_tokens.labels(model, tenant)
+        self.ttft = metrics.ttft.labels(model, tenant)
+        self.e2e = metrics.e2e.labels(model, tenant)
+
+    def answered(self, status: str) -> None:
+        child = self._by_status.get(status)
+        if child is None:
+            child = self._by_status[status] = self._requests.labels(self.model, self.tenant, status)
+        child.inc()
+
+
+@dataclass(eq=False)  # registered in a CollectorRegistry: hashed by identity
+class StateCollector:
+    """Gauges read from the gateway's state at scrape time: backends ready, requests outstanding per backend,
+    requests queued per model (nothing to update on the request path)."""
+
+    pool: object  # BackendPool
+    admission: object  # Admission
+    _seen: set = field(default_factory=set)
+
+    def collect(self):
+        ready = GaugeMetricFamily("headroom_gateway_ready_backends", "Backends the gateway routes to.")
+        ready.add_metric([], len(self.pool.routable()))
+        yield ready
+        in_flight = GaugeMetricFamily("headroom_gateway_backend_in_flight_requests", "Requests outstanding per backend.",
+                                      labels=["backend"])
+        for backend in self.pool.backends.values():
+            in_flight.add_metric([backend.address], backend.outstanding)
+        yield in_flight
+        depth = GaugeMetricFamily("headroom_gateway_queue_depth", "Requests waiting in the gateway for a backend slot.",
+                                  labels=["model"])
+        self._seen |= set(self.admission.queues)
+        for model in sorted(self._seen):
+            depth.add_metric([model], self.admission.depth(model))
+        yield depth
