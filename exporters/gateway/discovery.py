@@ -158,3 +158,4 @@ class HealthChecker:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+            self._session = None

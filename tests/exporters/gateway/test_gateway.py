@@ -127,6 +127,7 @@ def test_backend_dying_mid_stream_ends_the_stream_with_an_error_event():
             text = httpx.get(f"{gw.url}/metrics").text
             assert metric_value(text, "headroom_gateway_requests_total", status="502") == 1
             assert metric_value(text, "headroom_gateway_backend_failures_total", phase="mid_stream") == 1
+            assert metric_value(text, "headroom_gateway_retries_total") == 0  # bytes had reached the client: never resent
 
 
 def _close_all(server):
@@ -279,3 +280,17 @@ def test_tenant_label_cap_holds_under_many_keys(backends, tmp_path):
                    for s in f.samples if "tenant" in s.labels}
         assert len(tenants - {"other"}) <= 5 and "other" in tenants
         assert metric_value(text, "headroom_gateway_requests_total", status="200") == 40
+
+
+def test_prefix_affinity_keeps_a_prompt_prefix_on_one_replica(backends):
+    a, b = backends
+    count = lambda: [metric_value(httpx.get(f"{s.url}/metrics").text, "vllm:request_success_total") for s in (a, b)]
+    with GatewayServer([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], routing="prefix_affinity", prefix_affinity_chars=64) as gw:
+        spread = []
+        for prefix in ("system: you are a pirate. ", "system: you answer in French. ", "system: be brief. "):
+            before = count()
+            for i in range(4):
+                body = {"model": a.model, "prompt": prefix * 4 + f"question {i}", "max_tokens": 2}
+                assert httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30).status_code == 200
+            spread.append(sorted(x - y for x, y in zip(count(), before)))
+        assert all(s == [0, 4] for s in spread)  # each prefix stayed on one replica
