@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from headroom.prometheus import PrometheusProcess
-from tests.autoscaler.sources.test_prometheus import _free_port, load, wait_for_targets
+from serving.fleet.fleet import free_port
+from tests.autoscaler.sources.test_prometheus import load, wait_for_targets
 from tests.helpers import EmulatorServer, LoopThread, metric_value
 
 pytestmark = pytest.mark.integration
@@ -23,14 +24,14 @@ def test_process_decides_exports_and_stops_cleanly(tmp_path):
     with EmulatorServer(served_model_name="chat") as chat:
         prom_config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                        "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [f"127.0.0.1:{chat.port}"]}]}]}
-        prometheus = PrometheusProcess(prom_config, tmp_path / "prom", port=_free_port())
+        prometheus = PrometheusProcess(prom_config, tmp_path / "prom", port=free_port())
         loop.call(prometheus.start())
         process = None
         try:
             wait_for_targets(prometheus.url, 1)
             load(chat.url, "chat", 20)
             time.sleep(3)
-            port = _free_port()
+            port = free_port()
             config = {"prometheus": {"url": prometheus.url, "rate_window": "30s"}, "interval_s": 1,
                       "metrics": {"port": port},
                       "targets": [{"name": "chat", "capacity": {"rps": 2.0}, "max_replicas": 8, "actuator": {"kind": "dry-run"}}]}
