@@ -188,7 +188,10 @@ class ScriptedBackend:
         return self
 
     def __exit__(self, *exc):
-        self.server.close()
+        async def stop():  # on the server's own loop: asyncio servers are not thread-safe
+            self.server.close()
+
+        self.thread.call(stop())
         self.thread.close()
 
 
