@@ -95,8 +95,8 @@ def timed_stream(port: int, path: str, body: dict) -> tuple[float, list[float]]:
 class GatewayServer:
     """The gateway on a free loopback port, in its own loop thread, in front of given addresses (health checks on)."""
 
-    def __init__(self, backends: list[str], **config):
-        self.backends, self.config = backends, config
+    def __init__(self, addresses: list[str], **config):
+        self.backends, self.config = addresses, config
 
     def __enter__(self):
         from exporters.gateway.config import parse_gateway_config

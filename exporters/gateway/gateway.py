@@ -38,6 +38,10 @@ class _Refused(Exception):
     """Why a backend could not take the request before any byte reached the client (try another)."""
 
 
+class _Stale(Exception):
+    """A reused keep-alive connection was closed by the backend before it answered: resend on a fresh one."""
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig, registry: CollectorRegistry | None = None, keys: KeyRing | None = None):
         self.config = config
@@ -123,7 +127,10 @@ class Gateway:
             if attempt:
                 self.metrics.retries.labels(model).inc()
             try:
-                await self._forward(backend, request, resp, series, prompt_words)
+                try:
+                    await self._forward(backend, request, resp, series, prompt_words)
+                except _Stale:  # the backend had closed that idle connection: the same backend, a new connection
+                    await self._forward(backend, request, resp, series, prompt_words, fresh=True)
                 return
             except _Refused as why:
                 reason = str(why)
@@ -138,10 +145,14 @@ class Gateway:
         series.answered("503")
         error_json(resp, 503, f"no backend could serve the request: {reason}", headers=[("retry-after", "1")])
 
-    async def _forward(self, backend: Backend, request: Request, resp: Responder, series, prompt_words: int) -> None:
+    async def _forward(self, backend: Backend, request: Request, resp: Responder, series, prompt_words: int,
+                       fresh: bool = False) -> None:
         """Send to one backend and answer the client; raises _Refused when another backend should be tried."""
+        if resp.closed:  # the client left while its request waited for a slot
+            series.answered("499")
+            return
         try:
-            conn = await self.upstream.connection(backend.address)
+            conn = await self.upstream.connection(backend.address, fresh)
         except UpstreamError as err:
             self.pool.eject(backend.address)
             raise _Refused(str(err)) from None
@@ -213,6 +224,8 @@ class _Relay:
     def on_body(self, data: bytes) -> None:
         if self.retry:
             return
+        if self.resp.closed:  # the client went away: stop the backend's work on it
+            return self.conn.close()
         if not self.streaming:
             self.parts.append(data)
             return
@@ -265,6 +278,8 @@ class _Relay:
         if self.resp.closed:  # the client went away (and we closed the backend's connection)
             return self.done.set_result("499")
         if not self.resp.status:  # nothing reached the client yet: another backend may serve it
+            if self.conn.reused and not self.status:
+                return self.done.set_exception(_Stale())
             self.gateway.pool.eject(self.backend.address)
             return self.done.set_exception(_Refused(str(error)))
         self.gateway._fail_stream(self.resp, self.backend, error)

@@ -38,6 +38,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.keep_alive = True
         self.timer: asyncio.TimerHandle | None = None
+        self.reused = False  # it served a response before this request
 
     # ---- asyncio.Protocol ------------------------------------------------------------
     def connection_made(self, transport):
@@ -77,6 +78,7 @@ class _Connection(asyncio.Protocol):
         if sink is not None:
             sink.on_complete()
         if self.keep_alive and self.transport is not None:
+            self.reused = True
             self.pool.give_back(self)
         else:
             self.close()
@@ -115,9 +117,10 @@ class UpstreamPool:
         self.connect_timeout_s = connect_timeout_s
         self.idle: dict[str, list[_Connection]] = defaultdict(list)
 
-    async def connection(self, address: str) -> _Connection:
+    async def connection(self, address: str, fresh: bool = False) -> _Connection:
+        """An idle connection to `address` (unless `fresh`), else a new one."""
         idle = self.idle[address]
-        while idle:
+        while idle and not fresh:
             conn = idle.pop()
             if conn.transport is not None and not conn.transport.is_closing():
                 return conn

@@ -297,3 +297,54 @@ def test_prefix_affinity_keeps_a_prompt_prefix_on_one_replica(backends):
                 assert httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30).status_code == 200
             spread.append(sorted(x - y for x, y in zip(count(), before)))
         assert all(s == [0, 4] for s in spread)  # each prefix stayed on one replica
+
+
+class ClosesReusedConnections:
+    """A backend that answers the first request on each connection and closes the connection, unanswered, on the
+    next one: what a reused keep-alive connection meets when the backend dropped it meanwhile."""
+
+    def __enter__(self):
+        import asyncio
+
+        from tests.helpers import LoopThread
+
+        self.answered = 0
+
+        async def handle(reader, writer):
+            served = 0
+            while await reader.readuntil(b"\r\n\r\n"):
+                if served:
+                    writer.close()
+                    return
+                body = json.dumps({"data": [{"id": "m"}]}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+                served += 1
+                self.answered += 1
+
+        self.thread = LoopThread()
+
+        async def start():
+            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = self.thread.call(start())
+        return self
+
+    def __exit__(self, *exc):
+        async def stop():
+            self.server.close()
+
+        self.thread.call(stop())
+        self.thread.close()
+
+
+def test_a_stale_keep_alive_connection_is_resent_fresh_without_ejecting_the_backend():
+    with ClosesReusedConnections() as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
+                                                             backends={"health_interval_s": 3600}) as gw:
+        with httpx.Client(timeout=10) as client:
+            for _ in range(3):
+                r = client.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": "x"})
+                assert r.status_code == 200
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_ready_backends") == 1  # not ejected
+        assert metric_value(text, "headroom_gateway_retries_total") == 0
