@@ -22,7 +22,7 @@ class GatewayMetrics:
         self.prompt_tokens = Counter("headroom_gateway_prompt_tokens", "Prompt tokens of completed requests.", mt, registry=registry)
         self.output_tokens = Counter("headroom_gateway_output_tokens", "Output tokens of completed requests.", mt, registry=registry)
         self.rejections = Counter("headroom_gateway_rejections", "Requests turned away before any backend saw them, by reason "
-                                  "(queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model, too_large).",
+                                  "(queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model).",
                                   [*mt, "reason"], registry=registry)
         self.queue_wait = Histogram("headroom_gateway_queue_wait_seconds", "Time from arrival until a backend slot was free.",
                                     ["model"], buckets=QUEUE_BUCKETS, registry=registry)
