@@ -53,6 +53,7 @@ class Gateway:
         self.admission = Admission(self.pool, self._limits)
         self.registry.register(StateCollector(self.pool, self.admission))
         self.upstream = UpstreamPool(config.connect_timeout_s)
+        self._configured_models = frozenset(config.models)  # read on every request: built once
 
     # ---- backends ----------------------------------------------------------------------
     def set_backends(self, addresses: list[str]) -> None:
@@ -65,11 +66,9 @@ class Gateway:
     def _limits(self, model: str):
         return self.config.models.get(model, self.config.default_limits)
 
-    def known_models(self) -> set[str] | None:
+    def known_models(self) -> frozenset[str] | set[str] | None:
         """The models requests may name: the configured ones, else those the backends report (None: any)."""
-        if self.config.models:
-            return set(self.config.models)
-        return self.pool.models()
+        return self._configured_models or self.pool.models()
 
     # ---- HTTP --------------------------------------------------------------------------
     async def handle(self, request: Request, resp: Responder) -> None:
