@@ -348,3 +348,12 @@ def test_a_stale_keep_alive_connection_is_resent_fresh_without_ejecting_the_back
         text = httpx.get(f"{gw.url}/metrics").text
         assert metric_value(text, "headroom_gateway_ready_backends") == 1  # not ejected
         assert metric_value(text, "headroom_gateway_retries_total") == 0
+
+
+def test_configured_models_are_the_only_ones_accepted(backends):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"], models={a.model: {"max_queue": 4}}) as gw:
+        assert [m["id"] for m in httpx.get(f"{gw.url}/v1/models").json()["data"]] == [a.model]
+        assert httpx.post(f"{gw.url}/v1/completions", json={"model": "other", "prompt": "x"}).status_code == 404
+        ok = httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
+        assert ok.status_code == 200
