@@ -28,6 +28,7 @@ log = logging.getLogger("headroom.gateway")
 GENERATION_ROUTES = ("/v1/completions", "/v1/chat/completions")
 _USAGE = re.compile(rb'"usage": ?\{"prompt_tokens": ?(\d+), ?"total_tokens": ?\d+, ?"completion_tokens": ?(\d+)')
 _RETRYABLE_STATUS = (502, 503, 504)
+_MAX_UNLISTED_MODELS = 32
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"}
 _TOKEN_EVENT = b'"finish_reason"'  # one per token event (and per chat role event)
 _ROLE_EVENT = b'"role": "assistant"'
@@ -54,6 +55,7 @@ class Gateway:
         self.registry.register(StateCollector(self.pool, self.admission))
         self.upstream = UpstreamPool(config.connect_timeout_s)
         self._configured_models = frozenset(config.models)  # read on every request: built once
+        self._unlisted_models: set[str] = set()  # names accepted while no model list was known
 
     # ---- backends ----------------------------------------------------------------------
     def set_backends(self, addresses: list[str]) -> None:
@@ -109,6 +111,11 @@ class Gateway:
         allowed = self.known_models()
         if allowed is not None and model not in allowed:
             return self._reject(resp, 404, "unknown_model", f"The model `{model}` does not exist.", tenant=label, param="model")
+        if allowed is None and model not in self._unlisted_models:  # before the backends said what they serve
+            if len(self._unlisted_models) >= _MAX_UNLISTED_MODELS:  # metric labels and queues stay bounded
+                return self._reject(resp, 404, "unknown_model", f"The model `{model}` is not known yet: the backends have "
+                                    "not reported the models they serve", tenant=label, param="model")
+            self._unlisted_models.add(model)
         affinity = affinity_text[: self.config.prefix_affinity_chars] if self.config.routing == "prefix_affinity" else None
         try:
             backend, waited = await self.admission.acquire(model, tenant, affinity)

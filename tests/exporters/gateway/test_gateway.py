@@ -357,3 +357,13 @@ def test_configured_models_are_the_only_ones_accepted(backends):
         assert httpx.post(f"{gw.url}/v1/completions", json={"model": "other", "prompt": "x"}).status_code == 404
         ok = httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
         assert ok.status_code == 200
+
+
+def test_model_names_stay_bounded_before_backends_report_them():
+    with ScriptedBackend() as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
+                                                     backends={"health_path": "/health", "health_interval_s": 3600}) as gw:
+        # a health path that lists no models: the gateway never learns them and accepts names, up to a bound
+        codes = [httpx.post(f"{gw.url}/v1/completions", json={"model": f"m{i}", "prompt": "x"}, timeout=10).status_code
+                 for i in range(40)]
+        assert codes[:32] == [200] * 32 and codes[32:] == [404] * 8
+        assert httpx.post(f"{gw.url}/v1/completions", json={"model": "m0", "prompt": "x"}, timeout=10).status_code == 200
