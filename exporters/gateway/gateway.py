@@ -143,6 +143,8 @@ class Gateway:
                 self.metrics.backend_failures.labels(backend.address, "connect").inc()
             finally:
                 self.admission.release(backend)
+            if attempt + 1 == self.config.max_attempts:
+                break
             backend = self.pool.pick(model, exclude=tried, within_capacity=False)  # it already waited its turn
             if backend is None:
                 break
@@ -230,8 +232,6 @@ class _Relay:
     def on_body(self, data: bytes) -> None:
         if self.retry:
             return
-        if self.resp.closed:  # the client went away: stop the backend's work on it
-            return self.conn.close()
         if not self.streaming:
             self.parts.append(data)
             return

@@ -367,3 +367,31 @@ def test_model_names_stay_bounded_before_backends_report_them():
                  for i in range(40)]
         assert codes[:32] == [200] * 32 and codes[32:] == [404] * 8
         assert httpx.post(f"{gw.url}/v1/completions", json={"model": "m0", "prompt": "x"}, timeout=10).status_code == 200
+
+
+def test_giving_up_after_the_last_attempt_holds_no_backend_slot():
+    dead = [dead_address() for _ in range(4)]
+    with GatewayServer(dead, max_attempts=3, backends={"health_interval_s": 3600}) as gw:
+        r = httpx.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": "x"}, timeout=30)
+        assert r.status_code == 503
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_retries_total") == 2
+        assert metric_value(text, "headroom_gateway_backend_in_flight_requests") == 0
+
+
+def test_a_client_leaving_mid_stream_stops_the_backends_work(backends):
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
+        body = {"model": a.model, "prompt": "x", "max_tokens": 3000, "ignore_eos": True, "stream": True}
+        with httpx.stream("POST", f"{gw.url}/v1/completions", json=body, timeout=30) as r:
+            for i, _ in enumerate(r.iter_lines()):
+                if i == 5:
+                    break  # leaving the block closes the connection
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            running = metric_value(httpx.get(f"{a.url}/metrics").text, "vllm:num_requests_running")
+            answered = metric_value(httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_requests_total", status="499")
+            if running == 0 and answered == 1:
+                break
+            time.sleep(0.1)
+        assert running == 0 and answered == 1  # the backend aborted the stream, long before its 3,000 tokens
