@@ -126,12 +126,11 @@ def _tflops(printed: str) -> str:
 
 def recorded_or_measured() -> str:
     """Measure where an NVIDIA driver is present; elsewhere rebuild the table from the last recorded run."""
-    try:
-        import pynvml
+    from exporters.gpu.nvml_reader import NoNvidiaDriver, start_nvml
 
-        pynvml.nvmlInit()
-        pynvml.nvmlShutdown()
-    except Exception:  # no driver here: the recorded samples from the device machine
+    try:
+        start_nvml()
+    except NoNvidiaDriver:  # no driver here: the recorded samples from the device machine
         result = json.loads(RECORDED.read_text())
         return section(result) + f"\n\nRecorded on the device machine; raw samples in `bench/data/{RECORDED.name}`."
     result = measure()

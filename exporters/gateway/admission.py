@@ -46,15 +46,15 @@ class _FairQueue:
 
     def next(self) -> _Waiter | None:
         """The oldest waiter of the tenant whose turn it is; that tenant goes to the back of the line."""
-        while self.by_tenant:
-            tenant, waiters = next(iter(self.by_tenant.items()))
-            self.by_tenant.move_to_end(tenant)
-            waiter = waiters.popleft()
-            if not waiters:
-                del self.by_tenant[tenant]
-            self.size -= 1
-            return waiter
-        return None
+        if not self.by_tenant:
+            return None
+        tenant, waiters = next(iter(self.by_tenant.items()))
+        self.by_tenant.move_to_end(tenant)
+        waiter = waiters.popleft()
+        if not waiters:
+            del self.by_tenant[tenant]
+        self.size -= 1
+        return waiter
 
     def push_front(self, waiter: _Waiter) -> None:
         """Undo `next` when no slot was free after all: the waiter keeps its place and its tenant its turn."""

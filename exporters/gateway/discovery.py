@@ -64,6 +64,7 @@ class Discovery:
         self.config, self.on_targets = config, on_targets
         self._file_targets: list[str] = []
         self._file_mtime: float | None = None
+        self._file_missing = False
         self._k8s_targets: list[str] = []
         self._k8s_api = None
         self._last: list[str] | None = None
@@ -73,10 +74,11 @@ class Discovery:
         try:
             mtime = path.stat().st_mtime
         except OSError as err:
-            if self._file_mtime is not False:
+            if not self._file_missing:  # said once, not at every poll
                 log.warning("file_sd %s: cannot read (%s); keeping %d targets", path, err.strerror, len(self._file_targets))
-            self._file_mtime = False
+            self._file_missing = True
             return
+        self._file_missing = False
         if mtime == self._file_mtime:
             return
         self._file_mtime = mtime

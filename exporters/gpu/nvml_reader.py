@@ -9,9 +9,11 @@ driver does not support is left out, as dcgm-exporter does.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import replace
 
 import pynvml as nvml
+
+from exporters.gpu.collector import GpuRow
 
 MIB = 1 << 20
 _GPM_FIELDS = {  # DCGM profiling field -> NVML GPM metric (percent)
@@ -23,15 +25,6 @@ _GPM_FIELDS = {  # DCGM profiling field -> NVML GPM metric (percent)
 
 class NoNvidiaDriver(RuntimeError):
     """NVML could not start: no NVIDIA driver (or no GPU) on this host."""
-
-
-@dataclass(frozen=True)
-class GpuIdentity:
-    index: int
-    uuid: str
-    pci_bus_id: str
-    device: str  # nvidiaN, from the minor number, as dcgm-exporter names it
-    model_name: str
 
 
 def start_nvml() -> None:
@@ -63,9 +56,9 @@ class NvmlGpu:
     def __init__(self, index: int):
         self.handle = handle = nvml.nvmlDeviceGetHandleByIndex(index)
         minor = _supported(nvml.nvmlDeviceGetMinorNumber, handle)
-        self.identity = GpuIdentity(index, _text(nvml.nvmlDeviceGetUUID(handle)),
-                                    _pci_bus_id(_text(nvml.nvmlDeviceGetPciInfo(handle).busId)),
-                                    f"nvidia{minor if minor is not None else index}", _text(nvml.nvmlDeviceGetName(handle)))
+        self.identity = GpuRow(index, _text(nvml.nvmlDeviceGetUUID(handle)),
+                               _pci_bus_id(_text(nvml.nvmlDeviceGetPciInfo(handle).busId)),
+                               f"nvidia{minor if minor is not None else index}", _text(nvml.nvmlDeviceGetName(handle)), {})
         support = _supported(nvml.nvmlGpmQueryDeviceSupport, handle)
         self.gpm = bool(support and support.isSupportedDevice)
         self._samples = [nvml.nvmlGpmSampleAlloc(), nvml.nvmlGpmSampleAlloc()] if self.gpm else []
@@ -177,14 +170,8 @@ class NvmlSource:
         self.gpus = [NvmlGpu(i) for i in range(nvml.nvmlDeviceGetCount())]
         self.xids = XidWatcher(self.gpus)
 
-    def read_all(self):
-        from exporters.gpu.collector import GpuRow
-
-        rows = []
-        for gpu in self.gpus:
-            i = gpu.identity
-            rows.append(GpuRow(i.index, i.uuid, i.pci_bus_id, i.device, i.model_name, gpu.read()))
-        return rows
+    def read_all(self) -> list[GpuRow]:
+        return [replace(gpu.identity, readings=gpu.read()) for gpu in self.gpus]
 
     def close(self) -> None:
         self.xids.stop()
