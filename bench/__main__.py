@@ -138,6 +138,12 @@ def _cross(args) -> str:
     return crosscheck_section()
 
 
+def _kpa_gap(args) -> str:
+    from bench.kpa_gap import kpa_gap_section
+
+    return kpa_gap_section()
+
+
 def _predictive(args) -> str:
     from bench.predictive import predictive_section
 
@@ -174,12 +180,12 @@ def _gpu_exporter(args) -> str:
     return recorded_or_measured()
 
 
-SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim-cross": _cross,
+SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim-cross": _cross, "sim-kpa": _kpa_gap,
                 "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
             **SIM_SECTIONS, "predictive": _predictive, "loop-cost": _loop_cost, "loadgen-cross": _loadgen_cross,
             "loadgen-cost": _loadgen_cost, "gpu-exporter": _gpu_exporter, "gateway": _gateway}
-QUICK = ("engine", "sim", "sim-speed", "sim-cross", "loop-cost", "loadgen-cross", "loadgen-cost", "gpu-exporter", "gateway")
+QUICK = ("engine", "sim", "sim-speed", "sim-cross", "sim-kpa", "loop-cost", "loadgen-cross", "loadgen-cost", "gpu-exporter", "gateway")
 
 
 def _replace_section(text: str, name: str, body: str) -> str:
@@ -208,7 +214,7 @@ def main() -> None:
         return
     header = "\n".join(["# Benchmarks", "",
                         "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter or gateway). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter or gateway). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
     chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
