@@ -232,7 +232,9 @@ def cost_section() -> str:
         "sustained. Achieved: completions per second over the run (guidellm stops at its duration and cancels what is "
         "still in flight; Headroom waits for every planned request). TTFT client - server: each request's "
         "TTFT as the load generator measured it minus the emulator's own (its `--request-log`, joined on the response id); "
-        "goal: median under 1 ms. The emulator sends one engine step's tokens for every stream at once, so a client "
+        "goal: median under 1 ms. Headroom times a request from when its HTTP client puts it onto the connection "
+        "(`loadgen/timed_client.py`): Locust's session work before that (URL, cookies, headers, the pooled connection's "
+        "check; about half a millisecond of Python) is the load generator's, not the server's. The emulator sends one engine step's tokens for every stream at once, so a client "
         "reads them one after another: the gap grows with the number of open streams.",
         "",
         *lines,

@@ -22,6 +22,7 @@ from loadgen.campaign import Campaign
 from loadgen.openai.request import RequestSpec, build_body
 from loadgen.openai.stream import Measured, StreamTimer, error_from_body, measure_full
 from loadgen.records import RecordWriter
+from loadgen.timed_client import SendTimedPool
 from loadgen.workloads.workload import Workload
 
 DONE_MESSAGE = "headroom_done"
@@ -48,12 +49,13 @@ class Plan:
 
 
 def measure_request(client, campaign: Campaign, spec: RequestSpec) -> tuple[Measured, float]:
-    """Send one request through Locust's fast client; (measurement, perf_counter when sent)."""
+    """Send one request through Locust's fast client; (measurement, perf_counter when its request began to go out)."""
     path, body = build_body(campaign.api, campaign.model, spec, stream=campaign.stream, ignore_eos=campaign.ignore_eos,
                             shared_prefix=campaign.lengths.shared_prefix_tokens)
     payload = json.dumps(body).encode()  # encoded before the clock starts: TTFT times the server, not our JSON
-    sent = time.perf_counter()
+    sent = time.perf_counter()  # kept where no request went out (no connection)
     with client.post(path, data=payload, headers=_JSON, stream=campaign.stream, catch_response=True, name=path) as response:
+        sent = getattr(getattr(response, "_response", None), "headroom_sent_s", sent)
         status = response.status_code or 0
         if getattr(response, "error", None) is not None and not status:
             measured = Measured(ok=False, status=0, error=f"{type(response.error).__name__}: {response.error}",
@@ -99,6 +101,11 @@ class CampaignUser(FastHttpUser):
     concurrency = 100_000  # connections in the pool: an open loop must never queue behind its own client
     max_retries = 0
     insecure = True
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        session = self.client.client
+        session.clientpool = SendTimedPool(**session.clientpool.client_args)
 
     def _fire(self, name: str, seconds: float, tokens: int) -> None:
         if seconds == seconds:  # not NaN
