@@ -6,6 +6,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from autoscaler.sim.report import table
 from autoscaler.sim.run import SimulateArgs, _cached_table, _lengths, fluid_input, fluid_run, policy_context, run_one, sim_config
 from loadgen.workloads.servegen import load_servegen, window_counts
@@ -71,16 +73,22 @@ SERVEGEN_CASES = ["static:4", "static:6", "hpa:running=32", "hpa:gpu_util=70", "
 CROSS_NOTE = ("Where they part: (1) the Azure code trace at 4x, whose arrivals come in bursts of up to 252 requests in one second with 2,000-token prompts: the fluid mode makes a burst's requests wait for their prefills (at a prefill rate measured on the engine), but not the slower decode steps of the requests that decode while a burst's long prompts are prefilled beside them, so on overloaded fleets it still misses by up to 9 points; (2) threshold policies whose metric sits inside the HPA's 10% tolerance band at the load (hpa:gpu_util=80 on conv, gpu_util=70 on ServeGen): there the replica count depends on when the metric last left the band, and the fluid mode's gauges, drawn from their spread under Poisson load, cross it at other moments (GPU-hours -9% to +32%); (3) Knative's KPA on Azure conv, which spends 20% fewer GPU-hours in fluid mode at the same attainment. Under a fixed fleet the concurrency it reads agrees between the modes, so the gap is in the transients: the request-level run spends more than twice as many ticks in panic mode, and each panic starts replicas that are cancelled, still paid for, before they are ready (table below). On the ServeGen slice, the regime of the 14-day table, every policy is within 2 points and all but hpa:gpu_util=70 within 5% of GPU-hours.")
 
 
+MODEL_SEEDS = range(5)  # fluid runs per case: the model's own draws (load table, gauges) over the same arrivals
+
+
 def _cross_row(label: str, spec: str, args: SimulateArgs) -> str:
     a = run_one(args, spec).summary
-    b = run_one(replace(args, mode="fluid"), spec).summary
-    return (f"| {label} | {spec} | {a['slo_attainment']:.2%} | {b['slo_attainment']:.2%} | "
-            f"{100 * (b['slo_attainment'] - a['slo_attainment']):+.1f} | {a['gpu_hours']:.2f} | {b['gpu_hours']:.2f} | "
-            f"{100 * (b['gpu_hours'] / a['gpu_hours'] - 1):+.1f}% |")
+    fluid = [run_one(replace(args, mode="fluid", model_seed=seed), spec).summary for seed in MODEL_SEEDS]
+    att = np.array([f["slo_attainment"] for f in fluid])
+    gpu = np.array([f["gpu_hours"] for f in fluid])
+    return (f"| {label} | {spec} | {a['slo_attainment']:.2%} | {att.mean():.2%} ({att.min():.2%} to {att.max():.2%}) | "
+            f"{100 * (att.mean() - a['slo_attainment']):+.1f} | {a['gpu_hours']:.2f} | {gpu.mean():.2f} ({gpu.min():.2f} to "
+            f"{gpu.max():.2f}) | {100 * (gpu.mean() / a['gpu_hours'] - 1):+.1f}% |")
 
 
 def crosscheck_section() -> str:
-    lines = ["| trace | policy | request-level attainment | fluid attainment | difference (points) | request GPU-h | fluid GPU-h | difference |",
+    lines = [f"| trace | policy | request-level attainment | fluid attainment, mean of {len(MODEL_SEEDS)} model seeds (range) | "
+             f"difference (points) | request GPU-h | fluid GPU-h, mean (range) | difference |",
              "|---|---|---|---|---|---|---|---|"]
     for trace, scale, spec in CROSS_CASES:
         args = SimulateArgs(trace=trace, policies=[spec], rate_scale=scale, end_s=1800.0, max_replicas=20)
@@ -93,7 +101,10 @@ def crosscheck_section() -> str:
     return "\n".join([
         "### Fluid mode against request-level",
         "",
-        "Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases.",
+        f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs once "
+        f"request-level and {len(MODEL_SEEDS)} times in fluid mode over the same arrivals, with model seeds "
+        f"{MODEL_SEEDS.start}-{MODEL_SEEDS.stop - 1} (`--model-seed`: the load table's length sample and engine runs, the "
+        "gauge draws); differences are of the fluid mean.",
         "",
         *lines,
         "",

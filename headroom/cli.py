@@ -112,7 +112,7 @@ def _simulate(args) -> int:
         trace=args.trace, policies=[p for p in args.policy.split(",") if p], profile=args.profile,
         slo_ttft_s=args.slo_ttft, slo_itl_s=args.slo_itl, cold_start_s=args.cold_start, price=args.price, mode=args.mode,
         start_s=args.start, end_s=args.end, time_scale=args.time_scale, rate_scale=args.rate_scale, seed=args.seed,
-        lengths_from=args.lengths_from, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+        model_seed=args.model_seed, lengths_from=args.lengths_from, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
         initial_replicas=args.initial_replicas, scrape_interval_s=args.scrape_interval, jobs=args.jobs,
         judge_from_s=args.judge_from,
     )
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate-scale", type=float, default=1.0)
     sim.add_argument("--lengths-from", default=None, help="token lengths for ServeGen synthesis from this trace")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--model-seed", type=int, default=None, metavar="N",
+                     help="fluid mode: seed of the model's own draws (load table, gauges), apart from the arrivals' "
+                          "(default: --seed); run several to see how much a result owes to them")
     sim.add_argument("--min-replicas", type=int, default=1)
     sim.add_argument("--max-replicas", type=int, default=100)
     sim.add_argument("--initial-replicas", type=int, default=1)

@@ -39,6 +39,7 @@ class SimulateArgs:
     time_scale: float = 1.0
     rate_scale: float = 1.0
     seed: int = 0
+    model_seed: int | None = None  # the fluid model's own randomness (load table, gauge draws); default: seed
     lengths_from: str | None = None
     min_replicas: int = 1
     max_replicas: int = 100
@@ -55,12 +56,18 @@ def load_trace(args: SimulateArgs) -> Workload:
                          rate_scale=args.rate_scale, seed=args.seed, lengths_from=args.lengths_from)
 
 
+def model_seed(args: SimulateArgs) -> int:
+    """Seed of the fluid model's own randomness (its load table's length sample and engine runs, its gauge draws),
+    apart from the arrivals' seed: several of them show how much a fluid result owes to the model's draws."""
+    return args.seed if args.model_seed is None else args.model_seed
+
+
 def sim_config(args: SimulateArgs) -> SimConfig:
     profile = load_profile(args.profile)
     price = args.price if args.price is not None else gpu_price_per_hour(profile.gpu.name)
     return SimConfig(profile=profile, slo_ttft_s=args.slo_ttft_s, slo_itl_s=args.slo_itl_s, cold_start_s=args.cold_start_s,
                      price_per_gpu_hour=price, initial_replicas=args.initial_replicas, max_replicas=args.max_replicas,
-                     scrape_interval_s=args.scrape_interval_s, seed=args.seed, judge_from_s=args.judge_from_s)
+                     scrape_interval_s=args.scrape_interval_s, seed=model_seed(args), judge_from_s=args.judge_from_s)
 
 
 def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> float:
@@ -151,10 +158,11 @@ _TABLES: dict = {}
 def _cached_table(args: SimulateArgs, config: SimConfig, lengths: LengthSampler):
     """One load table per (profile, SLO, length sample, seed) in this process (it costs seconds to measure, and is
     kept on disk too). Keyed by the sample itself: two traces' lengths never share a table."""
-    prompts, outputs = lengths.sample(4000, np.random.default_rng(args.seed))
-    key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, prompts.tobytes(), outputs.tobytes(), args.seed)
+    seed = model_seed(args)
+    prompts, outputs = lengths.sample(4000, np.random.default_rng(seed))
+    key = (config.profile.name, config.slo_ttft_s, config.slo_itl_s, prompts.tobytes(), outputs.tobytes(), seed)
     if key not in _TABLES:
-        _TABLES[key] = cached_load_table(config, prompts, outputs, args.seed)
+        _TABLES[key] = cached_load_table(config, prompts, outputs, seed)
     return _TABLES[key]
 
 

@@ -62,3 +62,17 @@ def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path, m
     start = _cached_table(replace(args, trace=str(trace)), config, LengthSampler.from_workload(load_workload(str(trace), end_s=10.0)))
     assert start.mean_prompt_tokens == 50 and whole.mean_prompt_tokens > 400 and len(built) == 2
     assert _cached_table(args, config, _lengths(args.lengths_from)) is whole and len(built) == 2  # the same mix: kept
+
+
+def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen):
+    """--model-seed: another load table and other gauge draws over the very same arrivals; by default it is --seed."""
+    from autoscaler.sim.run import _cached_table, _lengths, sim_config
+
+    args = SimulateArgs(trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2, mode="fluid")
+    other = replace(args, model_seed=7)
+    assert sim_config(args).seed == 0 and sim_config(other).seed == 7
+    first, second = run_one(args, "hpa:running=8").summary, run_one(other, "hpa:running=8").summary
+    assert first["requests"] == second["requests"]
+    table = lambda a: _cached_table(a, sim_config(a), _lengths(a.lengths_from))
+    assert table(args).slo_capacity_rps != table(other).slo_capacity_rps
+    assert table(replace(args, model_seed=0)) is table(args)
