@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoscaler.sources.prometheus import PrometheusSourceConfig
-from serving.config_errors import read_yaml, validation_problems
+from serving.config_errors import read_yaml, validate_mapping
 
 
 class ConfigError(ValueError):
@@ -122,9 +122,4 @@ def load_config(path: str | Path) -> AutoscalerConfig:
 
 
 def parse_config(raw, where: str = "config") -> AutoscalerConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return AutoscalerConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(f"{where}: " + "; ".join(validation_problems(err))) from None
+    return validate_mapping(AutoscalerConfig, raw, where, ConfigError)

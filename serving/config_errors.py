@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def validation_problems(err: ValidationError) -> list[str]:
@@ -26,3 +29,14 @@ def read_yaml(path: Path, error: type[Exception]):
         raise error(f"{path}: cannot read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
         raise error(f"{path}: not valid YAML: {err}") from None
+
+
+def validate_mapping(model: type[Model], raw, where: str, error: type[Exception]) -> Model:
+    """`raw` (a parsed YAML document) as `model`; anything but a mapping, or any invalid key, raises `error` naming
+    `where` and every problem."""
+    if not isinstance(raw, dict):
+        raise error(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise error(f"{where}: " + "; ".join(validation_problems(err))) from None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serving.config_errors import read_yaml, validation_problems
+from serving.config_errors import read_yaml, validate_mapping
 
 
 class GatewayConfigError(ValueError):
@@ -64,14 +64,7 @@ class GatewayConfig(Strict):
 
 
 def parse_gateway_config(raw, where: str = "gateway config") -> GatewayConfig:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise GatewayConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return GatewayConfig.model_validate(raw)
-    except ValidationError as err:
-        raise GatewayConfigError(f"{where}: " + "; ".join(validation_problems(err))) from None
+    return validate_mapping(GatewayConfig, {} if raw is None else raw, where, GatewayConfigError)
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
