@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from serving.emulator.replica import EmulatorConfig, run_replica
 from serving.profiles import load_profile
@@ -141,3 +142,39 @@ def metric_value(text: str, name: str, **labels) -> float:
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"  # ../shared/data beside the repository, as CI lays it out
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A stdlib request handler that logs nothing; `reply` answers with a whole body."""
+
+    def reply(self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, str(value))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class LoopbackHttpServer:
+    """A stdlib HTTP server with `handler` on a free loopback port, serving from a daemon thread once started."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "LoopbackHttpServer":
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

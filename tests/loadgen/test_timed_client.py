@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gevent
 import pytest
 
 from loadgen.timed_client import SendTimedPool
+from tests.helpers import LoopbackHttpServer, QuietHandler
 
 
-class _Ok(BaseHTTPRequestHandler):
+class _Ok(QuietHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, b"ok", "text/plain")
 
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    http = LoopbackHttpServer(_Ok).start()
+    yield http.url
+    http.close()
 
 
 def test_send_time_is_after_the_clients_own_work(server, monkeypatch):

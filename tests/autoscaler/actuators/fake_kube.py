@@ -9,9 +9,10 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kubernetes import client
+
+from tests.helpers import LoopbackHttpServer, QuietHandler
 
 
 def status(code: int, reason: str, message: str, **details) -> dict:
@@ -30,8 +31,7 @@ class FakeKube:
         self.calls: list[tuple[str, str]] = []
         self.faults: list[tuple[str, str, int, dict]] = []  # (method, path regex, status, headers): one use each
         self.before_patch = None  # called between a scale read and its patch (to play a concurrent writer)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LoopbackHttpServer(self._handler())
 
     def _next(self) -> str:
         self.version += 1
@@ -39,19 +39,18 @@ class FakeKube:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.http.url
 
     def api_client(self) -> client.ApiClient:
         configuration = client.Configuration(host=self.url)
         return client.ApiClient(configuration)
 
     def __enter__(self):
-        self.thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
     def fail_next(self, method: str, path_regex: str, code: int, headers: dict | None = None) -> None:
         self.faults.append((method, path_regex, code, headers or {}))
@@ -83,16 +82,9 @@ class FakeKube:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _send(self, code: int, body: dict, headers: dict | None = None):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, str(v))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(code, json.dumps(body).encode(), headers=headers)
 
             def _body(self) -> dict:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -182,9 +174,6 @@ class FakeKube:
 
             def do_PUT(self):
                 self._route("PUT")
-
-            def log_message(self, *args):
-                pass
 
         return Handler
 

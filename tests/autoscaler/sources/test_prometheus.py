@@ -4,17 +4,15 @@ for both), and stale flags when Prometheus is down, slow, or answers NaN or noth
 import asyncio
 import json
 import math
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from autoscaler.sources.prometheus import FleetCounts, PrometheusSource, PrometheusSourceConfig
 from headroom.prometheus import PrometheusProcess
 from serving.fleet.fleet import free_port
-from tests.helpers import EmulatorServer, LoopThread
+from tests.helpers import EmulatorServer, LoopbackHttpServer, LoopThread, QuietHandler
 
 COUNTS = {"chat": FleetCounts(desired=1, ready=1), "code": FleetCounts(desired=1, ready=1), "ghost": FleetCounts(2, 2)}
 
@@ -85,7 +83,7 @@ class FakePrometheus:
         self.mode = mode
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 if outer.mode == "slow":
                     time.sleep(3)
@@ -95,26 +93,15 @@ class FakePrometheus:
                 if outer.mode == "nan-rate-fresh-sample":
                     result = [{"metric": {"model_name": "chat", "instance": "a"},
                                "value": [now, str(now) if "timestamp" in self.path else "NaN"]}]
-                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode())
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LoopbackHttpServer(Handler)
 
     def __enter__(self):
-        self.thread.start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.http.start().url
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.mark.parametrize("mode", ["empty", "nan-rate-fresh-sample", "slow"])

@@ -2,15 +2,13 @@
 
 import asyncio
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from exporters.gateway.backends import BackendPool
 from exporters.gateway.config import Backends
 from exporters.gateway.discovery import Discovery, DiscoveryError, HealthChecker, parse_file_sd
-from tests.helpers import EmulatorServer
+from tests.helpers import EmulatorServer, LoopbackHttpServer, QuietHandler
 
 
 def test_file_sd_targets_and_errors():
@@ -46,23 +44,14 @@ class FakeKubernetes:
         self.requests = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):  # noqa: N802
                 outer.requests.append(self.path)
-                body = json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {},
-                                   "items": outer.slices}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {},
+                                            "items": outer.slices}).encode())
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.http = LoopbackHttpServer(Handler).start()
+        self.url = self.http.url
 
 
 def endpoint_slice(name, ready_ips, unready_ips=(), port=8000):
@@ -87,7 +76,7 @@ def test_endpoint_slices_give_the_ready_endpoints(monkeypatch):
     assert seen == [["10.1.0.1:8000", "10.1.0.2:8000", "10.1.0.4:8000"]]
     assert "/apis/discovery.k8s.io/v1/namespaces/llm/endpointslices" in api.requests[0]
     assert "labelSelector=kubernetes.io%2Fservice-name%3Dvllm" in api.requests[0]
-    api.server.shutdown()
+    api.http.close()
 
 
 def test_health_checks_eject_a_dead_backend_and_learn_models():
