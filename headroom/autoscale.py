@@ -62,6 +62,7 @@ def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity
         capacity_rps=capacity_rps, slo_ttft_s=target.slo.ttft_s, slo_itl_s=target.slo.itl_s, cold_start_s=target.cold_start_s,
         interval_s=interval_s, observation_lag_s=lag_s, fill=target.fill, min_replicas=target.min_replicas,
         max_replicas=target.max_replicas, capacity_table=table, scale_down_window_s=target.scale_down_window_s,
+        scale_down_window_unproven_s=target.scale_down_window_unproven_s,
         cooldown_s=target.cooldown_s, rise_memory_s=target.rise_memory_s,
         fallback_mix=(target.capacity.prompt_tokens, target.capacity.output_tokens)), name=f"predictive:{target.name}")
 

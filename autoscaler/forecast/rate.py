@@ -29,6 +29,9 @@ class ForecastConfig:
     burst_margin: float = 2.0  # an upper margin above this marks unpredictable (bursty) traffic...
     burst_memory_s: float = 1800.0  # ...whose upper bound is then at least the highest rate seen this long back
     trend_damping: float = 0.5  # share of the recent slope carried into the horizon
+    lull_share: float = 0.05  # a forecast is scored against at least this share of the recent high: a lull forecast
+    # as zero, then traffic again, is the largest error of all, not one to skip...
+    max_error: float = 100.0  # ...and each error is capped here (so a lull weighs as "very bursty", not infinity)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RateForecaster:
     _bins: dict[int, list[float]] = field(default_factory=dict)  # bin index -> [sum, count]
     _recent: list[tuple[float, float]] = field(default_factory=list)  # (time, rate) within the trend window
     _highs: list[tuple[float, float]] = field(default_factory=list)  # (time, rate), decreasing, within burst memory
-    _pending: list[tuple[float, float, float]] = field(default_factory=list)  # (made at, horizon end, point)
+    _pending: list[tuple[float, float, float]] = field(default_factory=list)  # (made at, horizon end, scored point)
     _peaks: list[tuple[float, float]] = field(default_factory=list)  # observations not yet past every pending horizon
     _errors: list[float] = field(default_factory=list)
     _first_s: float | None = None
@@ -86,7 +89,7 @@ class RateForecaster:
             if end <= time_s:
                 peak = max((r for t, r in self._peaks if made < t <= end), default=rate)
                 if point > 0:
-                    self._errors.append(peak / point)
+                    self._errors.append(min(peak / point, self.config.max_error))
             else:
                 still.append((made, end, point))
         self._pending = still
@@ -151,8 +154,9 @@ class RateForecaster:
         if n >= cfg.errors_needed:
             empirical = max(1.0, float(np.quantile(self._errors, cfg.quantile)))
             margin = (cfg.errors_trusted * margin + n * empirical) / (cfg.errors_trusted + n)
-        self._pending.append((time_s, time_s + horizon_s, point))
         high = self._highs[0][1] if self._highs else level
+        # scored against the point, or a share of the recent high in a lull (none before any traffic: nothing to err)
+        self._pending.append((time_s, time_s + horizon_s, max(point, cfg.lull_share * high)))
         if margin > cfg.burst_margin:
             # bursty: the errors say the next minutes cannot be told from now, and what came lately may come again at
             # any moment: hold the recent high, and multiply the point only by what a smooth forecast would

@@ -27,7 +27,10 @@ class PredictiveConfig:
     fill: float = 0.9  # plan each replica for this share of its SLO capacity
     min_replicas: int = 1
     max_replicas: int = 100
-    scale_down_window_s: float = 60.0  # a lower count must be recommended this long before it is applied
+    scale_down_window_s: float = 60.0  # a lower count must be recommended this long before it is applied...
+    # ...and this long while the forecaster has too few errors to know how far a lull can be trusted (the HPA's
+    # default window: a policy that knows nothing yet of its traffic is no bolder than the HPA)
+    scale_down_window_unproven_s: float = 300.0
     down_headroom: float = 0.85  # scale down only while the rest stay at most this share of capacity
     cooldown_s: float = 60.0  # no scale-down this soon after a change
     # within rise_memory_s of a scale-up, scale down only while the rest stay at most this share of capacity: the
@@ -119,11 +122,14 @@ class Predictive:
         reasons += [why] if why else []
         headroom = guards.headroom_after_rise(cfg.down_headroom, cfg.down_headroom_after_rise, state.last_rise_s, now,
                                               cfg.rise_memory_s)
-        state.recommendations = tuple((t, c) for t, c in state.recommendations if t > now - cfg.scale_down_window_s) + ((now, desired),)
+        proven = forecast.errors >= state.forecaster.config.errors_needed
+        window = cfg.scale_down_window_s if proven else max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
+        kept = max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
+        state.recommendations = tuple((t, c) for t, c in state.recommendations if t > now - kept) + ((now, desired),)
         if desired < current:
-            stable = guards.stabilized(state.recommendations, now, cfg.scale_down_window_s)
+            stable = guards.stabilized(state.recommendations, now, window)
             if stable > desired:
-                reasons.append(f"scale-down stabilization: highest of the last {cfg.scale_down_window_s:g} s is {stable}")
+                reasons.append(f"scale-down stabilization: highest of the last {window:g} s is {stable}")
                 desired = min(stable, current)
         for rail in (lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, headroom),
                      lambda d: guards.cooled_down(d, current, state.last_change_s, now, cfg.cooldown_s),

@@ -4,6 +4,7 @@ coverage comes from its own errors, and broken readings ignored."""
 import math
 
 import numpy as np
+import pytest
 
 from autoscaler.forecast.rate import DAY_S, ForecastConfig, RateForecaster
 
@@ -102,3 +103,19 @@ def test_replay_warm_starts_the_profile_and_the_errors():
     f.observe(now, 10.0)
     fc = f.forecast(now, 1200.0)
     assert fc.point >= 35.0 and fc.errors > 1000
+
+
+def test_a_lull_forecast_as_zero_then_traffic_again_counts_as_a_large_error():
+    """Five minutes of traffic, three of silence, then a burst: the forecasts made in the silence (point 0) are
+    scored against a share of the recent high, so the burst after them weighs as a large error instead of none; the
+    silence before any traffic has no level to err from and is not scored."""
+    times = np.arange(0, 900, 15.0)
+    rates = np.select([times < 60, times < 360, times < 540], [0.0, 10.0, 0.0], 40.0)
+    f = RateForecaster()
+    feed(f, times, rates, 150.0)
+    scored = f._errors
+    assert max(scored) == pytest.approx(40.0 / (ForecastConfig().lull_share * 10.0))  # 0 forecast, recent high 10
+    assert sum(e >= 10.0 for e in scored) >= 5  # every silent forecast whose horizon met the burst
+    quiet_start = RateForecaster()
+    feed(quiet_start, times[times < 360], rates[times < 360], 150.0)
+    assert max(quiet_start._errors) < 10.0  # the quiet opening: nothing seen yet, nothing to err from

@@ -42,12 +42,23 @@ def test_bounds_hold():
 
 
 def test_scale_down_waits_for_the_stabilization_window():
-    p = policy(scale_down_window_s=120.0, cooldown_s=0.0)
+    p = policy(scale_down_window_s=120.0, scale_down_window_unproven_s=0.0, cooldown_s=0.0)
     decisions = run(p, [80.0] * 4 + [8.0] * 12)
     counts = [d.desired for d in decisions]
     assert counts[3] == counts[4] == counts[10]  # 120 s after the drop (8 intervals) it still holds
     assert counts[-1] < counts[3]
     assert any("stabilization" in r for d in decisions for r in d.reasons)
+
+
+def test_until_the_forecast_has_errors_to_go_by_scale_down_waits_as_long_as_the_hpa():
+    """Four minutes of load then a fall: with too few scored forecasts to trust a lull, the count holds for the
+    HPA's 300 s window; the same fall after twelve minutes of load (forecasts scored) waits only 60 s."""
+    p = policy(cooldown_s=0.0)
+    young = [d.desired for d in run(p, [80.0] * 4 + [8.0] * 24)]
+    assert young[22] == young[3] and young[23] < young[3]  # the last high recommendation was at 45 s; 345 s is past
+    old = [d.desired for d in run(p, [80.0] * 48 + [8.0] * 12)]
+    assert min(old[48:51]) > 2 * old[-1] and old[51] == old[-1]  # held 45 s after the fall, down at 60 s
+    assert any("highest of the last 300 s" in r for d in run(p, [80.0] * 4 + [8.0] * 8) for r in d.reasons)
 
 
 def test_stale_metrics_hold_and_say_so():
@@ -102,5 +113,5 @@ def test_no_up_down_up_on_a_noisy_plateau():
 
 def test_a_clear_fall_after_a_rise_still_scales_down():
     p = policy(cooldown_s=0.0)
-    counts = [d.desired for d in run(p, [40.0] * 8 + [10.0] * 12)]
+    counts = [d.desired for d in run(p, [40.0] * 8 + [10.0] * 24)]
     assert counts[-1] < max(counts)  # the load fell by three quarters: the memory of the rise does not hold it
