@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -140,25 +141,61 @@ def measure() -> dict:
             _process([str(relay_port), f"127.0.0.1:{em_port}"], f"http://127.0.0.1:{relay_port}/v1/models", own, "bench.byte_relay"):
         os.sched_setaffinity(0, {shared})
         try:
-            return asyncio.run(_measure(em_port, gw_port, relay_port))
+            result = asyncio.run(_measure(em_port, gw_port, relay_port))
+            # the check of the layout: the client moved beside the proxies, the emulator alone on its core
+            os.sched_setaffinity(0, {own})
+            moved = asyncio.run(_measure(em_port, gw_port, relay_port, rounds=2, throughput=False))
+            result["client_beside_proxies"] = {k: moved[k] for k in ("latency", "emulator_ttft_mean")}
+            return result
         finally:
             os.sched_setaffinity(0, set(cores))
 
 
-async def _measure(em_port: int, gw_port: int, relay_port: int) -> dict:
+_TTFT_SERIES = re.compile(r"^vllm:time_to_first_token_seconds_(sum|count)\{[^}]*\} (\S+)$", re.M)
+
+
+def _emulator_ttft(port: int) -> np.ndarray:
+    """(sum, count) of the emulator's own TTFT histogram: from when it read a request to its first token."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    totals = {"sum": 0.0, "count": 0.0}
+    for kind, value in _TTFT_SERIES.findall(text):
+        totals[kind] += float(value)
+    return np.array([totals["sum"], totals["count"]])
+
+
+async def _measure(em_port: int, gw_port: int, relay_port: int, rounds: int = ROUNDS, throughput: bool = True) -> dict:
     clients = {"direct": _Client(em_port), "relay": _Client(relay_port), "gateway": _Client(gw_port)}
     rng = np.random.default_rng(0)
     for client in clients.values():  # warm: connections open, code paths hot
         await client.open_loop(RATE, 2.0, rng)
     samples = {arm: [] for arm in clients}
-    for _ in range(ROUNDS):
+    engine_side = {arm: np.zeros(2) for arm in clients}  # the emulator's own TTFT (sum, count) in each arm's rounds
+    for _ in range(rounds):
         for arm, client in clients.items():
+            before = await asyncio.to_thread(_emulator_ttft, em_port)
             samples[arm].append(await client.open_loop(RATE, ROUND_S, rng))
-    direct, through = clients["direct"], clients["gateway"]
-    latency = {arm: np.concatenate(rounds) for arm, rounds in samples.items()}
-    throughput = {"direct": await direct.closed_loop(CONCURRENCY, THROUGHPUT_S),
-                  "gateway": await through.closed_loop(CONCURRENCY, THROUGHPUT_S)}
-    return {"latency": {arm: values.tolist() for arm, values in latency.items()}, "throughput": throughput}
+            engine_side[arm] += await asyncio.to_thread(_emulator_ttft, em_port) - before
+    latency = {arm: np.concatenate(arm_rounds) for arm, arm_rounds in samples.items()}
+    result = {"latency": {arm: values.tolist() for arm, values in latency.items()},
+              "emulator_ttft_mean": {arm: float(s / c) for arm, (s, c) in engine_side.items()}}
+    if throughput:
+        result["throughput"] = {"direct": await clients["direct"].closed_loop(CONCURRENCY, THROUGHPUT_S),
+                                "gateway": await clients["gateway"].closed_loop(CONCURRENCY, THROUGHPUT_S)}
+    return result
+
+
+def _split_rows(layout: str, run: dict) -> list[str]:
+    """Per arm: client TTFT (p50, p99, mean), the emulator's own mean TTFT and what lies between them, each against direct."""
+    lat = {arm: np.array(values)[:, 0] * 1000.0 for arm, values in run["latency"].items()}
+    engine = {arm: value * 1000.0 for arm, value in run["emulator_ttft_mean"].items()}
+    between = {arm: lat[arm].mean() - engine[arm] for arm in lat}
+    p50 = {arm: float(np.median(lat[arm])) for arm in lat}
+    p99 = {arm: float(np.quantile(lat[arm], 0.99)) for arm in lat}
+    return [f"| {layout} | {arm} | {p50[arm] - p50['direct']:+.2f} | {p99[arm] - p99['direct']:+.2f} | "
+            f"{lat[arm].mean() - lat['direct'].mean():+.2f} | "
+            f"{engine[arm]:.2f} ({engine[arm] - engine['direct']:+.2f}) | {between[arm]:.2f} ({between[arm] - between['direct']:+.2f}) |"
+            for arm in ("direct", "relay", "gateway")]
 
 
 def section(result: dict) -> str:
@@ -172,6 +209,8 @@ def section(result: dict) -> str:
             rows.append(f"| {name} {label} | {d:.2f} | {r:.2f} ({r - d:+.2f}) | {g:.2f} | {g - d:+.2f} | {g - r:+.2f} | {goal} |")
     tp = result["throughput"]
     ratio = tp["gateway"] / tp["direct"]
+    split = _split_rows("client beside the emulator (above)", result) + _split_rows(
+        "client beside the proxies, the emulator alone", result["client_beside_proxies"])
     return "\n".join([
         "### Gateway overhead against direct", "",
         f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
@@ -185,6 +224,15 @@ def section(result: dict) -> str:
         "| client-side latency | direct (ms) | byte relay (ms, added) | through the gateway (ms) | added (ms) | added over the relay (ms) | goal (added) |",
         "|---|---|---|---|---|---|---|",
         *rows, "",
+        "Where the added TTFT comes from: the emulator's own mean TTFT in each arm's rounds (its "
+        "`vllm:time_to_first_token_seconds` histogram, from when it read the request to its first token) beside the "
+        "client's; what lies between them is the wire and, for the relay and the gateway, the proxy itself. Then the "
+        "same processes again (2 rounds per arm) with the client moved to the proxies' core and the emulator alone on "
+        "its own. With only 2 cores, each layout puts the client beside something: beside the emulator, the emulator "
+        "answers the requests that come from the other core slower than those sent from its own core (the bare relay "
+        "shows it as much as the gateway); beside the proxies, the client and the proxy take turns on one core.", "",
+        "| layout | arm | TTFT p50 vs direct (ms) | TTFT p99 vs direct (ms) | TTFT mean vs direct (ms) | emulator's own TTFT "
+        "mean (ms, vs direct) | between them (ms, vs direct) |", "|---|---|---|---|---|---|---|", *split, "",
         "| highest throughput | direct (req/s) | through the gateway (req/s) | ratio | goal |", "|---|---|---|---|---|",
         f"| {CONCURRENCY} concurrent streams | {tp['direct']:,.0f} | {tp['gateway']:,.0f} | {ratio:.2f} | >= 0.80 |",
     ])
