@@ -51,7 +51,7 @@ def test_scale_down_waits_for_the_stabilization_window():
 
 
 def test_until_the_forecast_has_errors_to_go_by_scale_down_waits_as_long_as_the_hpa():
-    """Four minutes of load then a fall: with too few scored forecasts to trust a lull, the count holds for the
+    """A minute of load then a fall: with too few scored forecasts to trust a lull, the count holds for the
     HPA's 300 s window; the same fall after twelve minutes of load (forecasts scored) waits only 60 s."""
     p = policy(cooldown_s=0.0)
     young = [d.desired for d in run(p, [80.0] * 4 + [8.0] * 24)]
