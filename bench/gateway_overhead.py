@@ -217,8 +217,8 @@ def section(result: dict) -> str:
         f"and 4 output tokens. Latency: open-loop Poisson arrivals at {RATE:g} requests/s, {ROUNDS} alternating rounds of "
         f"{ROUND_S:g} s direct, through a byte relay and through `headroom gateway` ({len(lat['direct'])}, {len(lat['relay'])} and {len(lat['gateway'])} requests); the "
         "client times the first event carrying choices and the end of the response. Beside them, in the same rounds, a byte "
-        "relay with no HTTP parsing placed where the gateway is (`bench/byte_relay.py`): the floor of any proxy on this "
-        "machine, two more loopback hops and two more process wake-ups per response. Throughput: "
+        "relay with no HTTP parsing placed where the gateway is (`bench/byte_relay.py`): the floor of any proxy in this "
+        "layout, two more loopback hops and two more process wake-ups per response. Throughput: "
         f"{CONCURRENCY} concurrent streams back to back for {THROUGHPUT_S:g} s each way; the gateway on a core of its own, the "
         "emulator and the client on the other.", "",
         "| client-side latency | direct (ms) | byte relay (ms, added) | through the gateway (ms) | added (ms) | added over the relay (ms) | goal (added) |",
