@@ -115,7 +115,9 @@ class LocalAutoscaler:
                          "cold_start_s": cfg.cold_start_s + 2.0,  # the emulator's own, and its process start
                          # the production defaults (60 s, 60 s, 300 s, 600 s) suit 90 s cold starts; here replicas start in seconds
                          "scale_down_window_s": 4 * cfg.autoscale_interval_s, "cooldown_s": 2 * cfg.autoscale_interval_s,
-                         "scale_down_window_unproven_s": 20 * cfg.autoscale_interval_s,
+                         # the forecaster is proven after 20 scored forecasts, longer than a demo campaign: no
+                         # longer window while unproven here, or the fleet could not come back down within it
+                         "scale_down_window_unproven_s": 4 * cfg.autoscale_interval_s,
                          "rise_memory_s": 10 * cfg.autoscale_interval_s,
                          "capacity": {"profile": cfg.profile, "prompt_tokens": prompt, "output_tokens": output},
                          "actuator": {"kind": "local"}}]}, "headroom up --autoscale")
