@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.emulator_cost import free_port
 
@@ -151,17 +151,15 @@ def measure() -> dict:
             os.sched_setaffinity(0, set(cores))
 
 
-_TTFT_SERIES = re.compile(r"^vllm:time_to_first_token_seconds_(sum|count)\{[^}]*\} (\S+)$", re.M)
+TTFT_HISTOGRAM = "vllm:time_to_first_token_seconds"
 
 
 def _emulator_ttft(port: int) -> np.ndarray:
     """(sum, count) of the emulator's own TTFT histogram: from when it read a request to its first token."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    totals = {"sum": 0.0, "count": 0.0}
-    for kind, value in _TTFT_SERIES.findall(text):
-        totals[kind] += float(value)
-    return np.array([totals["sum"], totals["count"]])
+    samples = [s for family in text_string_to_metric_families(text) if family.name == TTFT_HISTOGRAM for s in family.samples]
+    return np.array([sum(s.value for s in samples if s.name == TTFT_HISTOGRAM + suffix) for suffix in ("_sum", "_count")])
 
 
 async def _measure(em_port: int, gw_port: int, relay_port: int, rounds: int = ROUNDS, throughput: bool = True) -> dict:

@@ -99,6 +99,11 @@ class RateForecaster:
             del self._errors[: len(self._errors) - self.config.errors_kept]
 
     @property
+    def proven(self) -> bool:
+        """Whether enough forecasts are scored for their errors to say how far the traffic can be trusted."""
+        return len(self._errors) >= self.config.errors_needed
+
+    @property
     def history_s(self) -> float:
         if self._first_s is None or not self._recent:
             return 0.0
@@ -151,7 +156,7 @@ class RateForecaster:
             point = level * max(1.0, ratio)  # the horizon's peak is at least the rate now
         margin = cfg.default_margin
         n = len(self._errors)
-        if n >= cfg.errors_needed:
+        if self.proven:
             empirical = max(1.0, float(np.quantile(self._errors, cfg.quantile)))
             margin = (cfg.errors_trusted * margin + n * empirical) / (cfg.errors_trusted + n)
         high = self._highs[0][1] if self._highs else level

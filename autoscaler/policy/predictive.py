@@ -122,8 +122,7 @@ class Predictive:
         reasons += [why] if why else []
         headroom = guards.headroom_after_rise(cfg.down_headroom, cfg.down_headroom_after_rise, state.last_rise_s, now,
                                               cfg.rise_memory_s)
-        proven = forecast.errors >= state.forecaster.config.errors_needed
-        window = cfg.scale_down_window_s if proven else max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
+        window = cfg.scale_down_window_s if state.forecaster.proven else max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
         kept = max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
         state.recommendations = tuple((t, c) for t, c in state.recommendations if t > now - kept) + ((now, desired),)
         if desired < current:
