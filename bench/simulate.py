@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from autoscaler.sim.report import table
-from autoscaler.sim.run import SimulateArgs, _cached_table, _lengths, fluid_input, fluid_run, policy_context, run_one, sim_config
+from autoscaler.sim.run import (SimulateArgs, _cached_table, _lengths, fluid_input, fluid_run, load_trace, policy_context, run_one,
+                                sim_config)
 from loadgen.workloads.servegen import load_servegen, window_counts
 from autoscaler.sim.policies import parse_policy
 from autoscaler.sim.sweep import sweep
@@ -74,21 +75,41 @@ CROSS_NOTE = ("Where they part: on the ServeGen slice, the regime of the 14-day 
 
 
 MODEL_SEEDS = range(5)  # fluid runs per case: the model's own draws (load table, gauges) over the same arrivals
+# where the scrape and control clocks stand against the trace's start: threshold policies can turn on it (a metric
+# leaves the HPA's tolerance band one sync earlier or later), so each mode runs at several; fluid seed i at phase i mod 3
+CLOCK_PHASES = (0.0, 5.0, 10.0)
+
+
+def _spread(values: np.ndarray, fmt: str) -> str:
+    return f"{values.mean():{fmt}} ({values.min():{fmt}} to {values.max():{fmt}})"
 
 
 def _cross_row(label: str, spec: str, args: SimulateArgs) -> str:
-    a = run_one(args, spec).summary
-    fluid = [run_one(replace(args, mode="fluid", model_seed=seed), spec).summary for seed in MODEL_SEEDS]
-    att = np.array([f["slo_attainment"] for f in fluid])
-    gpu = np.array([f["gpu_hours"] for f in fluid])
-    return (f"| {label} | {spec} | {a['slo_attainment']:.2%} | {att.mean():.2%} ({att.min():.2%} to {att.max():.2%}) | "
-            f"{100 * (att.mean() - a['slo_attainment']):+.1f} | {a['gpu_hours']:.2f} | {gpu.mean():.2f} ({gpu.min():.2f} to "
-            f"{gpu.max():.2f}) | {100 * (gpu.mean() / a['gpu_hours'] - 1):+.1f}% |")
+    request = [run_one(replace(args, clock_phase_s=phase), spec).summary for phase in CLOCK_PHASES]
+    fluid = [run_one(replace(args, mode="fluid", model_seed=seed, clock_phase_s=CLOCK_PHASES[seed % len(CLOCK_PHASES)]), spec).summary
+             for seed in MODEL_SEEDS]
+    column = lambda runs, key: np.array([r[key] for r in runs])
+    att, gpu = column(fluid, "slo_attainment"), column(fluid, "gpu_hours")
+    request_att, request_gpu = column(request, "slo_attainment"), column(request, "gpu_hours")
+    return (f"| {label} | {spec} | {_spread(request_att, '.2%')} | {_spread(att, '.2%')} | "
+            f"{100 * (att.mean() - request_att.mean()):+.1f} | {_spread(request_gpu, '.2f')} | {_spread(gpu, '.2f')} | "
+            f"{100 * (gpu.mean() / request_gpu.mean() - 1):+.1f}% |")
+
+
+def _prompt_weights(trace: str) -> list[float]:
+    """The fluid model's prompt-token weight for a trace's length mix, per model seed (tables cached by the runs)."""
+    out = []
+    for seed in MODEL_SEEDS:
+        args = SimulateArgs(trace=trace, policies=[], end_s=1800.0, mode="fluid", model_seed=seed)  # lengths alone matter
+        config = sim_config(args)
+        out.append(fluid_input(args, config, load_trace(args)).table.prompt_token_weight)
+    return out
 
 
 def crosscheck_section() -> str:
-    lines = [f"| trace | policy | request-level attainment | fluid attainment, mean of {len(MODEL_SEEDS)} model seeds (range) | "
-             f"difference (points) | request GPU-h | fluid GPU-h, mean (range) | difference |",
+    lines = [f"| trace | policy | request-level attainment, mean of {len(CLOCK_PHASES)} clock phases (range) | "
+             f"fluid attainment, mean of {len(MODEL_SEEDS)} model seeds (range) | difference (points) | "
+             f"request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference |",
              "|---|---|---|---|---|---|---|---|"]
     for trace, scale, spec in CROSS_CASES:
         args = SimulateArgs(trace=trace, policies=[spec], rate_scale=scale, end_s=1800.0, max_replicas=20)
@@ -98,13 +119,20 @@ def crosscheck_section() -> str:
         args = SimulateArgs(trace=MLARGE, policies=[spec], rate_scale=scale, start_s=start, end_s=start + length,
                             lengths_from=CONV, max_replicas=60, initial_replicas=4)
         lines.append(_cross_row(f"ServeGen m-large x{scale:g}, day 8 {start % 86400 / 3600:.1f} h + 1 h", spec, args))
+    phases = ", ".join(f"{p:g}" for p in CLOCK_PHASES)
+    weights = {Path(trace).stem: _prompt_weights(trace) for trace in dict.fromkeys(t for t, _, _ in CROSS_CASES)}
+    measured = "; ".join(f"{name}: {min(w):.3f} to {max(w):.3f}" for name, w in weights.items())
     return "\n".join([
         "### Fluid mode against request-level",
         "",
-        f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs once "
-        f"request-level and {len(MODEL_SEEDS)} times in fluid mode over the same arrivals, with model seeds "
-        f"{MODEL_SEEDS.start}-{MODEL_SEEDS.stop - 1} (`--model-seed`: the load table's length sample and engine runs, the "
-        "gauge draws); differences are of the fluid mean.",
+        f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs "
+        f"request-level with the scrape and control clocks started {phases} s into the trace (`--clock-phase`: in a "
+        f"cluster they are not aligned with the traffic), and {len(MODEL_SEEDS)} times in fluid mode over the same "
+        f"arrivals, with model seeds {MODEL_SEEDS.start}-{MODEL_SEEDS.stop - 1} (`--model-seed`: the load table's length "
+        "sample and engine runs, the gauge draws) at those phases in turn; differences are of the means. On a request "
+        "trace the fluid replicas hold work, not requests: each request weighs (output + w x prompt) tokens over the "
+        "trace's mean, with w measured on the engine for the mix (the requests a replica holds per prompt token, over "
+        f"those per output token, at half its SLO capacity; over the model seeds, {measured}).",
         "",
         *lines,
         "",

@@ -114,10 +114,12 @@ def _simulate(args) -> int:
         start_s=args.start, end_s=args.end, time_scale=args.time_scale, rate_scale=args.rate_scale, seed=args.seed,
         model_seed=args.model_seed, lengths_from=args.lengths_from, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
         initial_replicas=args.initial_replicas, scrape_interval_s=args.scrape_interval, jobs=args.jobs,
-        judge_from_s=args.judge_from,
+        judge_from_s=args.judge_from, clock_phase_s=args.clock_phase,
     )
     if not sim_args.policies:
         raise ValueError("--policy needs at least one policy")
+    if not 0 <= args.clock_phase < 86400:
+        raise ValueError(f"--clock-phase must be between 0 and 86400 seconds, got {args.clock_phase:g}")
     log = lambda line: print(line, file=sys.stderr, flush=True)
     if args.sweep:
         results, tried = sweep(sim_args, args.goal, progress=log)
@@ -294,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--max-replicas", type=int, default=100)
     sim.add_argument("--initial-replicas", type=int, default=1)
     sim.add_argument("--scrape-interval", type=float, default=15.0, metavar="S")
+    sim.add_argument("--clock-phase", type=float, default=0.0, metavar="S",
+                     help="first scrape this many seconds into the trace (control loops follow); in a cluster they are "
+                          "not aligned with the traffic, and threshold policies can turn on it: run several")
     sim.add_argument("--jobs", type=int, default=1, help="policies simulated in parallel processes")
     sim.add_argument("--out", default=None, metavar="DIR", help="write records (parquet), summary.json and plots here")
     sim.add_argument("--json", action="store_true")

@@ -36,6 +36,7 @@ class LoadTable:
     mean_output_tokens: float
     mean_prompt_tokens: float
     prefill_rps: float = np.inf  # requests/s whose first token a replica produces while a burst waits for prefill
+    prompt_token_weight: float = 0.0  # requests held per prompt token, over requests held per output token (see below)
 
     def at(self, column: str, rate: float) -> float:
         return float(np.interp(rate, self.rates, getattr(self, column)))
@@ -135,6 +136,21 @@ def burst_prefill_rate(profile: Profile, prompts: np.ndarray, outputs: np.ndarra
     return 0.2 * requests / max(late - early, 1e-9)
 
 
+def prompt_token_weight(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rate: float, seed: int,
+                        stretch: float = 1.3, duration_s: float = 240.0) -> float:
+    """How much a prompt token adds to a replica's load against an output token, measured on the engine at `rate`:
+    the requests it holds (running and waiting) with every prompt `stretch` times longer, and with every output
+    `stretch` times longer, over the same arrivals. A fluid model counts a request as (output + weight x prompt)
+    tokens over the mix's mean, so a stretch of a trace with long prompts or short answers loads it as the engine
+    would be loaded, not by its request count alone."""
+    held = lambda p, o: (lambda row: row.running + row.waiting)(_measure_row(profile, p, o, rate, duration_s, seed, 1.0, 1.0))
+    base = held(prompts, outputs)
+    longer = lambda tokens: np.maximum(1, np.round(tokens * stretch)).astype(tokens.dtype)
+    per_prompt_token = (held(longer(prompts), outputs) - base) / ((stretch - 1) * prompts.mean())
+    per_output_token = (held(prompts, longer(outputs)) - base) / ((stretch - 1) * outputs.mean())
+    return float(max(0.0, per_prompt_token) / per_output_token) if per_output_token > 0 else 0.0
+
+
 def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, slo_ttft_s: float, slo_itl_s: float,
                      seed: int = 0, points: tuple[float, ...] = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2),
                      attainment_goal: float = 0.99) -> LoadTable:
@@ -160,4 +176,5 @@ def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray,
     return LoadTable(column("rate"), column("attainment"), column("running"), column("waiting"), column("gpu_util"),
                      column("kv_usage"), np.vstack([r.ttft for r in rows]), np.vstack([r.running_ratio for r in rows]),
                      np.vstack([r.waiting_quantiles for r in rows]), column("itl"), column("e2e"), capacity, mu,
-                     float(outputs.mean()), float(prompts.mean()), burst_prefill_rate(profile, prompts, outputs, seed))
+                     float(outputs.mean()), float(prompts.mean()), burst_prefill_rate(profile, prompts, outputs, seed),
+                     prompt_token_weight(profile, prompts, outputs, 0.5 * capacity, seed))

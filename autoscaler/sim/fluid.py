@@ -28,6 +28,15 @@ def counts_from_workload(workload: Workload, step_s: float) -> np.ndarray:
     return np.bincount((workload.arrival_s // step_s).astype(np.int64), minlength=bins).astype(np.float64)
 
 
+def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: float) -> np.ndarray:
+    """Arrivals per step in requests of the trace's mean mix: each request counts as its (output + weight x prompt)
+    tokens over the trace's mean, so minutes of short answers or long prompts load the replicas as they would."""
+    bins = int(math.ceil(max(workload.duration_s, step_s) / step_s)) + 1
+    size = workload.output_tokens.astype(np.float64) + prompt_token_weight * workload.prompt_tokens.astype(np.float64)
+    weight = size / size.mean() if len(size) and size.mean() > 0 else np.ones(len(size))
+    return np.bincount((workload.arrival_s // step_s).astype(np.int64), weights=weight, minlength=bins)
+
+
 class _Fleet:
     """Live replicas as arrays (one slot each, compacted when some are gone); billing of the departed is kept."""
 
@@ -158,10 +167,13 @@ class _Served:
 
 
 class FluidSimulator:
-    """Same inputs and outputs as the request-level Simulator; records are per step instead of per request."""
+    """Same inputs and outputs as the request-level Simulator; records are per step instead of per request.
+    Replicas hold work in requests of the mean mix (`work` per step; by default the request counts); requests
+    are counted by `counts` (arrivals, failures, attainment), and those inside leave in proportion to their work."""
 
     def __init__(self, config: SimConfig, workload: Workload | None, policy: Policy, *, counts: np.ndarray | None = None,
-                 lengths: LengthSampler | None = None, table: LoadTable | None = None, step_s: float = 1.0, name: str = ""):
+                 work: np.ndarray | None = None, lengths: LengthSampler | None = None, table: LoadTable | None = None,
+                 step_s: float = 1.0, name: str = ""):
         if workload is None and (counts is None or lengths is None):
             raise ValueError("fluid mode needs a workload, or per-step counts with a length sampler")
         self.config, self.policy, self.step_s = config, policy, step_s
@@ -171,6 +183,11 @@ class FluidSimulator:
         self.lengths = lengths
         self.table = table
         self.name = name or (workload.name if workload is not None else "rates")
+        if work is None and workload is not None and counts is None:
+            work = work_from_workload(workload, step_s, self._table().prompt_token_weight)
+        self.work = self.counts if work is None else np.asarray(work, dtype=np.float64)
+        if len(self.work) != len(self.counts):
+            raise ValueError(f"fluid mode: {len(self.work)} steps of work for {len(self.counts)} steps of counts")
 
     def _table(self) -> LoadTable:
         if self.table is None:
@@ -190,10 +207,12 @@ class FluidSimulator:
         fleet = _Fleet(cfg.initial_replicas)
         desired = cfg.initial_replicas
         state = policy.initial_state()
-        gateway: deque[list[float]] = deque()  # [arrival time, count] held while no replica is ready
-        held = 0.0
+        gateway: deque[list[float]] = deque()  # [arrival time, requests, work] held while no replica is ready
+        held = held_work = 0.0
+        inside_requests = inside_work = 0.0  # in the whole fleet: requests leave in proportion to the work done
         arrivals_total = completions_total = failed_total = 0.0
-        next_control, next_scrape, next_timeline = policy.interval_s, 0.0, cfg.timeline_interval_s
+        next_control, next_scrape = cfg.clock_phase_s + policy.interval_s, cfg.clock_phase_s
+        next_timeline = cfg.timeline_interval_s
         judge_step = int(math.ceil(cfg.judge_from_s / dt))
         served = _Served(model, cfg.slo_ttft_s, per_token, judge_step)
         paid_before_judging = 0.0
@@ -209,11 +228,15 @@ class FluidSimulator:
                 paid_before_judging = fleet.paid_seconds(t)
             arrivals = float(self.counts[step_index]) if step_index < n_steps else 0.0
             if arrivals:
-                gateway.append([t, arrivals])
+                arriving_work = float(self.work[step_index])
+                gateway.append([t, arrivals, arriving_work])
                 held += arrivals
+                held_work += arriving_work
             expired = 0.0
             while gateway and t - gateway[0][0] > cfg.queue_timeout_s:
-                expired += gateway.popleft()[1]
+                _, gone, gone_work = gateway.popleft()
+                expired += gone
+                held_work -= gone_work
             held -= expired
             failed_total += expired
             if serving_key != (fleet.version, t >= fleet.next_ready):  # the serving set changes only at these moments
@@ -221,10 +244,12 @@ class FluidSimulator:
                 fleet.next_ready = float(fleet.ready_at[fleet.ready_at > t].min(initial=math.inf))
                 serving_key = (fleet.version, t >= fleet.next_ready)
                 whole = len(serving) == len(fleet)
-            incoming = 0.0
+            incoming = incoming_requests = 0.0
             if len(serving) and held > 0:
-                incoming, held = held, 0.0
+                incoming, incoming_requests, held, held_work = held_work, held, 0.0, 0.0
                 gateway.clear()
+                inside_requests += incoming_requests
+                inside_work += incoming
             levels = fleet.n if whole else fleet.n[serving]
             same = len(levels) > 0 and levels.max() - levels.min() <= 1e-9 * max(1.0, levels.max())
             uniform = whole and same
@@ -252,13 +277,16 @@ class FluidSimulator:
                     whole = len(serving) == len(fleet)
             now_n = fleet.n if whole else fleet.n[serving]
             if incoming > 0:
+                per_work = incoming_requests / incoming  # requests per unit of work in this step's arrivals
                 if same and not joined_waits.any():  # one row stands for all
-                    served.add(step_index, now_n[:1], np.array([incoming]), joined_waits[:1])
+                    served.add(step_index, now_n[:1], np.array([incoming_requests]), joined_waits[:1])
                 else:
-                    served.add(step_index, now_n, np.full(len(now_n), routed) if uniform else share, joined_waits)
+                    served.add(step_index, now_n, (np.full(len(now_n), routed) if uniform else share) * per_work, joined_waits)
+            done_requests = step_done * inside_requests / inside_work if inside_work > 0 else 0.0
+            inside_requests, inside_work = max(0.0, inside_requests - done_requests), max(0.0, inside_work - step_done)
             arrivals_total += arrivals
-            completions_total += step_done
-            steps_out.append((t, arrivals, incoming, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0))
+            completions_total += done_requests
+            steps_out.append((t, arrivals, incoming_requests, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0))
             step_end = t + dt
             if next_scrape < step_end:
                 served.flush()

@@ -47,6 +47,7 @@ class SimulateArgs:
     scrape_interval_s: float = 15.0
     jobs: int = 1
     judge_from_s: float = 0.0  # summaries cover the window from here on
+    clock_phase_s: float = 0.0  # the first scrape, this far into the trace (the control loop follows)
     extra: dict = field(default_factory=dict)
 
 
@@ -67,7 +68,8 @@ def sim_config(args: SimulateArgs) -> SimConfig:
     price = args.price if args.price is not None else gpu_price_per_hour(profile.gpu.name)
     return SimConfig(profile=profile, slo_ttft_s=args.slo_ttft_s, slo_itl_s=args.slo_itl_s, cold_start_s=args.cold_start_s,
                      price_per_gpu_hour=price, initial_replicas=args.initial_replicas, max_replicas=args.max_replicas,
-                     scrape_interval_s=args.scrape_interval_s, seed=model_seed(args), judge_from_s=args.judge_from_s)
+                     scrape_interval_s=args.scrape_interval_s, seed=model_seed(args), judge_from_s=args.judge_from_s,
+                     clock_phase_s=args.clock_phase_s)
 
 
 def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> float:
@@ -122,12 +124,13 @@ class FluidInput:
     table: object  # LoadTable
     future: FutureArrivals
     name: str
+    work: np.ndarray | None = None  # arrivals per step in requests of the mean mix, where lengths are known per request
 
 
 def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None) -> FluidInput:
     """A ServeGen folder is read as per-step counts from its window rates (days at a time); a request trace is
-    binned into 1 s steps, and the oracle keeps its exact arrival times."""
-    from autoscaler.sim.fluid import counts_from_workload
+    binned into 1 s steps, weighed by their lengths, and the oracle keeps its exact arrival times."""
+    from autoscaler.sim.fluid import counts_from_workload, work_from_workload
 
     path = Path(args.trace)
     if workload is None:
@@ -141,14 +144,15 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
         return FluidInput(counts, step, lengths, _cached_table(args, config, lengths), StepCounts(counts, step), path.name)
     step = 1.0
     lengths = LengthSampler.from_workload(workload)
-    return FluidInput(counts_from_workload(workload, step), step, lengths, _cached_table(args, config, lengths),
-                      ArrivalTimes(workload.arrival_s), workload.name)
+    table = _cached_table(args, config, lengths)
+    return FluidInput(counts_from_workload(workload, step), step, lengths, table, ArrivalTimes(workload.arrival_s),
+                      workload.name, work_from_workload(workload, step, table.prompt_token_weight))
 
 
 def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
     from autoscaler.sim.fluid import FluidSimulator
 
-    return FluidSimulator(config, None, policy, counts=feed.counts, lengths=feed.lengths, table=feed.table,
+    return FluidSimulator(config, None, policy, counts=feed.counts, work=feed.work, lengths=feed.lengths, table=feed.table,
                           step_s=feed.step_s, name=feed.name).run()
 
 
@@ -182,7 +186,7 @@ def cached_window_counts(folder: Path, windows, step_s: float, seed: int, start_
 
 
 COUNTS_VERSION = 1  # bump when the way arrivals are synthesized changes
-TABLE_VERSION = 9  # bump when the way a load table is measured changes
+TABLE_VERSION = 12  # bump when the way a load table is measured changes
 
 
 @lru_cache(maxsize=4)

@@ -38,6 +38,7 @@ class SimConfig:
     timeline_interval_s: float = 15.0
     seed: int = 0
     judge_from_s: float = 0.0  # the summary covers [judge_from_s, end): what comes before is the policy's to learn from
+    clock_phase_s: float = 0.0  # where the scrape and control clocks stand against the trace's start (they are not aligned in a cluster)
 
 
 @dataclass
@@ -228,8 +229,8 @@ class Simulator:
             replica.state = State.READY
             self.replicas.append(replica)
         state = self.policy.initial_state()
-        self._push(0.0, "scrape")
-        self._push(self.policy.interval_s, "control")
+        self._push(cfg.clock_phase_s, "scrape")
+        self._push(cfg.clock_phase_s + self.policy.interval_s, "control")
         self._push(cfg.timeline_interval_s, "timeline")
         n, i = len(w), 0
         arrivals = w.arrival_s

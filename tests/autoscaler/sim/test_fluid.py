@@ -6,9 +6,10 @@ import pytest
 from autoscaler.capacity.load_table import build_load_table
 from autoscaler.sim.baselines.static import Static
 from autoscaler.sim.baselines.oracle import Oracle, StepCounts
-from autoscaler.sim.fluid import FluidSimulator, counts_from_workload
+from autoscaler.sim.fluid import FluidSimulator, counts_from_workload, work_from_workload
 from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.servegen import LengthSampler
+from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
 from tests.autoscaler.sim.test_simulator import Scripted, poisson
 
@@ -104,3 +105,60 @@ def test_judging_window_in_both_modes(table):
         assert s["scale_actions"] == 0 and s["judged_from_s"] == 600.0
     full = Simulator(whole, w, policy).run().summary
     assert full["scale_actions"] == 1 and full["requests"] == len(w)
+
+
+def test_work_weighs_each_request_by_its_lengths():
+    """Per-step work sums to the request count; a step of long answers weighs more than one of short ones."""
+    w = Workload("mix", np.array([0.2, 0.5, 1.5, 1.7]), np.array([100, 100, 100, 100]), np.array([300, 300, 100, 100]))
+    work = work_from_workload(w, 1.0, prompt_token_weight=0.0)
+    assert work.sum() == pytest.approx(len(w)) and counts_from_workload(w, 1.0)[:2].tolist() == [2, 2]
+    assert work[0] == pytest.approx(2 * 300 / 200) and work[1] == pytest.approx(2 * 100 / 200)
+    heavy_prompts = Workload("p", w.arrival_s, np.array([4000, 4000, 100, 100]), np.array([200, 200, 200, 200]))
+    weighted = work_from_workload(heavy_prompts, 1.0, prompt_token_weight=0.1)
+    assert weighted[0] > 2 > weighted[1] and weighted.sum() == pytest.approx(4)  # two requests in each step
+
+
+@pytest.fixture(scope="module")
+def drifting():
+    """Ten minutes of long answers, then ten of long prompts with short answers, at the same request rate."""
+    rng = np.random.default_rng(7)
+    times = np.sort(rng.uniform(0, 1200, rng.poisson(6.0 * 1200)))
+    late = times >= 600
+    w = Workload("drift", times, np.where(late, 3000, 500), np.where(late, 60, 400))
+    return w, build_load_table(PROFILE, w.prompt_tokens, w.output_tokens, 1.0, 0.05)
+
+
+def test_fluid_load_follows_the_length_mix(drifting):
+    """The requests a replica holds fall with the answers' length in both modes; counted by requests alone (the
+    mix's mean for every request) the fluid mode would hold as many in both halves."""
+    w, table = drifting
+    assert 0.0 < table.prompt_token_weight < 0.5  # a prompt token loads a replica less than an output token
+    cfg = SimConfig(PROFILE, initial_replicas=1)
+    held = lambda result: [result.timeline.loc[(result.timeline.time_s > a) & (result.timeline.time_s <= b), "running"].mean()
+                           for a, b in ((120, 600), (720, 1200))]
+    request = held(Simulator(cfg, w, Static(1)).run())
+    fluid_run = FluidSimulator(cfg, w, Static(1), table=table).run()
+    fluid = held(fluid_run)
+    by_count = held(FluidSimulator(cfg, None, Static(1), counts=counts_from_workload(w, 1.0), lengths=LengthSampler.from_workload(w),
+                                   table=table).run())
+    assert fluid[0] == pytest.approx(request[0], rel=0.15)
+    assert fluid[1] / fluid[0] < 0.6 and request[1] / request[0] < 0.6 and by_count[1] / by_count[0] > 0.9
+    assert fluid_run.summary["requests"] == len(w) and fluid_run.records["routed"].sum() == pytest.approx(len(w))
+
+
+def test_clock_phase_in_both_modes(table):
+    """The scrape and control clocks start `clock_phase_s` into the trace, in both modes alike."""
+    seen = []
+
+    class Recorder(Scripted):
+        def decide(self, snapshot, state):
+            seen.append((snapshot.time_s, snapshot.time_s - snapshot.sample_age_s))
+            return super().decide(snapshot, state)
+
+    w = poisson([(120, 2.0)], seed=6, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, initial_replicas=1, clock_phase_s=7.0)
+    for simulator in (Simulator(cfg, w, Recorder(((0, 1),), interval_s=15.0)), FluidSimulator(cfg, w, Recorder(((0, 1),), interval_s=15.0), table=table)):
+        seen.clear()
+        simulator.run()
+        assert seen[0][0] == pytest.approx(22.0) and seen[1][0] == pytest.approx(37.0)
+        assert all((scraped - 7.0) % 15.0 == pytest.approx(0.0, abs=1e-6) for _, scraped in seen)
