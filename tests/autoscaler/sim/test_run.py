@@ -76,3 +76,22 @@ def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen
     table = lambda a: _cached_table(a, sim_config(a), _lengths(a.lengths_from))
     assert table(args).slo_capacity_rps != table(other).slo_capacity_rps
     assert table(replace(args, model_seed=0)) is table(args)
+
+
+def test_clock_phase_out_of_range_is_named(capsys):
+    """`headroom simulate --clock-phase -5`: a clear error before any trace is read."""
+    from headroom.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", "--trace", "missing.csv", "--policy", "static:1", "--clock-phase", "-5"])
+    assert exit_.value.code == 2
+    assert "--clock-phase must be between 0 and 86400 seconds, got -5" in capsys.readouterr().err
+
+
+def test_clock_phase_moves_a_threshold_policys_decisions(servegen):
+    """The same arrivals with the HPA's clocks 7 s later: its first decision comes 7 s later, in both modes."""
+    args = SimulateArgs(trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10)
+    for mode in ("request", "fluid"):
+        early = run_one(replace(args, mode=mode), "hpa:running=8").decisions
+        late = run_one(replace(args, mode=mode, clock_phase_s=7.0), "hpa:running=8").decisions
+        assert late[0][0] == pytest.approx(early[0][0] + 7.0)
