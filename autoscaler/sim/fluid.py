@@ -23,18 +23,17 @@ from loadgen.workloads.workload import Workload
 from serving.emulator.metrics import TTFT_BUCKETS
 
 
-def counts_from_workload(workload: Workload, step_s: float) -> np.ndarray:
+def counts_from_workload(workload: Workload, step_s: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Arrivals per step (each counted by its weight, or as one)."""
     bins = int(math.ceil(max(workload.duration_s, step_s) / step_s)) + 1
-    return np.bincount((workload.arrival_s // step_s).astype(np.int64), minlength=bins).astype(np.float64)
+    return np.bincount((workload.arrival_s // step_s).astype(np.int64), weights=weights, minlength=bins).astype(np.float64)
 
 
 def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: float) -> np.ndarray:
     """Arrivals per step in requests of the trace's mean mix: each request counts as its (output + weight x prompt)
     tokens over the trace's mean, so minutes of short answers or long prompts load the replicas as they would."""
-    bins = int(math.ceil(max(workload.duration_s, step_s) / step_s)) + 1
     size = workload.output_tokens.astype(np.float64) + prompt_token_weight * workload.prompt_tokens.astype(np.float64)
-    weight = size / size.mean() if len(size) and size.mean() > 0 else np.ones(len(size))
-    return np.bincount((workload.arrival_s // step_s).astype(np.int64), weights=weight, minlength=bins)
+    return counts_from_workload(workload, step_s, size / size.mean() if len(size) and size.mean() > 0 else None)
 
 
 class _Fleet:
