@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from autoscaler.policy.base import Decision
-from autoscaler.sim.fluid import FluidSimulator
+from dataclasses import replace
+
 from autoscaler.sim.policies import parse_policy
-from autoscaler.sim.run import SimulateArgs, fluid_input, load_trace, policy_context, run_one, sim_config
+from autoscaler.sim.run import SimulateArgs, fluid_input, fluid_run, load_trace, policy_context, run_one, sim_config
 from bench.simulate import CONV
 
 FIXED_REPLICAS = 4
@@ -46,8 +47,7 @@ def _run(variant: str, spec: str, **extra):
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
     policy = parse_policy(spec, policy_context(args, config, feed.future, lambda: feed.table.slo_capacity_rps))
-    return FluidSimulator(config, None, policy, counts=feed.counts, lengths=feed.lengths, table=feed.table,
-                          step_s=feed.step_s, name=feed.name).run()
+    return fluid_run(config, policy, replace(feed, work=None))
 
 
 def _seen_concurrency(variant: str) -> np.ndarray:

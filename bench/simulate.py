@@ -94,7 +94,7 @@ CROSS_NOTE = (
     "of the saturated rate, gave static:2 +5.5 and keda:5 +3.8 points but hpa:gpu_util=70 +6.0 points and +21% "
     "GPU-hours, and did worse on the fixed fleets. One work weight per request is a projection of two loads (prompt "
     "and output tokens) onto one state; it is measured at half a replica's SLO capacity, and near saturation a prompt "
-    "token weighs more (0.28 at 0.8 of capacity on conv)."
+    "token weighs more ({near_saturation:.2f} at 0.8 of capacity on conv, model seed 0)."
 )
 
 
@@ -122,12 +122,21 @@ def _cross_row(label: str, spec: str, args: SimulateArgs) -> str:
 
 def _prompt_weights(trace: str) -> list[float]:
     """The fluid model's prompt-token weight for a trace's length mix, per model seed (tables cached by the runs)."""
-    out = []
-    for seed in MODEL_SEEDS:
-        args = SimulateArgs(trace=trace, policies=[], end_s=1800.0, mode="fluid", model_seed=seed)  # lengths alone matter
-        config = sim_config(args)
-        out.append(fluid_input(args, config, load_trace(args)).table.prompt_token_weight)
-    return out
+    args = SimulateArgs(trace=trace, policies=[], end_s=1800.0, mode="fluid")  # its lengths alone matter
+    workload = load_trace(args)
+    return [fluid_input(seeded, sim_config(seeded), workload).table.prompt_token_weight
+            for seeded in (replace(args, model_seed=seed) for seed in MODEL_SEEDS)]
+
+
+def _prompt_weight_near_saturation(trace: str, share: float = 0.8) -> float:
+    """The same weight measured at `share` of a replica's SLO capacity (model seed 0): how far one weight bends."""
+    from autoscaler.capacity.load_table import prompt_token_weight
+
+    args = SimulateArgs(trace=trace, policies=[], end_s=1800.0, mode="fluid")
+    config = sim_config(args)
+    feed = fluid_input(args, config, load_trace(args))
+    prompts, outputs = feed.lengths.sample(4000, np.random.default_rng(0))
+    return prompt_token_weight(config.profile, prompts, outputs, share * feed.table.slo_capacity_rps, 0)
 
 
 def crosscheck_section() -> str:
@@ -160,7 +169,7 @@ def crosscheck_section() -> str:
         "",
         *lines,
         "",
-        CROSS_NOTE,
+        CROSS_NOTE.format(near_saturation=_prompt_weight_near_saturation(CONV)),
     ])
 
 
