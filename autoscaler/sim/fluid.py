@@ -45,6 +45,8 @@ class _Fleet:
         self.retired = np.zeros(initial, dtype=bool)
         self.n = np.zeros(initial)  # requests inside each replica
         self.burst = np.zeros(initial)  # of those, the ones a burst left waiting for their prefill (see FluidSimulator)
+        self.busy = np.zeros(initial)  # GPU-busy percent-seconds since the last scrape (utilization is read as their mean)
+        self.busy_span = np.zeros(initial)  # seconds served since the last scrape
         self.order = np.arange(initial, dtype=np.int64)  # creation order, for ties
         self.created = initial
         self.paid_s = 0.0  # replica-seconds of replicas already gone
@@ -61,6 +63,7 @@ class _Fleet:
         self.retired = np.append(self.retired, np.zeros(count, dtype=bool))
         self.n = np.append(self.n, np.zeros(count))
         self.burst = np.append(self.burst, np.zeros(count))
+        self.busy, self.busy_span = np.append(self.busy, np.zeros(count)), np.append(self.busy_span, np.zeros(count))
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
         self.created += count
         self.version += 1
@@ -71,6 +74,7 @@ class _Fleet:
         keep = ~gone
         self.requested, self.ready_at, self.retired = self.requested[keep], self.ready_at[keep], self.retired[keep]
         self.n, self.order, self.burst = self.n[keep], self.order[keep], self.burst[keep]
+        self.busy, self.busy_span = self.busy[keep], self.busy_span[keep]
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
 
@@ -275,6 +279,14 @@ class FluidSimulator:
                     serving_key = (fleet.version, t >= fleet.next_ready)
                     whole = len(serving) == len(fleet)
             now_n = fleet.n if whole else fleet.n[serving]
+            if len(now_n):  # GPU-busy time accrues on serving replicas, as the engine's does while they hold requests
+                busy = model.column("gpu_util", now_n[:1] if same else now_n) * dt
+                if whole:
+                    fleet.busy += busy
+                    fleet.busy_span += dt
+                else:
+                    fleet.busy[serving] += busy
+                    fleet.busy_span[serving] += dt
             if incoming > 0:
                 per_work = incoming_requests / incoming  # requests per unit of work in this step's arrivals
                 if same and not joined_waits.any():  # one row stands for all
@@ -291,16 +303,22 @@ class FluidSimulator:
                 served.flush()
             if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
                 gauges = model.gauges(now_n, uniform=same)
+                if next_scrape < step_end:  # utilization as DCGM reads it: the busy share since the last scrape
+                    span = fleet.busy_span if whole else fleet.busy_span[serving]
+                    mean_busy = (fleet.busy if whole else fleet.busy[serving]) / np.maximum(span, 1e-9)
+                    gauges = (*gauges[:3], np.where(span > 0, mean_busy, gauges[3]))
+                    fleet.busy[:], fleet.busy_span[:] = 0.0, 0.0
                 # ReplicaSample rows built by tuple.__new__ directly: hundreds of replicas every scrape, for days
                 samples = tuple(map(tuple.__new__, repeat(ReplicaSample), zip(*(g.tolist() for g in gauges))))
                 # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
                 in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
-            while next_scrape < step_end:
-                observer.record(Scrape(next_scrape, arrivals_total, completions_total, completions_total * table.mean_prompt_tokens,
-                                       completions_total * table.mean_output_tokens, served.ttft_counts.copy(),
-                                       served.itl_sum, served.itl_count, samples, held))
-                next_scrape += cfg.scrape_interval_s
-            while next_control < step_end:
+            while next_scrape < step_end or next_control < step_end:  # in time order; at a tie the control reads
+                if next_scrape < next_control:                           # the scrape before, as in the request level
+                    observer.record(Scrape(next_scrape, arrivals_total, completions_total, completions_total * table.mean_prompt_tokens,
+                                           completions_total * table.mean_output_tokens, served.ttft_counts.copy(),
+                                           served.itl_sum, served.itl_count, samples, held))
+                    next_scrape += cfg.scrape_interval_s
+                    continue
                 now = next_control
                 snapshot = observer.snapshot(now, desired, *fleet.counts(now), extra={"in_flight_now": in_flight + held})
                 decision, state = policy.decide(snapshot, state)

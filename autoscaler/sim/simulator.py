@@ -258,8 +258,10 @@ class Simulator:
                 elif kind == "timeline":
                     row = self._timeline_row(now, last_timeline, arrivals_at_timeline)
                     gpu_busy = sum(r.busy_s - busy_at_timeline.get(r.index, 0.0) for r in self.replicas)
-                    serving = row["ready"] + row["draining"]
-                    row["gpu_util"] = 100.0 * gpu_busy / ((now - last_timeline) * serving) if serving else 0.0
+                    # over the replica-seconds served in the interval, those of replicas gone since included
+                    served_s = sum(max(0.0, min(now, r.gone_at if r.gone_at is not None else now) - max(last_timeline, r.ready_at))
+                                   for r in self.replicas)
+                    row["gpu_util"] = 100.0 * gpu_busy / served_s if served_s > 0 else 0.0
                     busy_at_timeline = {r.index: r.busy_s for r in self.replicas}
                     self.timeline.append(row)
                     last_timeline, arrivals_at_timeline = now, self._arrivals_seen

@@ -146,19 +146,44 @@ def test_fluid_load_follows_the_length_mix(drifting):
     assert fluid_run.summary["requests"] == len(w) and fluid_run.records["routed"].sum() == pytest.approx(len(w))
 
 
-def test_clock_phase_in_both_modes(table):
-    """The scrape and control clocks start `clock_phase_s` into the trace, in both modes alike."""
-    seen = []
+class Recorder(Scripted):
+    """Scripted, keeping (decision time, time of the scrape read, mean GPU utilization read) for each decision."""
 
-    class Recorder(Scripted):
-        def decide(self, snapshot, state):
-            seen.append((snapshot.time_s, snapshot.time_s - snapshot.sample_age_s))
-            return super().decide(snapshot, state)
+    def decide(self, snapshot, state):
+        utils = [r.gpu_util for r in snapshot.replicas]
+        self.seen.append((snapshot.time_s, snapshot.time_s - snapshot.sample_age_s, float(np.mean(utils)) if utils else 0.0))
+        return super().decide(snapshot, state)
+
+
+def recorded(simulator) -> list:
+    simulator.policy.seen.clear()
+    simulator.run()
+    return list(simulator.policy.seen)
+
+
+def test_clock_phase_in_both_modes(table):
+    """The scrape and control clocks start `clock_phase_s` into the trace, in both modes alike; a control at the
+    time of a scrape reads the one before it (the same observation lag in both)."""
+    Recorder.seen = []
 
     w = poisson([(120, 2.0)], seed=6, prompt=1500, output=300)
     cfg = SimConfig(PROFILE, initial_replicas=1, clock_phase_s=7.0)
     for simulator in (Simulator(cfg, w, Recorder(((0, 1),), interval_s=15.0)), FluidSimulator(cfg, w, Recorder(((0, 1),), interval_s=15.0), table=table)):
-        seen.clear()
-        simulator.run()
+        seen = recorded(simulator)
         assert seen[0][0] == pytest.approx(22.0) and seen[1][0] == pytest.approx(37.0)
-        assert all((scraped - 7.0) % 15.0 == pytest.approx(0.0, abs=1e-6) for _, scraped in seen)
+        assert all(scraped == pytest.approx(when - 15.0, abs=1e-6) for when, scraped, _ in seen)
+
+
+def test_gpu_utilization_is_the_busy_share_since_the_last_scrape(table):
+    """As DCGM reads it: a replica idle for 10 s of a 15 s scrape interval and busy after reports about a third
+    of its busy utilization at that scrape, in both modes (not the utilization of the instant it is scraped)."""
+    Recorder.seen = []
+    w = poisson([(10, 0.0), (110, 2.0)], seed=7, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, initial_replicas=1)
+    policy = lambda: Recorder(((0, 1),), interval_s=15.0)
+    request = {when: util for when, _, util in recorded(Simulator(cfg, w, policy()))}
+    fluid = {when: util for when, _, util in recorded(FluidSimulator(cfg, w, policy(), table=table))}
+    busy = np.mean([fluid[t] for t in (75.0, 90.0, 105.0)])
+    assert fluid[30.0] < 0.5 * busy  # the scrape at 15 s: busy from 10 s on
+    assert fluid[30.0] == pytest.approx(request[30.0], abs=10.0)
+    assert busy == pytest.approx(np.mean([request[t] for t in (75.0, 90.0, 105.0)]), abs=10.0)
