@@ -45,8 +45,7 @@ class _Fleet:
         self.retired = np.zeros(initial, dtype=bool)
         self.n = np.zeros(initial)  # requests inside each replica
         self.burst = np.zeros(initial)  # of those, the ones a burst left waiting for their prefill (see FluidSimulator)
-        self.busy = np.zeros(initial)  # GPU-busy percent-seconds since the last scrape (utilization is read as their mean)
-        self.busy_span = np.zeros(initial)  # seconds served since the last scrape
+        self.busy = np.zeros(initial)  # GPU-busy percent-seconds served since the last scrape (read as their mean)
         self.order = np.arange(initial, dtype=np.int64)  # creation order, for ties
         self.created = initial
         self.paid_s = 0.0  # replica-seconds of replicas already gone
@@ -63,7 +62,7 @@ class _Fleet:
         self.retired = np.append(self.retired, np.zeros(count, dtype=bool))
         self.n = np.append(self.n, np.zeros(count))
         self.burst = np.append(self.burst, np.zeros(count))
-        self.busy, self.busy_span = np.append(self.busy, np.zeros(count)), np.append(self.busy_span, np.zeros(count))
+        self.busy = np.append(self.busy, np.zeros(count))
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
         self.created += count
         self.version += 1
@@ -74,7 +73,7 @@ class _Fleet:
         keep = ~gone
         self.requested, self.ready_at, self.retired = self.requested[keep], self.ready_at[keep], self.retired[keep]
         self.n, self.order, self.burst = self.n[keep], self.order[keep], self.burst[keep]
-        self.busy, self.busy_span = self.busy[keep], self.busy_span[keep]
+        self.busy = self.busy[keep]
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
 
@@ -219,6 +218,7 @@ class FluidSimulator:
         judge_step = int(math.ceil(cfg.judge_from_s / dt))
         served = _Served(model, cfg.slo_ttft_s, per_token, judge_step)
         paid_before_judging = 0.0
+        busy_since = 0.0  # start of the first step whose busy time the next scrape reads
         timeline, steps_out, decisions = [], [], []
         samples: tuple[ReplicaSample, ...] = ()
         arrivals_at_timeline, last_timeline = 0.0, 0.0
@@ -283,10 +283,8 @@ class FluidSimulator:
                 busy = model.column("gpu_util", now_n[:1] if same else now_n) * dt
                 if whole:
                     fleet.busy += busy
-                    fleet.busy_span += dt
                 else:
                     fleet.busy[serving] += busy
-                    fleet.busy_span[serving] += dt
             if incoming > 0:
                 per_work = incoming_requests / incoming  # requests per unit of work in this step's arrivals
                 if same and not joined_waits.any():  # one row stands for all
@@ -304,10 +302,12 @@ class FluidSimulator:
             if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
                 gauges = model.gauges(now_n, uniform=same)
                 if next_scrape < step_end:  # utilization as DCGM reads it: the busy share since the last scrape
-                    span = fleet.busy_span if whole else fleet.busy_span[serving]
+                    # seconds served since then: from the first step a replica served in (ready_at <= its start)
+                    first = np.ceil((fleet.ready_at if whole else fleet.ready_at[serving]) / dt) * dt
+                    span = step_end - np.maximum(busy_since, first)
                     mean_busy = (fleet.busy if whole else fleet.busy[serving]) / np.maximum(span, 1e-9)
                     gauges = (*gauges[:3], np.where(span > 0, mean_busy, gauges[3]))
-                    fleet.busy[:], fleet.busy_span[:] = 0.0, 0.0
+                    fleet.busy[:], busy_since = 0.0, step_end
                 # ReplicaSample rows built by tuple.__new__ directly: hundreds of replicas every scrape, for days
                 samples = tuple(map(tuple.__new__, repeat(ReplicaSample), zip(*(g.tolist() for g in gauges))))
                 # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
