@@ -13,7 +13,7 @@ from autoscaler.capacity.online import CapacityCorrection, corrected
 from autoscaler.forecast.rate import Forecast, ForecastConfig, RateForecaster
 from autoscaler.policy import guards
 from autoscaler.policy.base import Decision
-from autoscaler.snapshot import Snapshot
+from autoscaler.snapshot import Snapshot, replica_column
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Predictive:
                 desired = burst
                 reasons.append(f"burst: {backlog:.0f} queued -> {burst}")
         if snapshot.replicas:
-            util = sum(r.gpu_util for r in snapshot.replicas) / len(snapshot.replicas)
+            util = sum(replica_column(snapshot.replicas, "gpu_util")) / len(snapshot.replicas)
             if util > cfg.gpu_util_high:
                 by_util = math.ceil(snapshot.ready * util / cfg.gpu_util_target)
                 if by_util > desired:

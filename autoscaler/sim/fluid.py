@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from autoscaler.sim.fluid_replica import ReplicaDynamics
 from autoscaler.sim.observe import Observer, Scrape
 from autoscaler.sim.results import SimResult, count_scale_actions
 from autoscaler.sim.simulator import SimConfig
-from autoscaler.snapshot import ReplicaSample
+from autoscaler.snapshot import ReplicaColumns
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
 from serving.emulator.metrics import TTFT_BUCKETS
@@ -109,13 +108,15 @@ class _Fleet:
 
 
 class _Served:
-    """What was served in which replica state, step by step, folded in bulk into the TTFT histogram (Prometheus
-    buckets and a fine one), the ITL sums and per-step SLO attainment whenever a scrape or the summary needs them."""
+    """What was served in which replica state, step by step. Scrapes need the TTFT histogram in Prometheus' buckets
+    and the ITL sums at once; the summary's fine histograms and per-step SLO attainment are folded in batches."""
 
     def __init__(self, model: ReplicaDynamics, slo_ttft_s: float, per_token: float, judge_step: int = 0):
         self.model, self.slo_ttft_s, self.per_token = model, slo_ttft_s, per_token
         self.judge_step = judge_step  # the summary's histograms count from this step on (the policy's view: all)
         self.pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.unfolded: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.unfolded_rows = 0
         self.ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
         self.ttft_fine = np.zeros(len(_FINE) + 1)
         self.itl_fine = np.zeros(len(_FINE) + 1)
@@ -125,9 +126,12 @@ class _Served:
 
     def add(self, step: int, states: np.ndarray, requests: np.ndarray, waits: np.ndarray) -> None:
         """`requests` joined replicas in `states` during `step`, waiting `waits` seconds behind a burst's prefills."""
+        if len(states) > 4:  # a fleet of hundreds sits in a few states (least outstanding requests levels them)
+            states, requests, waits = _merge_alike(states, requests, waits)
         self.pending.append((step, states, requests, waits))
 
     def flush(self) -> None:
+        """What a scrape reads: the pending rows into the Prometheus TTFT buckets and the ITL sums."""
         if not self.pending:
             return
         model = self.model
@@ -143,26 +147,38 @@ class _Served:
         points = model.ttft_points(states, waits)
         quantiles = points.shape[1]
         per_point = np.repeat(weights / quantiles, quantiles)
-        flat = points.ravel()
-        self.ttft_counts += np.bincount(np.searchsorted(_TTFT_BOUNDS, flat), weights=per_point, minlength=len(self.ttft_counts))
+        self.ttft_counts += np.bincount(np.searchsorted(_TTFT_BOUNDS, points.ravel()), weights=per_point,
+                                        minlength=len(self.ttft_counts))
         itl = model.column("itl_mean", states)
-        judged = steps >= self.judge_step
-        if judged.all():
-            self.ttft_fine += np.bincount(np.searchsorted(_FINE, flat), weights=per_point, minlength=len(self.ttft_fine))
-            self.itl_fine += np.bincount(np.searchsorted(_FINE, itl), weights=weights, minlength=len(self.itl_fine))
-        elif judged.any():
-            points_judged = np.repeat(judged, quantiles)
-            self.ttft_fine += np.bincount(np.searchsorted(_FINE, flat[points_judged]), weights=per_point[points_judged],
-                                          minlength=len(self.ttft_fine))
-            self.itl_fine += np.bincount(np.searchsorted(_FINE, itl[judged]), weights=weights[judged], minlength=len(self.itl_fine))
         self.itl_sum += float(np.dot(weights, itl)) * self.per_token
         self.itl_count += float(weights.sum()) * self.per_token
-        ok = np.minimum(model.column("attainment", states), np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
+        self.unfolded.append((steps, states, weights, points, itl))
+        self.unfolded_rows += len(steps)
+        if self.unfolded_rows >= _FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Rows flushed since the last fold into the fine histograms (from judge_step on) and per-step attainment."""
+        if not self.unfolded:
+            return
+        steps, states, weights, points, itl = (np.concatenate(column) for column in zip(*self.unfolded))
+        self.unfolded, self.unfolded_rows = [], 0
+        quantiles = points.shape[1]
+        judged = steps >= self.judge_step
+        if not judged.all():
+            points_judged, itl_judged, weights_judged = points[judged], itl[judged], weights[judged]
+        else:
+            points_judged, itl_judged, weights_judged = points, itl, weights
+        self.ttft_fine += np.bincount(np.searchsorted(_FINE, points_judged.ravel()),
+                                      weights=np.repeat(weights_judged / quantiles, quantiles), minlength=len(self.ttft_fine))
+        self.itl_fine += np.bincount(np.searchsorted(_FINE, itl_judged), weights=weights_judged, minlength=len(self.itl_fine))
+        ok = np.minimum(self.model.column("attainment", states), np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
         self.met_steps.append(steps)
         self.met_values.append(weights * ok)
 
     def met_per_step(self, steps: int) -> np.ndarray:
         self.flush()
+        self._fold()
         if not self.met_steps:
             return np.zeros(steps)
         return np.bincount(np.concatenate(self.met_steps), weights=np.concatenate(self.met_values), minlength=steps)
@@ -220,7 +236,7 @@ class FluidSimulator:
         paid_before_judging = 0.0
         busy_since = 0.0  # start of the first step whose busy time the next scrape reads
         timeline, steps_out, decisions = [], [], []
-        samples: tuple[ReplicaSample, ...] = ()
+        samples: ReplicaColumns = ReplicaColumns((), (), (), ())
         arrivals_at_timeline, last_timeline = 0.0, 0.0
         serving, serving_key = np.zeros(0, dtype=np.int64), None
         n_steps = len(self.counts)
@@ -308,8 +324,7 @@ class FluidSimulator:
                     mean_busy = (fleet.busy if whole else fleet.busy[serving]) / np.maximum(span, 1e-9)
                     gauges = (*gauges[:3], np.where(span > 0, mean_busy, gauges[3]))
                     fleet.busy[:], busy_since = 0.0, step_end
-                # ReplicaSample rows built by tuple.__new__ directly: hundreds of replicas every scrape, for days
-                samples = tuple(map(tuple.__new__, repeat(ReplicaSample), zip(*(g.tolist() for g in gauges))))
+                samples = ReplicaColumns(*gauges)  # hundreds of replicas every scrape, for days: rows only if read
                 # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
                 in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
             while next_scrape < step_end or next_control < step_end:  # in time order; at a tie the control reads
@@ -378,6 +393,18 @@ class FluidSimulator:
         return SimResult(summary, records, frame, decisions)
 
 
+def _merge_alike(states: np.ndarray, requests: np.ndarray, waits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per distinct (state, wait), holding the requests of all replicas in it."""
+    order = np.lexsort((waits, states))
+    states, waits = states[order], waits[order]
+    first = np.empty(len(states), dtype=bool)
+    first[0] = True
+    first[1:] = (states[1:] != states[:-1]) | (waits[1:] != waits[:-1])
+    if first.all():
+        return states, requests[order], waits
+    return states[first], np.bincount(np.cumsum(first) - 1, weights=requests[order]), waits[first]
+
+
 def _water_fill(levels: np.ndarray, amount: float) -> np.ndarray:
     """Split `amount` over queues so the shortest are raised first to a common level (least outstanding requests)."""
     if amount <= 0 or len(levels) == 0:
@@ -390,6 +417,7 @@ def _water_fill(levels: np.ndarray, amount: float) -> np.ndarray:
 
 
 _EMPTY = 0.5  # a replica holding fewer requests than this is empty
+_FOLD_ROWS = 4096  # served rows kept before they are folded into the summary's histograms
 _TTFT_BOUNDS = np.asarray(TTFT_BUCKETS)
 
 

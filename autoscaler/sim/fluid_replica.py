@@ -56,17 +56,19 @@ class ReplicaDynamics:
         `uniform`: every replica is in the same state (looked up once)."""
         table = self.table
         pick = self.rng.integers(0, table.running_ratio.shape[1], len(n))
-        if uniform and len(n) > 1:
+        if uniform and len(n) > 1:  # one state: its row of each column, then one draw per replica from it
             i, w = bracket(n[:1], self.n_knots)
-            i, w = np.full(len(n), i[0]), np.full(len(n), w[0])
+            i, lo, w = int(i[0]), 1.0 - float(w[0]), float(w[0])
+            at = lambda column: np.full(len(n), lo * column[i - 1] + w * column[i])
+            ratio = (lo * table.running_ratio[i - 1] + w * table.running_ratio[i])[pick]
+            queued = (lo * table.waiting_quantiles[i - 1] + w * table.waiting_quantiles[i])[pick]
         else:
             i, w = bracket(n, self.n_knots)
-        lo = 1.0 - w
-        pick_lo, pick_hi = (i - 1, pick), (i, pick)
-        ratio = lo * table.running_ratio[pick_lo] + w * table.running_ratio[pick_hi]
-        queued = lo * table.waiting_quantiles[pick_lo] + w * table.waiting_quantiles[pick_hi]
-        at = lambda column: lo * column[i - 1] + w * column[i]
+            lo = 1.0 - w
+            pick_lo, pick_hi = (i - 1, pick), (i, pick)
+            ratio = lo * table.running_ratio[pick_lo] + w * table.running_ratio[pick_hi]
+            queued = lo * table.waiting_quantiles[pick_lo] + w * table.waiting_quantiles[pick_hi]
+            at = lambda column: lo * column[i - 1] + w * column[i]
         running = at(table.running) * ratio
         waiting = queued + np.maximum(n - self.n_sat, 0.0)
         return running, waiting, at(table.kv_usage), at(table.gpu_util)
-

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from autoscaler.policy.base import Decision
-from autoscaler.snapshot import Snapshot
+from autoscaler.snapshot import Snapshot, replica_column
 
 METRICS = ("waiting", "gpu_util", "running")
 
@@ -48,7 +48,7 @@ class HpaConfig:
 
 def pod_metric(snapshot: Snapshot, metric: str) -> list[float]:
     attribute = {"waiting": "waiting", "gpu_util": "gpu_util", "running": "running"}[metric]
-    return [getattr(r, attribute) for r in snapshot.replicas]
+    return replica_column(snapshot.replicas, attribute)
 
 
 def replicas_for_pod_metric(current: int, values: list[float], missing: int, unready: int, target: float,

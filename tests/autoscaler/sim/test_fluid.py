@@ -6,7 +6,7 @@ import pytest
 from autoscaler.capacity.load_table import build_load_table
 from autoscaler.sim.baselines.static import Static
 from autoscaler.sim.baselines.oracle import Oracle, StepCounts
-from autoscaler.sim.fluid import FluidSimulator, counts_from_workload, work_from_workload
+from autoscaler.sim.fluid import FluidSimulator, _merge_alike, _Served, counts_from_workload, work_from_workload
 from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
@@ -187,3 +187,26 @@ def test_gpu_utilization_is_the_busy_share_since_the_last_scrape(table):
     assert fluid[30.0] < 0.5 * busy  # the scrape at 15 s: busy from 10 s on
     assert fluid[30.0] == pytest.approx(request[30.0], abs=10.0)
     assert busy == pytest.approx(np.mean([request[t] for t in (75.0, 90.0, 105.0)]), abs=10.0)
+
+
+def test_replicas_in_one_state_are_served_as_one_row(table):
+    from autoscaler.sim.fluid_replica import ReplicaDynamics
+
+    states = np.array([40.0, 12.0, 40.0, 40.0, 12.0, 12.0, 90.0])
+    waits = np.array([0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0])
+    requests = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    merged = _merge_alike(states, requests, waits)
+    rows = sorted(zip(*(column.tolist() for column in merged)))
+    assert rows == [(12.0, 13.0, 0.0), (40.0, 4.0, 0.0), (40.0, 4.0, 0.3), (90.0, 7.0, 0.0)]
+    model = ReplicaDynamics(table, 1.0)
+    apart, together = _Served(model, 1.0, 100.0), _Served(model, 1.0, 100.0)
+    for s, r, w in zip(states, requests, waits):  # one replica a row: nothing to merge
+        apart.add(0, np.array([s]), np.array([r]), np.array([w]))
+    together.add(0, states, requests, waits)
+    assert len(together.pending[0][1]) == 4
+    for served in (apart, together):
+        served.flush()
+    np.testing.assert_allclose(together.ttft_counts, apart.ttft_counts)
+    np.testing.assert_allclose(together.met_per_step(1), apart.met_per_step(1))
+    np.testing.assert_allclose(together.ttft_fine, apart.ttft_fine)
+    assert together.itl_sum == pytest.approx(apart.itl_sum)
