@@ -51,6 +51,7 @@ class _Fleet:
         self.version = 0  # bumped whenever replicas come, go or retire
         self.next_ready = math.inf  # when the next starting replica becomes ready (kept by the simulator)
         self.draining = 0  # retired replicas still holding requests
+        self._counts: tuple[int, float, float, tuple[int, int, int]] = (-1, 0.0, 0.0, (0, 0, 0))  # see counts()
 
     def __len__(self) -> int:
         return len(self.n)
@@ -98,10 +99,18 @@ class _Fleet:
             self.remove(idle, now)
 
     def counts(self, when: float) -> tuple[int, int, int]:
-        """(ready, starting, draining)."""
-        ready = int(np.count_nonzero(~self.retired & (self.ready_at <= when)))
-        active = int(np.count_nonzero(~self.retired))
-        return ready, active - ready, len(self) - active
+        """(ready, starting, draining). Asked every control tick (each 2 s for the KPA, for days): the answer holds
+        until the fleet changes or the next starting replica becomes ready, so it is kept until then."""
+        version, since, until, answer = self._counts
+        if version == self.version and since <= when < until:
+            return answer
+        ready_at = self.ready_at[~self.retired]
+        is_ready = ready_at <= when
+        ready = int(np.count_nonzero(is_ready))
+        answer = (ready, len(ready_at) - ready, len(self) - len(ready_at))
+        self._counts = (self.version, float(ready_at[is_ready].max(initial=-math.inf)),
+                        float(ready_at[~is_ready].min(initial=math.inf)), answer)
+        return answer
 
     def paid_seconds(self, end: float) -> float:
         return self.paid_s + float(np.sum(end - self.requested))
