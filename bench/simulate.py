@@ -95,7 +95,7 @@ CROSS_NOTE = (
     "the fluid mode; from minute 3 on they miss 6 and 0. In minute 1 (17.7 req/s) both hold about the same batch "
     "(266 running in the request level, 276 in the fluid mode), but 80% of the request level's arrivals meet the "
     "SLO against 23% of the fluid mode's: the state is judged right for the half hour's length mix (the engine held"
-    " at 270 requests in a closed loop with those lengths decodes at 70 ms per token, and the fluid mode reads 72 "
+    " at 270 requests in a closed loop with those lengths decodes at 70 ms per token, and the fluid mode reads 73 "
     "ms there), but the first three minutes ask shorter prompts and longer answers (964 and 259 tokens, against "
     "1,243 and 217 over the half hour), and with their lengths the same closed loop decodes at 54 ms (31 against 39"
     " ms at 142 requests), the request level's replica at 41 to 47 ms. One work weight per request moves the state "
