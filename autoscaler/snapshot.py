@@ -37,9 +37,6 @@ class ReplicaColumns(Sequence):
             values = self._lists[i] = column.tolist() if hasattr(column, "tolist") else list(column)
         return values
 
-    def total(self, name: str) -> float:
-        return sum(self.column(name))
-
     def __len__(self) -> int:
         return len(self._columns[0])
 

@@ -174,10 +174,7 @@ class _Served:
         self.unfolded, self.unfolded_rows = [], 0
         quantiles = points.shape[1]
         judged = steps >= self.judge_step
-        if not judged.all():
-            points_judged, itl_judged, weights_judged = points[judged], itl[judged], weights[judged]
-        else:
-            points_judged, itl_judged, weights_judged = points, itl, weights
+        points_judged, itl_judged, weights_judged = points[judged], itl[judged], weights[judged]
         self.ttft_fine += np.bincount(np.searchsorted(_FINE, points_judged.ravel()),
                                       weights=np.repeat(weights_judged / quantiles, quantiles), minlength=len(self.ttft_fine))
         self.itl_fine += np.bincount(np.searchsorted(_FINE, itl_judged), weights=weights_judged, minlength=len(self.itl_fine))
