@@ -113,7 +113,7 @@ CROSS_NOTE = (
     "shows. "
     "Measuring w nearer saturation moved attainment and GPU-hours apart: at 0.65 and 0.8 of capacity conv "
     "hpa:running=32 came to -1.9 and -0.7 points and hpa:gpu_util=80 to -1.3 and 0.0, but running=32's GPU-hours "
-    "to +5.4% and -10.2% and kpa:16's to -5.9% and -8.0%, with no more cases within both goals. "
+    "to +5.4% and -10.2% and kpa:16's to -5.9% and -8.0%, with fewer conv cases within both goals (2 against 3). "
     "keda:5 cycles with a period of "
     "about 7.5 minutes in the request level and 8.5 in the fluid mode, each cycle costing the fluid mode 1% to 44% "
     "more misses, so the half hour ends in a different phase of a cycle. "
