@@ -46,8 +46,8 @@ def _run(variant: str, spec: str, **extra):
     args = _args("fluid", **extra)
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
-    policy = parse_policy(spec, policy_context(args, config, feed.future, lambda: feed.table.slo_capacity_rps))
-    return fluid_run(config, policy, replace(feed, work=None))
+    policy = parse_policy(spec, policy_context(args, config, feed.future, feed.capacity_rps))
+    return fluid_run(config, policy, replace(feed, work=None, tables=None, period_of_step=None))
 
 
 def _seen_concurrency(variant: str) -> np.ndarray:

@@ -40,7 +40,7 @@ def speed_section() -> str:
     _, counts_cpu = _timed(lambda: window_counts(load_servegen(MLARGE), 15.0, fluid.seed))  # uncached, for the record
     feed = fluid_input(fluid, config, None)
     for spec in ("static:30", "hpa:running=64", "keda", "kpa:16", "oracle"):
-        policy = parse_policy(spec, policy_context(fluid, config, feed.future, lambda: feed.table.slo_capacity_rps))
+        policy = parse_policy(spec, policy_context(fluid, config, feed.future, feed.capacity_rps))
         result, cpu = _timed(lambda: fluid_run(config, policy, feed))
         rows.append(("fluid, ServeGen m-large 14 days (237 M requests)", spec, cpu, cpu + counts_cpu, "<= 60 s", result.summary))
     lines = ["| run | policy | CPU seconds | with counts synthesized | goal | attainment | GPU-hours |", "|---|---|---|---|---|---|---|"]
@@ -59,11 +59,11 @@ def speed_section() -> str:
     ])
 
 
+CROSS_SCALE = 4.0  # the request traces' rate in the cross-check
 CROSS_CASES = [  # static ones, every reactive baseline at its setting tuned on Azure conv, and the defaults of KEDA and the HPA
-    (CONV, 4.0, "static:3"), (CONV, 4.0, "hpa:gpu_util=70"), (CONV, 4.0, "hpa:running=32"), (CONV, 4.0, "kpa:16"),
-    (CONV, 4.0, "keda:5"), (CONV, 4.0, "hpa:waiting=5"), (CONV, 4.0, "hpa:gpu_util=80"),
-    (CODE, 4.0, "static:2"), (CODE, 4.0, "static:4"), (CODE, 4.0, "hpa:gpu_util=70"), (CODE, 4.0, "hpa:running=32"),
-    (CODE, 4.0, "kpa:16"), (CODE, 4.0, "keda:5"),
+    *((CONV, CROSS_SCALE, spec) for spec in ("static:3", "hpa:gpu_util=70", "hpa:running=32", "kpa:16", "keda:5", "hpa:waiting=5",
+                                             "hpa:gpu_util=80")),
+    *((CODE, CROSS_SCALE, spec) for spec in ("static:2", "static:4", "hpa:gpu_util=70", "hpa:running=32", "kpa:16", "keda:5")),
 ]
 # the regime the ServeGen table is simulated in: an hour of m-large (day 8, a rising hour), arrivals synthesized from the
 # windows at a quarter of the rate so the request-level runs stay short; fluid counts are the same process, binned
@@ -160,22 +160,22 @@ def _cross_row(label: str, spec: str, args: SimulateArgs) -> str:
 
 
 def _prompt_weights(trace: str) -> list[float]:
-    """The fluid model's prompt-token weight for a trace's length mix, per model seed (tables cached by the runs)."""
-    args = SimulateArgs(trace=trace, policies=[], end_s=1800.0, mode="fluid")  # its lengths alone matter
+    """The fluid model's prompt-token weights for a trace's length mix periods, per model seed (tables cached by the runs)."""
+    args = SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid")  # the cases' arrivals
     workload = load_trace(args)
-    return [fluid_input(seeded, sim_config(seeded), workload).table.prompt_token_weight
-            for seeded in (replace(args, model_seed=seed) for seed in MODEL_SEEDS)]
+    feeds = [fluid_input(seeded, sim_config(seeded), workload) for seeded in (replace(args, model_seed=seed) for seed in MODEL_SEEDS)]
+    return [table.prompt_token_weight for feed in feeds for table in (feed.tables or [feed.table])]
 
 
 def _prompt_weight_near_saturation(trace: str, share: float = 0.8) -> float:
     """The same weight measured at `share` of a replica's SLO capacity (model seed 0): how far one weight bends."""
     from autoscaler.capacity.load_table import prompt_token_weight
 
-    args = SimulateArgs(trace=trace, policies=[], end_s=1800.0, mode="fluid")
+    args = SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid")
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
     prompts, outputs = feed.lengths.sample(4000, np.random.default_rng(0))
-    return prompt_token_weight(config.profile, prompts, outputs, share * feed.table.slo_capacity_rps, 0)
+    return prompt_token_weight(config.profile, prompts, outputs, share * feed.capacity_rps(), 0)
 
 
 def crosscheck_section() -> str:

@@ -28,11 +28,19 @@ def counts_from_workload(workload: Workload, step_s: float, weights: np.ndarray 
     return np.bincount((workload.arrival_s // step_s).astype(np.int64), weights=weights, minlength=bins).astype(np.float64)
 
 
-def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: float) -> np.ndarray:
-    """Arrivals per step in requests of the trace's mean mix: each request counts as its (output + weight x prompt)
-    tokens over the trace's mean, so minutes of short answers or long prompts load the replicas as they would."""
-    size = workload.output_tokens.astype(np.float64) + prompt_token_weight * workload.prompt_tokens.astype(np.float64)
-    return counts_from_workload(workload, step_s, size / size.mean() if len(size) and size.mean() > 0 else None)
+def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: float | np.ndarray,
+                       period_of_request: np.ndarray | None = None) -> np.ndarray:
+    """Arrivals per step in requests of the mean mix: each request counts as its (output + weight x prompt) tokens
+    over the mean of the trace, or of its mix period (`period_of_request`, with a weight per period), so minutes of
+    short answers or long prompts load the replicas as they would."""
+    prompts, outputs = workload.prompt_tokens.astype(np.float64), workload.output_tokens.astype(np.float64)
+    if period_of_request is None:
+        size = outputs + prompt_token_weight * prompts
+        return counts_from_workload(workload, step_s, size / size.mean() if len(size) and size.mean() > 0 else None)
+    size = outputs + np.asarray(prompt_token_weight, dtype=np.float64)[period_of_request] * prompts
+    requests = np.bincount(period_of_request)
+    mean = np.bincount(period_of_request, weights=size) / np.maximum(requests, 1)
+    return counts_from_workload(workload, step_s, np.where(mean[period_of_request] > 0, size / np.maximum(mean[period_of_request], 1e-300), 1.0))
 
 
 class _Fleet:
@@ -120,8 +128,10 @@ class _Served:
     """What was served in which replica state, step by step. Scrapes need the TTFT histogram in Prometheus' buckets
     and the ITL sums at once; the summary's fine histograms and per-step SLO attainment are folded in batches."""
 
-    def __init__(self, model: ReplicaDynamics, slo_ttft_s: float, per_token: float, judge_step: int = 0):
-        self.model, self.slo_ttft_s, self.per_token = model, slo_ttft_s, per_token
+    def __init__(self, models: list[ReplicaDynamics], slo_ttft_s: float, per_token: np.ndarray, judge_step: int = 0,
+                 period_of_step: np.ndarray | None = None):
+        self.models, self.slo_ttft_s, self.per_token = models, slo_ttft_s, per_token
+        self.period_of_step = period_of_step  # which model a step's rows are read with (None: the one model)
         self.judge_step = judge_step  # the summary's histograms count from this step on (the policy's view: all)
         self.pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         self.unfolded: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -143,7 +153,6 @@ class _Served:
         """What a scrape reads: the pending rows into the Prometheus TTFT buckets and the ITL sums."""
         if not self.pending:
             return
-        model = self.model
         if len(self.pending) == 1:
             step, states, weights, waits = self.pending[0]
             steps = np.full(len(states), step)
@@ -153,14 +162,20 @@ class _Served:
             weights = np.concatenate([requests for _, _, requests, _ in self.pending])
             waits = np.concatenate([waits for _, _, _, waits in self.pending])
         self.pending = []
-        points = model.ttft_points(states, waits)
+        periods = self.periods_of(steps)
+        points = self.read(periods, lambda model, rows: model.ttft_points(states[rows], waits[rows]))
         quantiles = points.shape[1]
         per_point = np.repeat(weights / quantiles, quantiles)
         self.ttft_counts += np.bincount(np.searchsorted(_TTFT_BOUNDS, points.ravel()), weights=per_point,
                                         minlength=len(self.ttft_counts))
-        itl = model.column("itl_mean", states)
-        self.itl_sum += float(np.dot(weights, itl)) * self.per_token
-        self.itl_count += float(weights.sum()) * self.per_token
+        itl = self.read(periods, lambda model, rows: model.column("itl_mean", states[rows]))
+        if periods is None:
+            self.itl_sum += float(np.dot(weights, itl)) * float(self.per_token[0])
+            self.itl_count += float(weights.sum()) * float(self.per_token[0])
+        else:  # tokens per request differ by period
+            tokens = weights * self.per_token[periods]
+            self.itl_sum += float(np.dot(tokens, itl))
+            self.itl_count += float(tokens.sum())
         self.unfolded.append((steps, states, weights, points, itl))
         self.unfolded_rows += len(steps)
         if self.unfolded_rows >= _FOLD_ROWS:
@@ -178,9 +193,28 @@ class _Served:
         self.ttft_fine += np.bincount(np.searchsorted(_FINE, points_judged.ravel()),
                                       weights=np.repeat(weights_judged / quantiles, quantiles), minlength=len(self.ttft_fine))
         self.itl_fine += np.bincount(np.searchsorted(_FINE, itl_judged), weights=weights_judged, minlength=len(self.itl_fine))
-        ok = np.minimum(self.model.column("attainment", states), np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
+        attainment = self.read(self.periods_of(steps), lambda model, rows: model.column("attainment", states[rows]))
+        ok = np.minimum(attainment, np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
         self.met_steps.append(steps)
         self.met_values.append(weights * ok)
+
+    def periods_of(self, steps: np.ndarray) -> np.ndarray | None:
+        if self.period_of_step is None:
+            return None
+        return self.period_of_step[np.minimum(steps, len(self.period_of_step) - 1)]
+
+    def read(self, periods: np.ndarray | None, read) -> np.ndarray:
+        """`read(model, rows)` for every row, each with its period's model."""
+        if periods is None:
+            return read(self.models[0], slice(None))
+        out = None
+        for period in np.unique(periods):
+            rows = periods == period
+            part = read(self.models[period], rows)
+            if out is None:
+                out = np.empty((len(periods), *np.shape(part)[1:]))
+            out[rows] = part
+        return out
 
     def met_per_step(self, steps: int) -> np.ndarray:
         self.flush()
@@ -193,11 +227,14 @@ class _Served:
 class FluidSimulator:
     """Same inputs and outputs as the request-level Simulator; records are per step instead of per request.
     Replicas hold work in requests of the mean mix (`work` per step; by default the request counts); requests
-    are counted by `counts` (arrivals, failures, attainment), and those inside leave in proportion to their work."""
+    are counted by `counts` (arrivals, failures, attainment), and those inside leave in proportion to their work.
+    With `tables` and `period_of_step`, each step is read with its length mix's table (autoscaler.sim.mix_periods):
+    replicas then hold work in requests of that period's mix."""
 
     def __init__(self, config: SimConfig, workload: Workload | None, policy: Policy, *, counts: np.ndarray | None = None,
                  work: np.ndarray | None = None, lengths: LengthSampler | None = None, table: LoadTable | None = None,
-                 step_s: float = 1.0, name: str = ""):
+                 step_s: float = 1.0, name: str = "", tables: list[LoadTable] | None = None,
+                 period_of_step: np.ndarray | None = None):
         if workload is None and (counts is None or lengths is None):
             raise ValueError("fluid mode needs a workload, or per-step counts with a length sampler")
         self.config, self.policy, self.step_s = config, policy, step_s
@@ -205,13 +242,21 @@ class FluidSimulator:
         if lengths is None:
             lengths = LengthSampler.from_workload(workload)
         self.lengths = lengths
-        self.table = table
+        if (tables is None) != (period_of_step is None):
+            raise ValueError("fluid mode: tables per mix period need their period_of_step, and the other way round")
+        self.tables, self.period_of_step = (list(tables), np.asarray(period_of_step, dtype=np.int64)) if tables else (None, None)
+        self.table = table if table is not None or not tables else tables[0]
         self.name = name or (workload.name if workload is not None else "rates")
         if work is None and workload is not None and counts is None:
             work = work_from_workload(workload, step_s, self._table().prompt_token_weight)
         self.work = self.counts if work is None else np.asarray(work, dtype=np.float64)
         if len(self.work) != len(self.counts):
             raise ValueError(f"fluid mode: {len(self.work)} steps of work for {len(self.counts)} steps of counts")
+        if self.period_of_step is not None:
+            if len(self.period_of_step) != len(self.counts):
+                raise ValueError(f"fluid mode: {len(self.period_of_step)} steps of mix periods for {len(self.counts)} steps of counts")
+            if len(self.counts) and not 0 <= self.period_of_step.min() <= self.period_of_step.max() < len(self.tables):
+                raise ValueError(f"fluid mode: mix periods must index the {len(self.tables)} tables given")
 
     def _table(self) -> LoadTable:
         if self.table is None:
@@ -224,8 +269,13 @@ class FluidSimulator:
     def run(self) -> SimResult:
         cfg, policy, dt = self.config, self.policy, self.step_s
         table = self._table()
-        model = ReplicaDynamics(table, dt, cfg.seed)
-        per_token = max(table.mean_output_tokens - 1, 0.0)
+        tables = self.tables or [table]
+        models = [ReplicaDynamics(t, dt, cfg.seed) for t in tables]
+        model, period, period_of_step = models[0], 0, self.period_of_step
+        per_token = np.array([max(t.mean_output_tokens - 1, 0.0) for t in tables])
+        prompt_means = np.array([t.mean_prompt_tokens for t in tables])
+        output_means = np.array([t.mean_output_tokens for t in tables])
+        completed_by_period = np.zeros(len(tables))  # the token counters count each period's requests at its mix
         prefill_per_step = table.prefill_rps * dt
         observer = Observer(cfg.scrape_interval_s, cfg.rate_window_s)
         fleet = _Fleet(cfg.initial_replicas)
@@ -238,7 +288,7 @@ class FluidSimulator:
         next_control, next_scrape = cfg.clock_phase_s + policy.interval_s, cfg.clock_phase_s
         next_timeline = cfg.timeline_interval_s
         judge_step = int(math.ceil(cfg.judge_from_s / dt))
-        served = _Served(model, cfg.slo_ttft_s, per_token, judge_step)
+        served = _Served(models, cfg.slo_ttft_s, per_token, judge_step, period_of_step)
         paid_before_judging = 0.0
         busy_since = 0.0  # start of the first step whose busy time the next scrape reads
         timeline, steps_out, decisions = [], [], []
@@ -249,6 +299,10 @@ class FluidSimulator:
         step_index, t = 0, 0.0
         while step_index < n_steps or held > 0 or fleet.n.sum() > _EMPTY:
             t = step_index * dt
+            if period_of_step is not None and len(period_of_step) and period_of_step[min(step_index, n_steps - 1)] != period:
+                period = int(period_of_step[min(step_index, n_steps - 1)])  # the mix changes: read this period's table
+                model, table = models[period], tables[period]
+                prefill_per_step = table.prefill_rps * dt
             if step_index == judge_step:
                 paid_before_judging = fleet.paid_seconds(t)
             arrivals = float(self.counts[step_index]) if step_index < n_steps else 0.0
@@ -317,6 +371,7 @@ class FluidSimulator:
             inside_requests, inside_work = max(0.0, inside_requests - done_requests), max(0.0, inside_work - step_done)
             arrivals_total += arrivals
             completions_total += done_requests
+            completed_by_period[period] += done_requests
             steps_out.append((t, arrivals, incoming_requests, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0))
             step_end = t + dt
             if next_scrape < step_end:
@@ -335,9 +390,12 @@ class FluidSimulator:
                 in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
             while next_scrape < step_end or next_control < step_end:  # in time order; at a tie the control reads
                 if next_scrape < next_control:                           # the scrape before, as in the request level
-                    observer.record(Scrape(next_scrape, arrivals_total, completions_total, completions_total * table.mean_prompt_tokens,
-                                           completions_total * table.mean_output_tokens, served.ttft_counts.copy(),
-                                           served.itl_sum, served.itl_count, samples, held))
+                    if period_of_step is None:
+                        prompt_tokens, output_tokens = completions_total * table.mean_prompt_tokens, completions_total * table.mean_output_tokens
+                    else:
+                        prompt_tokens, output_tokens = float(completed_by_period @ prompt_means), float(completed_by_period @ output_means)
+                    observer.record(Scrape(next_scrape, arrivals_total, completions_total, prompt_tokens, output_tokens,
+                                           served.ttft_counts.copy(), served.itl_sum, served.itl_count, samples, held))
                     next_scrape += cfg.scrape_interval_s
                     continue
                 now = next_control
@@ -376,7 +434,11 @@ class FluidSimulator:
         ttft_hist, itl_hist = served.ttft_fine, served.itl_fine
         gpu_hours = paid_s * cfg.profile.gpus / 3600.0
         cost = gpu_hours * cfg.price_per_gpu_hour
-        out_tokens = (arrived - failed) * self._table().mean_output_tokens
+        if served.period_of_step is None:
+            out_tokens = (arrived - failed) * self._table().mean_output_tokens
+        else:  # each period's requests at its mix
+            periods = served.periods_of(np.arange(len(steps)))[judged]
+            out_tokens = float(np.dot([row[1] - row[3] for row in steps[judged]], [self.tables[k].mean_output_tokens for k in periods]))
         frame = pd.DataFrame(timeline)
         window = frame[frame["time_s"] >= since] if len(frame) and since > 0 else frame
         summary = {
@@ -395,7 +457,8 @@ class FluidSimulator:
         records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "failed", "ready", "queue_delay_s"])
         records.insert(3, "met", met_per_step)
         records.insert(6, "rate_per_replica", records["routed"] / self.step_s / records["ready"].clip(lower=1))
-        records["queue_delay_s"] = served.model.queue_delay(records["queue_delay_s"].to_numpy())  # from the fullest replica's state
+        fullest = records["queue_delay_s"].to_numpy()  # the fullest replica's state, read as its queue delay
+        records["queue_delay_s"] = served.read(served.periods_of(np.arange(len(records))), lambda model, rows: model.queue_delay(fullest[rows]))
         return SimResult(summary, records, frame, decisions)
 
 

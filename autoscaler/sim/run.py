@@ -15,6 +15,7 @@ from autoscaler.capacity.engine_capacity import slo_capacity
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
 from autoscaler.sim.disk_cache import cached, files_digest
+from autoscaler.sim.mix_periods import mix_periods
 from autoscaler.sim.policies import PolicyContext, parse_policy
 from autoscaler.sim.results import SimResult
 from autoscaler.sim.simulator import SimConfig, Simulator
@@ -124,12 +125,16 @@ class FluidInput:
     table: object  # LoadTable
     future: FutureArrivals
     name: str
+    capacity_rps: Callable[[], float]  # one replica's requests/s at the SLO for the whole trace's mix (policies ask it)
     work: np.ndarray | None = None  # arrivals per step in requests of the mean mix, where lengths are known per request
+    tables: list | None = None  # one LoadTable per length-mix period of a request trace, where it has more than one
+    period_of_step: np.ndarray | None = None
 
 
 def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None) -> FluidInput:
     """A ServeGen folder is read as per-step counts from its window rates (days at a time); a request trace is
-    binned into 1 s steps, weighed by their lengths, and the oracle keeps its exact arrival times."""
+    binned into 1 s steps, weighed by their lengths, and the oracle keeps its exact arrival times. Where a request
+    trace's length mix changes (autoscaler.sim.mix_periods), each period gets the load table of its own mix."""
     from autoscaler.sim.fluid import counts_from_workload, work_from_workload
 
     path = Path(args.trace)
@@ -141,19 +146,29 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
         counts = cached_window_counts(path, windows, step, args.seed, args.start_s / args.time_scale, end,
                                       (args.time_scale, args.rate_scale))
         lengths = _lengths(args.lengths_from)
-        return FluidInput(counts, step, lengths, _cached_table(args, config, lengths), StepCounts(counts, step), path.name)
+        table = _cached_table(args, config, lengths)
+        return FluidInput(counts, step, lengths, table, StepCounts(counts, step), path.name, lambda: table.slo_capacity_rps)
     step = 1.0
     lengths = LengthSampler.from_workload(workload)
-    table = _cached_table(args, config, lengths)
-    return FluidInput(counts_from_workload(workload, step), step, lengths, table, ArrivalTimes(workload.arrival_s),
-                      workload.name, work_from_workload(workload, step, table.prompt_token_weight))
+    counts = counts_from_workload(workload, step)
+    periods = mix_periods(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
+    if periods.count == 1:
+        table = _cached_table(args, config, lengths)
+        return FluidInput(counts, step, lengths, table, ArrivalTimes(workload.arrival_s), workload.name,
+                          lambda: table.slo_capacity_rps, work_from_workload(workload, step, table.prompt_token_weight))
+    owned = [periods.period_of_request == k for k in range(periods.count)]
+    tables = [_cached_table(args, config, LengthSampler(workload.prompt_tokens[mine], workload.output_tokens[mine])) for mine in owned]
+    whole = lambda: _cached_table(args, config, lengths).slo_capacity_rps  # measured only if a policy asks
+    work = work_from_workload(workload, step, np.array([t.prompt_token_weight for t in tables]), periods.period_of_request)
+    return FluidInput(counts, step, lengths, tables[0], ArrivalTimes(workload.arrival_s), workload.name, whole, work,
+                      tables, periods.period_of_steps(len(counts), step))
 
 
 def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
     from autoscaler.sim.fluid import FluidSimulator
 
     return FluidSimulator(config, None, policy, counts=feed.counts, work=feed.work, lengths=feed.lengths, table=feed.table,
-                          step_s=feed.step_s, name=feed.name).run()
+                          step_s=feed.step_s, name=feed.name, tables=feed.tables, period_of_step=feed.period_of_step).run()
 
 
 _TABLES: dict = {}
@@ -207,7 +222,7 @@ def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimRe
     workload = None if servegen else load_trace(args)
     if args.mode == "fluid":
         feed = fluid_input(args, config, workload)
-        policy = parse_policy(spec, policy_context(args, config, feed.future, lambda: feed.table.slo_capacity_rps))
+        policy = parse_policy(spec, policy_context(args, config, feed.future, feed.capacity_rps))
         return fluid_run(config, policy, feed)
     policy = parse_policy(spec, policy_context(args, config, ArrivalTimes(workload.arrival_s),
                                                lambda: replica_capacity(config, workload, args.seed)))

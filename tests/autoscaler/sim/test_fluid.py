@@ -199,7 +199,7 @@ def test_replicas_in_one_state_are_served_as_one_row(table):
     rows = sorted(zip(*(column.tolist() for column in merged)))
     assert rows == [(12.0, 13.0, 0.0), (40.0, 4.0, 0.0), (40.0, 4.0, 0.3), (90.0, 7.0, 0.0)]
     model = ReplicaDynamics(table, 1.0)
-    apart, together = _Served(model, 1.0, 100.0), _Served(model, 1.0, 100.0)
+    apart, together = _Served([model], 1.0, np.array([100.0])), _Served([model], 1.0, np.array([100.0]))
     for s, r, w in zip(states, requests, waits):  # one replica a row: nothing to merge
         apart.add(0, np.array([s]), np.array([r]), np.array([w]))
     together.add(0, states, requests, waits)
@@ -210,3 +210,55 @@ def test_replicas_in_one_state_are_served_as_one_row(table):
     np.testing.assert_allclose(together.met_per_step(1), apart.met_per_step(1))
     np.testing.assert_allclose(together.ttft_fine, apart.ttft_fine)
     assert together.itl_sum == pytest.approx(apart.itl_sum)
+
+
+def test_one_table_per_mix_period_reads_each_period_at_its_own_mix(table):
+    """The first half asks long answers, the second short ones at a higher rate: each half near its own mix's
+    capacity. Read with each half's table, the fluid mode agrees with the request level; read with the first
+    half's table throughout, it sees the second half as an overload that the engine does not show."""
+    short = build_load_table(PROFILE, np.full(50, 1500), np.full(50, 60), 1.0, 0.05)
+    long_half = poisson([(900, 0.8 * table.slo_capacity_rps)], seed=5, prompt=1500, output=300)
+    short_half = poisson([(900, 0.8 * short.slo_capacity_rps)], seed=6, prompt=1500, output=60)
+    w = Workload("halves", np.concatenate([long_half.arrival_s, 900.0 + short_half.arrival_s]),
+                 np.concatenate([long_half.prompt_tokens, short_half.prompt_tokens]),
+                 np.concatenate([long_half.output_tokens, short_half.output_tokens]))
+    cfg = SimConfig(PROFILE, initial_replicas=1)
+    counts = counts_from_workload(w, 1.0)
+    halves = (np.arange(len(counts)) >= 900).astype(np.int64)
+    run = lambda tables: FluidSimulator(cfg, None, Static(1), counts=counts, lengths=LengthSampler.from_workload(w),
+                                        tables=tables, period_of_step=halves).run().summary
+    request = Simulator(cfg, w, Static(1)).run().summary
+    by_period, first_throughout = run([table, short]), run([table, table])
+    assert abs(by_period["slo_attainment"] - request["slo_attainment"]) <= 0.02
+    assert request["slo_attainment"] - first_throughout["slo_attainment"] > 0.1
+    assert by_period["output_tokens"] == pytest.approx(len(long_half) * 300 + len(short_half) * 60, rel=1e-6)
+
+
+def test_tables_per_period_with_one_table_change_nothing(table):
+    w = poisson([(600, 2.0), (600, 6.0)], seed=7, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, initial_replicas=2)
+    counts = counts_from_workload(w, 1.0)
+    alternating = (np.arange(len(counts)) // 37 % 2).astype(np.int64)
+    one = FluidSimulator(cfg, w, Static(2), table=table).run().summary
+    split = FluidSimulator(cfg, None, Static(2), counts=counts, lengths=LengthSampler.from_workload(w), tables=[table, table],
+                           period_of_step=alternating).run().summary
+    for key, value in one.items():
+        assert split[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
+
+
+def test_mix_periods_must_match_the_steps_and_the_tables(table):
+    w = poisson([(60, 2.0)], seed=8, prompt=1500, output=300)
+    counts = counts_from_workload(w, 1.0)
+    make = lambda **kw: FluidSimulator(SimConfig(PROFILE), None, Static(1), counts=counts, lengths=LengthSampler.from_workload(w), **kw)
+    with pytest.raises(ValueError, match="steps of mix periods for"):
+        make(tables=[table], period_of_step=np.zeros(len(counts) - 1, dtype=np.int64))
+    with pytest.raises(ValueError, match="must index the 1 tables given"):
+        make(tables=[table], period_of_step=np.ones(len(counts), dtype=np.int64))
+    with pytest.raises(ValueError, match="need their period_of_step"):
+        make(tables=[table])
+
+
+def test_work_is_weighed_within_each_mix_period():
+    w = Workload("two mixes", np.array([0.5, 1.5, 2.5, 3.5]), np.array([100, 100, 1000, 1000]), np.array([10, 30, 100, 300]))
+    work = work_from_workload(w, 1.0, np.array([0.0, 0.0]), np.array([0, 0, 1, 1]))
+    np.testing.assert_allclose(work[:4], [0.5, 1.5, 0.5, 1.5])  # each request against its own period's mean

@@ -95,3 +95,35 @@ def test_clock_phase_moves_a_threshold_policys_decisions(servegen):
         early = run_one(replace(args, mode=mode), "hpa:running=8").decisions
         late = run_one(replace(args, mode=mode, clock_phase_s=7.0), "hpa:running=8").decisions
         assert late[0][0] == pytest.approx(early[0][0] + 7.0)
+
+
+def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
+    """Fluid input for a trace whose answers shorten halfway: one table per half, each measured on that half's
+    lengths, the steps told which to read, and the work weighed within each half. (The tables themselves are
+    the engine's, tested in test_fluid; here the builder only records what it was asked.)"""
+    import numpy as np
+
+    from autoscaler.sim import run
+    from autoscaler.sim.run import fluid_input, sim_config
+    from loadgen.workloads.workload import Workload
+    from autoscaler.capacity.load_table import TTFT_QUANTILES, LoadTable
+
+    asked = []
+
+    def measured(config, prompts, outputs, seed):
+        asked.append(float(outputs.mean()))
+        two, rows = np.array([0.0, 1.0]), np.zeros((2, len(TTFT_QUANTILES)))
+        return LoadTable(two, two, two, two, two, two, rows, rows, rows, two, two, 1.0, 1.0, float(outputs.mean()),
+                         float(prompts.mean()), prompt_token_weight=0.1 * len(asked))
+
+    monkeypatch.setattr(run, "cached_load_table", measured)
+    run._TABLES.clear()
+    arrivals = np.arange(0.0, 1200.0, 0.5)
+    outputs = np.where(arrivals < 600, 300, 60)
+    workload = Workload("halves", arrivals, np.full(len(arrivals), 1000), outputs)
+    args = SimulateArgs(trace="halves.csv", policies=[], mode="fluid")
+    feed = fluid_input(args, sim_config(args), workload)
+    assert sorted(asked) == [60.0, 300.0] and len(feed.tables) == 2
+    assert feed.tables[0].mean_output_tokens == 300.0 and feed.tables[1].mean_output_tokens == 60.0
+    assert feed.period_of_step[:600].tolist() == [0] * 600 and set(feed.period_of_step[600:].tolist()) == {1}
+    np.testing.assert_allclose(feed.work, feed.counts)  # alike requests within a period: each weighs one
