@@ -9,7 +9,7 @@ from autoscaler.policy.base import Decision
 from dataclasses import replace
 
 from autoscaler.sim.policies import parse_policy
-from autoscaler.sim.run import SimulateArgs, fluid_input, fluid_run, load_trace, policy_context, run_one, sim_config
+from autoscaler.sim.run import SimulateArgs, _cached_table, fluid_input, fluid_run, load_trace, policy_context, run_one, sim_config
 from bench.simulate import CONV
 
 FIXED_REPLICAS = 4
@@ -47,7 +47,8 @@ def _run(variant: str, spec: str, **extra):
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
     policy = parse_policy(spec, policy_context(args, config, feed.future, feed.capacity_rps))
-    return fluid_run(config, policy, replace(feed, work=None, tables=None, period_of_step=None))
+    whole = _cached_table(args, config, feed.lengths)  # one table for the half hour's mix, as it was
+    return fluid_run(config, policy, replace(feed, table=whole, work=None, tables=None, period_of_step=None))
 
 
 def _seen_concurrency(variant: str) -> np.ndarray:
@@ -77,8 +78,9 @@ def kpa_gap_section() -> str:
         "#### Knative's KPA on Azure conv x4, first 30 min: fluid against request-level", "",
         f"Concurrency the KPA reads each 2 s tick under a fixed fleet of {FIXED_REPLICAS} replicas (its minute means: their "
         f"spread and their correlation with the request level's), then {KPA} itself: the ticks it spends in panic mode, its "
-        "mean replicas (starting ones included) and GPU-hours. The last row is the fluid mode as it was, every request "
-        "counted as the mix's mean: over this half hour the answers shorten from about 290 to 114 tokens while the "
+        "mean replicas (starting ones included) and GPU-hours. The last row is the fluid mode as it was, one table for "
+        "the half hour's mix and every request counted as its mean: over this half hour the answers shorten from about "
+        "290 to 114 tokens while the "
         "request rate rises, so it saw the load rise that the engine does not.", "",
         f"| mode | concurrency seen at {FIXED_REPLICAS} replicas, mean | 90th percentile | spread of minute means | "
         f"correlation of minute means with request-level | {KPA}: panic ticks | mean replicas | GPU-h |",

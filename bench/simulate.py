@@ -74,66 +74,61 @@ SERVEGEN_CASES = ["static:4", "static:6", "hpa:running=32", "hpa:gpu_util=70", "
 CROSS_NOTE = (
     "Where they part. On the ServeGen slice, the regime of the 14-day table, every policy is within 2 points and 5% "
     "of GPU-hours (one fluid seed alone can miss: hpa:gpu_util=70's 5 runs span 17.31 to 20.49 GPU-h around 19.32). "
-    "Both modes now show a policy the fleet alike: GPU utilization is the busy share since the previous scrape, and "
-    "a control that fires at a scrape's instant reads the scrape before it. Until 2026-12-02 the fluid mode read the "
-    "instant's utilization and the fresh scrape, 15 s ahead of the request level, and so scaled a sync earlier on a "
-    "rising load. The fix brought conv hpa:gpu_util=70 from +13.1% to +0.2% of GPU-hours, and moved the cases that "
-    "head start had helped: conv hpa:running=32 from +2.3% to +6.0%, keda:5 from -3.5 to -8.6 points. What is left: "
-    "(1) overload after a scale-down. keda:5 and hpa:waiting=5 on conv cycle between 1 and 20 replicas, and after "
+    "Both modes show a policy the fleet alike: GPU utilization is the busy share since the previous scrape, and a "
+    "control that fires at a scrape's instant reads the scrape before it. Since 2026-12-02 (second change that day) "
+    "a request trace's fluid replicas read each period of one length mix with that period's own table. Over conv's "
+    "first half hour the answers shorten from about 255 to 140 tokens, and the engine decodes a batch of long answers "
+    "and short prompts at another pace than the half hour's mean mix at the same load: held at 270 requests in a "
+    "closed loop, it decodes at 54 ms per token with the first three minutes' lengths and at 70 ms with the half "
+    "hour's. With one table for the half hour, every conv case's attainment read below the request level's, by 0.6 "
+    "to 8.6 points; with the periods they are within 0.0 to 6.1 points of it: static:3 -0.6 to +0.1, hpa:gpu_util=70 -1.8 to "
+    "-0.4, hpa:running=32 -2.5 to -1.1 (and +6.0% to +0.7% of GPU-hours), hpa:gpu_util=80 -2.2 to -0.4, kpa:16 -1.0 "
+    "to -0.0, keda:5 -8.6 to -6.1, hpa:waiting=5 -5.6 to -4.3 (+7.6% to +6.6%). The concurrency Knative's KPA reads "
+    "under a fixed fleet now follows the request level's minute by minute (the KPA table below). Code's mix holds "
+    "(one period), so its rows are as they were. What is left: "
+    "(1) kpa:16 on conv costs 9.5% less than in the request level; with one table it was -0.4%, through errors "
+    "that cancelled (at a fixed fleet of 4 its concurrency read 52.6 against 54.2, correlated 0.78 by minute). The "
+    "KPA panics when 6 s of concurrency ask twice the ready replicas: on conv it cycles down to 3 replicas and panics "
+    "back up, and how far up turns on the highest 6 s means (in the request level's run at clock phase 0, 116.7 "
+    "concurrent at 288 s, with 3 ready, asks for 8; the fluid mode's highest there, 95.3, for 6). At a fixed fleet "
+    "of 4 the request level's 6 s means exceed 96 in 1.7% of ticks and the fluid mode's in 0.7% (their spread "
+    "about the minute's trend: 18.7 against 16.0 requests). Neither of two changes moved it toward the request "
+    "level: the gauges' drawn spread widened 1.5 times (to 18.4) gave 2.96 GPU-h against 2.91, and counting the "
+    "gauges in requests rather than work (the requests per unit of work inside the fleet) 2.72. "
+    "(2) overload after a scale-down. keda:5 and hpa:waiting=5 on conv cycle between 1 and 20 replicas, and after "
     "each scale-down the one replica left floods within 30 s in the request level: in a step from 8 to 22 req/s (its "
     "saturated rate is 17) its requests' mean ITL is 107 ms at once, where the load table holds 39 ms for a steady "
     "batch of 142. So waiting requests show there a sync or two earlier than in the fluid mode, whose throughput "
-    "follows its batch at once. Two models of that were tried and left out: service by age (continuous batching moves "
-    "a batch in lockstep, so a new request finishes only once it has aged), with and without steps stretched toward "
-    "the saturated engine's while prompts join faster than the batch's steady rate. They follow the step (433 against "
-    "438 requests held 30 s into it), but under Poisson arrivals they hold more than the table's steady state near "
-    "capacity (132 to 212 against 113 at 15.5 req/s, by how the rate prompts join at is smoothed). With the stretch, "
-    "keda:5 and hpa:waiting=5 came within 2.3 and 0.7 points, but at +8.7% and +10% of GPU-hours, and the other conv "
-    "cases lost 0.6 to 1.1 points of attainment, hpa:gpu_util=70 out of the goal with them. "
-    "Per minute (clock phase 0, model seed 0): conv hpa:running=32's whole gap is its first three minutes, one "
-    "replica taking 13 to 22 req/s before the next is ready, with 650 misses in the request level against 1,540 in "
-    "the fluid mode; from minute 3 on they miss 6 and 0. In minute 1 (17.7 req/s) both hold about the same batch "
-    "(266 running in the request level, 276 in the fluid mode), but 80% of the request level's arrivals meet the "
-    "SLO against 23% of the fluid mode's: the state is judged right for the half hour's length mix (the engine held"
-    " at 270 requests in a closed loop with those lengths decodes at 70 ms per token, and the fluid mode reads 73 "
-    "ms there), but the first three minutes ask shorter prompts and longer answers (964 and 259 tokens, against "
-    "1,243 and 217 over the half hour), and with their lengths the same closed loop decodes at 54 ms (31 against 39"
-    " ms at 142 requests), the request level's replica at 41 to 47 ms. One work weight per request moves the state "
-    "by a mix's load, but reads the ITL of the whole trace's mix at that state. "
-    "A model of that was tried and left out: the engine's step-time model on a state's mean batch (the requests "
-    "decoding, and the prompt tokens each step prefills at the replica's flux) matches the engine's mean step on "
-    "five measured batches of 112 to 314 requests within 7% (274 decoding beside 789 prompt tokens per step, "
-    "the request level's replica "
-    "in minute 1: 48.8 ms measured, 50.7 predicted), and scaled each fluid replica's ITL by that step at its own "
-    "prefill flux over the step at the table's. On ITL alone, conv hpa:running=32 went from -2.5 to -2.2 points "
-    "and code static:2 from +6.8 to +5.7, but keda:5 and hpa:waiting=5 lost 1.0 and 0.9 points, and no case "
-    "crossed the goal; on throughput too, with a request's work its output alone, the code cases moved away "
-    "(kpa:16 -17.9% and keda:5 -10.2% of GPU-hours). In minute 1 the fluid replica still holds 320 requests "
-    "against the request level's 274, whose batch is young and filling (short contexts), which no steady table "
-    "shows. "
-    "Measuring w nearer saturation moved attainment and GPU-hours apart: at 0.65 and 0.8 of capacity conv "
-    "hpa:running=32 came to -1.9 and -0.7 points and hpa:gpu_util=80 to -1.3 and 0.0, but running=32's GPU-hours "
-    "to +5.4% and -10.2% and kpa:16's to -5.9% and -8.0%, with fewer conv cases within both goals (2 against 3). "
-    "keda:5 cycles with a period of "
-    "about 7.5 minutes in the request level and 8.5 in the fluid mode, each cycle costing the fluid mode 1% to 44% "
-    "more misses, so the half hour ends in a different phase of a cycle. "
-    "(2) conv "
-    "hpa:gpu_util=80 turns on one decision: at 195 s the mean utilization of its 2 replicas reads 87.8% in the request "
-    "level and 88.9% in the fluid mode, and the HPA's 10% band ends at 88.0%; the fluid mode scales and holds 3 "
-    "replicas where the request level holds 2 (1.44 against 1.10 GPU-h). Over 4 draws of the x4 arrivals the request "
-    "level itself gave 1.10, 1.10, 1.43 and 1.10. (3) the request level turns on the clock phase where a policy's "
-    "metric hovers at its threshold: hpa:waiting=5 spans 6.47 to 7.84 GPU-h over the three phases, keda:5 7.09 to "
-    "7.89, and on the code trace hpa:running=32 2.82 to 4.06; a 5% goal is tighter than the request level's own "
-    "spread there. (4) the code trace at 4x, whose arrivals come in bursts of up to 252 requests in one second with "
-    "2,000-token prompts, on overloaded fleets (attainment under 65%): static:2 +6.8 and hpa:running=32 +10.5 points, "
-    "because requests that decode while a burst's long prompts are prefilled beside them decode in slow steps, which "
-    "the fluid mode does not see; hpa:gpu_util=70 -4.4 points and -9.8% of GPU-hours, kpa:16 -9.3%. A model of the "
-    "slow steps was tried and left out: the share of requests meeting ITL by how many prefills are queued behind them "
-    "when they start decoding (measured on the engine), with the load table measured up to 0.95 of the saturated "
-    "rate, gave static:2 +5.5 and keda:5 +3.8 points but hpa:gpu_util=70 +6.0 points and +21% GPU-hours, and did "
-    "worse on the fixed fleets. One work weight per request is a projection of two loads (prompt and output tokens) "
-    "onto one state; it is measured at half a replica's SLO capacity, and near saturation a prompt token weighs more "
-    "({near_saturation:.2f} at 0.8 of capacity on conv, model seed 0)."
+    "follows its batch at once. keda:5 cycles with a period of about 7.5 minutes in the request level and 8.5 in the "
+    "fluid mode, so the half hour ends in a different phase of a cycle. Two models of that were tried (with one "
+    "table per trace) and left out: service by age (continuous batching moves a batch in lockstep, so a new request "
+    "finishes only once it has aged), with and without steps stretched toward the saturated engine's while prompts "
+    "join faster than the batch's steady rate. They follow the step (433 against 438 requests held 30 s into it), "
+    "but under Poisson arrivals they hold more than the table's steady state near capacity (132 to 212 against 113 "
+    "at 15.5 req/s). With the stretch, keda:5 and hpa:waiting=5 came within 2.3 and 0.7 points, but at +8.7% and "
+    "+10% of GPU-hours, and the other conv cases lost 0.6 to 1.1 points. "
+    "(3) conv hpa:gpu_util=80 turns on one decision (measured with one table): at 195 s the mean utilization of its "
+    "2 replicas reads 87.8% in the request level and 88.9% in the fluid mode, and the HPA's 10% band ends at 88.0%; "
+    "the fluid mode scales and holds 3 replicas where the request level holds 2 (1.43 against 1.10 GPU-h). Over 4 "
+    "draws of the x4 arrivals the request level itself gave 1.10, 1.10, 1.43 and 1.10. (4) the request level turns "
+    "on the clock phase where a policy's metric hovers at its threshold: hpa:waiting=5 spans 6.47 to 7.84 GPU-h over "
+    "the three phases, keda:5 7.09 to 7.89, and on the code trace hpa:running=32 2.82 to 4.06; a 5% goal is tighter "
+    "than the request level's own spread there. (5) the code trace at 4x, whose arrivals come in bursts of up to 252 "
+    "requests in one second with 2,000-token prompts, on overloaded fleets (attainment under 65%): static:2 +6.8 and "
+    "hpa:running=32 +10.5 points, because requests that decode while a burst's long prompts are prefilled beside "
+    "them decode in slow steps, which the fluid mode does not see; hpa:gpu_util=70 -4.4 points and -9.8% of "
+    "GPU-hours, kpa:16 -9.3%. A model of the slow steps was tried and left out: the share of requests meeting ITL by "
+    "how many prefills are queued behind them when they start decoding (measured on the engine), with the load table "
+    "measured up to 0.95 of the saturated rate, gave static:2 +5.5 and keda:5 +3.8 points but hpa:gpu_util=70 +6.0 "
+    "points and +21% GPU-hours, and did worse on the fixed fleets. Two more models were tried with one table per "
+    "trace and left out: the engine's step-time model on a state's mean batch, scaling each replica's ITL by its own "
+    "prefill flux (it matches the engine's mean step within 7% on batches of 112 to 314 requests, but moved no case "
+    "across the goal: conv hpa:running=32 -2.5 to -2.2 points, code static:2 +6.8 to +5.7, keda:5 and hpa:waiting=5 "
+    "a point further off), and w measured nearer saturation (at 0.65 and 0.8 of capacity conv attainment came closer "
+    "but GPU-hours moved away, hpa:running=32 +5.4% and -10.2%). Within a period, one work weight per request is a "
+    "projection of two loads (prompt and output tokens) onto one state; it is measured at half a replica's SLO "
+    "capacity, and near saturation a prompt token weighs more ({near_saturation:.2f} at 0.8 of capacity on conv's "
+    "whole mix, model seed 0)."
 )
 
 
@@ -167,6 +162,17 @@ def _prompt_weights(trace: str) -> list[float]:
     return [table.prompt_token_weight for feed in feeds for table in (feed.tables or [feed.table])]
 
 
+def _periods_text(trace: str) -> str:
+    """A trace's length-mix periods over the cases' half hour: each one's mean prompt and answer lengths."""
+    from autoscaler.sim.mix_periods import mix_periods
+
+    w = load_trace(SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0))
+    periods = mix_periods(w.arrival_s, w.prompt_tokens, w.output_tokens)
+    means = [f"{w.prompt_tokens[mine].mean():,.0f} and {w.output_tokens[mine].mean():,.0f}"
+             for mine in (periods.period_of_request == k for k in range(periods.count))]
+    return f"{Path(trace).stem}, {periods.count} period{'s' if periods.count > 1 else ''} (prompt and answer means {', then '.join(means)} tokens)"
+
+
 def _prompt_weight_near_saturation(trace: str, share: float = 0.8) -> float:
     """The same weight measured at `share` of a replica's SLO capacity (model seed 0): how far one weight bends."""
     from autoscaler.capacity.load_table import prompt_token_weight
@@ -194,6 +200,7 @@ def crosscheck_section() -> str:
     phases = ", ".join(f"{p:g}" for p in CLOCK_PHASES)
     weights = {Path(trace).stem: _prompt_weights(trace) for trace in dict.fromkeys(t for t, _, _ in CROSS_CASES)}
     measured = "; ".join(f"{name}: {min(w):.3f} to {max(w):.3f}" for name, w in weights.items())
+    periods = "; ".join(_periods_text(trace) for trace in dict.fromkeys(t for t, _, _ in CROSS_CASES))
     return "\n".join([
         "### Fluid mode against request-level",
         "",
@@ -204,7 +211,9 @@ def crosscheck_section() -> str:
         "sample and engine runs, the gauge draws) at those phases in turn; differences are of the means. On a request "
         "trace the fluid replicas hold work, not requests: each request weighs (output + w x prompt) tokens over the "
         "trace's mean, with w measured on the engine for the mix (the requests a replica holds per prompt token, over "
-        f"those per output token, at half its SLO capacity; over the model seeds, {measured}).",
+        f"those per output token, at half its SLO capacity; over the model seeds and the mix periods, {measured}). "
+        "Where the mix moves, each period of one mix (5-minute windows whose mean prompt and output lengths are within "
+        f"about 22% of each other) has its own table, w and mean: {periods}.",
         "",
         *lines,
         "",
