@@ -38,9 +38,8 @@ def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: f
         size = outputs + prompt_token_weight * prompts
         return counts_from_workload(workload, step_s, size / size.mean() if len(size) and size.mean() > 0 else None)
     size = outputs + np.asarray(prompt_token_weight, dtype=np.float64)[period_of_request] * prompts
-    requests = np.bincount(period_of_request)
-    mean = np.bincount(period_of_request, weights=size) / np.maximum(requests, 1)
-    return counts_from_workload(workload, step_s, np.where(mean[period_of_request] > 0, size / np.maximum(mean[period_of_request], 1e-300), 1.0))
+    mean = (np.bincount(period_of_request, weights=size) / np.maximum(np.bincount(period_of_request), 1))[period_of_request]
+    return counts_from_workload(workload, step_s, np.divide(size, mean, out=np.ones_like(size), where=mean > 0))
 
 
 class _Fleet:
@@ -438,7 +437,8 @@ class FluidSimulator:
             out_tokens = (arrived - failed) * self._table().mean_output_tokens
         else:  # each period's requests at its mix
             periods = served.periods_of(np.arange(len(steps)))[judged]
-            out_tokens = float(np.dot([row[1] - row[3] for row in steps[judged]], [self.tables[k].mean_output_tokens for k in periods]))
+            output_means = np.array([t.mean_output_tokens for t in self.tables])
+            out_tokens = float(np.dot([row[1] - row[3] for row in steps[judged]], output_means[periods]))
         frame = pd.DataFrame(timeline)
         window = frame[frame["time_s"] >= since] if len(frame) and since > 0 else frame
         summary = {

@@ -51,25 +51,18 @@ def mix_periods(arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens:
     sums: list[list[float]] = []  # per period: requests, prompt tokens, output tokens
     period_of_window = np.zeros(windows, dtype=np.int64)
     for k in range(windows):
-        if requests[k] == 0:
+        if requests[k] == 0:  # idle: the period before it (leading idle windows: the first one)
             period_of_window[k] = period_of_window[k - 1] if k else 0
-            if not sums:
-                sums.append([0.0, 0.0, 0.0])
             continue
         here = (_log_mean(prompts[k], requests[k]), _log_mean(outputs[k], requests[k]))
         nearest, distance = -1, math.inf
         for p, (n, prompt, output) in enumerate(sums):
-            if n == 0:
-                continue
             d = max(abs(here[0] - _log_mean(prompt, n)), abs(here[1] - _log_mean(output, n)))
             if d < distance:
                 nearest, distance = p, d
         if distance > tolerance:
-            if sums and sums[0][0] == 0:  # the empty period the leading idle windows opened
-                nearest = 0
-            else:
-                sums.append([0.0, 0.0, 0.0])
-                nearest = len(sums) - 1
+            sums.append([0.0, 0.0, 0.0])
+            nearest = len(sums) - 1
         totals = sums[nearest]
         totals[0] += requests[k]
         totals[1] += prompts[k]
