@@ -50,6 +50,7 @@ class _Fleet:
         self.ready_at = np.zeros(initial)
         self.retired = np.zeros(initial, dtype=bool)
         self.n = np.zeros(initial)  # requests inside each replica
+        self.lagged = np.zeros(initial)  # the state their completions follow (ReplicaDynamics)
         self.burst = np.zeros(initial)  # of those, the ones a burst left waiting for their prefill (see FluidSimulator)
         self.busy = np.zeros(initial)  # GPU-busy percent-seconds served since the last scrape (read as their mean)
         self.order = np.arange(initial, dtype=np.int64)  # creation order, for ties
@@ -68,6 +69,7 @@ class _Fleet:
         self.ready_at = np.append(self.ready_at, np.full(count, now + cold_start_s))
         self.retired = np.append(self.retired, np.zeros(count, dtype=bool))
         self.n = np.append(self.n, np.zeros(count))
+        self.lagged = np.append(self.lagged, np.zeros(count))
         self.burst = np.append(self.burst, np.zeros(count))
         self.busy = np.append(self.busy, np.zeros(count))
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
@@ -79,7 +81,7 @@ class _Fleet:
         self.paid_s += float(np.sum(when - self.requested[gone]))
         keep = ~gone
         self.requested, self.ready_at, self.retired = self.requested[keep], self.ready_at[keep], self.retired[keep]
-        self.n, self.order, self.burst = self.n[keep], self.order[keep], self.burst[keep]
+        self.n, self.lagged, self.order, self.burst = self.n[keep], self.lagged[keep], self.order[keep], self.burst[keep]
         self.busy = self.busy[keep]
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
@@ -342,7 +344,7 @@ class FluidSimulator:
             # arrivals spread over the step; those beyond what the engine can prefill in it wait behind each other
             waits = np.maximum(0.0, fleet.burst + (routed - prefill_per_step) / 2) / table.prefill_rps
             joined_waits = waits if whole else waits[serving]  # in serving order, which survives compaction below
-            fleet.n = model.step(inside)
+            fleet.n, fleet.lagged = model.step(inside, fleet.lagged)
             fleet.burst = np.minimum(np.maximum(0.0, fleet.burst + routed - prefill_per_step), fleet.n)
             step_done = float(inside.sum() - fleet.n.sum())
             if fleet.draining:

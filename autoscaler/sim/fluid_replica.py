@@ -3,6 +3,8 @@ throughput-against-concurrency curve of a LoadTable; gauges and latencies are re
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from autoscaler.capacity.load_table import LoadTable, bracket, interp_rows
@@ -11,10 +13,16 @@ from autoscaler.capacity.load_table import LoadTable, bracket, interp_rows
 class ReplicaDynamics:
     """Vectorized over replicas. A replica holding n requests completes X(n) per second, X rising with the batch
     until the batch is full (n_sat) and flat at the saturated throughput beyond: the excess waits in its queue.
-    Each step solves n' = n + routed - X(n') dt (backward Euler: stable for any step, and at a constant arrival
-    rate it settles exactly on the table's steady state), which also fills a batch gradually after a surge."""
+    Requests leave once served, so completions follow the state as it was about one residence time ago, not as it
+    is: X is read at a lagged state m, which follows n with the time constant `lag_s` (the mean time a request
+    spends inside at half the replica's SLO capacity, n / X by Little's law). A burst therefore stays inside for
+    about that long, as it does on the engine, before the batch's throughput rises to meet it; at a constant rate
+    m = n and the steady state is the table's. Each step solves, implicitly in m (stable for any step),
+        n' = n + routed - X(m') dt,   m' = m + b (n' - m),   b = 1 - exp(-dt / lag_s),
+    which is backward Euler on n when the step is long against the lag (b = 1), and fills a batch gradually after
+    a surge."""
 
-    def __init__(self, table: LoadTable, step_s: float, seed: int = 0):
+    def __init__(self, table: LoadTable, step_s: float, seed: int = 0, lag_s: float | None = None):
         self.table, self.step_s = table, step_s
         self.rng = np.random.default_rng(seed)
         in_system = np.maximum.accumulate(table.running + table.waiting)
@@ -23,17 +31,24 @@ class ReplicaDynamics:
         self.n_sat = float(in_system[-1])
         self.mu = table.max_throughput_rps
         self.x_knots = table.rates
-        # g(n) = n + X(n) dt is increasing and piecewise linear: invert it by interpolation, slope 1 past n_sat
+        if lag_s is None:  # measured: the residence time at half the SLO capacity (0: completions follow n at once)
+            residence = in_system[1:] / np.maximum(table.rates[1:], 1e-9)
+            lag_s = float(np.interp(0.5 * table.slo_capacity_rps, table.rates[1:], residence))
+        self.lag_s = lag_s
+        self.blend = 1.0 - math.exp(-step_s / self.lag_s) if self.lag_s > 0 else 1.0
+        # m' + b X(m') dt = b held + (1 - b) m is increasing and piecewise linear in m': invert it by interpolation
         far = self.n_sat + 1e9
-        self._g = np.append(in_system + table.rates * step_s, far + self.mu * step_s)
+        self._g = np.append(in_system + self.blend * table.rates * step_s, far + self.blend * self.mu * step_s)
         self._n = np.append(in_system, far)
 
-    def step(self, held: np.ndarray) -> np.ndarray:
-        """Requests still inside after one step, for replicas holding `held` (their previous count plus routed)."""
-        return np.interp(held, self._g, self._n)
+    def step(self, held: np.ndarray, lagged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(requests still inside, lagged state) after one step, for replicas holding `held` (their previous count
+        plus routed) whose lagged state was `lagged`."""
+        lagged = np.interp(self.blend * held + (1.0 - self.blend) * lagged, self._g, self._n)
+        return np.maximum(held - self.throughput(lagged) * self.step_s, 0.0), lagged
 
     def throughput(self, n: np.ndarray) -> np.ndarray:
-        return np.interp(n, self.n_knots, self.x_knots)
+        return np.interp(n, self.n_knots, self.x_knots)  # flat at the saturated rate past n_sat
 
     def queue_delay(self, n: np.ndarray) -> np.ndarray:
         """Seconds a new request waits behind the part of the queue that cannot join a full batch."""

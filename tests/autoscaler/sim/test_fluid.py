@@ -262,3 +262,44 @@ def test_work_is_weighed_within_each_mix_period():
     w = Workload("two mixes", np.array([0.5, 1.5, 2.5, 3.5]), np.array([100, 100, 1000, 1000]), np.array([10, 30, 100, 300]))
     work = work_from_workload(w, 1.0, np.array([0.0, 0.0]), np.array([0, 0, 1, 1]))
     np.testing.assert_allclose(work[:4], [0.5, 1.5, 0.5, 1.5])  # each request against its own period's mean
+
+
+class ConcurrencyProbe(Scripted):
+    """Scripted, keeping the concurrency each 2 s control tick is shown (what Knative's KPA averages)."""
+
+    def decide(self, snapshot, state):
+        self.seen.append(snapshot.extra["in_flight_now"])
+        return super().decide(snapshot, state)
+
+
+def test_a_burst_lifts_the_concurrency_for_as_long_as_on_the_engine(monkeypatch):
+    """Bursts of five seconds' arrivals within one second on half the SLO capacity, at a fixed fleet: the 6 s mean
+    concurrency after each burst (the KPA's panic window) reads as in the request level, because its requests
+    stay inside until served; with completions that follow the state at once it reads well under it."""
+    from functools import partial
+
+    from autoscaler.sim import fluid
+    from autoscaler.sim.fluid_replica import ReplicaDynamics
+
+    rng = np.random.default_rng(3)  # lengths spread as a trace's are: requests of one burst finish apart
+    prompts, outputs = (np.maximum(1, rng.exponential(mean, 400)).astype(int) for mean in (1500, 300))
+    table = build_load_table(PROFILE, prompts[:200], outputs[:200], 1.0, 0.05)
+    rate = 0.5 * table.slo_capacity_rps
+    bursts = [rng.uniform(t, t + 1.0, int(5 * rate)) for t in range(30, 600, 60)]
+    times = np.sort(np.concatenate([rng.uniform(0, 600, rng.poisson(600 * rate)), *bursts]))
+    pick = rng.integers(0, len(prompts), len(times))
+    w = Workload("bursts", times, prompts[pick], outputs[pick])
+    cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=0.0)
+
+    def after_bursts(simulator) -> float:
+        seen = np.array(recorded(simulator))  # ticks at 2, 4, ... s
+        return float(np.mean([seen[(t + 2) // 2 - 1:(t + 8) // 2 - 1].mean() for t in range(30, 600, 60)]))
+
+    ConcurrencyProbe.seen = []
+    probe = lambda: ConcurrencyProbe(((0, 1),), interval_s=2.0)
+    request = after_bursts(Simulator(cfg, w, probe()))
+    lagging = after_bursts(FluidSimulator(cfg, w, probe(), table=table))
+    monkeypatch.setattr(fluid, "ReplicaDynamics", partial(ReplicaDynamics, lag_s=0.0))
+    at_once = after_bursts(FluidSimulator(cfg, w, probe(), table=table))
+    assert lagging == pytest.approx(request, rel=0.1)
+    assert at_once < lagging - 0.05 * request

@@ -1,4 +1,5 @@
-"""The fluid replica: steady states on the load table, gradual batch filling, backlog drained at the saturated rate."""
+"""The fluid replica: steady states on the load table, gradual batch filling, backlog drained at the saturated rate,
+completions that lag the state by a residence time."""
 
 import numpy as np
 import pytest
@@ -15,10 +16,12 @@ def table():
     return build_load_table(PROFILE, np.full(50, 1500), np.full(50, 300), 1.0, 0.05)
 
 
-def run(model: ReplicaDynamics, rate: float, steps: int, n0: float = 0.0) -> list[float]:
-    n, trace = np.array([n0]), []
-    for _ in range(steps):
-        n = model.step(n + rate * model.step_s)
+def run(model: ReplicaDynamics, rate: float | list[float], steps: int, n0: float = 0.0) -> list[float]:
+    """Requests inside after each step at `rate` (or a rate per step), from a replica settled at n0."""
+    rates = np.broadcast_to(np.asarray(rate, dtype=np.float64), (steps,))
+    n, lagged, trace = np.array([n0]), np.array([n0]), []
+    for r in rates:
+        n, lagged = model.step(n + r * model.step_s, lagged)
         trace.append(float(n[0]))
     return trace
 
@@ -51,6 +54,31 @@ def test_backlog_drains_at_the_saturated_throughput(table):
     trace = run(model, 0.0, 4, n0=start)
     assert start - trace[0] == pytest.approx(table.max_throughput_rps * 5.0, rel=1e-6)
     assert run(model, 0.0, 2000, n0=start)[-1] < 0.5  # and empties
+
+
+def test_a_burst_stays_inside_for_about_a_residence_time(table):
+    """Five seconds' arrivals in one on top of half the SLO capacity: the burst's requests are served before they
+    leave, so one lag later more of them are still inside than with completions that follow the state at once
+    (backward Euler); both let the same request-seconds out in the end (the lag moves completions, it adds none)."""
+    model = ReplicaDynamics(table, 1.0)
+    rate = 0.5 * table.slo_capacity_rps
+    settled = run(model, rate, 400)[-1]
+    assert model.lag_s == pytest.approx(settled / rate, rel=0.05)  # Little's law
+    steps = 120
+    rates = [rate] * steps
+    rates[0] = 6 * rate
+    lagging = np.array(run(model, rates, steps, n0=settled)) - settled
+    prompt = np.array(run(ReplicaDynamics(table, 1.0, lag_s=0.0), rates, steps, n0=settled)) - settled
+    after_a_lag = int(round(model.lag_s))
+    assert lagging[0] > prompt[0] + 1.5  # hardly any of it done within its first second
+    assert lagging[after_a_lag] > 1.15 * prompt[after_a_lag]
+    assert lagging.sum() == pytest.approx(prompt.sum(), rel=0.05)
+
+
+def test_long_steps_against_the_lag_are_backward_euler(table):
+    """Steps of 15 s (ServeGen's windows) are long against a residence time of seconds: the lag all but vanishes."""
+    model = ReplicaDynamics(table, 15.0)
+    assert model.blend > 0.95
 
 
 def test_gauges_follow_the_state_with_the_measured_spread(table):
