@@ -235,10 +235,11 @@ class FluidSimulator:
     def __init__(self, config: SimConfig, workload: Workload | None, policy: Policy, *, counts: np.ndarray | None = None,
                  work: np.ndarray | None = None, lengths: LengthSampler | None = None, table: LoadTable | None = None,
                  step_s: float = 1.0, name: str = "", tables: list[LoadTable] | None = None,
-                 period_of_step: np.ndarray | None = None):
+                 period_of_step: np.ndarray | None = None, completion_lag_s: float | None = None):
         if workload is None and (counts is None or lengths is None):
             raise ValueError("fluid mode needs a workload, or per-step counts with a length sampler")
         self.config, self.policy, self.step_s = config, policy, step_s
+        self.completion_lag_s = completion_lag_s  # None: measured per table (ReplicaDynamics); 0: completions at once
         self.counts = counts if counts is not None else counts_from_workload(workload, step_s)
         if lengths is None:
             lengths = LengthSampler.from_workload(workload)
@@ -271,7 +272,7 @@ class FluidSimulator:
         cfg, policy, dt = self.config, self.policy, self.step_s
         table = self._table()
         tables = self.tables or [table]
-        models = [ReplicaDynamics(t, dt, cfg.seed) for t in tables]
+        models = [ReplicaDynamics(t, dt, cfg.seed, self.completion_lag_s) for t in tables]
         model, period, period_of_step = models[0], 0, self.period_of_step
         per_token = np.array([max(t.mean_output_tokens - 1, 0.0) for t in tables])
         prompt_means = np.array([t.mean_prompt_tokens for t in tables])

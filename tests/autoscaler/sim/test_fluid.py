@@ -272,15 +272,10 @@ class ConcurrencyProbe(Scripted):
         return super().decide(snapshot, state)
 
 
-def test_a_burst_lifts_the_concurrency_for_as_long_as_on_the_engine(monkeypatch):
+def test_a_burst_lifts_the_concurrency_for_as_long_as_on_the_engine():
     """Bursts of five seconds' arrivals within one second on half the SLO capacity, at a fixed fleet: the 6 s mean
     concurrency after each burst (the KPA's panic window) reads as in the request level, because its requests
     stay inside until served; with completions that follow the state at once it reads well under it."""
-    from functools import partial
-
-    from autoscaler.sim import fluid
-    from autoscaler.sim.fluid_replica import ReplicaDynamics
-
     rng = np.random.default_rng(3)  # lengths spread as a trace's are: requests of one burst finish apart
     prompts, outputs = (np.maximum(1, rng.exponential(mean, 400)).astype(int) for mean in (1500, 300))
     table = build_load_table(PROFILE, prompts[:200], outputs[:200], 1.0, 0.05)
@@ -299,7 +294,6 @@ def test_a_burst_lifts_the_concurrency_for_as_long_as_on_the_engine(monkeypatch)
     probe = lambda: ConcurrencyProbe(((0, 1),), interval_s=2.0)
     request = after_bursts(Simulator(cfg, w, probe()))
     lagging = after_bursts(FluidSimulator(cfg, w, probe(), table=table))
-    monkeypatch.setattr(fluid, "ReplicaDynamics", partial(ReplicaDynamics, lag_s=0.0))
-    at_once = after_bursts(FluidSimulator(cfg, w, probe(), table=table))
+    at_once = after_bursts(FluidSimulator(cfg, w, probe(), table=table, completion_lag_s=0.0))
     assert lagging == pytest.approx(request, rel=0.1)
     assert at_once < lagging - 0.05 * request
