@@ -56,6 +56,10 @@ def speed_section() -> str:
         f"({counts_cpu:.1f} CPU-s once per trace, seed and scaling; cached on disk like the table).",
         "",
         *lines,
+        "",
+        "The hosts these sessions get differ in speed by up to 2x though all report AMD EPYC: the request-level row, "
+        "whose code has not changed since, took 3.4 CPU-s on 2026-12-02 (kpa:16 32.0) and 6.0 on 2026-12-03 (kpa:16 "
+        "53.7). Read a row against the request-level one of the same run.",
     ])
 
 
