@@ -71,6 +71,9 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
     for (a, b) in ((edges[1], edges[2]), (edges[2], edges[3])):
         after = records[(records["scheduled_s"] >= a + settle) & (records["scheduled_s"] < b)]
         assert len(after) > 100
-        assert after["ttft_s"].quantile(0.95) <= 1.0, (a, after["ttft_s"].quantile(0.95))
+        by_5s = records[(records["scheduled_s"] >= a) & (records["scheduled_s"] < b)].groupby(
+            (records["scheduled_s"] // 5 * 5))["ttft_s"].quantile(0.95).round(2).to_dict()
+        seen = frame[(frame["t"] >= a) & (frame["t"] < b)].iloc[::3].to_string()
+        assert after["ttft_s"].quantile(0.95) <= 1.0, (a, after["ttft_s"].quantile(0.95), by_5s, seen)
     assert metrics.registry.get_sample_value("headroom_autoscaler_actuations_total",
                                             {"target": "meta-llama/Llama-3.1-8B-Instruct", "result": "changed"}) >= 3
