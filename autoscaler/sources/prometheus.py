@@ -25,8 +25,15 @@ DEFAULT_QUERIES = {
     "running": "sum by ({by}, instance) (vllm:num_requests_running{{{sel}}})",
     "waiting": "sum by ({by}, instance) (vllm:num_requests_waiting{{{sel}}})",
     "kv_usage": "max by ({by}, instance) (vllm:kv_cache_usage_perc{{{sel}}})",
+    # the Headroom gateway in front, where it is scraped (its `model` label copied to the target label): requests that
+    # reach it, answered or turned away (client errors aside), and those it holds for want of a backend slot. Without
+    # them a fleet that sheds load, or whose only replica is out, shows the policy its completions, not its demand.
+    "gateway_arrival_rate": ('sum by ({by}) (label_replace(rate(headroom_gateway_requests_total{{status!~"400|401|404"}}[{w}]), '
+                             '"{by}", "$1", "model", "(.+)"))'),
+    "gateway_queue": 'sum by ({by}) (label_replace(headroom_gateway_queue_depth, "{by}", "$1", "model", "(.+)"))',
 }
 FLEET = ("arrival_rate", "prompt_tokens_rate", "output_tokens_rate", "ttft_p95_s", "itl_mean_s", "newest_sample_s")
+GATEWAY = ("gateway_arrival_rate", "gateway_queue")  # optional: a fleet without the gateway falls back on its engines
 PER_REPLICA = ("running", "waiting", "kv_usage")
 
 
@@ -40,6 +47,8 @@ class PrometheusSourceConfig(BaseModel):
     stale_after_s: float = Field(60.0, gt=0, description="a target whose newest sample is older than this is stale")
     timeout_s: float = Field(5.0, gt=0, description="per query")
     queries: dict[str, str] = Field(default_factory=dict, description="overrides of DEFAULT_QUERIES by signal name")
+    gateway: bool = Field(True, description="also read the Headroom gateway's arrivals and queue (gateway_arrival_rate, "
+                                           "gateway_queue): the policy then sees demand the fleet turns away or holds")
     gpu_util_query: str | None = Field(
         None, description="per-replica GPU utilization (%), grouped like the replica queries, e.g. "
                           "'avg by (model_name, instance) (DCGM_FI_DEV_GPU_UTIL)' when dcgm-exporter labels match")
@@ -115,6 +124,7 @@ class PrometheusSource:
         replicas: dict[str, dict[str, dict[str, float]]] = {target: {} for target in counts}
         errors = []
         names = list(FLEET) + list(PER_REPLICA) + (["gpu_util"] if self.config.gpu_util_query else [])
+        names += list(GATEWAY) if self.config.gateway else []
         for name in names:
             if name == "gpu_util":
                 try:
@@ -130,7 +140,7 @@ class PrometheusSource:
                 if target not in counts:
                     continue
                 value = _number(item)
-                if name in FLEET:
+                if name in FLEET or name in GATEWAY:
                     fleet[target][name] = value
                 else:
                     instance = item["metric"].get("instance", "")
@@ -140,14 +150,16 @@ class PrometheusSource:
             values = fleet[target]
             newest = values.get("newest_sample_s", math.nan)
             age = now - newest if math.isfinite(newest) else math.inf
-            rate = values.get("arrival_rate", math.nan)
+            rate = values.get("arrival_rate", math.nan)  # completions: what the engines finish
             stale = bool(errors) or not math.isfinite(age) or age > self.config.stale_after_s or not math.isfinite(rate)
+            offered = values.get("gateway_arrival_rate", math.nan)  # demand, where the gateway is scraped
+            queued = values.get("gateway_queue", math.nan)
             samples = tuple(ReplicaSample(r.get("running", 0.0), r.get("waiting", 0.0), r.get("kv_usage", 0.0),
                                           r.get("gpu_util", 0.0)) for _, r in sorted(replicas[target].items()))
             out[target] = Snapshot(
                 time_s=now, desired=known.desired, ready=known.ready, starting=known.starting, stopping=known.stopping,
-                replicas=samples, arrival_rate=rate if math.isfinite(rate) else math.nan,
-                completion_rate=rate if math.isfinite(rate) else math.nan,
+                replicas=samples, arrival_rate=offered if math.isfinite(offered) else rate,
+                completion_rate=rate, gateway_queue=queued if math.isfinite(queued) else 0.0,
                 prompt_tokens_rate=values.get("prompt_tokens_rate", math.nan),
                 output_tokens_rate=values.get("output_tokens_rate", math.nan),
                 ttft_p95_s=values.get("ttft_p95_s", math.nan), itl_mean_s=values.get("itl_mean_s", math.nan),

@@ -123,9 +123,14 @@ class Gateway:
             status = 503 if no.reason == "no_backend" else 429
             return self._reject(resp, status, no.reason, str(no), model, label, no.retry_after_s)
         self.metrics.model(model).queue_wait.observe(waited)
-        await self._forward_with_retries(request, resp, backend, self.metrics.series(model, label), prompt_words)
+        await self._forward_with_retries(request, resp, backend, self.metrics.series(model, label), prompt_words,
+                                         (tenant, affinity))
 
-    async def _forward_with_retries(self, request: Request, resp: Responder, backend: Backend, series, prompt_words: int) -> None:
+    async def _forward_with_retries(self, request: Request, resp: Responder, backend: Backend, series, prompt_words: int,
+                                    requeue_as: tuple[str, str | None]) -> None:
+        """Up to max_attempts backends, each before any byte reached the client. When no other backend is routable, the
+        request waits in the queue again (`requeue_as`: its tenant and affinity) for one: a backend taken out for a
+        refused connection comes back at its next passed health check, a new replica as it is discovered."""
         model = series.model
         tried = {backend.address}
         reason = ""
@@ -146,10 +151,15 @@ class Gateway:
             if attempt + 1 == self.config.max_attempts:
                 break
             backend = self.pool.pick(model, exclude=tried, within_capacity=False)  # it already waited its turn
-            if backend is None:
-                break
+            if backend is not None:
+                self.pool.acquire(backend)
+            else:  # none else now: no backend has seen the request, so it may wait for one like any other
+                try:
+                    backend, _ = await self.admission.acquire(model, *requeue_as)
+                except Rejected as no:
+                    reason = f"{reason}; then {no}"
+                    break
             tried.add(backend.address)
-            self.pool.acquire(backend)
         series.answered("503")
         error_json(resp, 503, f"no backend could serve the request: {reason}", headers=[("retry-after", "1")])
 

@@ -61,6 +61,9 @@ class ModelSeries:
     itl: object
 
 
+_STATUSES_AT_ZERO = ("200", "429")
+
+
 class Series:
     def __init__(self, metrics: GatewayMetrics, model: str, tenant: str):
         self._requests, self._by_status = metrics.requests, {}
@@ -69,6 +72,9 @@ class Series:
         self.output_tokens = metrics.output_tokens.labels(model, tenant)
         self.ttft = metrics.ttft.labels(model, tenant)
         self.e2e = metrics.e2e.labels(model, tenant)
+        if model:  # served and turned away exist from the first request on, at 0: rate() then counts the first of each
+            for status in _STATUSES_AT_ZERO:
+                self._by_status[status] = self._requests.labels(model, tenant, status)
 
     def answered(self, status: str) -> None:
         child = self._by_status.get(status)

@@ -1,10 +1,12 @@
-"""The Prometheus source: snapshots for two targets from a real Prometheus scraping emulators (one query per signal
-for both), and stale flags when Prometheus is down, slow, or answers NaN or nothing."""
+"""The Prometheus source: snapshots for two targets from a real Prometheus scraping emulators and the gateway in front
+of one (one query per signal for both), and stale flags when Prometheus is down, slow, or answers NaN or nothing."""
 
 import asyncio
 import json
 import math
+import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -12,31 +14,50 @@ import pytest
 from autoscaler.sources.prometheus import FleetCounts, PrometheusSource, PrometheusSourceConfig
 from headroom.prometheus import PrometheusProcess
 from serving.fleet.fleet import free_port
-from tests.helpers import EmulatorServer, LoopbackHttpServer, LoopThread, QuietHandler
+from tests.helpers import EmulatorServer, GatewayServer, LoopbackHttpServer, LoopThread, QuietHandler
 
 COUNTS = {"chat": FleetCounts(desired=1, ready=1), "code": FleetCounts(desired=1, ready=1), "ghost": FleetCounts(2, 2)}
 
 
-def load(url: str, model: str, n: int) -> None:
+def load(url: str, model: str, n: int, max_tokens: int = 4) -> list[int]:
+    """`n` requests one after another; their HTTP statuses."""
+    statuses = []
     for _ in range(n):
-        body = json.dumps({"model": model, "prompt": "one two three four", "max_tokens": 4, "ignore_eos": True}).encode()
+        body = json.dumps({"model": model, "prompt": "one two three four", "max_tokens": max_tokens, "ignore_eos": True}).encode()
         request = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=30).read()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                answer.read()
+                statuses.append(answer.status)
+        except urllib.error.HTTPError as err:
+            statuses.append(err.code)
+    return statuses
 
 
 @pytest.mark.integration
 def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     loop = LoopThread()
-    with EmulatorServer(served_model_name="chat") as chat, EmulatorServer(served_model_name="code") as code:
+    with (EmulatorServer(served_model_name="chat") as chat, EmulatorServer(served_model_name="code") as code,
+          GatewayServer([f"127.0.0.1:{chat.port}"], max_in_flight_per_backend=1, default_limits={"max_queue": 3}) as gateway):
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "scrape_configs": [{"job_name": "vllm", "static_configs": [
-                      {"targets": [f"127.0.0.1:{chat.port}", f"127.0.0.1:{code.port}"]}]}]}
+                      {"targets": [f"127.0.0.1:{chat.port}", f"127.0.0.1:{code.port}"]}]},
+                      {"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{gateway.port}"]}]}]}
+        load(gateway.url, "chat", 1)  # the gateway's series for the model exist from its first request on
         prometheus = PrometheusProcess(config, tmp_path / "prom", port=free_port())
         loop.call(prometheus.start())
         try:
-            wait_for_targets(prometheus.url, 2)
-            load(chat.url, "chat", 30)
+            wait_for_targets(prometheus.url, 3)
+            assert set(load(gateway.url, "chat", 20)) == {200}  # one at a time: its one slot serves them all
             load(code.url, "code", 3)
+            time.sleep(2)  # scraped before the burst: rate() counts all of it
+            # through the gateway, more at once than its one slot and queue of 3 hold: some wait there, the rest are
+            # turned away (429), and the engine finishes fewer than came
+            statuses: list[int] = []
+            senders = [threading.Thread(target=lambda: statuses.extend(load(gateway.url, "chat", 1, max_tokens=300)))
+                       for _ in range(12)]
+            for sender in senders:
+                sender.start()
             time.sleep(4)
             queries = []
 
@@ -51,13 +72,19 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             snaps = source.snapshots(COUNTS)
             now = time.time()
             history = source.history(["chat", "code", "ghost"], now - 30, now, 1.0)
+            for sender in senders:
+                sender.join(60)
         finally:
             loop.call(prometheus.stop())
             loop.close()
-    assert len(queries) == 9  # one per signal, for every target at once
+    assert len(queries) == 11  # one per signal, for every target at once
     chat_snap, code_snap, ghost = snaps["chat"], snaps["code"], snaps["ghost"]
     assert not chat_snap.stale and not code_snap.stale and ghost.stale, snaps
-    assert chat_snap.arrival_rate > code_snap.arrival_rate > 0
+    assert statuses.count(429) >= 5 and statuses.count(200) >= 4, statuses
+    # the demand at the gateway, turned away or held, not only what the engine finished
+    assert chat_snap.arrival_rate > chat_snap.completion_rate > code_snap.completion_rate > 0, chat_snap
+    assert chat_snap.gateway_queue >= 1, chat_snap
+    assert code_snap.arrival_rate == code_snap.completion_rate and code_snap.gateway_queue == 0  # no gateway: its engine
     assert chat_snap.output_tokens_rate > 0 and 0 < chat_snap.ttft_p95_s < 1.0
     assert len(chat_snap.replicas) == 1 and chat_snap.sample_age_s < 5.0
     assert math.isnan(ghost.arrival_rate) and ghost.desired == 2

@@ -78,6 +78,22 @@ def test_retries_refused_and_starting_backends_before_first_byte(backends):
             assert metric_value(httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_retries_total") > 0
 
 
+def test_a_request_whose_only_backend_refuses_waits_for_the_next_one(backends):
+    """Its only backend refuses the connection (it is taken out of rotation): the request, which no backend has seen,
+    waits in the queue and is served by the replica discovered a second later, not answered 503."""
+    a, _ = backends
+    with GatewayServer([dead_address()]) as gw:
+        dead = gw.backends[0]
+        threading.Timer(1.0, gw.set_backends, ([dead, f"127.0.0.1:{a.port}"],)).start()
+        start = time.monotonic()
+        r = httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - start >= 0.9  # it waited for the new backend
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_backend_failures_total", backend=dead, phase="connect") == 1
+        assert metric_value(text, "headroom_gateway_requests_total", model=a.model, status="503") == 0
+
+
 def test_no_backend_gives_503_with_retry_after():
     with GatewayServer([]) as gw:
         r = httpx.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": "x"})
