@@ -133,8 +133,9 @@ class PrometheusSource:
                     series, error = [], f"gpu_util: {type(err).__name__}: {err}"
             else:
                 series, error = self._run(name)
-            if error:
+            if error:  # every target is stale this pass: the other queries would only wait out their timeouts too
                 errors.append(error)
+                break
             for item in series:
                 target = item.get("metric", {}).get(label)
                 if target not in counts:
@@ -152,13 +153,15 @@ class PrometheusSource:
             age = now - newest if math.isfinite(newest) else math.inf
             rate = values.get("arrival_rate", math.nan)  # completions: what the engines finish
             stale = bool(errors) or not math.isfinite(age) or age > self.config.stale_after_s or not math.isfinite(rate)
-            offered = values.get("gateway_arrival_rate", math.nan)  # demand, where the gateway is scraped
+            # demand, where the gateway is scraped: at least what the engines finish (some traffic may pass it by)
+            offered = values.get("gateway_arrival_rate", math.nan)
+            offered = max(offered, rate) if math.isfinite(offered) and math.isfinite(rate) else rate
             queued = values.get("gateway_queue", math.nan)
             samples = tuple(ReplicaSample(r.get("running", 0.0), r.get("waiting", 0.0), r.get("kv_usage", 0.0),
                                           r.get("gpu_util", 0.0)) for _, r in sorted(replicas[target].items()))
             out[target] = Snapshot(
                 time_s=now, desired=known.desired, ready=known.ready, starting=known.starting, stopping=known.stopping,
-                replicas=samples, arrival_rate=offered if math.isfinite(offered) else rate,
+                replicas=samples, arrival_rate=offered,
                 completion_rate=rate, gateway_queue=queued if math.isfinite(queued) else 0.0,
                 prompt_tokens_rate=values.get("prompt_tokens_rate", math.nan),
                 output_tokens_rate=values.get("output_tokens_rate", math.nan),

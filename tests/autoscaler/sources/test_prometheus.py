@@ -137,7 +137,7 @@ def test_nan_empty_or_slow_answers_are_stale(mode):
         snap = PrometheusSource(PrometheusSourceConfig(url=url, timeout_s=1.0)).snapshots(COUNTS)["chat"]
     assert snap.stale and math.isnan(snap.arrival_rate)
     if mode == "slow":
-        assert snap.extra["errors"]  # timeouts are reported, not raised
+        assert len(snap.extra["errors"]) == 1  # reported, not raised; and the pass stops at the first, stale anyway
 
 
 def test_prometheus_down_is_stale_not_an_exception():
