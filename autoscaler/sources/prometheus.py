@@ -112,9 +112,10 @@ class PrometheusSource:
         return out
 
     def _run(self, name: str) -> tuple[list, str | None]:
+        promql = self.config.gpu_util_query if name == "gpu_util" else self.config.query(name)
         try:
-            return self._query(self.config.query(name)), None
-        except Exception as err:  # down, slow, refused, a bad answer: every target is stale this round
+            return self._query(promql), None
+        except Exception as err:  # down, slow, refused, a bad answer
             return [], f"{name}: {type(err).__name__}: {err}"
 
     def snapshots(self, counts: dict[str, FleetCounts], now: float | None = None) -> dict[str, Snapshot]:
@@ -122,18 +123,14 @@ class PrometheusSource:
         label = self.config.target_label
         fleet: dict[str, dict[str, float]] = {target: {} for target in counts}
         replicas: dict[str, dict[str, dict[str, float]]] = {target: {} for target in counts}
-        errors = []
+        errors, optional_errors = [], []
         names = list(FLEET) + list(PER_REPLICA) + (["gpu_util"] if self.config.gpu_util_query else [])
         names += list(GATEWAY) if self.config.gateway else []
         for name in names:
-            if name == "gpu_util":
-                try:
-                    series, error = self._query(self.config.gpu_util_query), None
-                except Exception as err:
-                    series, error = [], f"gpu_util: {type(err).__name__}: {err}"
-            else:
-                series, error = self._run(name)
-            if error:  # every target is stale this pass: the other queries would only wait out their timeouts too
+            series, error = self._run(name)
+            if error and name in GATEWAY:  # reported; the snapshot falls back on the engines' signals
+                optional_errors.append(error)
+            elif error:  # every target is stale this pass: the other queries would only wait out their timeouts too
                 errors.append(error)
                 break
             for item in series:
@@ -167,7 +164,7 @@ class PrometheusSource:
                 output_tokens_rate=values.get("output_tokens_rate", math.nan),
                 ttft_p95_s=values.get("ttft_p95_s", math.nan), itl_mean_s=values.get("itl_mean_s", math.nan),
                 sample_age_s=age if math.isfinite(age) else math.inf, stale=stale,
-                extra={"errors": tuple(errors)} if errors else {})
+                extra={"errors": tuple(errors + optional_errors)} if errors or optional_errors else {})
         return out
 
 

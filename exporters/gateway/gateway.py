@@ -155,10 +155,11 @@ class Gateway:
                 self.pool.acquire(backend)
             else:  # none else now: no backend has seen the request, so it may wait for one like any other
                 try:
-                    backend, _ = await self.admission.acquire(model, *requeue_as)
+                    backend, waited = await self.admission.acquire(model, *requeue_as)
                 except Rejected as no:
                     reason = f"{reason}; then {no}"
                     break
+                self.metrics.model(model).queue_wait.observe(waited)
             tried.add(backend.address)
         series.answered("503")
         error_json(resp, 503, f"no backend could serve the request: {reason}", headers=[("retry-after", "1")])

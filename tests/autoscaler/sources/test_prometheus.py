@@ -151,3 +151,20 @@ def test_bad_config_names_the_key():
         PrometheusSourceConfig(stale_after_s=-1)
     with pytest.raises(ValueError, match="selectr"):
         PrometheusSourceConfig(selectr="x")
+
+
+def test_a_failing_gateway_query_is_reported_and_the_engines_signals_stand():
+    """The gateway's signals are optional: one that errors (a bad override, say) leaves the snapshot fresh, on the
+    engines' completions and no queue, with the error reported."""
+    now = time.time()
+
+    def query(promql):
+        if "headroom_gateway" in promql:
+            raise ValueError("bad query")
+        value = str(now) if "timestamp" in promql else "2.5"
+        return [{"metric": {"model_name": "chat", "instance": "a"}, "value": [now, value]}]
+
+    source = PrometheusSource(PrometheusSourceConfig(queries={"gateway_queue": "headroom_gateway_bogus"}), query=query)
+    snap = source.snapshots({"chat": FleetCounts(1, 1)}, now)["chat"]
+    assert not snap.stale and snap.arrival_rate == snap.completion_rate == 2.5 and snap.gateway_queue == 0
+    assert sorted(e.split(":")[0] for e in snap.extra["errors"]) == ["gateway_arrival_rate", "gateway_queue"]
