@@ -87,8 +87,10 @@ class PrometheusSource:
         self._query = query
 
     def history(self, targets: list[str], start: float, end: float, step_s: float) -> dict[str, tuple[list, list]]:
-        """Each target's request rate over [start, end] every `step_s` (Unix seconds): the forecaster's warm start.
-        Long spans are fetched in pieces (Prometheus answers at most about 11,000 points per series a query)."""
+        """Each target's request rate over [start, end] every `step_s` (Unix seconds): the forecaster's warm start,
+        the demand a snapshot's `arrival_rate` reads (the gateway's arrivals where it is scraped, never less than the
+        engines' completions). Long spans are fetched in pieces (Prometheus answers at most about 11,000 points per
+        series a query)."""
         import datetime
 
         if self._range is None:
@@ -100,7 +102,7 @@ class PrometheusSource:
         lo = start
         while lo < end:
             hi = min(end, lo + piece)
-            for item in self._range(self.config.query("arrival_rate"), at(lo), at(hi), f"{step_s:g}s"):
+            for item in self._range(self.demand_query(), at(lo), at(hi), f"{step_s:g}s"):
                 target = item.get("metric", {}).get(self.config.target_label)
                 if target in wanted:
                     times, rates = out[target]
@@ -110,6 +112,14 @@ class PrometheusSource:
                             rates.append(float(v))
             lo = hi
         return out
+
+    def demand_query(self) -> str:
+        """PromQL for each target's demand over time: max(gateway arrivals, engine completions) where the gateway is
+        read, falling back on the engines for a target without it (`A >= B or B` keeps the larger of matching series)."""
+        engines = self.config.query("arrival_rate")
+        if not self.config.gateway:
+            return engines
+        return f"({self.config.query('gateway_arrival_rate')}) >= ({engines}) or ({engines})"
 
     def _run(self, name: str) -> tuple[list, str | None]:
         promql = self.config.gpu_util_query if name == "gpu_util" else self.config.query(name)

@@ -72,6 +72,8 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             snaps = source.snapshots(COUNTS)
             now = time.time()
             history = source.history(["chat", "code", "ghost"], now - 30, now, 1.0)
+            engines_only = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="30s", gateway=False))
+            completions = engines_only.history(["chat", "code"], now - 30, now, 1.0)
             for sender in senders:
                 sender.join(60)
         finally:
@@ -90,6 +92,10 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     assert math.isnan(ghost.arrival_rate) and ghost.desired == 2
     times, rates = history["chat"]  # the warm start: the rate over time, one point a second
     assert len(times) >= 3 and max(rates) > 0 and times == sorted(times) and history["ghost"] == ([], [])
+    # it reads demand as the snapshot does: the gateway's arrivals, above what the engine finished in the burst
+    assert max(rates) > max(completions["chat"][1]) > 0, (history["chat"], completions["chat"])
+    # no gateway: its engine (the last points aside: a scrape may land between the two queries)
+    assert history["code"][1][:-2] == completions["code"][1][:-2] and max(completions["code"][1]) > 0
 
 
 def wait_for_targets(url: str, count: int, timeout_s: float = 30.0) -> None:
