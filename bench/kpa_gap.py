@@ -38,16 +38,19 @@ def _args(mode: str, **extra) -> SimulateArgs:
     return SimulateArgs(trace=CONV, policies=[], rate_scale=4.0, end_s=1800.0, max_replicas=20, mode=mode, **extra)
 
 
-AT_ONCE, BY_COUNT = "fluid, completions at once", "fluid, by request count"
-VARIANTS = ("request", "fluid", AT_ONCE, BY_COUNT)  # the fluid mode as it was: completions following the state at
-# once (before 2026-12-02's third change), and also one table for the half hour with every request its mean (before work)
+TABLE, AT_ONCE, BY_COUNT = "fluid, load tables", "fluid, load tables, completions at once", "fluid, load tables, by request count"
+VARIANTS = ("request", "fluid", TABLE, AT_ONCE, BY_COUNT)  # fluid: cohort replicas (the default on a request trace since
+# 2026-12-03); then the load-table replicas, and those as they were: completions following the state at once (before
+# 2026-12-02's third change), and also one table for the half hour with every request its mean (before work)
 PANIC_AT_3 = 2 * 16 * 3  # 6 s mean concurrency at which kpa:16 panics with 3 ready replicas
 
 
 def _run(variant: str, spec: str, **extra):
-    if variant not in (AT_ONCE, BY_COUNT):
+    if variant in ("request", "fluid"):
         return run_one(_args(variant, **extra), spec)
-    args = _args("fluid", **extra)
+    if variant == TABLE:
+        return run_one(_args("fluid", fluid_model="table", **extra), spec)
+    args = _args("fluid", fluid_model="table", **extra)
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
     policy = parse_policy(spec, policy_context(args, config, feed.future, feed.capacity_rps))
@@ -89,7 +92,8 @@ def kpa_gap_section() -> str:
         f"Concurrency the KPA reads each 2 s tick under a fixed fleet of {FIXED_REPLICAS} replicas (its minute means: their "
         f"spread and their correlation with the request level's), then {KPA} itself: the ticks it spends in panic mode, its "
         "mean replicas (starting ones included) and GPU-hours, in one run each (clock phase 0, model seed 0; the "
-        "cross-check above averages 3 phases and 5 seeds). The last two rows are the fluid mode as it was. "
+        "cross-check above averages 3 clock phases). 'fluid' is the cohort replicas a request trace runs on; "
+        f"'{TABLE}' the load-table replicas of ServeGen's days, and the last two rows those as they were. "
         f"'{AT_ONCE}': a replica's completions followed its state at once, so a burst of arrivals began to leave in "
         "the second it came, where on the engine its requests stay until served (about a residence time); its 6 s "
         f"means (the panic window) passed {PANIC_AT_3}, where {KPA} panics with 3 replicas ready, less often. "

@@ -37,6 +37,8 @@ def speed_section() -> str:
     args = SimulateArgs(trace=CONV, policies=["hpa:gpu_util=70"])
     result, cpu = _timed(lambda: run_one(args, "hpa:gpu_util=70"))
     rows.append(("request-level, Azure conv 1 h (19,366 requests)", "hpa:gpu_util=70", cpu, None, "<= 10 s", result.summary))
+    result, cpu = _timed(lambda: run_one(replace(args, mode="fluid"), "hpa:gpu_util=70"))
+    rows.append(("fluid (cohort replicas), Azure conv 1 h", "hpa:gpu_util=70", cpu, None, "-", result.summary))
     fluid = SimulateArgs(trace=MLARGE, policies=[], mode="fluid", lengths_from=CONV, max_replicas=200)
     config = sim_config(fluid)
     _, table_cpu = _timed(lambda: _cached_table(fluid, config, _lengths(fluid.lengths_from)))
@@ -62,7 +64,9 @@ def speed_section() -> str:
         "",
         "The hosts these sessions get differ in speed by up to 2x though all report AMD EPYC: the request-level row "
         f"took {rows[0][2]:.1f} CPU-s in this run and {REFERENCE_REQUEST_CPU_S} on the faster host of 2026-12-02, with the "
-        "same code. Read a row against the request-level one of the same run.",
+        "same code. Read a row against the request-level one of the same run. The cohort replicas a request trace "
+        "runs on in fluid mode take 1 s steps whatever the load; the request level's cost grows with the requests "
+        "and engine steps, so the gap widens with the rate.",
     ])
 
 
@@ -78,8 +82,10 @@ SERVEGEN_SLICE = ((7 * 144 + 129) * 600.0, 3600.0, 0.25)
 SERVEGEN_CASES = ["static:4", "static:6", "hpa:running=32", "hpa:gpu_util=70", "kpa:16", "oracle"]
 
 
+COHORT_NOTE = "The cohort replicas."  # what the rows show, once they are in
+
 CROSS_NOTE = (
-    "Where they part. On the ServeGen slice, the regime of the 14-day table, every policy is within 2 points and 5% "
+    "The load tables, where they part. On the ServeGen slice, the regime of the 14-day table, every policy is within 2 points and 5% "
     "of GPU-hours (one fluid seed alone can miss: hpa:gpu_util=70's 5 runs span 17.31 to 20.49 GPU-h around 19.32). "
     "Both modes show a policy the fleet alike: GPU utilization is the busy share since the previous scrape, and a "
     "control that fires at a scrape's instant reads the scrape before it. Since 2026-12-02 (second change that day) "
@@ -169,21 +175,30 @@ def _spread(values: np.ndarray, fmt: str) -> str:
     return f"{values.mean():{fmt}} ({values.min():{fmt}} to {values.max():{fmt}})"
 
 
-def _cross_row(label: str, spec: str, args: SimulateArgs) -> str:
+def _cross_rows(label: str, spec: str, args: SimulateArgs, models: tuple[str, ...]) -> list[str]:
+    """One row per fluid model against the same request-level runs. Cohort replicas draw nothing (the same arrivals
+    give the same run): they run at the request level's clock phases; load tables at 5 model seeds."""
     request = [run_one(replace(args, clock_phase_s=phase), spec).summary for phase in CLOCK_PHASES]
-    fluid = [run_one(replace(args, mode="fluid", model_seed=seed, clock_phase_s=CLOCK_PHASES[seed % len(CLOCK_PHASES)]), spec).summary
-             for seed in MODEL_SEEDS]
     column = lambda runs, key: np.array([r[key] for r in runs])
-    att, gpu = column(fluid, "slo_attainment"), column(fluid, "gpu_hours")
     request_att, request_gpu = column(request, "slo_attainment"), column(request, "gpu_hours")
-    return (f"| {label} | {spec} | {_spread(request_att, '.2%')} | {_spread(att, '.2%')} | "
-            f"{100 * (att.mean() - request_att.mean()):+.1f} | {_spread(request_gpu, '.2f')} | {_spread(gpu, '.2f')} | "
-            f"{100 * (gpu.mean() / request_gpu.mean() - 1):+.1f}% |")
+    rows = []
+    for model in models:
+        if model == "cohort":
+            fluid = [run_one(replace(args, mode="fluid", fluid_model=model, clock_phase_s=phase), spec).summary for phase in CLOCK_PHASES]
+        else:
+            fluid = [run_one(replace(args, mode="fluid", fluid_model=model, model_seed=seed,
+                                     clock_phase_s=CLOCK_PHASES[seed % len(CLOCK_PHASES)]), spec).summary for seed in MODEL_SEEDS]
+        att, gpu = column(fluid, "slo_attainment"), column(fluid, "gpu_hours")
+        d_att, d_gpu = 100 * (att.mean() - request_att.mean()), 100 * (gpu.mean() / request_gpu.mean() - 1)
+        within = "yes" if abs(d_att) <= 2 and abs(d_gpu) <= 5 else "no"
+        rows.append(f"| {label} | {spec} | {model} | {_spread(request_att, '.2%')} | {_spread(att, '.2%')} | "
+                    f"{d_att:+.1f} | {_spread(request_gpu, '.2f')} | {_spread(gpu, '.2f')} | {d_gpu:+.1f}% | {within} |")
+    return rows
 
 
 def _prompt_weights(trace: str) -> list[float]:
     """The fluid model's prompt-token weights for a trace's length mix periods, per model seed (tables cached by the runs)."""
-    args = SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid")  # the cases' arrivals
+    args = SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid", fluid_model="table")  # the cases' arrivals
     workload = load_trace(args)
     feeds = [fluid_input(seeded, sim_config(seeded), workload) for seeded in (replace(args, model_seed=seed) for seed in MODEL_SEEDS)]
     return [table.prompt_token_weight for feed in feeds for table in (feed.tables or [feed.table])]
@@ -204,26 +219,38 @@ def _prompt_weight_near_saturation(trace: str, share: float = 0.8) -> float:
     """The same weight measured at `share` of a replica's SLO capacity (model seed 0): how far one weight bends."""
     from autoscaler.capacity.load_table import prompt_token_weight
 
-    args = SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid")
+    args = SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid", fluid_model="table")
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
     prompts, outputs = feed.lengths.sample(4000, np.random.default_rng(0))
     return prompt_token_weight(config.profile, prompts, outputs, share * feed.capacity_rps(), 0)
 
 
-def crosscheck_section() -> str:
-    lines = [f"| trace | policy | request-level attainment, mean of {len(CLOCK_PHASES)} clock phases (range) | "
-             f"fluid attainment, mean of {len(MODEL_SEEDS)} model seeds (range) | difference (points) | "
-             f"request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference |",
-             "|---|---|---|---|---|---|---|---|"]
+def cross_rows() -> list[str]:
+    """Every case: the cohort replicas and the load tables on the request traces, the load tables on ServeGen."""
+    rows = []
     for trace, scale, spec in CROSS_CASES:
         args = SimulateArgs(trace=trace, policies=[spec], rate_scale=scale, end_s=1800.0, max_replicas=20)
-        lines.append(_cross_row(f"{Path(trace).stem} x{scale:g}, first 30 min", spec, args))
+        rows += _cross_rows(f"{Path(trace).stem} x{scale:g}, first 30 min", spec, args, ("cohort", "table"))
     start, length, scale = SERVEGEN_SLICE
     for spec in SERVEGEN_CASES:
         args = SimulateArgs(trace=MLARGE, policies=[spec], rate_scale=scale, start_s=start, end_s=start + length,
                             lengths_from=CONV, max_replicas=60, initial_replicas=4)
-        lines.append(_cross_row(f"ServeGen m-large x{scale:g}, day 8 {start % 86400 / 3600:.1f} h + 1 h", spec, args))
+        rows += _cross_rows(f"ServeGen m-large x{scale:g}, day 8 {start % 86400 / 3600:.1f} h + 1 h", spec, args, ("table",))
+    return rows
+
+
+def crosscheck_section() -> str:
+    lines = [f"| trace | policy | fluid replicas | request-level attainment, mean of {len(CLOCK_PHASES)} clock phases (range) | "
+             f"fluid attainment, mean (range) | difference (points) | "
+             f"request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference | within both goals |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = cross_rows()
+    lines += rows
+    tally = lambda model, servegen: [r.endswith("| yes |") for r in rows if f"| {model} |" in r and ("ServeGen" in r) == servegen]
+    counts = (f"Within both goals: cohort replicas {sum(tally('cohort', False))} of {len(tally('cohort', False))} "
+              f"request-trace cases; load tables {sum(tally('table', True))} of {len(tally('table', True))} ServeGen "
+              f"cases and {sum(tally('table', False))} of {len(tally('table', False))} request-trace cases.")
     phases = ", ".join(f"{p:g}" for p in CLOCK_PHASES)
     weights = {Path(trace).stem: _prompt_weights(trace) for trace in dict.fromkeys(t for t, _, _ in CROSS_CASES)}
     measured = "; ".join(f"{name}: {min(w):.3f} to {max(w):.3f}" for name, w in weights.items())
@@ -233,16 +260,28 @@ def crosscheck_section() -> str:
         "",
         f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs "
         f"request-level with the scrape and control clocks started {phases} s into the trace (`--clock-phase`: in a "
-        f"cluster they are not aligned with the traffic), and {len(MODEL_SEEDS)} times in fluid mode over the same "
-        f"arrivals, with model seeds {MODEL_SEEDS.start}-{MODEL_SEEDS.stop - 1} (`--model-seed`: the load table's length "
-        "sample and engine runs, the gauge draws) at those phases in turn; differences are of the means. On a request "
-        "trace the fluid replicas hold work, not requests: each request weighs (output + w x prompt) tokens over the "
-        "trace's mean, with w measured on the engine for the mix (the requests a replica holds per prompt token, over "
-        f"those per output token, at half its SLO capacity; over the model seeds and the mix periods, {measured}). "
-        "Where the mix moves, each period of one mix (5-minute windows whose mean prompt and output lengths are within "
-        f"about 22% of each other) has its own table, w and mean: {periods}.",
+        "cluster they are not aligned with the traffic), and in fluid mode over the same arrivals with each of its two "
+        "replica models; differences are of the means. 'cohort' (the default on a request trace since 2026-12-03, "
+        "autoscaler.sim.cohort): the requests whose first token comes in the same 1 s step decode together in "
+        "lockstep, one token per engine step, in steps timed by the engine's step-time model on the cohorts' mean "
+        "batch; a FIFO queue of prompt tokens per replica is prefilled in the token budget left beside the decodes, "
+        "within the sequence and KV room, and every decode step that carries a chunk is that much longer; a cohort "
+        "loses the requests whose answers end (the output lengths of the steps its requests arrived in). It draws "
+        "nothing, so it runs once per clock phase. 'table' (ServeGen's days, whose 15 s steps outlast a request's "
+        "time inside, and a request trace with `--fluid-model table`): a replica's state is the work it holds, "
+        f"stepped through a load table measured on the engine, run {len(MODEL_SEEDS)} times with model seeds "
+        f"{MODEL_SEEDS.start}-{MODEL_SEEDS.stop - 1} (`--model-seed`: the table's length sample and engine runs, the "
+        "gauge draws) at those phases in turn. On a request trace its replicas hold work, not requests: each request "
+        "weighs (output + w x prompt) tokens over the trace's mean, with w measured on the engine for the mix (the "
+        "requests a replica holds per prompt token, over those per output token, at half its SLO capacity; over the "
+        f"model seeds and the mix periods, {measured}). Where the mix moves, each period of one mix (5-minute windows "
+        f"whose mean prompt and output lengths are within about 22% of each other) has its own table, w and mean: {periods}.",
         "",
         *lines,
+        "",
+        counts,
+        "",
+        COHORT_NOTE,
         "",
         CROSS_NOTE.format(near_saturation=_prompt_weight_near_saturation(CONV)),
     ])

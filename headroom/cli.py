@@ -114,7 +114,7 @@ def _simulate(args) -> int:
         start_s=args.start, end_s=args.end, time_scale=args.time_scale, rate_scale=args.rate_scale, seed=args.seed,
         model_seed=args.model_seed, lengths_from=args.lengths_from, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
         initial_replicas=args.initial_replicas, scrape_interval_s=args.scrape_interval, jobs=args.jobs,
-        judge_from_s=args.judge_from, clock_phase_s=args.clock_phase,
+        judge_from_s=args.judge_from, clock_phase_s=args.clock_phase, fluid_model=args.fluid_model,
     )
     if not sim_args.policies:
         raise ValueError("--policy needs at least one policy")
@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma-separated: predictive[:FILL], static:N, hpa:waiting|gpu_util|running=TARGET, keda[:N], kpa[:N], "
                           "oracle, package.module:Class")
     sim.add_argument("--mode", choices=["request", "fluid"], default="request")
+    sim.add_argument("--fluid-model", choices=["auto", "cohort", "table"], default="auto",
+                     help="fluid replicas: cohorts in lockstep timed by the engine's step times (a request trace's "
+                          "default), or load tables measured on the engine (a ServeGen folder's, and its only one)")
     sim.add_argument("--sweep", action="store_true", help="tune each baseline's target; report the cheapest that meets --goal")
     sim.add_argument("--goal", type=float, default=0.99, help="SLO attainment goal for --sweep")
     sim.add_argument("--start", type=float, default=0.0, metavar="S", help="trace window start (seconds)")

@@ -42,10 +42,14 @@ def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: f
     return counts_from_workload(workload, step_s, np.divide(size, mean, out=np.ones_like(size), where=mean > 0))
 
 
-class _Fleet:
-    """Live replicas as arrays (one slot each, compacted when some are gone); billing of the departed is kept."""
+class Fleet:
+    """Live replicas as arrays (one slot each, compacted when some are gone); billing of the departed is kept.
+    `attached` (with add(count) and keep(mask)) holds more per-replica state, kept in step with the arrays."""
 
-    def __init__(self, initial: int):
+    def __init__(self, initial: int, attached=None):
+        self.attached = attached
+        if attached is not None:
+            attached.add(initial)
         self.requested = np.zeros(initial)
         self.ready_at = np.zeros(initial)
         self.retired = np.zeros(initial, dtype=bool)
@@ -75,6 +79,8 @@ class _Fleet:
         self.order = np.append(self.order, np.arange(self.created, self.created + count))
         self.created += count
         self.version += 1
+        if self.attached is not None:
+            self.attached.add(count)
 
     def remove(self, gone: np.ndarray, when: float) -> None:
         """Replicas in the mask `gone` stop costing at `when` and leave the arrays."""
@@ -85,6 +91,8 @@ class _Fleet:
         self.busy = self.busy[keep]
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
+        if self.attached is not None:
+            self.attached.keep(keep)
 
     def scale_to(self, target: int, now: float, cold_start_s: float) -> None:
         """Start replicas, or retire starting ones first (newest first), then the ready ones holding least."""
@@ -280,7 +288,7 @@ class FluidSimulator:
         completed_by_period = np.zeros(len(tables))  # the token counters count each period's requests at its mix
         prefill_per_step = table.prefill_rps * dt
         observer = Observer(cfg.scrape_interval_s, cfg.rate_window_s)
-        fleet = _Fleet(cfg.initial_replicas)
+        fleet = Fleet(cfg.initial_replicas)
         desired = cfg.initial_replicas
         state = policy.initial_state()
         gateway: deque[list[float]] = deque()  # [arrival time, requests, work] held while no replica is ready
@@ -400,12 +408,7 @@ class FluidSimulator:
                                            served.ttft_counts.copy(), served.itl_sum, served.itl_count, samples, held))
                     next_scrape += cfg.scrape_interval_s
                     continue
-                now = next_control
-                snapshot = observer.snapshot(now, desired, *fleet.counts(now), extra={"in_flight_now": in_flight + held})
-                decision, state = policy.decide(snapshot, state)
-                decisions.append((now, decision))
-                desired = max(0, min(decision.desired, cfg.max_replicas))
-                fleet.scale_to(desired, now, cfg.cold_start_s)
+                desired, state = control(cfg, policy, observer, fleet, next_control, desired, state, in_flight + held, decisions)
                 next_control += policy.interval_s
             while next_timeline <= step_end:
                 when = next_timeline
@@ -431,11 +434,6 @@ class FluidSimulator:
         arrived = float(sum(row[1] for row in steps[judged]))
         failed = float(sum(row[3] for row in steps[judged]))
         met = float(met_per_step[judged].sum())
-        since = min(cfg.judge_from_s, end)
-        span = max(end - since, 1e-9)
-        ttft_hist, itl_hist = served.ttft_fine, served.itl_fine
-        gpu_hours = paid_s * cfg.profile.gpus / 3600.0
-        cost = gpu_hours * cfg.price_per_gpu_hour
         if served.period_of_step is None:
             out_tokens = (arrived - failed) * self._table().mean_output_tokens
         else:  # each period's requests at its mix
@@ -443,26 +441,49 @@ class FluidSimulator:
             output_means = np.array([t.mean_output_tokens for t in self.tables])
             out_tokens = float(np.dot([row[1] - row[3] for row in steps[judged]], output_means[periods]))
         frame = pd.DataFrame(timeline)
-        window = frame[frame["time_s"] >= since] if len(frame) and since > 0 else frame
-        summary = {
-            "policy": self.policy.name, "requests": int(round(arrived)), "failed": int(round(failed)),
-            "slo_attainment": met / arrived if arrived else float("nan"), "goodput_rps": met / span,
-            "ttft_p50_s": _hist_quantile(ttft_hist, 0.50), "ttft_p95_s": _hist_quantile(ttft_hist, 0.95),
-            "ttft_p99_s": _hist_quantile(ttft_hist, 0.99), "itl_p95_s": _hist_quantile(itl_hist, 0.95),
-            "gpu_hours": gpu_hours, "cost_usd": cost,
-            "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
-            "scale_actions": count_scale_actions(cfg.initial_replicas, decisions, since),
-            "max_replicas": int((window["ready"] + window["starting"] + window["draining"]).max()) if len(window) else cfg.initial_replicas,
-            "mean_replicas": gpu_hours * 3600.0 / span / cfg.profile.gpus, "duration_s": span, "output_tokens": out_tokens,
-            "slo_ttft_s": cfg.slo_ttft_s, "slo_itl_s": cfg.slo_itl_s, "cold_start_s": cfg.cold_start_s,
-            "profile": cfg.profile.name, "mode": "fluid", "judged_from_s": since,
-        }
+        summary = fluid_summary(cfg, self.policy.name, arrived, failed, met, paid_s, end, served.ttft_fine, served.itl_fine,
+                                out_tokens, frame, decisions)
         records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "failed", "ready", "queue_delay_s"])
         records.insert(3, "met", met_per_step)
         records.insert(6, "rate_per_replica", records["routed"] / self.step_s / records["ready"].clip(lower=1))
         fullest = records["queue_delay_s"].to_numpy()  # the fullest replica's state, read as its queue delay
         records["queue_delay_s"] = served.read(served.periods_of(np.arange(len(records))), lambda model, rows: model.queue_delay(fullest[rows]))
         return SimResult(summary, records, frame, decisions)
+
+
+def control(cfg: SimConfig, policy: Policy, observer: Observer, fleet: Fleet, now: float, desired: int, state,
+            in_flight: float, decisions: list) -> tuple[int, object]:
+    """One control tick: the policy reads the snapshot Prometheus would give it now; the fleet is scaled to its
+    answer (within max_replicas). Returns the replicas wanted and the policy's state."""
+    snapshot = observer.snapshot(now, desired, *fleet.counts(now), extra={"in_flight_now": in_flight})
+    decision, state = policy.decide(snapshot, state)
+    decisions.append((now, decision))
+    desired = max(0, min(decision.desired, cfg.max_replicas))
+    fleet.scale_to(desired, now, cfg.cold_start_s)
+    return desired, state
+
+
+def fluid_summary(cfg: SimConfig, policy: str, arrived: float, failed: float, met: float, paid_s: float, end: float,
+                  ttft_hist: np.ndarray, itl_hist: np.ndarray, out_tokens: float, frame: pd.DataFrame, decisions) -> dict:
+    """The summary of a fluid run over [judge_from_s, end): its counts, replica-seconds paid and fine histograms."""
+    since = min(cfg.judge_from_s, end)
+    span = max(end - since, 1e-9)
+    gpu_hours = paid_s * cfg.profile.gpus / 3600.0
+    cost = gpu_hours * cfg.price_per_gpu_hour
+    window = frame[frame["time_s"] >= since] if len(frame) and since > 0 else frame
+    return {
+        "policy": policy, "requests": int(round(arrived)), "failed": int(round(failed)),
+        "slo_attainment": met / arrived if arrived else float("nan"), "goodput_rps": met / span,
+        "ttft_p50_s": _hist_quantile(ttft_hist, 0.50), "ttft_p95_s": _hist_quantile(ttft_hist, 0.95),
+        "ttft_p99_s": _hist_quantile(ttft_hist, 0.99), "itl_p95_s": _hist_quantile(itl_hist, 0.95),
+        "gpu_hours": gpu_hours, "cost_usd": cost,
+        "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
+        "scale_actions": count_scale_actions(cfg.initial_replicas, decisions, since),
+        "max_replicas": int((window["ready"] + window["starting"] + window["draining"]).max()) if len(window) else cfg.initial_replicas,
+        "mean_replicas": gpu_hours * 3600.0 / span / cfg.profile.gpus, "duration_s": span, "output_tokens": out_tokens,
+        "slo_ttft_s": cfg.slo_ttft_s, "slo_itl_s": cfg.slo_itl_s, "cold_start_s": cfg.cold_start_s,
+        "profile": cfg.profile.name, "mode": "fluid", "judged_from_s": since,
+    }
 
 
 def _merge_alike(states: np.ndarray, requests: np.ndarray, waits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

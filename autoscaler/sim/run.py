@@ -49,6 +49,7 @@ class SimulateArgs:
     jobs: int = 1
     judge_from_s: float = 0.0  # summaries cover the window from here on
     clock_phase_s: float = 0.0  # the first scrape, this far into the trace (the control loop follows)
+    fluid_model: str = "auto"  # fluid replicas: "cohort" (request traces), "table" (ServeGen rates), or auto
     extra: dict = field(default_factory=dict)
 
 
@@ -129,6 +130,7 @@ class FluidInput:
     work: np.ndarray | None = None  # arrivals per step in requests of the mean mix, where lengths are known per request
     tables: list | None = None  # one LoadTable per length-mix period of a request trace, where it has more than one
     period_of_step: np.ndarray | None = None
+    workload: Workload | None = None  # the request trace itself, where cohort replicas run it
 
 
 def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None) -> FluidInput:
@@ -139,6 +141,7 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
 
     path = Path(args.trace)
     if workload is None:
+        fluid_model(args, servegen=True)  # a bad choice fails here, before days of counts are synthesized
         windows = _servegen(str(path)).scaled(args.time_scale, args.rate_scale)
         # window rates change every 600 s; steps of about 15 s (the HPA's sync period) that tile a window
         step = windows.window_s / max(1, round(windows.window_s / 15.0))
@@ -152,6 +155,10 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
     lengths = LengthSampler.from_workload(workload)
     counts = counts_from_workload(workload, step)
     periods = mix_periods(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
+    if fluid_model(args, servegen=False) == "cohort":  # the engine's step times on cohorts: no load table to measure
+        whole = lambda: _cached_table(args, config, lengths).slo_capacity_rps  # measured only if a policy asks
+        return FluidInput(counts, step, lengths, None, ArrivalTimes(workload.arrival_s), workload.name, whole,
+                          workload=workload)
     if periods.count == 1:
         table = _cached_table(args, config, lengths)
         return FluidInput(counts, step, lengths, table, ArrivalTimes(workload.arrival_s), workload.name,
@@ -164,8 +171,23 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
                       tables, periods.period_of_steps(len(counts), step))
 
 
+def fluid_model(args: SimulateArgs, servegen: bool) -> str:
+    """Which fluid replicas run a trace: cohorts in lockstep on a request trace's 1 s steps, load tables on a
+    ServeGen folder's 15 s steps of rates (days of them; a step outlasts a request's time inside)."""
+    if args.fluid_model not in ("auto", "cohort", "table"):
+        raise ValueError(f"--fluid-model: {args.fluid_model!r} is not one of auto, cohort, table")
+    if args.fluid_model == "cohort" and servegen:
+        raise ValueError("--fluid-model cohort: a ServeGen folder has rates, not requests; use table (or auto)")
+    return args.fluid_model if args.fluid_model != "auto" else ("table" if servegen else "cohort")
+
+
 def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
     from autoscaler.sim.fluid import FluidSimulator
+
+    if feed.workload is not None:
+        from autoscaler.sim.cohort_sim import CohortSimulator
+
+        return CohortSimulator(config, policy, feed.workload, feed.step_s).run()
 
     return FluidSimulator(config, None, policy, counts=feed.counts, work=feed.work, lengths=feed.lengths, table=feed.table,
                           step_s=feed.step_s, name=feed.name, tables=feed.tables, period_of_step=feed.period_of_step).run()

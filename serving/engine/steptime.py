@@ -69,24 +69,30 @@ class StepTimeModel:
             self._allreduce_fixed = 0.0
             self._allreduce_per_token = 0.0
 
+    def _cost(self, total_tokens, kv_tokens, pairs, num_seqs):
+        """(duration, GPU-busy, floor, bytes, FLOPs) of steps that push `total_tokens` new tokens through the model,
+        read and write `kv_tokens` of K/V, compute `pairs` attention query-key pairs and schedule `num_seqs`
+        sequences: scalars or arrays alike (one formula for single steps, decode runs and fluid batches)."""
+        eff = self._eff
+        kv_bytes = self._kv_bytes_per_token * kv_tokens
+        gemm_flops = self._gemm_flops_per_token * total_tokens
+        attn_flops = self._attn_flops_per_pair * pairs
+        total_bytes = self._weight_bytes + kv_bytes
+        total_flops = gemm_flops + attn_flops
+        floor = np.maximum(total_bytes / self._bandwidth, total_flops / self._peak)
+        gemm = np.maximum(self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute))
+        attention = np.maximum(kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute))
+        busy = gemm + attention + self._allreduce_fixed + self._allreduce_per_token * total_tokens
+        cpu = eff.step_overhead_s + eff.per_seq_overhead_s * num_seqs
+        duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
+        return duration, busy, floor, total_bytes, total_flops
+
     def timing(self, batch: BatchShape) -> StepTiming:
         if batch.num_seqs == 0:
             return StepTiming(0.0, 0.0, 0.0, 0.0, 0.0)
-        eff = self._eff
-        kv_bytes = self._kv_bytes_per_token * (batch.kv_read_tokens + batch.total_tokens)
-        gemm_flops = self._gemm_flops_per_token * batch.total_tokens
-        attn_flops = self._attn_flops_per_pair * batch.attention_pairs
-        total_bytes = self._weight_bytes + kv_bytes
-        total_flops = gemm_flops + attn_flops
-        floor = max(total_bytes / self._bandwidth, total_flops / self._peak)
-
-        gemm = max(self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute))
-        attention = max(kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute))
-        comm = self._allreduce_fixed + self._allreduce_per_token * batch.total_tokens
-        gpu_busy = gemm + attention + comm
-        cpu = eff.step_overhead_s + eff.per_seq_overhead_s * batch.num_seqs
-        duration = max(gpu_busy + cpu, gpu_busy / eff.gpu_busy_fraction, floor)
-        return StepTiming(duration, floor, gpu_busy, total_bytes, total_flops)
+        duration, busy, floor, total_bytes, total_flops = self._cost(
+            batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs, batch.num_seqs)
+        return StepTiming(float(duration), float(floor), float(busy), float(total_bytes), float(total_flops))
 
     def duration(self, batch: BatchShape) -> float:
         return self.timing(batch).duration_s
@@ -94,15 +100,21 @@ class StepTimeModel:
     def decode_run(self, num_seqs: int, kv_read0: float, pairs0: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Durations and GPU-busy times of `steps` consecutive pure-decode steps of `num_seqs` sequences, where
         every sequence's context grows by one token per step (the same formula as `timing`, vectorized)."""
-        eff = self._eff
         grow = np.arange(steps, dtype=np.float64) * num_seqs
-        kv_bytes = self._kv_bytes_per_token * (kv_read0 + grow + num_seqs)
-        gemm_flops = self._gemm_flops_per_token * num_seqs
-        attn_flops = self._attn_flops_per_pair * (pairs0 + grow)
-        floor = np.maximum((self._weight_bytes + kv_bytes) / self._bandwidth, (gemm_flops + attn_flops) / self._peak)
-        gemm = max(self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute))
-        attention = np.maximum(kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute))
-        busy = gemm + attention + self._allreduce_fixed + self._allreduce_per_token * num_seqs
-        cpu = eff.step_overhead_s + eff.per_seq_overhead_s * num_seqs
-        duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
-        return duration, busy
+        duration, busy, *_ = self._cost(num_seqs, kv_read0 + grow + num_seqs, pairs0 + grow, num_seqs)
+        return duration, np.broadcast_to(busy, duration.shape)
+
+    def mixed_steps(self, decode_seqs: np.ndarray, context_tokens: np.ndarray, prefill_tokens: np.ndarray,
+                    prompt_tokens: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(duration, GPU-busy) of one step per element: `decode_seqs` sequences decoding one token each over
+        `context_tokens` of context in all (fractional counts welcome: a fluid model's mean batch), plus a chunk of
+        `prefill_tokens` from whole prompts of `prompt_tokens` each (their attention is causal within a prompt).
+        An empty step takes no time."""
+        decode_seqs, prefill = np.asarray(decode_seqs, dtype=np.float64), np.asarray(prefill_tokens, dtype=np.float64)
+        piece = np.minimum(prefill, np.maximum(prompt_tokens, 1.0))
+        total = decode_seqs + prefill
+        pairs = context_tokens + decode_seqs + prefill * (piece + 1.0) / 2.0
+        seqs = decode_seqs + np.where(prefill > 0, np.maximum(1.0, prefill / np.maximum(piece, 1.0)), 0.0)
+        duration, busy, *_ = self._cost(total, context_tokens + decode_seqs + 2.0 * prefill + decode_seqs, pairs, seqs)
+        empty = total <= 0
+        return np.where(empty, 0.0, duration), np.where(empty, 0.0, busy)

@@ -121,7 +121,7 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
     arrivals = np.arange(0.0, 1200.0, 0.5)
     outputs = np.where(arrivals < 600, 300, 60)
     workload = Workload("halves", arrivals, np.full(len(arrivals), 1000), outputs)
-    args = SimulateArgs(trace="halves.csv", policies=[], mode="fluid")
+    args = SimulateArgs(trace="halves.csv", policies=[], mode="fluid", fluid_model="table")
     feed = fluid_input(args, sim_config(args), workload)
     assert sorted(asked) == [60.0, 300.0] and len(feed.tables) == 2
     assert feed.tables[0].mean_output_tokens == 300.0 and feed.tables[1].mean_output_tokens == 60.0

@@ -51,3 +51,21 @@ def test_tensor_parallel_is_faster_per_step_than_fewer_gpus():
     tp4 = StepTimeModel(load_profile("llama-3.1-70b-h100-tp4")).duration(batch(32, 1024))
     tp8 = StepTimeModel(load_profile("llama-3.1-70b-h100-tp8")).duration(batch(32, 1024))
     assert tp8 < tp4
+
+
+@pytest.mark.parametrize("decodes,context,prompts,prompt", [(0, 0, 1, 2048), (16, 700, 0, 1), (64, 1500, 3, 1024), (200, 300, 1, 7000)])
+def test_mixed_steps_times_a_batch_as_the_engine_does(decodes, context, prompts, prompt):
+    """The fluid models' vectorized step time: decodes over their context plus whole prompts, as one BatchShape."""
+    import numpy as np
+
+    model = StepTimeModel(load_profile("llama-3.1-8b-h100"))
+    shape = batch(decodes, context)
+    for _ in range(prompts):
+        shape.add(prompt, 0)
+    duration, busy = model.mixed_steps(np.array([float(decodes)]), np.array([float(decodes * context)]),
+                                       np.array([float(prompts * prompt)]), float(prompt))
+    timing = model.timing(shape)
+    assert duration[0] == pytest.approx(timing.duration_s, rel=1e-9)
+    assert busy[0] == pytest.approx(timing.gpu_busy_s, rel=1e-9)
+    empty, _ = model.mixed_steps(np.zeros(1), np.zeros(1), np.zeros(1))
+    assert empty[0] == 0.0

@@ -1,0 +1,124 @@
+"""Cohort fluid replicas: conservation, readiness, billing, determinism, the engine's limits, and agreement with
+the request-level mode on fixed fleets (where a policy's feedback cannot hide a model's error)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from autoscaler.sim.baselines.static import Static
+from autoscaler.sim.cohort import CohortReplicas, StepOutputs
+from autoscaler.sim.cohort_sim import CohortSimulator
+from autoscaler.sim.run import SimulateArgs, fluid_model
+from autoscaler.sim.simulator import SimConfig, Simulator
+from loadgen.workloads.workload import Workload
+from tests.autoscaler.sim.test_simulator import Scripted, poisson
+
+from serving.profiles import load_profile
+
+PROFILE = load_profile("llama-3.1-8b-h100")
+
+
+def lognormal(duration_s: float, rate: float, seed: int, prompt: float = 1000, output: float = 200) -> Workload:
+    """Poisson arrivals with log-normal prompt and output lengths (a chat-like mix)."""
+    rng = np.random.default_rng(seed)
+    n = rng.poisson(rate * duration_s)
+    arrivals = np.sort(rng.uniform(0.0, duration_s, n))
+    draw = lambda mean: np.maximum(1, np.round(rng.lognormal(np.log(mean) - 0.5, 1.0, n))).astype(np.int64)
+    return Workload("lognormal", arrivals, draw(prompt), np.minimum(draw(output), 2000))
+
+
+def test_every_request_routed_leaves_exactly_once():
+    outputs = StepOutputs(np.array([0, 0, 0, 1, 1]), np.array([1, 5, 300, 40, 1200]), 2)
+    replicas = CohortReplicas(PROFILE, outputs, 1.0, 0.05)
+    replicas.add(2)
+    replicas.enqueue(np.array([2.0, 1.0]), np.array([2000.0, 1000.0]), 0.5, 0)
+    replicas.enqueue(np.array([0.5, 1.5]), np.array([500.0, 1500.0]), 1.5, 1)
+    done = first = 0.0
+    for step in range(200):
+        served = replicas.step(float(step))
+        done += served.completions.sum()
+        first += served.first_tokens.sum()
+        assert served.met.sum() <= served.completions.sum() + 1e-9
+    assert first == pytest.approx(5.0) and done == pytest.approx(5.0, abs=1e-3)
+    assert replicas.outstanding().sum() < 1e-3 and not replicas.queue.used.any()
+
+
+def test_conservation_readiness_and_gateway_timeouts():
+    w = poisson([(300, 2.0)], seed=1, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, queue_timeout_s=60.0, initial_replicas=0, cold_start_s=30.0)
+    result = CohortSimulator(cfg, Scripted(((0, 0), (200, 1))), w).run()
+    s, records = result.summary, result.records
+    assert records["arrivals"].sum() == len(w) == s["requests"]
+    assert records["routed"].sum() + records["failed"].sum() == pytest.approx(len(w))
+    assert s["failed"] > 0  # nothing served for 230 s with a 60 s gateway timeout
+    started = records[records["routed"] > 0]["time_s"].min()
+    assert started >= 230.0  # requested at 200 s, ready 30 s later: none served before
+    assert records["met"].sum() <= len(w) - s["failed"] + 1e-6
+
+
+def test_gpu_hours_by_hand_and_determinism():
+    w = poisson([(600, 3.0)], seed=2, prompt=1500, output=300)
+    cfg = SimConfig(PROFILE, initial_replicas=2, price_per_gpu_hour=10.0)
+    a = CohortSimulator(cfg, Static(2), w).run().summary
+    b = CohortSimulator(cfg, Static(2), w).run().summary
+    assert a == b
+    assert a["gpu_hours"] == pytest.approx(2 * a["duration_s"] / 3600) and a["cost_usd"] == pytest.approx(10 * a["gpu_hours"])
+    assert a["slo_attainment"] > 0.99 and a["fluid_model"] == "cohort"
+
+
+def test_a_burst_beyond_the_batch_waits_for_room():
+    """400 long prompts at once: the batch holds no more than max_num_seqs and the KV cache allows, the rest wait."""
+    profile = PROFILE.with_changes(scheduler={"max_num_seqs": 64})
+    w = Workload("burst", np.zeros(400), np.full(400, 3000), np.full(400, 500))
+    cfg = SimConfig(profile, initial_replicas=1, timeline_interval_s=5.0)
+    result = CohortSimulator(cfg, Static(1), w).run()
+    timeline = result.timeline
+    assert timeline["running"].max() <= 64 + 3  # the batch, and the prompts of one chunk
+    assert timeline["waiting"].iloc[0] > 300
+    assert result.summary["requests"] == 400 and result.summary["failed"] == 0
+
+
+@pytest.mark.parametrize("replicas,rate", [(1, 3.0), (1, 17.0), (4, 28.0)], ids=["light", "near-saturation", "ample"])
+def test_fixed_fleets_agree_with_the_request_level(replicas, rate):
+    """Attainment, GPU utilization and the gauges policies read, on a chat mix from light to near saturation."""
+    w = lognormal(600, rate, seed=4)
+    cfg = SimConfig(PROFILE, initial_replicas=replicas, timeline_interval_s=5.0)
+    request = Simulator(cfg, w, Static(replicas)).run()
+    cohort = CohortSimulator(cfg, Static(replicas), w).run()
+    assert abs(cohort.summary["slo_attainment"] - request.summary["slo_attainment"]) <= 0.02
+    mean = lambda result, column: float(result.timeline[column].mean())
+    assert mean(cohort, "gpu_util") == pytest.approx(mean(request, "gpu_util"), abs=3.0)
+    assert mean(cohort, "running") == pytest.approx(mean(request, "running"), rel=0.15, abs=1.0)
+
+
+def test_a_burst_of_long_prompts_slows_the_answers_beside_it():
+    """Answers decoding while a burst's prompts are prefilled beside them take longer steps, on the engine and here:
+    their ITL attainment falls alike in both modes."""
+    background = lognormal(240, 4.0, seed=5, prompt=300, output=400)
+    burst_at = np.full(120, 60.0)
+    arrivals = np.concatenate([background.arrival_s, burst_at])
+    order = np.argsort(arrivals, kind="stable")
+    w = Workload("burst", arrivals[order], np.concatenate([background.prompt_tokens, np.full(120, 6000)])[order],
+                 np.concatenate([background.output_tokens, np.full(120, 20)])[order])
+    cfg = SimConfig(PROFILE, initial_replicas=1)
+    quiet = CohortSimulator(cfg, Static(1), background).run().summary["slo_attainment"]
+    request = Simulator(cfg, w, Static(1)).run().summary["slo_attainment"]
+    cohort = CohortSimulator(cfg, Static(1), w).run().summary["slo_attainment"]
+    assert quiet > 0.99 and cohort < quiet - 0.1
+    assert abs(cohort - request) <= 0.05
+
+
+def test_the_fluid_model_is_chosen_by_the_trace_and_bad_choices_name_the_flag():
+    assert fluid_model(SimulateArgs(trace="t.csv", policies=[]), servegen=False) == "cohort"
+    assert fluid_model(SimulateArgs(trace="m-large", policies=[]), servegen=True) == "table"
+    assert fluid_model(SimulateArgs(trace="t.csv", policies=[], fluid_model="table"), servegen=False) == "table"
+    with pytest.raises(ValueError, match="--fluid-model cohort: a ServeGen folder"):
+        fluid_model(SimulateArgs(trace="m-large", policies=[], fluid_model="cohort"), servegen=True)
+    with pytest.raises(ValueError, match="--fluid-model: 'exact'"):
+        fluid_model(replace(SimulateArgs(trace="t.csv", policies=[]), fluid_model="exact"), servegen=False)
+
+
+def test_outputs_of_no_tokens_are_refused():
+    with pytest.raises(ValueError, match="at least one output token"):
+        StepOutputs(np.array([0, 0]), np.array([3, 0]), 1)
