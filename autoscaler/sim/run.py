@@ -134,9 +134,10 @@ class FluidInput:
 
 
 def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None) -> FluidInput:
-    """A ServeGen folder is read as per-step counts from its window rates (days at a time); a request trace is
-    binned into 1 s steps, weighed by their lengths, and the oracle keeps its exact arrival times. Where a request
-    trace's length mix changes (autoscaler.sim.mix_periods), each period gets the load table of its own mix."""
+    """A ServeGen folder is read as per-step counts from its window rates (days at a time), for load-table replicas.
+    A request trace is binned into 1 s steps and the oracle keeps its exact arrival times; cohort replicas take the
+    trace itself. For load-table replicas its requests are weighed by their lengths, and where its length mix
+    changes (autoscaler.sim.mix_periods), each period gets the load table of its own mix."""
     from autoscaler.sim.fluid import counts_from_workload, work_from_workload
 
     path = Path(args.trace)
@@ -154,11 +155,11 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
     step = 1.0
     lengths = LengthSampler.from_workload(workload)
     counts = counts_from_workload(workload, step)
-    periods = mix_periods(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
     if fluid_model(args, servegen=False) == "cohort":  # the engine's step times on cohorts: no load table to measure
         whole = lambda: _cached_table(args, config, lengths).slo_capacity_rps  # measured only if a policy asks
         return FluidInput(counts, step, lengths, None, ArrivalTimes(workload.arrival_s), workload.name, whole,
                           workload=workload)
+    periods = mix_periods(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
     if periods.count == 1:
         table = _cached_table(args, config, lengths)
         return FluidInput(counts, step, lengths, table, ArrivalTimes(workload.arrival_s), workload.name,
