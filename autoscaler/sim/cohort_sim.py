@@ -56,6 +56,16 @@ class CohortSimulator:
         step_index, t = 0, 0.0
         while step_index < n_steps or held > 0 or fleet.n.sum() > _EMPTY:
             t = step_index * dt
+            reading = None
+            if next_scrape < t + dt:  # a scrape in this step reads the fleet as the step begins, as one at its instant
+                serving = np.flatnonzero(~fleet.retired & (fleet.ready_at <= t))  # does in the request level: nothing
+                first = np.ceil(fleet.ready_at[serving] / dt) * dt                 # of the step's own arrivals yet
+                span = t - np.maximum(busy_since, first)  # utilization as DCGM reads it: the busy share since the last scrape
+                util = np.minimum(100.0, np.divide(100.0 * fleet.busy[serving], span, out=np.zeros(len(serving)), where=span > 0))
+                fleet.busy[:], busy_since = 0.0, t
+                samples = ReplicaColumns(replicas.running[serving], replicas.waiting[serving], replicas.kv_usage[serving], util)
+                reading = (arrivals_total, completions_total, prompt_total, output_total, ttft_counts.copy(), itl_sum,
+                           itl_count, samples, held)
             if step_index == judge_step:
                 paid_before_judging = fleet.paid_seconds(t)
             arrivals = float(self.counts[step_index]) if step_index < n_steps else 0.0
@@ -107,20 +117,10 @@ class CohortSimulator:
             waiting_since = replicas.oldest_arrival()
             steps_out.append((t, arrivals, routed, met, expired, len(serving), max(0.0, t + dt - waiting_since)))
             step_end = t + dt
-            if next_scrape < step_end or next_control < step_end or next_timeline <= step_end:
-                util = np.zeros(len(serving))
-                if next_scrape < step_end:  # utilization as DCGM reads it: the busy share since the last scrape
-                    first = np.ceil(fleet.ready_at[serving] / dt) * dt
-                    span = step_end - np.maximum(busy_since, first)
-                    util = np.where(span > 0, 100.0 * fleet.busy[serving] / np.maximum(span, 1e-9), 0.0)
-                    util = np.minimum(util, 100.0)
-                    fleet.busy[:], busy_since = 0.0, step_end
-                samples = ReplicaColumns(replicas.running[serving], replicas.waiting[serving], replicas.kv_usage[serving], util)
-                in_flight = float(replicas.running.sum() + replicas.waiting.sum())  # over the step, as the gauges
+            in_flight = float(replicas.running.sum() + replicas.waiting.sum())  # over the step, as the gauges
             while next_scrape < step_end or next_control < step_end:  # in time order; at a tie the control reads
                 if next_scrape < next_control:                           # the scrape before, as in the request level
-                    observer.record(Scrape(next_scrape, arrivals_total, completions_total, prompt_total, output_total,
-                                           ttft_counts.copy(), itl_sum, itl_count, samples, held))
+                    observer.record(Scrape(next_scrape, *reading))
                     next_scrape += cfg.scrape_interval_s
                     continue
                 desired, state = control(cfg, policy, observer, fleet, next_control, desired, state, in_flight + held, decisions)
