@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from autoscaler.policy.base import Decision
 from autoscaler.sim.baselines.static import Static
 from autoscaler.sim.cohort import CohortReplicas, StepOutputs
 from autoscaler.sim.cohort_sim import CohortSimulator
@@ -107,6 +108,47 @@ def test_a_burst_of_long_prompts_slows_the_answers_beside_it():
     cohort = CohortSimulator(cfg, Static(1), w).run().summary["slo_attainment"]
     assert quiet > 0.99 and cohort < quiet - 0.1
     assert abs(cohort - request) <= 0.05
+
+
+class Watching:
+    """Test policy: asks for two replicas at its first tick, then holds; keeps what each snapshot showed."""
+
+    interval_s, name = 5.0, "watching"
+
+    def __init__(self):
+        self.seen: dict[float, tuple] = {}
+
+    def initial_state(self):
+        return None
+
+    def decide(self, snapshot, state):
+        self.seen[snapshot.time_s] = (snapshot.running + snapshot.waiting, [r.gpu_util for r in snapshot.replicas])
+        return Decision(2, ("watching",)), None
+
+
+def test_a_scrape_reads_the_fleet_at_its_instant_as_the_request_level_does():
+    """Scrapes at 0, 15, 30 and 45 s. A burst coming just after the one at 30 s is not in it, in either mode (the
+    cohort step it falls in once read it half there). The second replica, asked for at 5 s, is ready at 30 s on the
+    dot: that scrape reads it idle in both modes, not loaded by the traffic routed to it in the second after."""
+    background = lognormal(60, 2.0, seed=6)
+    burst = np.linspace(30.1, 30.9, 200)
+    arrivals = np.concatenate([background.arrival_s, burst])
+    order = np.argsort(arrivals, kind="stable")
+    w = Workload("late-burst", arrivals[order], np.concatenate([background.prompt_tokens, np.full(200, 1000)])[order],
+                 np.concatenate([background.output_tokens, np.full(200, 1500)])[order])
+    cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=25.0)
+    seen = {}
+    for mode, simulator in (("request", lambda p: Simulator(cfg, w, p)), ("cohort", lambda p: CohortSimulator(cfg, p, w))):
+        policy = Watching()
+        simulator(policy).run()
+        seen[mode] = policy.seen
+    for mode in seen:  # the control at 35 s reads the scrape at 30 s; the one at 50 s, the scrape at 45 s
+        in_system_at_30, util_at_30 = seen[mode][35.0]
+        assert in_system_at_30 < 20, f"{mode}: the scrape at 30 s saw the burst after it"
+        assert len(util_at_30) == 2 and util_at_30[1] == 0.0, f"{mode}: the replica ready at 30 s read {util_at_30}"
+        assert seen[mode][50.0][0] > 150, f"{mode}: the scrape at 45 s missed the burst"
+        assert min(seen[mode][50.0][1]) > 50.0
+    assert seen["cohort"][35.0][0] == pytest.approx(seen["request"][35.0][0], abs=5.0)
 
 
 def test_the_fluid_model_is_chosen_by_the_trace_and_bad_choices_name_the_flag():
