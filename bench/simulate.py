@@ -68,7 +68,7 @@ def speed_section() -> str:
         "",
         *lines,
         "",
-        "The hosts these sessions get differ in speed by up to 2x though all report AMD EPYC: the request-level row "
+        "The hosts these sessions get differ in speed by up to 2x (see the header for this run's): the request-level row "
         f"took {rows[0][2]:.1f} CPU-s in this run and {REFERENCE_REQUEST_CPU_S} on the faster host of 2026-12-02, with the "
         "same code. Read a row against the request-level one of the same run. The cohort replicas a request trace "
         "runs on in fluid mode cost about the same per 1 s step whatever the rate, where the request level's cost "
@@ -213,7 +213,8 @@ MODEL_SEEDS = range(5)  # load-table runs per case: the model's own draws (load 
 # each mode runs at several and the means are compared. On the request traces every whole second of the 15 s scrape
 # interval: their chaotic cases spread by 5 points and 10% of GPU-hours over the phases, and 3 phases left a mean
 # too loose for goals of 2 points and 5%. ServeGen's request-level hour costs minutes a run; its cases spread little.
-REQUEST_PHASES = tuple(float(p) for p in range(15))
+SCRAPE_INTERVAL_S = SimulateArgs.scrape_interval_s  # the default every case runs with
+REQUEST_PHASES = tuple(float(p) for p in range(int(SCRAPE_INTERVAL_S)))
 SERVEGEN_PHASES = (0.0, 5.0, 10.0)
 
 
@@ -305,9 +306,9 @@ def cross_rows(jobs: int = 2) -> list[str]:
                             lengths_from=CONV, max_replicas=60, initial_replicas=4)
         cases.append((f"ServeGen m-large x{scale:g}, day 8 {start % 86400 / 3600:.1f} h + 1 h", spec,
                       _case_runs(args, ("table",), SERVEGEN_PHASES)))
-    planned = [(spec, run) for _, spec, runs in cases for kind in runs.values() for run in kind]
+    planned = [run for _, _, runs in cases for kind in runs.values() for run in kind]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        done = iter(list(pool.map(_summary, [run for _, run in planned], [spec for spec, _ in planned])))
+        done = iter(list(pool.map(_summary, planned, [run.policies[0] for run in planned])))
     rows = []
     for label, spec, runs in cases:
         rows += _cross_rows(label, spec, {kind: [next(done) for _ in kind_runs] for kind, kind_runs in runs.items()})
@@ -333,7 +334,7 @@ def crosscheck_section() -> str:
         "### Fluid mode against request-level",
         "",
         f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs "
-        f"request-level with the scrape and control clocks started at each whole second of the 15 s scrape interval "
+        f"request-level with the scrape and control clocks started at each whole second of the {SCRAPE_INTERVAL_S:g} s scrape interval "
         f"({REQUEST_PHASES[0]:g} to {REQUEST_PHASES[-1]:g} s) into a request trace, at {servegen_phases} s into "
         "ServeGen's hour (`--clock-phase`: in a cluster they are not aligned with the traffic, and a threshold policy's "
         "fleet turns on them), and in fluid mode over the same arrivals with each of its two replica models; "
