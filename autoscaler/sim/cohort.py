@@ -119,7 +119,7 @@ class CohortReplicas:
         self.budget = float(profile.scheduler.max_num_batched_tokens)
         self.lone_step_s = float(self.steps.mixed_steps(np.array([1.0]), np.array([1.0]), np.array([0.0]))[0][0])
         self.rows = rows
-        self.queue = _Slots(("requests", "tokens"), ("arrival", "step"), rows)
+        self.queue = _Slots(("requests", "tokens", "squares"), ("arrival", "step"), rows)
         self.cohorts = _Slots(("count", "age", "decode_s", "ttft_ok", "prompt"), (), rows, table=outputs.length + 1)
         self.running = np.zeros(rows)  # gauges after the last step
         self.waiting = np.zeros(rows)
@@ -138,13 +138,17 @@ class CohortReplicas:
         self.running, self.waiting, self.kv_usage = self.running[keep], self.waiting[keep], self.kv_usage[keep]
         self.rows = int(np.count_nonzero(keep))
 
-    def enqueue(self, requests: np.ndarray, prompt_tokens: np.ndarray, arrival_s: float, step: int) -> None:
-        """Requests routed to each replica (with their prompt tokens), arrived in `step`, at `arrival_s` on average."""
+    def enqueue(self, requests: np.ndarray, prompt_tokens: np.ndarray, arrival_s: float, step: int,
+                prompt_squares: np.ndarray | None = None) -> None:
+        """Requests routed to each replica (with their prompt tokens, and the sum of their squares: by default
+        prompts of one length), arrived in `step`, at `arrival_s` on average."""
         if not requests.any():
             return
         slot = self.queue.take()
         self.queue["requests"][:, slot] = requests
         self.queue["tokens"][:, slot] = prompt_tokens
+        self.queue["squares"][:, slot] = (prompt_squares if prompt_squares is not None else
+                                          np.divide(prompt_tokens ** 2, requests, out=np.zeros_like(requests), where=requests > 0))
         self.queue["arrival"][slot] = arrival_s
         self.queue["step"][slot] = step
 
@@ -203,8 +207,10 @@ class CohortReplicas:
         cum_requests, cum_tokens = np.cumsum(requests, axis=1), np.cumsum(tokens, axis=1)
         queued = cum_requests[:, -1] if len(order) else np.zeros(rows)
         head_prompt = np.divide(cum_tokens[:, -1], queued, out=np.ones(rows), where=queued > 0) if len(order) else np.ones(rows)
+        squares = q["squares"][:, order].sum(axis=1)
+        attended = np.divide(squares, cum_tokens[:, -1], out=head_prompt.copy(), where=cum_tokens[:, -1] > 0) if len(order) else head_prompt
         chunk = np.maximum(0.0, self.budget - decoding)
-        full_s, full_busy = self.steps.mixed_steps(decoding, context, chunk, head_prompt)
+        full_s, full_busy = self.steps.mixed_steps(decoding, context, chunk, head_prompt, attended)
         decode_s, _ = self.steps.mixed_steps(decoding, context, np.zeros(rows))
         prefill_rate = np.divide(chunk, full_s, out=np.zeros(rows), where=full_s > 0)  # tokens/s, beside the decodes
         decode_steps = dt / np.maximum(decode_s, self.lone_step_s)
@@ -220,7 +226,7 @@ class CohortReplicas:
         # spread over the step are prefilled as they come), full chunks behind a burst's backlog
         backlog = (tokens * (q["arrival"][order] < now)[None, :]).sum(axis=1)
         typical = np.minimum(chunk, np.maximum(head_prompt, backlog))
-        typical_s, _ = self.steps.mixed_steps(decoding, context, typical, head_prompt)
+        typical_s, _ = self.steps.mixed_steps(decoding, context, typical, head_prompt, attended)
         per_token_s = np.divide(np.maximum(typical_s - decode_s, 0.0), typical, out=np.zeros(rows), where=typical > 0)
         # TTFT of each slice served: its tokens done, FIFO at the prefill rate, from the step's start; not before it
         # arrived, and not sooner than its own: the step under way ends (half a step, on average), then its prompt
@@ -243,6 +249,7 @@ class CohortReplicas:
         first_prompt = (take * per_request).sum(axis=1)
         q["requests"][:, order] = requests - take
         q["tokens"][:, order] = tokens - take * per_request
+        q["squares"][:, order] *= np.divide(requests - take, requests, out=np.zeros_like(requests), where=requests > 0)
         q.used[order[q["requests"][:, order].sum(axis=0) < GONE]] = False
 
         # the step's first tokens form a new cohort
@@ -311,8 +318,9 @@ class CohortReplicas:
 
         # a step's requests come spread over it, not at once as the lockstep has them: a batch of short answers
         # decoded in a fraction of the step is, on the engine, a few requests at a time over all of it. So the
-        # gauges are the step's time averages (what a scrape at any instant expects), and the engine decodes while
-        # it holds a request: for a mean of m decoding over the step (Poisson), 1 - exp(-m) of the time
+        # decoding gauge is the step's time average (what a scrape at any instant expects; the queue, FIFO, is read
+        # at the step's end, below), and the engine decodes while it holds a request: for a mean of m decoding over
+        # the step (Poisson), 1 - exp(-m) of the time
         mean_decoding = concurrency_s / dt
         busy_share = np.divide(decode_busy_s, decode_steps_s, out=np.zeros(rows), where=decode_steps_s > 0)
         busy = prefill_busy + np.minimum(np.maximum(dt - prefill_s, 0.0), -np.expm1(-mean_decoding) * dt) * busy_share
@@ -325,8 +333,13 @@ class CohortReplicas:
         # chunk's worth of prompts all along while a backlog keeps the budget full
         bound = prefilled_tokens >= 0.999 * prefill_rate * dt
         in_chunk = np.where(bound, chunk / np.maximum(head_prompt, 1.0), (take * prefill_step).sum(axis=1) / dt if len(order) else 0.0)
-        in_chunk = np.minimum(mean_queued, in_chunk)
-        self.running, self.waiting = mean_decoding + in_chunk, mean_queued - in_chunk
+        # a scrape comes at a step's end: the queue then holds what is left of it, and of the step's own arrivals,
+        # spread over it, those served in it for their time queued (under light load, what any instant holds)
+        own = arrival >= now
+        queued_at_end = ((requests - take).sum(axis=1) + (take * (served_until - present_from) * own).sum(axis=1) / dt
+                         if len(order) else np.zeros(rows))
+        in_chunk = np.minimum(queued_at_end, in_chunk)
+        self.running, self.waiting = mean_decoding + in_chunk, queued_at_end - in_chunk
         self.kv_usage = np.minimum(1.0, (remaining * (prompt + age0 + advance[:, None])).sum(axis=1) / self.kv_capacity)
         return StepServed(completions, met, first_tokens, first_prompt, first_tokens + decoded, busy, ttft_flat, ttft_weights, np.concatenate(itl_values) if itl_values else np.zeros(0),
                           np.concatenate(itl_weights) if itl_weights else np.zeros(0), itl_sum, itl_count)

@@ -31,6 +31,7 @@ class CohortSimulator:
         self.config, self.policy, self.step_s, self.name = config, policy, step_s, workload.name
         self.counts = counts_from_workload(workload, step_s)
         self.prompt_tokens = counts_from_workload(workload, step_s, workload.prompt_tokens.astype(np.float64))
+        self.prompt_squares = counts_from_workload(workload, step_s, workload.prompt_tokens.astype(np.float64) ** 2)
         self.outputs = StepOutputs((workload.arrival_s // step_s).astype(np.int64), workload.output_tokens, len(self.counts))
 
     def run(self) -> SimResult:
@@ -39,7 +40,7 @@ class CohortSimulator:
         fleet = Fleet(cfg.initial_replicas, attached=replicas)
         observer = Observer(cfg.scrape_interval_s, cfg.rate_window_s)
         desired, state = cfg.initial_replicas, policy.initial_state()
-        gateway: deque[list[float]] = deque()  # [arrival time, requests, prompt tokens, step] held while no replica is ready
+        gateway: deque[list[float]] = deque()  # [arrival time, requests, prompt tokens, step, their squares] held while no replica is ready
         held = 0.0
         arrivals_total = completions_total = failed_total = prompt_total = output_total = 0.0
         ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
@@ -70,7 +71,8 @@ class CohortSimulator:
                 paid_before_judging = fleet.paid_seconds(t)
             arrivals = float(self.counts[step_index]) if step_index < n_steps else 0.0
             if arrivals:
-                gateway.append([t + 0.5 * dt, arrivals, float(self.prompt_tokens[step_index]), step_index])
+                gateway.append([t + 0.5 * dt, arrivals, float(self.prompt_tokens[step_index]), step_index,
+                                float(self.prompt_squares[step_index])])
                 held += arrivals
             expired = 0.0
             while gateway and t - gateway[0][0] > cfg.queue_timeout_s:
@@ -84,8 +86,8 @@ class CohortSimulator:
                 share = np.zeros(len(fleet))
                 share[serving] = _water_fill(outstanding[serving], held)
                 split = share / held
-                for arrived_at, requests, tokens, step in gateway:
-                    replicas.enqueue(split * requests, split * tokens, arrived_at, step)
+                for arrived_at, requests, tokens, step, squares in gateway:
+                    replicas.enqueue(split * requests, split * tokens, arrived_at, step, split * squares)
                 routed, held = held, 0.0
                 gateway.clear()
             served = replicas.step(t)

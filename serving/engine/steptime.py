@@ -105,15 +105,20 @@ class StepTimeModel:
         return duration, np.broadcast_to(busy, duration.shape)
 
     def mixed_steps(self, decode_seqs: np.ndarray, context_tokens: np.ndarray, prefill_tokens: np.ndarray,
-                    prompt_tokens: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                    prompt_tokens: np.ndarray | float = 1.0,
+                    attended_prompt_tokens: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(duration, GPU-busy) of one step per element: `decode_seqs` sequences decoding one token each over
         `context_tokens` of context in all (fractional counts welcome: a fluid model's mean batch), plus a chunk of
         `prefill_tokens` from whole prompts of `prompt_tokens` each (their attention is causal within a prompt).
-        An empty step takes no time."""
+        Prompts of many lengths: `attended_prompt_tokens` is their token-weighted mean length (sum of squares over
+        sum), which sets the chunk's attention work, as a token at position i of its prompt attends i tokens in
+        whichever chunk it is computed (the mean length would miss the long prompts' quadratic share). An empty
+        step takes no time."""
         decode_seqs, prefill = np.asarray(decode_seqs, dtype=np.float64), np.asarray(prefill_tokens, dtype=np.float64)
         piece = np.minimum(prefill, np.maximum(prompt_tokens, 1.0))
+        attended = piece if attended_prompt_tokens is None else np.maximum(attended_prompt_tokens, 1.0)
         total = decode_seqs + prefill
-        pairs = context_tokens + decode_seqs + prefill * (piece + 1.0) / 2.0
+        pairs = context_tokens + decode_seqs + prefill * (attended + 1.0) / 2.0
         seqs = decode_seqs + np.where(prefill > 0, np.maximum(1.0, prefill / np.maximum(piece, 1.0)), 0.0)
         duration, busy, *_ = self._cost(total, context_tokens + decode_seqs + 2.0 * prefill + decode_seqs, pairs, seqs)
         empty = total <= 0
