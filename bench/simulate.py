@@ -69,7 +69,7 @@ def speed_section() -> str:
         *lines,
         "",
         "The hosts these sessions get differ in speed by up to 2x (see the header for this run's): the request-level row "
-        f"took {rows[0][2]:.1f} CPU-s in this run and {REFERENCE_REQUEST_CPU_S} on the faster host of 2026-12-02, with the "
+        f"took {rows[0][2]:.1f} CPU-s in this run and {REFERENCE_REQUEST_CPU_S} on the host of 2026-12-02, with the "
         "same code. Read a row against the request-level one of the same run. The cohort replicas a request trace "
         "runs on in fluid mode cost about the same per 1 s step whatever the rate, where the request level's cost "
         "grows with the requests and engine steps: at 1x it is the faster of the two, at 4x the cohorts are (the "
