@@ -39,11 +39,14 @@ def _gateway(args) -> int:
     from exporters.gateway.service import run_gateway
 
     config = load_gateway_config(args.config) if args.config else parse_gateway_config({})
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    raw = config.model_dump(exclude_unset=True)
+    raw.update({k: v for k, v in (("host", args.host), ("port", args.port), ("metrics_port", args.metrics_port))
+                if v is not None})
     if args.backend:
-        overrides["backends"] = config.backends.model_copy(update={"static": [*config.backends.static, *args.backend]})
+        raw["backends"] = {**raw.get("backends", {}), "static": [*config.backends.static, *args.backend]}
+    config = parse_gateway_config(raw, "the gateway's config and flags")  # flags are checked like the file
     _install_loop()
-    asyncio.run(run_gateway(config.model_copy(update=overrides)))
+    asyncio.run(run_gateway(config))
     return 0
 
 
@@ -235,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--config", default=None, metavar="gateway.yaml", help="backends, models, admission, keys file")
     gw.add_argument("--host", default=None)
     gw.add_argument("--port", type=int, default=None)
+    gw.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port only, not on --port")
     gw.add_argument("--backend", action="append", default=[], metavar="HOST:PORT", help="a static backend (repeatable)")
     gw.set_defaults(func=_gateway)
 

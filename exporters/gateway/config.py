@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from serving.config_errors import read_yaml, validate_mapping
+from serving.http.listener import ListenerLimits, TlsFiles
 
 
 class GatewayConfigError(ValueError):
@@ -16,6 +17,18 @@ class GatewayConfigError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def check_address(address: str) -> str:
+    """`host:port` (an IPv6 host in brackets) with a port from 1 to 65535; raises ValueError saying what is wrong."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"backend {address!r} is not host:port")
+    if host.startswith("[") != host.endswith("]") or any(c.isspace() or c in "/?#@" for c in host):
+        raise ValueError(f"backend {address!r}: {host!r} is not a host name or address")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"backend {address!r}: port {port!r} is not a number from 1 to 65535")
+    return address
 
 
 class Backends(Strict):
@@ -30,6 +43,11 @@ class Backends(Strict):
     health_interval_s: float = Field(2.0, gt=0)
     unhealthy_after: int = Field(2, ge=1)  # consecutive failed checks before a backend is ejected
     healthy_after: int = Field(1, ge=1)  # consecutive passed checks before it is routed to again
+
+    @field_validator("static")
+    @classmethod
+    def _addresses(cls, static: list[str]) -> list[str]:
+        return [check_address(a) for a in static]
 
     @model_validator(mode="after")
     def _kubernetes_service_form(self):
@@ -46,6 +64,9 @@ class ModelLimits(Strict):
 class GatewayConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    metrics_port: int | None = Field(None, ge=0, le=65535)  # /metrics on a listener of its own (then not on `port`)
+    tls: TlsFiles | None = None  # HTTPS on `port`, the certificate re-read when its files change
+    limits: ListenerLimits = ListenerLimits()  # what one client may send, and how long it may take
     backends: Backends = Backends()
     # models served; requests for any other get 404 before a backend is touched. Empty: the models the backends
     # report on their health path (and, until one has, any)
@@ -58,7 +79,6 @@ class GatewayConfig(Strict):
     connect_timeout_s: float = Field(5.0, gt=0)
     first_byte_timeout_s: float = Field(600.0, gt=0)
     request_timeout_s: float = Field(3600.0, gt=0)
-    max_body_bytes: int = Field(8 << 20, ge=1024)
     keys_file: Path | None = None  # YAML {api key: tenant}; none: open mode, every request is tenant "anonymous"
     tenant_label_cap: int = Field(20, ge=1)  # tenants with their own metric label (the busiest); the rest are "other"
 
@@ -72,5 +92,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     raw = read_yaml(path, GatewayConfigError)
     config = parse_gateway_config(raw, str(path))
     relative = lambda p: p if p is None or p.is_absolute() else path.parent / p  # files beside the config
-    return config.model_copy(update={"keys_file": relative(config.keys_file),
+    tls = config.tls and config.tls.model_copy(update={"cert_file": relative(config.tls.cert_file),
+                                                       "key_file": relative(config.tls.key_file)})
+    return config.model_copy(update={"keys_file": relative(config.keys_file), "tls": tls,
                                       "backends": config.backends.model_copy(update={"file_sd": relative(config.backends.file_sd)})})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -12,6 +12,7 @@ TTFT_BUCKETS = (.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5
 ITL_BUCKETS = (.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
 E2E_BUCKETS = (.3, .5, .8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680)
 QUEUE_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120)
+UNKNOWN_MODEL = "unknown"  # the model label of requests for names no backend has reported (yet)
 
 
 class GatewayMetrics:
@@ -40,15 +41,29 @@ class GatewayMetrics:
                                         ["backend", "phase"], registry=registry)
         self._series: dict[tuple[str, str], Series] = {}
         self._models: dict[str, ModelSeries] = {}
+        self._children: dict[str, set[tuple[object, tuple[str, ...]]]] = {}  # tenant -> (metric, label values) made
 
-    def series(self, model: str, tenant: str) -> "Series":
+    def child(self, metric, model: str, tenant: str, *rest: str):
+        """metric.labels(model, tenant, *rest), remembered so that the tenant's series can be dropped."""
+        self._children.setdefault(tenant, set()).add((metric, (model, tenant, *rest)))
+        return metric.labels(model, tenant, *rest)
+
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop every series of a tenant that lost its own label (its traffic counts as `other` from now on), so
+        the series stay bounded by the label cap however many tenants come and go."""
+        for key in [k for k in self._series if k[1] == tenant]:
+            del self._series[key]
+        for metric, values in self._children.pop(tenant, ()):
+            metric.remove(*values)
+
+    def series(self, model: str, tenant: str) -> Series:
         """The children for one model and tenant label, looked up once (the hot path touches several per request)."""
         found = self._series.get((model, tenant))
         if found is None:
             found = self._series[(model, tenant)] = Series(self, model, tenant)
         return found
 
-    def model(self, model: str) -> "ModelSeries":
+    def model(self, model: str) -> ModelSeries:
         found = self._models.get(model)
         if found is None:
             found = self._models[model] = ModelSeries(self.queue_wait.labels(model), self.itl.labels(model))
@@ -66,20 +81,20 @@ _STATUSES_AT_ZERO = ("200", "429")
 
 class Series:
     def __init__(self, metrics: GatewayMetrics, model: str, tenant: str):
-        self._requests, self._by_status = metrics.requests, {}
+        self._metrics, self._by_status = metrics, {}
         self.model, self.tenant = model, tenant
-        self.prompt_tokens = metrics.prompt_tokens.labels(model, tenant)
-        self.output_tokens = metrics.output_tokens.labels(model, tenant)
-        self.ttft = metrics.ttft.labels(model, tenant)
-        self.e2e = metrics.e2e.labels(model, tenant)
+        self.prompt_tokens = metrics.child(metrics.prompt_tokens, model, tenant)
+        self.output_tokens = metrics.child(metrics.output_tokens, model, tenant)
+        self.ttft = metrics.child(metrics.ttft, model, tenant)
+        self.e2e = metrics.child(metrics.e2e, model, tenant)
         if model:  # served and turned away exist from the first request on, at 0: rate() then counts the first of each
             for status in _STATUSES_AT_ZERO:
-                self._by_status[status] = self._requests.labels(model, tenant, status)
+                self._by_status[status] = metrics.child(metrics.requests, model, tenant, status)
 
     def answered(self, status: str) -> None:
         child = self._by_status.get(status)
         if child is None:
-            child = self._by_status[status] = self._requests.labels(self.model, self.tenant, status)
+            child = self._by_status[status] = self._metrics.child(self._metrics.requests, self.model, self.tenant, status)
         child.inc()
 
 
@@ -90,7 +105,7 @@ class StateCollector:
 
     pool: object  # BackendPool
     admission: object  # Admission
-    _seen: set = field(default_factory=set)
+    model_label: object = lambda model: model  # a queue's model name -> its label (unknown names: `unknown`)
 
     def collect(self):
         ready = GaugeMetricFamily("headroom_gateway_ready_backends", "Backends the gateway routes to.")
@@ -103,7 +118,10 @@ class StateCollector:
         yield in_flight
         depth = GaugeMetricFamily("headroom_gateway_queue_depth", "Requests waiting in the gateway for a backend slot.",
                                   labels=["model"])
-        self._seen |= set(self.admission.queues)
-        for model in sorted(self._seen):
-            depth.add_metric([model], self.admission.depth(model))
+        by_label: dict[str, int] = {}
+        for model in self.admission.queues:
+            label = self.model_label(model)
+            by_label[label] = by_label.get(label, 0) + self.admission.depth(model)
+        for label in sorted(by_label):
+            depth.add_metric([label], by_label[label])
         yield depth

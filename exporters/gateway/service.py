@@ -1,4 +1,4 @@
-"""The gateway as a running service: HTTP listener, discovery and health checks started and stopped together."""
+"""The gateway as a running service: HTTP listeners, discovery and health checks started and stopped together."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import asyncio
 import logging
 import signal
 
+from aiohttp import web
+
 from exporters.gateway.config import GatewayConfig
 from exporters.gateway.discovery import Discovery, HealthChecker
-from exporters.gateway.gateway import Gateway
-from serving.http.server import serve
+from exporters.gateway.gateway import Gateway, json_error
+from serving.http.listener import Listener, ListenerLimits, listen
 
 log = logging.getLogger("headroom.gateway")
 
@@ -22,25 +24,38 @@ class GatewayService:
         self.gateway = Gateway(config)
         self.discovery = Discovery(config.backends, self.gateway.set_backends) if discover else None
         self.health = HealthChecker(self.gateway.pool, config.backends)
-        self._server = None
+        self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task] = []
         self.port = config.port
+        self.metrics_port = config.metrics_port
 
     async def start(self) -> None:
         if self.discovery is not None:
             await self.discovery.poll_once()  # the first targets before the first request
             self._tasks.append(asyncio.create_task(self.discovery.run(), name="gateway-discovery"))
         self._tasks.append(asyncio.create_task(self.health.run(), name="gateway-health"))
-        self._server = await serve(self.gateway.handle, self.config.host, self.config.port, max_body=self.config.max_body_bytes)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("gateway on http://%s:%d, %d backend(s)", self.config.host, self.port, len(self.gateway.pool.backends))
+        config = self.config
+        main = await listen(self.gateway.handle, config.host, config.port, config.limits, config.tls)
+        self._listeners.append(main)
+        self.port = main.port
+        if config.metrics_port is not None:
+            metrics = await listen(self._metrics_only, config.host, config.metrics_port, ListenerLimits(max_body_bytes=1024))
+            self._listeners.append(metrics)
+            self.metrics_port = metrics.port
+        scheme = "https" if config.tls else "http"
+        log.info("gateway on %s://%s:%d, %d backend(s)", scheme, config.host, self.port, len(self.gateway.pool.backends))
+
+    async def _metrics_only(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/metrics" and request.method in ("GET", "HEAD"):
+            return self.gateway.metrics_response()
+        return json_error(404, "this port serves GET /metrics only")
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
+        for listener in self._listeners:
+            await listener.close()
         await self.health.close()
         await self.gateway.close()
 

@@ -1,150 +1,82 @@
-"""HTTP/1.1 to the backends over pooled keep-alive connections, parsed with httptools, body bytes handed on as they
-arrive: each read of a streamed response is written to the client from the protocol callback itself, with no task
-wake-up per chunk (the way the emulator writes its own streams). Backpressure: a client that reads slowly pauses the
-reads from its backend.
+"""Requests to the backends on aiohttp's client: pooled keep-alive connections, connect and first-byte deadlines.
+
+aiohttp parses the responses, skips interim ones (`100 Continue`, which uvicorn, vLLM's server, sends) and hands a
+connection back to the pool only after a complete response. Bodies are passed through as they are: no
+decompression, no default headers added on the client's behalf.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from typing import Protocol
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import httptools
+import aiohttp
 
-
-class Sink(Protocol):
-    """Where a response goes, as it is parsed."""
-
-    def on_headers(self, status: int, headers: list[tuple[str, str]]) -> None: ...
-
-    def on_body(self, data: bytes) -> None: ...
-
-    def on_complete(self) -> None: ...
-
-    def on_error(self, error: Exception) -> None: ...
+# hop-by-hop headers (RFC 9110 7.6.1) and those the gateway sets itself; never forwarded in either direction
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+                        "proxy-authenticate", "proxy-authorization", "content-length", "host", "expect"})
+_NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
 class UpstreamError(ConnectionError):
-    pass
+    """The backend could not be reached or gave no response head in time."""
 
 
-class _Connection(asyncio.Protocol):
-    def __init__(self, pool: "UpstreamPool", address: str):
-        self.pool, self.address = pool, address
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.sink: Sink | None = None
-        self.headers: list[tuple[str, str]] = []
-        self.keep_alive = True
-        self.timer: asyncio.TimerHandle | None = None
-        self.reused = False  # it served a response before this request
+class StaleConnection(UpstreamError):
+    """A reused keep-alive connection was closed by the backend before it answered: resend on a fresh one."""
 
-    # ---- asyncio.Protocol ------------------------------------------------------------
-    def connection_made(self, transport):
-        self.transport = transport
 
-    def data_received(self, data: bytes):
-        if self.timer is not None:  # the first byte came: from here the client's own pace rules
-            self.timer.cancel()
-            self.timer = None
+def forwarded_headers(headers, drop: frozenset[str] = frozenset({"authorization"})) -> list[tuple[str, str]]:
+    """End-to-end headers of a message: less hop-by-hop ones, those its Connection header names, and `drop`."""
+    named = {t.strip().lower() for v in headers.getall("connection", ()) for t in v.split(",")}
+    return [(k, v) for k, v in headers.items() if (low := k.lower()) not in HOP_BY_HOP and low not in named and low not in drop]
+
+
+class Upstream:
+    """One pooled session for every backend, and a second that never reuses a connection (for resends)."""
+
+    def __init__(self, connect_timeout_s: float, first_byte_timeout_s: float):
+        self.first_byte_timeout_s = first_byte_timeout_s
+        # no pool limit: admission control already bounds the requests per backend
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s)
+        self._pooled = self._session(aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0), timeout)
+        self._fresh = self._session(aiohttp.TCPConnector(limit=0, force_close=True), timeout)
+
+    @staticmethod
+    def _session(connector: aiohttp.TCPConnector, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                     skip_auto_headers=_NOT_ADDED, cookie_jar=aiohttp.DummyCookieJar())
+
+    @asynccontextmanager
+    async def request(self, address: str, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
+                      fresh: bool = False) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The backend's response once its head arrived; raises UpstreamError (StaleConnection on a dropped idle
+        connection) when nothing came. Leaving the block early closes the connection, so the backend stops."""
+        session = self._fresh if fresh else self._pooled
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as err:
-            self._fail(UpstreamError(f"{self.address}: malformed HTTP response: {err}"))
-
-    def connection_lost(self, exc):
-        self.transport = None
-        self._fail(UpstreamError(f"{self.address}: connection lost" + (f" ({exc})" if exc else "")))
-
-    # ---- httptools callbacks ---------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes):
-        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
-
-    def on_headers_complete(self):
-        self.keep_alive = self.parser.should_keep_alive()
-        if self.sink is not None:
-            self.sink.on_headers(self.parser.get_status_code(), self.headers)
-
-    def on_body(self, body: bytes):
-        if self.sink is not None:
-            self.sink.on_body(body)
-
-    def on_message_complete(self):
-        sink, self.sink = self.sink, None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if sink is not None:
-            sink.on_complete()
-        if self.keep_alive and self.transport is not None:
-            self.reused = True
-            self.pool.give_back(self)
-        else:
-            self.close()
-
-    # ---- requests ----------------------------------------------------------------------
-    def send(self, request: bytes, sink: Sink, first_byte_timeout_s: float) -> None:
-        self.sink, self.headers = sink, []
-        self.parser = httptools.HttpResponseParser(self)
-        self.timer = asyncio.get_running_loop().call_later(
-            first_byte_timeout_s, self._fail, UpstreamError(f"{self.address}: no response within {first_byte_timeout_s:g} s"))
-        self.transport.write(request)
-
-    def pause(self, paused: bool) -> None:
-        if self.transport is not None:
-            (self.transport.pause_reading if paused else self.transport.resume_reading)()
-
-    def _fail(self, error: Exception) -> None:
-        sink, self.sink = self.sink, None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.close()
-        if sink is not None:
-            sink.on_error(error)
-
-    def close(self) -> None:
-        self.pool.forget(self)
-        if self.transport is not None:
-            self.transport.close()
-
-
-class UpstreamPool:
-    """Idle keep-alive connections per backend address; a new one is opened when none is idle."""
-
-    def __init__(self, connect_timeout_s: float):
-        self.connect_timeout_s = connect_timeout_s
-        self.idle: dict[str, list[_Connection]] = defaultdict(list)
-
-    async def connection(self, address: str, fresh: bool = False) -> _Connection:
-        """An idle connection to `address` (unless `fresh`), else a new one."""
-        idle = self.idle[address]
-        while idle and not fresh:
-            conn = idle.pop()
-            if conn.transport is not None and not conn.transport.is_closing():
-                return conn
-        host, _, port = address.rpartition(":")
-        loop = asyncio.get_running_loop()
+            async with asyncio.timeout(self.first_byte_timeout_s):
+                response = await session.request(method, f"http://{address}{path_qs}", data=body, headers=headers,
+                                                 allow_redirects=False, compress=None, chunked=None)
+        except TimeoutError:
+            raise UpstreamError(f"{address}: no response within {self.first_byte_timeout_s:g} s") from None
+        except aiohttp.ServerDisconnectedError:
+            if fresh:
+                raise UpstreamError(f"{address}: closed the connection before answering") from None
+            raise StaleConnection(address) from None
+        except aiohttp.ClientConnectorError as err:
+            raise UpstreamError(f"{address}: {err.os_error.strerror or err.os_error}") from None
+        except aiohttp.ClientOSError:  # a reset on a reused connection: as a close
+            if fresh:
+                raise UpstreamError(f"{address}: reset the connection before answering") from None
+            raise StaleConnection(address) from None
+        except aiohttp.ClientError as err:
+            raise UpstreamError(f"{address}: {err}") from None
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(lambda: _Connection(self, address), host, int(port)),
-                                             self.connect_timeout_s)
-        except asyncio.TimeoutError:
-            raise UpstreamError(f"{address}: no connection within {self.connect_timeout_s:g} s") from None
-        except OSError as err:
-            raise UpstreamError(f"{address}: {err.strerror or err}") from None
-        return conn
+            yield response
+        finally:
+            response.close() if not response.content.is_eof() else response.release()
 
-    def give_back(self, conn: _Connection) -> None:
-        self.idle[conn.address].append(conn)
-
-    def forget(self, conn: _Connection) -> None:
-        idle = self.idle.get(conn.address)
-        if idle and conn in idle:
-            idle.remove(conn)
-
-    def close(self) -> None:
-        for conns in self.idle.values():
-            for conn in list(conns):
-                conn.close()
-        self.idle.clear()
+    async def close(self) -> None:
+        await self._pooled.close()
+        await self._fresh.close()

@@ -8,7 +8,6 @@ connection's transport avoids a task wake-up per token, which ASGI servers canno
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from http import HTTPStatus
 from typing import Awaitable, Callable
 
 import httptools
+
+from serving.http.errors import error_body
 
 log = logging.getLogger(__name__)
 
@@ -247,16 +248,6 @@ class _Connection(asyncio.Protocol):
             error_json(responder, status, message)
         elif self.transport is not None:
             self.transport.close()
-
-
-_ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 413: "BadRequestError",
-                429: "RateLimitError", 503: "ServiceUnavailableError"}
-
-
-def error_body(status: int, message: str, param: str | None = None, err_type: str | None = None) -> bytes:
-    """An OpenAI-style error document, as vLLM's server returns it."""
-    err_type = err_type or _ERROR_TYPES.get(status, "BadRequestError" if status < 500 else "InternalServerError")
-    return json.dumps({"error": {"message": message, "type": err_type, "param": param, "code": status}}).encode()
 
 
 def error_json(responder: Responder, status: int, message: str, param: str | None = None,

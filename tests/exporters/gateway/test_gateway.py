@@ -151,15 +151,6 @@ def _close_all(server):
         live.resp.abort()
 
 
-def test_event_counting_across_chunk_boundaries():
-    from exporters.gateway.gateway import _TOKEN_EVENT, _count_new
-
-    stream = b'data: {"a": 1, "finish_reason": null}\n\n' * 7
-    for cut in range(1, len(stream)):
-        first, second = stream[:cut], stream[cut:]
-        assert _count_new(b"", first, _TOKEN_EVENT) + _count_new(first, second, _TOKEN_EVENT) == 7
-
-
 def keys_file(tmp_path, count: int = 2) -> str:
     path = tmp_path / "keys.yaml"
     path.write_text("".join(f"sk-tenant-{i:04d}: tenant-{i}\n" for i in range(count)))
@@ -246,7 +237,7 @@ def test_auth_and_per_tenant_token_accounting(backends, tmp_path):
 
 def test_bad_requests_get_openai_errors_before_any_backend(backends):
     a, _ = backends
-    with GatewayServer([f"127.0.0.1:{a.port}"], max_body_bytes=4096) as gw:
+    with GatewayServer([f"127.0.0.1:{a.port}"], limits={"max_body_bytes": 4096}) as gw:
         seen_before = metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions")
         cases = [(b"{not json", 400, "not valid JSON"), (b"[1, 2]", 400, "JSON object"), (b'{"prompt": "x"}', 400, "names no model"),
                  (json.dumps({"model": a.model, "prompt": "w " * 4000}).encode(), 413, "exceeds 4096 bytes")]
