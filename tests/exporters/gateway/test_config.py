@@ -14,7 +14,12 @@ def test_defaults_and_files_beside_the_config(tmp_path):
 
 @pytest.mark.parametrize("raw, named", [({"prot": 1}, "prot"), ({"models": {"m": {"max_queue": -1}}}, "models.m.max_queue"),
                                         ({"backends": {"kubernetes_service": "vllm"}}, "namespace/name"),
-                                        ({"routing": "random"}, "routing"), ([1], "mapping")])
+                                        ({"routing": "random"}, "routing"), ([1], "mapping"),
+                                        ({"backends": {"static": ["nonsense"]}}, "'nonsense' is not host:port"),
+                                        ({"backends": {"static": ["127.0.0.1:99999"]}}, "port '99999'"),
+                                        ({"backends": {"static": ["a b:80"]}}, "not a host name"),
+                                        ({"limits": {"header_timeout_s": 0}}, "limits.header_timeout_s"),
+                                        ({"tls": {"cert_file": "c.pem"}}, "tls.key_file")])
 def test_bad_config_names_the_key(raw, named):
     with pytest.raises(GatewayConfigError, match=named.replace(".", r"\.")):
         parse_gateway_config(raw)
@@ -27,3 +32,12 @@ def test_unreadable_or_bad_yaml_names_the_file(tmp_path):
     bad.write_text("port: [\n")
     with pytest.raises(GatewayConfigError, match="bad.yaml: not valid YAML"):
         load_gateway_config(bad)
+
+
+def test_flags_are_checked_like_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "headroom", "gateway", "--backend", "127.0.0.1:99999", "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "port '99999'" in run.stderr

@@ -13,7 +13,8 @@ def test_bearer_keys_map_to_tenants(tmp_path):
 
 
 @pytest.mark.parametrize("text, problem", [("- a\n- b\n", "mapping"), ("short: alpha\n", "at least 8"),
-                                           ("sk-alpha-123: other\n", "tenant must be a name"), ("a: [\n", "not valid YAML")])
+                                           ("sk-alpha-123: other\n", "tenant must be a name"), ("a: [\n", "not valid YAML"),
+                                           ("sk-alpha-123: a\nsk-beta-4567: b\nsk-alpha-123: c\n", "line 3: .* already given on line 1")])
 def test_bad_keys_files_name_the_problem(tmp_path, text, problem):
     path = tmp_path / "keys.yaml"
     path.write_text(text)
@@ -29,3 +30,20 @@ def test_tenant_label_is_capped_to_the_busiest():
     assert {"busy-a", "busy-b"} <= seen and OTHER in seen
     assert len(labels.labelled) <= 3
     assert len(labels.counts) < 200  # one-off tenants are forgotten as their counts decay
+
+
+@pytest.mark.parametrize("text", ["sk-secret-0001: alpha\nsk-secret-0002: [\n", "sk-secret-0001: alpha\nsk-secret-0001: b\n",
+                                  "sk-secret-0001: other\n", "sk-secret-0001: {nested: map}\n", "sk-se: alpha\n"])
+def test_keys_file_errors_never_show_a_key(tmp_path, text):
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    with pytest.raises(KeysFileError) as err:
+        KeyRing.from_file(path)
+    assert "sk-se" not in str(err.value) and "line" in str(err.value)
+
+
+def test_keys_are_looked_up_by_their_hash():
+    ring = KeyRing({f"sk-tenant-{i:05d}": f"t{i}" for i in range(10_000)})
+    assert ring.tenant("Bearer sk-tenant-09999") == "t9999"
+    assert ring.tenant("Bearer " + "x" * (4 << 20)) is None
+    assert all(len(digest) == 32 for digest in ring.by_digest)  # SHA-256 digests: the keys themselves are not kept
