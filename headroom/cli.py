@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     gw.set_defaults(func=_gateway)
 
     gx = sub.add_parser("gpu-exporter", help="serve this host's NVIDIA GPUs through NVML with dcgm-exporter's metric names")
-    gx.add_argument("--host", default="0.0.0.0")
+    gx.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default loopback; 0.0.0.0 for a Prometheus on another host)")
     gx.add_argument("--port", type=int, default=9400)
     gx.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="how often NVML is read")
     gx.add_argument("--hostname", default=None, help="the Hostname label (default: this host's name; on Kubernetes, the node)")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from serving.config_errors import read_yaml, validate_mapping
-from serving.http.listener import ListenerLimits, TlsFiles
+from serving.http.limits import ListenerLimits, TlsFiles
 
 
 class GatewayConfigError(ValueError):

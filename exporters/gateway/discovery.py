@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from exporters.gateway.config import Backends
+from exporters.gateway.config import Backends, check_address
 
 log = logging.getLogger("headroom.gateway.discovery")
 
@@ -35,9 +35,10 @@ def parse_file_sd(text: str, where: str) -> list[str]:
         if not isinstance(group, dict) or not isinstance(group.get("targets"), list):
             raise DiscoveryError(f"{where}: group {i}: expected a mapping with a list of targets")
         for target in group["targets"]:
-            if not isinstance(target, str) or ":" not in target:
-                raise DiscoveryError(f"{where}: group {i}: target {target!r} is not host:port")
-            targets.append(target)
+            try:
+                targets.append(check_address(target if isinstance(target, str) else repr(target)))
+            except ValueError as err:
+                raise DiscoveryError(f"{where}: group {i}: {err}") from None
     return targets
 
 

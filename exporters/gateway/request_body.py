@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from serving.http.listener import ListenerLimits
+from serving.http.limits import ListenerLimits
 
 MAX_MODEL_NAME = 256
 

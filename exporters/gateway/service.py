@@ -11,7 +11,8 @@ from aiohttp import web
 from exporters.gateway.config import GatewayConfig
 from exporters.gateway.discovery import Discovery, HealthChecker
 from exporters.gateway.gateway import Gateway, json_error
-from serving.http.listener import Listener, ListenerLimits, listen
+from serving.http.limits import ListenerLimits
+from serving.http.listener import Listener, listen
 
 log = logging.getLogger("headroom.gateway")
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GpuExporterConfig:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback unless asked: on a node, --host 0.0.0.0 (or the pod IP) for Prometheus
     port: int = 9400  # dcgm-exporter's
     interval_s: float = 1.0  # how often NVML is read (dcgm-exporter's -c, in seconds)
     hostname: str | None = None  # the Hostname label (NODE_NAME on Kubernetes); this host's name when unset
@@ -44,6 +44,8 @@ def serve(config: GpuExporterConfig, source: GpuSource, pods=None, ready: thread
     registry = build_registry(sampled, config.hostname, pods)
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = 10  # seconds a client may take to send its request: a slow one does not hold a thread for good
+
         def do_GET(self):  # noqa: N802 (http.server's name)
             if self.path.split("?")[0] == "/metrics":
                 body, status, kind = render_dcgm(registry), 200, CONTENT_TYPE_LATEST

@@ -26,6 +26,7 @@ from serving.emulator.openai import DONE, ApiError, GenerationRequest, StreamEnc
 from serving.engine.engine import Engine, StepResult
 from serving.engine.profile import BLOCK_SIZE, Profile
 from serving.engine.scheduler import EngineRequest, Status
+from serving.http.limits import ListenerLimits
 from serving.http.server import Request, Responder, error_json, serve
 
 log = logging.getLogger("headroom.emulator")
@@ -57,6 +58,7 @@ class EmulatorConfig(BaseModel):
     seed: int = 0
     faults: Faults = Faults()
     request_log: Path | None = Field(None, description="append one JSON line per finished request (id, server-side timing)")
+    limits: ListenerLimits = ListenerLimits()
 
 
 class _Live:
@@ -84,6 +86,7 @@ class Replica:
         self._request_log = open(config.request_log, "a", buffering=1) if config.request_log else None
         self.started_at = self.loop.time()
         self.draining = False
+        self.engine_failed = False  # the engine loop died: /health answers 500, as vLLM's does on a dead engine
         self.faults = config.faults
         self._stall_until = 0.0
         self._crash_handle: asyncio.TimerHandle | None = None
@@ -136,7 +139,7 @@ class Replica:
             raise
         except Exception:
             log.exception("engine loop failed; failing all open requests")
-            self.draining = True
+            self.draining = self.engine_failed = True
             for live in list(self._live):
                 if live.resp.status:
                     live.resp.abort()
@@ -272,9 +275,9 @@ class Replica:
     async def _route(self, request: Request, resp: Responder, route: str) -> None:
         allowed = _ROUTES.get(route)
         if allowed is None:
-            return error_json(resp, 404, f"no route {route}")
+            return error_json(resp, 404, f"no route {route[:200]}")
         if request.method not in allowed:
-            return error_json(resp, 405, f"method {request.method} not allowed on {route}")
+            return error_json(resp, 405, f"method {request.method[:16]} not allowed on {route}")
         if route == "/v1/completions":
             return await self._generate(request, resp, chat=False)
         if route == "/v1/chat/completions":
@@ -282,7 +285,9 @@ class Replica:
         if route == "/metrics":
             return resp.send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         if route == "/health":
-            return resp.send(200, b"")
+            return error_json(resp, 500, "engine loop failed") if self.engine_failed else resp.send(200, b"")
+        if route.startswith("/admin/") and not request.from_loopback:
+            return error_json(resp, 403, f"{route} answers only to clients on this host")
         if route == "/ready":
             return resp.send(200, b'{"ready": true}') if self.ready else error_json(resp, 503, self._not_ready_reason())
         if route == "/v1/models":
@@ -351,8 +356,9 @@ class Replica:
 
 
 _ROUTES = {
-    "/v1/completions": ("POST",), "/v1/chat/completions": ("POST",), "/v1/models": ("GET",), "/metrics": ("GET",),
-    "/health": ("GET",), "/ready": ("GET",), "/admin/faults": ("POST",), "/admin/state": ("GET",),
+    "/v1/completions": ("POST",), "/v1/chat/completions": ("POST",), "/v1/models": ("GET", "HEAD"),
+    "/metrics": ("GET", "HEAD"), "/health": ("GET", "HEAD"), "/ready": ("GET", "HEAD"), "/admin/faults": ("POST",),
+    "/admin/state": ("GET", "HEAD"),
 }
 
 
@@ -371,15 +377,15 @@ async def run_replica(profile: Profile, config: EmulatorConfig, started: asyncio
                       stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set (default: on SIGTERM/SIGINT), then drain and return."""
     replica = Replica(profile, config)
-    servers = [await serve(replica.handle, config.host, config.port)]
+    servers = [await serve(replica.handle, config.host, config.port, config.limits)]
     if config.gpu_port is not None:
-        servers.append(await serve(lambda rq, rs: _serve_gpu(replica, rq, rs), config.host, config.gpu_port))
+        servers.append(await serve(lambda rq, rs: _serve_gpu(replica, rq, rs), config.host, config.gpu_port, config.limits))
     engine_task = asyncio.create_task(replica.run_engine())
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             replica.loop.add_signal_handler(sig, stop.set)
-    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    ports = [s.port for s in servers]
     log.info("emulating %s (%s) on %s:%s, GPU endpoint %s, cold start %.1f s", replica.model_name, profile.name,
              config.host, ports[0], ports[1] if len(ports) > 1 else "off", config.cold_start_s)
     if started is not None:

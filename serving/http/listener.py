@@ -13,37 +13,14 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-from pydantic import BaseModel, ConfigDict, Field
+
+from serving.http.limits import ListenerLimits, TlsFiles
 
 log = logging.getLogger("headroom.http")
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
-
-
-class ListenerLimits(BaseModel):
-    """What one client may send and how long it may take (defaults as nginx's order of magnitude)."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_url_bytes: int = Field(8190, ge=256)  # the request line: method, target and version
-    max_header_bytes: int = Field(8190, ge=256)  # one header field, name and value
-    max_headers: int = Field(100, ge=8)
-    max_body_bytes: int = Field(8 << 20, ge=1024)
-    header_timeout_s: float = Field(10.0, gt=0)  # from a request's first byte to its last header
-    body_timeout_s: float = Field(30.0, gt=0)  # from the headers to the body's last byte
-    idle_timeout_s: float = Field(75.0, gt=0)  # a keep-alive connection with no request, and a new one with no byte
-    max_connections: int = Field(4096, ge=1)  # open client connections; beyond, new ones are closed at once
-
-
-class TlsFiles(BaseModel):
-    """A PEM certificate chain and its key; re-read when either file changes."""
-
-    model_config = ConfigDict(extra="forbid")
-    cert_file: Path
-    key_file: Path
-    reload_interval_s: float = Field(10.0, gt=0)
 
 
 class _GuardedHandler(RequestHandler):

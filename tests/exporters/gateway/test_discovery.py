@@ -15,8 +15,10 @@ def test_file_sd_targets_and_errors():
     text = json.dumps([{"targets": ["10.0.0.1:8000", "10.0.0.2:8000"], "labels": {"replica": "a"}}, {"targets": ["h:1"]}])
     assert parse_file_sd(text, "t.json") == ["10.0.0.1:8000", "10.0.0.2:8000", "h:1"]
     assert parse_file_sd("- targets: [a:1]\n", "t.yaml") == ["a:1"]
-    with pytest.raises(DiscoveryError, match="t.json: group 0: target 'nope' is not host:port"):
+    with pytest.raises(DiscoveryError, match="t.json: group 0: backend 'nope' is not host:port"):
         parse_file_sd('[{"targets": ["nope"]}]', "t.json")
+    with pytest.raises(DiscoveryError, match="group 0: backend 'h:0': port '0'"):
+        parse_file_sd('[{"targets": ["h:0"]}]', "t.json")
     with pytest.raises(DiscoveryError, match="list of target groups"):
         parse_file_sd('{"targets": []}', "t.json")
 

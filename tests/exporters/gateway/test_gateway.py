@@ -189,7 +189,7 @@ class ScriptedBackend:
 
         async def start():
             self.server = await serve(handle, "127.0.0.1", 0)
-            return self.server.sockets[0].getsockname()[1]
+            return self.server.port
 
         self.port = self.thread.call(start())
         return self
