@@ -96,13 +96,15 @@ def parse_generation(raw: bytes, chat: bool, served_model: str, max_model_len: i
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, f"malformed JSON body: {err}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON body: nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "'model' is required and must be a string", "model")
     if model != served_model:
-        raise ApiError(404, f"The model `{model}` does not exist.", "model")
+        raise ApiError(404, f"The model `{model[:256]}` does not exist.", "model")
     words, token_ids = _prompt_words(body, chat)
     prompt_tokens = token_ids if token_ids is not None else len(words)
     if prompt_tokens < 1:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from serving.http.errors import error_body
 from serving.http.limits import ListenerLimits, TlsFiles
 
 log = logging.getLogger("headroom.http")
@@ -49,7 +50,22 @@ class _GuardedHandler(RequestHandler):
         if not self.in_request and self.transport is not None:
             self.guard.timed_out += 1
             self.force_close()
-            self.transport.close()
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
+        """A request the parser refused: an OpenAI-style 4xx, logged at debug level (it is the client's error, and
+        a public listener meets many); a server error goes to aiohttp's own handling."""
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response had begun: the connection is closed instead")
+        reason = getattr(exc, "message", None) or message or "malformed HTTP request"
+        reason = " ".join(str(reason).split())[:200]
+        log.debug("refused a request from %s: %s", request.remote, reason)
+        self.guard.malformed += 1
+        response = web.Response(status=status, body=error_body(status, f"malformed HTTP request: {reason}"),
+                                content_type="application/json")
+        response.force_close()
+        return response
 
     def request_started(self) -> None:
         self.in_request = True
@@ -70,7 +86,7 @@ class _GuardedServer(web.Server):
     def __init__(self, handler: Handler, limits: ListenerLimits, **kwargs):
         super().__init__(self._guarded(handler), handler_cancellation=True, **kwargs)
         self.limits = limits
-        self.refused = self.timed_out = 0
+        self.refused = self.timed_out = self.malformed = 0
 
     @staticmethod
     def _guarded(handler: Handler) -> Handler:

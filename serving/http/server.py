@@ -257,7 +257,10 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self):
         p = self.pending
-        url = httptools.parse_url(p.url)
+        try:
+            url = httptools.parse_url(p.url)
+        except httptools.HttpParserInvalidURLError:
+            raise _Refuse(400, "the request target is not a path") from None
         self.queue.append(Request(
             method=self.parser.get_method().decode(), path=url.path.decode("latin-1"),
             query=(url.query or b"").decode("latin-1"), headers=p.headers, body=b"".join(p.body),
