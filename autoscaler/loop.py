@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from autoscaler.actuators.base import Actuator
 from autoscaler.metrics import AutoscalerMetrics
-from autoscaler.policy.base import Policy
+from autoscaler.policy.base import Decision, Policy
 from autoscaler.sources.prometheus import FleetCounts
 
 log = logging.getLogger("headroom.autoscaler")
@@ -37,6 +37,7 @@ class AutoscalerLoop:
     metrics: AutoscalerMetrics = field(default_factory=AutoscalerMetrics)
     elector: Any = None  # try_acquire_or_renew() -> bool; None: always leading
     clock: Callable[[], float] = time.time
+    source_errors: tuple[str, ...] = ()  # what kept the last pass's snapshots from being read, if anything
 
     def run_once(self) -> dict[str, Any]:
         """One pass; returns each target's decision."""
@@ -51,6 +52,7 @@ class AutoscalerLoop:
                 if target.last_counts is not None:
                     counts[target.name] = target.last_counts
         snapshots = self.source.snapshots(counts, now)
+        self.source_errors = tuple(sorted({e for s in snapshots.values() for e in s.extra.get("errors", ())}))
         leading = True if self.elector is None else bool(self.elector.try_acquire_or_renew())
         self.metrics.leader.set(1 if leading else 0)
         decisions = {}
@@ -58,7 +60,7 @@ class AutoscalerLoop:
             snapshot = snapshots.get(target.name)
             if snapshot is None:
                 continue
-            decision, target.state = target.policy.decide(snapshot, target.state)
+            decision = self._decide(target, snapshot)
             decisions[target.name] = decision
             self.metrics.record(target.name, snapshot, decision, target.state)
             changed = False
@@ -75,3 +77,13 @@ class AutoscalerLoop:
         self.metrics.loop_duration.observe(time.perf_counter() - started)
         self.metrics.last_success.set(now)
         return decisions
+
+    @staticmethod
+    def _decide(target: Target, snapshot) -> Decision:
+        """The policy's decision; a policy that fails holds its target at the count it has (logged, never raised)."""
+        try:
+            decision, target.state = target.policy.decide(snapshot, target.state)
+            return decision
+        except Exception as err:
+            log.error(json.dumps({"event": "policy_failed", "target": target.name, "error": f"{type(err).__name__}: {err}"}))
+            return Decision(snapshot.desired, (f"held: the policy failed ({type(err).__name__})",))

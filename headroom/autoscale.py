@@ -203,6 +203,9 @@ def run_autoscaler(config_path: str, once: bool = False) -> int:
         server.shutdown()
         server.server_close()
         log.info('{"event": "stopped"}')
+    if once and loop.source_errors:  # one pass that could not read its metrics did not do its job
+        print(f"headroom autoscale --once: metrics could not be read: {'; '.join(loop.source_errors)}", file=sys.stderr)
+        return 1
     return 0
 
 

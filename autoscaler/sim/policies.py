@@ -3,6 +3,8 @@ oracle[:CAPACITY_FACTOR[@WINDOW_S]], or a user's own class as package.module:Nam
 
 from __future__ import annotations
 
+import math
+
 import importlib
 from dataclasses import dataclass
 from typing import Callable
@@ -30,9 +32,19 @@ class PolicyContext:
 
 def _number(spec: str, text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise PolicySpecError(f"policy {spec!r}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise PolicySpecError(f"policy {spec!r}: {text!r} is not a finite number")
+    return value
+
+
+def _positive(spec: str, text: str) -> float:
+    value = _number(spec, text)
+    if value <= 0:
+        raise PolicySpecError(f"policy {spec!r}: the target must be above 0, got {text}")
+    return value
 
 
 def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
@@ -47,13 +59,13 @@ def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
     if kind == "hpa":
         metric, _, target = (arg or "gpu_util=70").partition("=")
         try:
-            return Hpa(HpaConfig(metric=metric, target=_number(spec, target or "70"), **bounds))
+            return Hpa(HpaConfig(metric=metric, target=_positive(spec, target or "70"), **bounds))
         except ValueError as err:
             raise PolicySpecError(f"policy {spec!r}: {err}") from None
     if kind == "keda":
-        return Keda(threshold=_number(spec, arg) if arg else 5.0, **bounds)
+        return Keda(threshold=_positive(spec, arg) if arg else 5.0, **bounds)
     if kind == "kpa":
-        return Kpa(target=_number(spec, arg) if arg else 70.0, **bounds)
+        return Kpa(target=_positive(spec, arg) if arg else 70.0, **bounds)
     if kind == "predictive":
         if ctx.predictive_factory is None:
             raise PolicySpecError("policy 'predictive' needs the replica capacity at the SLO (the engine profile and lengths)")

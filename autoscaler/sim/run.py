@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +53,40 @@ class SimulateArgs:
     clock_phase_s: float = 0.0  # the first scrape, this far into the trace (the control loop follows)
     fluid_model: str = "auto"  # fluid replicas: "cohort" (request traces), "table" (ServeGen rates), or auto
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        problems = _arg_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+_FINITE = math.isfinite
+# (field, its flag, what it must be, the check): each failing one is a clear error before anything runs
+_ARG_RULES = (
+    ("scrape_interval_s", "--scrape-interval", "between 0.1 and 3600 seconds", lambda v: _FINITE(v) and 0.1 <= v <= 3600),
+    ("cold_start_s", "--cold-start", "a finite number of seconds >= 0", lambda v: _FINITE(v) and v >= 0),
+    ("slo_ttft_s", "--slo-ttft", "a finite number of seconds > 0", lambda v: _FINITE(v) and v > 0),
+    ("slo_itl_s", "--slo-itl", "a finite number of seconds > 0", lambda v: _FINITE(v) and v > 0),
+    ("price", "--price", "a finite price >= 0", lambda v: v is None or (_FINITE(v) and v >= 0)),
+    ("start_s", "--start", "a finite number of seconds >= 0", lambda v: _FINITE(v) and v >= 0),
+    ("time_scale", "--time-scale", "a finite number > 0", lambda v: _FINITE(v) and v > 0),
+    ("rate_scale", "--rate-scale", "a finite number > 0", lambda v: _FINITE(v) and v > 0),
+    ("min_replicas", "--min-replicas", "a whole number >= 0", lambda v: v >= 0),
+    ("max_replicas", "--max-replicas", "a whole number from 1 to 100000", lambda v: 1 <= v <= 100_000),
+    ("initial_replicas", "--initial-replicas", "a whole number >= 0", lambda v: v >= 0),
+    ("jobs", "--jobs", "a whole number >= 1", lambda v: v >= 1),
+    ("judge_from_s", "--judge-from", "a finite number of seconds >= 0", lambda v: _FINITE(v) and v >= 0),
+)
+
+
+def _arg_problems(args: SimulateArgs) -> list[str]:
+    problems = [f"{flag} must be {what}, got {getattr(args, name)!r}" for name, flag, what, ok in _ARG_RULES
+                if not ok(getattr(args, name))]
+    if args.min_replicas > args.max_replicas:
+        problems.append(f"--min-replicas ({args.min_replicas}) is above --max-replicas ({args.max_replicas})")
+    if args.end_s is not None and not (_FINITE(args.end_s) and args.end_s > args.start_s):
+        problems.append(f"--end must be a finite number of seconds after --start ({args.start_s:g}), got {args.end_s!r}")
+    return problems
 
 
 def load_trace(args: SimulateArgs) -> Workload:

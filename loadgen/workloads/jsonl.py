@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from loadgen.workloads.workload import TraceError, Workload
 from serving.engine.profile import BLOCK_SIZE
+
+MAX_SPAN_S = 366 * 86400.0
 
 
 def expand_hash_ids(hash_ids: list[int], block_size: int) -> tuple[int, ...]:
@@ -24,6 +27,8 @@ def _field(path: str, line: int, doc: dict, name: str, minimum: float, integer: 
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok:
         raise TraceError(path, line, name, value, "expected an integer" if integer else "expected a number")
+    if not math.isfinite(value):
+        raise TraceError(path, line, name, value, "must be a finite number")
     if value < minimum:
         raise TraceError(path, line, name, value, f"must be >= {minimum}")
     return value
@@ -54,6 +59,10 @@ def load_jsonl(path: str | Path, hash_block_size: int = 512) -> Workload:
         raise TraceError(path, 1, "line", "", "the trace has no requests")
     rows.sort(key=lambda r: r[0])
     arrival = np.array([r[0] for r in rows])
+    span_s = arrival[-1] - arrival[0]
+    if span_s > MAX_SPAN_S:  # a unit mistake (seconds or microseconds for milliseconds), not a trace to simulate
+        raise TraceError(path, 1, "timestamp", f"{span_s / 86400:.0f} days from first to last",
+                         f"a trace may span at most {MAX_SPAN_S / 86400:.0f} days; timestamps are milliseconds")
     prefix = tuple(r[3] for r in rows)
     return Workload(Path(path).stem, arrival - arrival[0], np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
                     prefix if any(prefix) else None)

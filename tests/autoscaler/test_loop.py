@@ -97,3 +97,29 @@ def test_kubernetes_end_to_end_never_above_max():
         assert decision.desired == 5 and kube.workloads["vllm"]["replicas"] == 5
         assert any("capped at max 5" in r for r in decision.reasons)
         assert kube.events and "capped at max 5" in kube.events[0]["message"]
+
+
+def test_a_policy_that_fails_holds_its_target_and_the_others_go_on():
+    class Broken:
+        name, interval_s = "broken", 15.0
+
+        def initial_state(self):
+            return None
+
+        def decide(self, snapshot, state):
+            raise OverflowError("cannot convert float infinity to integer")
+
+    targets = [Target("bad", Broken(), DryRun(initial=3)), Target("good", predictive(), DryRun(initial=1))]
+    loop = AutoscalerLoop(targets, ScriptedSource({"bad": [5.0], "good": [30.0]}), clock=Clock())
+    decisions = loop.run_once()
+    assert decisions["bad"].desired == 3 and "policy failed (OverflowError)" in decisions["bad"].reasons[0]
+    assert decisions["good"].desired > 1
+
+
+def test_predictive_holds_on_infinite_gauges_that_reach_it():
+    policy = predictive()
+    snapshot = Snapshot(time_s=1000.0, desired=2, ready=2, starting=0, stopping=0, arrival_rate=5.0,
+                        replicas=(ReplicaSample(4, math.inf, 0.2, math.inf),) * 2, ttft_p95_s=math.inf, itl_mean_s=0.02)
+    loop = AutoscalerLoop([Target("t", policy, DryRun(initial=2))], ScriptedSource({"t": [5.0]}), clock=Clock())
+    decision = loop._decide(loop.targets[0], snapshot)
+    assert decision.desired >= 2  # held or raised, never a crash

@@ -72,3 +72,13 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     path.write_text(yaml.safe_dump({"targets": [{"name": "chat", "capacity": {"rps": 0}}]}))
     done = subprocess.run([sys.executable, "-m", "headroom", "autoscale", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "targets.0.capacity.rps" in done.stderr
+
+
+def test_once_exits_1_when_prometheus_cannot_be_read(tmp_path):
+    path = tmp_path / "autoscaler.yaml"
+    config = {"prometheus": {"url": f"http://127.0.0.1:{free_port()}", "timeout_s": 1}, "metrics": {"port": free_port()},
+              "targets": [{"name": "chat", "capacity": {"rps": 2.0}, "actuator": {"kind": "dry-run"}}]}
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "headroom", "autoscale", "--config", str(path), "--once"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "metrics could not be read" in done.stderr

@@ -1,5 +1,6 @@
 """`headroom simulate`'s runner on a ServeGen folder: both modes see the same arrivals, scaling applies, the oracle runs."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -127,3 +128,37 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
     assert feed.tables[0].mean_output_tokens == 300.0 and feed.tables[1].mean_output_tokens == 60.0
     assert feed.period_of_step[:600].tolist() == [0] * 600 and set(feed.period_of_step[600:].tolist()) == {1}
     np.testing.assert_allclose(feed.work, feed.counts)  # alike requests within a period: each weighs one
+
+
+@pytest.mark.parametrize("flags, named", [
+    ({"scrape_interval_s": 0}, "--scrape-interval must be between 0.1 and 3600 seconds, got 0"),
+    ({"cold_start_s": -5}, "--cold-start must be a finite number of seconds >= 0, got -5"),
+    ({"max_replicas": 0}, "--max-replicas must be a whole number from 1 to 100000, got 0"),
+    ({"min_replicas": 5, "max_replicas": 3}, "--min-replicas (5) is above --max-replicas (3)"),
+    ({"time_scale": float("nan")}, "--time-scale must be a finite number > 0"),
+    ({"start_s": 100, "end_s": 50}, "--end must be a finite number of seconds after --start"),
+])
+def test_nonsensical_flags_are_refused_before_anything_runs(flags, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        SimulateArgs(trace="t.csv", policies=["static:1"], **flags)
+
+
+@pytest.mark.parametrize("spec", ["kpa:0", "keda:0", "hpa:running=0", "kpa:nan", "keda:inf", "hpa:gpu_util=-5"])
+def test_policy_targets_must_be_positive_and_finite(spec):
+    from autoscaler.sim.policies import PolicyContext, PolicySpecError, parse_policy
+
+    with pytest.raises(PolicySpecError, match=re.escape(spec)):
+        parse_policy(spec, PolicyContext())
+
+
+@pytest.mark.parametrize("stamp, problem", [("NaN", "must be a finite number"), ("Infinity", "must be a finite number"),
+                                            ("1e15", "at most 366 days")])
+def test_traces_with_absurd_timestamps_are_refused(tmp_path, stamp, problem):
+    from loadgen.workloads.jsonl import load_jsonl
+    from loadgen.workloads.workload import TraceError
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 5, "output_length": 5}\n'
+                    f'{{"timestamp": {stamp}, "input_length": 5, "output_length": 5}}\n')
+    with pytest.raises(TraceError, match=re.escape(problem)):
+        load_jsonl(path)

@@ -171,10 +171,45 @@ def test_a_failing_gateway_query_is_reported_and_the_engines_signals_stand():
     def query(promql):
         if "headroom_gateway" in promql:
             raise ValueError("bad query")
-        value = str(now) if "timestamp" in promql else "2.5"
+        value = str(now) if "timestamp" in promql else "0.5" if "kv_cache" in promql else "2.5"
         return [{"metric": {"model_name": "chat", "instance": "a"}, "value": [now, value]}]
 
     source = PrometheusSource(PrometheusSourceConfig(queries={"gateway_queue": "headroom_gateway_bogus"}), query=query)
     snap = source.snapshots({"chat": FleetCounts(1, 1)}, now)["chat"]
     assert not snap.stale and snap.arrival_rate == snap.completion_rate == 2.5 and snap.gateway_queue == 0
     assert sorted(e.split(":")[0] for e in snap.extra["errors"]) == ["gateway_arrival_rate", "gateway_queue"]
+
+
+def scripted(values: dict[str, str], sample_time: float):
+    """A query function answering each signal (matched by a fragment of its PromQL) for target chat, replica a."""
+
+    def query(promql):
+        if "timestamp" in promql:
+            return [{"metric": {"model_name": "chat"}, "value": [sample_time, str(sample_time)]}]
+        for fragment, value in values.items():
+            if fragment in promql:
+                return [{"metric": {"model_name": "chat", "instance": "a"}, "value": [sample_time, value]}]
+        return [{"metric": {"model_name": "chat", "instance": "a"}, "value": [sample_time, "1"]}]
+
+    return query
+
+
+@pytest.mark.parametrize("fragment, value, named", [
+    ("num_requests_waiting", "+Inf", "waiting of a reads inf"), ("num_requests_running", "-3", "running of a reads -3.0"),
+    ("kv_cache_usage", "NaN", "kv_usage of a reads nan"), ("request_success_total", "1e300", "arrival_rate reads 1e+300"),
+    ("DCGM", "+Inf", "gpu_util of a reads inf")])
+def test_non_finite_or_absurd_values_make_the_target_stale(fragment, value, named):
+    now = time.time()
+    config = PrometheusSourceConfig(gpu_util_query="avg by (model_name, instance) (DCGM_FI_DEV_GPU_UTIL)")
+    snap = PrometheusSource(config, query=scripted({fragment: value}, now)).snapshots({"chat": FleetCounts(1, 1)}, now)["chat"]
+    assert snap.stale and named in " ".join(snap.extra["errors"])
+    assert snap.replicas == () and math.isnan(snap.arrival_rate)  # nothing of it reaches a policy
+
+
+def test_samples_from_the_future_are_stale():
+    now = time.time()
+    source = PrometheusSource(PrometheusSourceConfig(), query=scripted({}, now + 3600))
+    snap = source.snapshots({"chat": FleetCounts(1, 1)}, now)["chat"]
+    assert snap.stale and "3600 s in the future" in " ".join(snap.extra["errors"])
+    within_skew = PrometheusSource(PrometheusSourceConfig(), query=scripted({}, now + 2)).snapshots({"chat": FleetCounts(1, 1)}, now)
+    assert not within_skew["chat"].stale
