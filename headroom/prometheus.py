@@ -10,6 +10,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from serving.child_process import die_with_parent
+
 log = logging.getLogger("headroom.prometheus")
 
 
@@ -57,7 +59,8 @@ class PrometheusProcess:
         self.process = await asyncio.create_subprocess_exec(
             find_binary(), f"--config.file={config_path}", f"--storage.tsdb.path={self.run_dir / 'data'}",
             f"--web.listen-address={self.host}:{self.port}", f"--storage.tsdb.retention.time={self.retention}",
-            "--web.enable-lifecycle", stdout=log_file, stderr=log_file, stdin=asyncio.subprocess.DEVNULL)
+            "--web.enable-lifecycle", stdout=log_file, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=die_with_parent)
         log_file.close()
         await self._wait_ready(timeout)
         log.info("Prometheus %s (pid %d) is ready", self.url, self.process.pid)

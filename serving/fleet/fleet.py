@@ -16,6 +16,7 @@ from typing import Callable
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.child_process import die_with_parent
 from serving.fleet.state import ReplicaState
 
 log = logging.getLogger("headroom.fleet")
@@ -129,7 +130,8 @@ class LocalFleet:
         if self.config.log_dir:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.config.log_dir / f"{name}.log", "ab")
-        process = await asyncio.create_subprocess_exec(*cmd, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL)
+        process = await asyncio.create_subprocess_exec(*cmd, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL,
+                                                       preexec_fn=die_with_parent)
         if out is not asyncio.subprocess.DEVNULL:
             out.close()
         replica = Replica(name, port, gpu_port, process)

@@ -32,9 +32,10 @@ def test_crash_fault_exits_abruptly():
     assert b"crashing" in proc.stderr
 
 
-def test_up_stops_everything_on_sigterm(tmp_path):
+def started_up(run_dir) -> tuple[subprocess.Popen, str]:
+    """`headroom up` on free ports, and what it printed until it said it was up."""
     proc = subprocess.Popen([*HEADROOM, "up", "--port", "0", "--prometheus-port", "0", "--cold-start", "0.5",
-                             "--run-dir", str(tmp_path)], stderr=subprocess.PIPE, text=True)
+                             "--run-dir", str(run_dir)], stderr=subprocess.PIPE, text=True)
     lines = []
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -42,7 +43,26 @@ def test_up_stops_everything_on_sigterm(tmp_path):
         lines.append(line)
         if "Ctrl-C stops everything" in line:
             break
-    text = "".join(lines)
+    return proc, "".join(lines)
+
+
+def test_up_killed_with_sigkill_leaves_no_child_behind(tmp_path):
+    proc, text = started_up(tmp_path)
+    children = [int(p) for p in re.findall(r"pid (\d+)", text)]
+    assert len(children) >= 2 and all(alive(p) for p in children), text
+    proc.kill()  # no chance to stop anything itself
+    proc.wait(10)
+    deadline = time.time() + 15
+    while any(alive(p) for p in children) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [p for p in children if alive(p)]
+    for pid in left:  # the test cleans up what the product did not
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running after headroom up was killed: {left}"
+
+
+def test_up_stops_everything_on_sigterm(tmp_path):
+    proc, text = started_up(tmp_path)
     assert "gateway" in text and "prometheus" in text, text
     pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
     prometheus_pid = int(re.search(r"Prometheus .* \(pid (\d+)\)", text).group(1))

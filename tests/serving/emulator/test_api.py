@@ -156,3 +156,37 @@ def test_cold_start_gates_ready_and_requests():
         time.sleep(1.1)
         assert httpx.get(f"{s.url}/ready").status_code == 200
         assert completion(s).status_code == 200
+
+
+class Captured:
+    """A responder stand-in that keeps what was sent."""
+
+    status, body = 0, b""
+
+    def send(self, status, body, content_type="application/json", headers=None):
+        self.status, self.body = status, body
+
+
+def test_admin_routes_answer_only_clients_on_this_host(server):
+    from serving.http.server import Request
+
+    for peer, status in (("10.1.2.3", 403), ("192.168.0.9", 403), ("127.0.0.1", 200), ("::1", 200)):
+        resp = Captured()
+        request = Request("GET", "/admin/state", "", {}, peer=peer)
+        server.thread.call(server.replica._route(request, resp, "/admin/state"))
+        assert resp.status == status, (peer, resp.body)
+
+
+def test_pipelined_requests_and_a_late_parse_error_leave_the_engine_alive(server):
+    from tests import rawhttp
+
+    body = json.dumps({"model": server.model, "prompt": "a b", "max_tokens": 30, "ignore_eos": True}).encode()
+    # a generation in flight, then bytes the parser refuses: the 400 waits its turn; the engine goes on
+    ex = rawhttp.exchange(server.port, rawhttp.post("/v1/completions", body), b"\x00 nonsense\r\n\r\n", pause_s=0.05)
+    assert [a.status for a in ex.answers] == [200, 400] and ex.closed
+    pipeline = rawhttp.post("/v1/completions", body) + rawhttp.get("/health") + rawhttp.post(
+        "/v1/completions", body, {"connection": "close"})
+    ex = rawhttp.exchange(server.port, pipeline)
+    assert [a.status for a in ex.answers] == [200, 200, 200] and ex.closed
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert completion(server, ignore_eos=True).status_code == 200
