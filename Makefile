@@ -39,6 +39,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install $(GUIDELLM_VENV)/.installed
+	@command -v nginx >/dev/null || { echo "installing Debian's nginx (the gateway's benchmark peer)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx; }
 	$(BIN)/python -m bench
 
 $(GUIDELLM_VENV)/.installed:
