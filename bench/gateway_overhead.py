@@ -44,6 +44,7 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self):
         self.transport = None
+        self.closed = False  # by the server: an idle keep-alive connection past its idle timeout
         self.done: asyncio.Future | None = None
         self.first = None
         self.tail = b""
@@ -66,6 +67,7 @@ class _Conn(asyncio.Protocol):
             self.done.set_result((self.first or now, now))
 
     def connection_lost(self, exc):
+        self.closed = True
         if self.done is not None and not self.done.done():
             self.done.set_exception(ConnectionError("connection closed mid-response"))
 
@@ -77,10 +79,12 @@ class _Client:
 
     async def one(self) -> tuple[float, float]:
         """(TTFT, end-to-end) seconds of one request."""
+        while self.idle and self.idle[-1].closed:
+            self.idle.pop()
         conn = self.idle.pop() if self.idle else (await asyncio.get_running_loop().create_connection(
             _Conn, "127.0.0.1", self.port))[1]
         start = time.perf_counter()
-        first, end = await conn.send(self.request)
+        first, end = await asyncio.wait_for(conn.send(self.request), 30)  # a lost answer fails the run, never hangs it
         self.idle.append(conn)
         return first - start, end - start
 
