@@ -29,6 +29,31 @@ class LoopThread:
         self.thread.join(5)
 
 
+class StreamBackend:
+    """A raw asyncio stream server on a free loopback port, in its own loop thread: `handle(reader, writer)` plays a
+    backend byte for byte (odd or broken ones the real servers never are)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        self.thread = LoopThread()
+
+        async def start():
+            self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+            return self.server.sockets[0].getsockname()[1]
+
+        self.port = self.thread.call(start())
+        return self
+
+    def __exit__(self, *exc):
+        async def stop():  # on the server's own loop: asyncio servers are not thread-safe
+            self.server.close()
+
+        self.thread.call(stop())
+        self.thread.close()
+
+
 class EmulatorServer:
     """One emulated replica on a free loopback port (and a GPU endpoint), stopped on exit."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 # vLLM's buckets (DESIGN.md), so gateway-side and engine-side latencies line up on one dashboard
 TTFT_BUCKETS = (.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560)
@@ -125,3 +125,22 @@ class StateCollector:
         for label in sorted(by_label):
             depth.add_metric([label], by_label[label])
         yield depth
+
+
+@dataclass(eq=False)
+class ListenerCollector:
+    """The client-facing listener's connections, read at scrape time: open now, and turned away by reason."""
+
+    stats: object  # () -> {"open": n, "max_connections": n, "header_timeout": n, "malformed": n}
+
+    def collect(self):
+        stats = self.stats()
+        open_now = GaugeMetricFamily("headroom_gateway_open_connections", "Client connections open on the API port.")
+        open_now.add_metric([], stats["open"])
+        yield open_now
+        away = CounterMetricFamily("headroom_gateway_connections_turned_away", "Client connections closed by a guard: "
+                                   "over max_connections, headers not in within header_timeout_s, or a request the "
+                                   "parser refused (malformed, or over a size limit).", labels=["reason"])
+        for reason in ("max_connections", "header_timeout", "malformed"):
+            away.add_metric([reason], stats[reason])
+        yield away

@@ -11,6 +11,7 @@ from aiohttp import web
 from exporters.gateway.config import GatewayConfig
 from exporters.gateway.discovery import Discovery, HealthChecker
 from exporters.gateway.gateway import Gateway, json_error
+from exporters.gateway.metrics import ListenerCollector
 from serving.http.limits import ListenerLimits
 from serving.http.listener import Listener, listen
 
@@ -38,6 +39,7 @@ class GatewayService:
         config = self.config
         main = await listen(self.gateway.handle, config.host, config.port, config.limits, config.tls)
         self._listeners.append(main)
+        self.gateway.registry.register(ListenerCollector(main.stats))
         self.port = main.port
         if config.metrics_port is not None:
             metrics = await listen(self._metrics_only, config.host, config.metrics_port, ListenerLimits(max_body_bytes=1024))

@@ -169,6 +169,12 @@ class Listener:
     def port(self) -> int:
         return self.site.port
 
+    def stats(self) -> dict[str, int]:
+        """Open connections, and connections turned away by each guard since the start."""
+        server = self.server
+        return {"open": len(server.connections), "max_connections": server.refused, "header_timeout": server.timed_out,
+                "malformed": server.malformed}
+
     async def close(self) -> None:
         if self.tls_task is not None:
             self.tls_task.cancel()

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import EmulatorServer, GatewayServer, metric_value, sse_events, timed_stream
+from tests.helpers import EmulatorServer, GatewayServer, StreamBackend, metric_value, sse_events, timed_stream
 
 
 @pytest.fixture(scope="module")
@@ -306,47 +306,21 @@ def test_prefix_affinity_keeps_a_prompt_prefix_on_one_replica(backends):
         assert all(s == [0, 4] for s in spread)  # each prefix stayed on one replica
 
 
-class ClosesReusedConnections:
+async def closes_reused_connections(reader, writer):
     """A backend that answers the first request on each connection and closes the connection, unanswered, on the
     next one: what a reused keep-alive connection meets when the backend dropped it meanwhile."""
-
-    def __enter__(self):
-        import asyncio
-
-        from tests.helpers import LoopThread
-
-        self.answered = 0
-
-        async def handle(reader, writer):
-            served = 0
-            while await reader.readuntil(b"\r\n\r\n"):
-                if served:
-                    writer.close()
-                    return
-                body = json.dumps({"data": [{"id": "m"}]}).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
-                served += 1
-                self.answered += 1
-
-        self.thread = LoopThread()
-
-        async def start():
-            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-            return self.server.sockets[0].getsockname()[1]
-
-        self.port = self.thread.call(start())
-        return self
-
-    def __exit__(self, *exc):
-        async def stop():
-            self.server.close()
-
-        self.thread.call(stop())
-        self.thread.close()
+    served = 0
+    while await reader.readuntil(b"\r\n\r\n"):
+        if served:
+            writer.close()
+            return
+        body = json.dumps({"data": [{"id": "m"}]}).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+        served += 1
 
 
 def test_a_stale_keep_alive_connection_is_resent_fresh_without_ejecting_the_backend():
-    with ClosesReusedConnections() as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
+    with StreamBackend(closes_reused_connections) as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
                                                              backends={"health_interval_s": 3600}) as gw:
         with httpx.Client(timeout=10) as client:
             for _ in range(3):

@@ -12,47 +12,28 @@ import httpx
 import pytest
 
 from tests import rawhttp
-from tests.helpers import EmulatorServer, GatewayServer, LoopThread, metric_value
+from tests.helpers import EmulatorServer, GatewayServer, StreamBackend, metric_value
 
 
-class InterimFirstBackend:
+async def interim_first(reader, writer):
     """A backend that answers every request with an interim `100 Continue` first, as uvicorn (vLLM's server) does
     for a request with `Expect: 100-continue`, then echoes the prompt after a random pause."""
-
-    def __enter__(self):
-        self.thread = LoopThread()
-
-        async def handle(reader, writer):
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length:"))
-                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    body = await reader.readexactly(length)
-                    if head.startswith(b"GET"):
-                        answer = json.dumps({"data": [{"id": "echo"}]}).encode()
-                    else:
-                        await asyncio.sleep(random.uniform(0, 0.02))
-                        answer = json.dumps({"echo": json.loads(body)["prompt"]}).encode()
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
-                                 % (len(answer), answer))
-            except (asyncio.IncompleteReadError, ConnectionError):
-                writer.close()
-
-        async def start():
-            self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
-            return self.server.sockets[0].getsockname()[1]
-
-        self.port = self.thread.call(start())
-        return self
-
-    def __exit__(self, *exc):
-        async def stop():
-            self.server.close()
-
-        self.thread.call(stop())
-        self.thread.close()
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = await reader.readexactly(length)
+            if head.startswith(b"GET"):
+                answer = json.dumps({"data": [{"id": "echo"}]}).encode()
+            else:
+                await asyncio.sleep(random.uniform(0, 0.02))
+                answer = json.dumps({"echo": json.loads(body)["prompt"]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                         % (len(answer), answer))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
 
 
 def settled(gw, timeout_s: float = 10.0) -> tuple[float, float]:
@@ -68,7 +49,7 @@ def settled(gw, timeout_s: float = 10.0) -> tuple[float, float]:
 
 
 def test_each_client_gets_its_own_answer_when_backends_send_interim_responses():
-    with InterimFirstBackend() as backend, GatewayServer([f"127.0.0.1:{backend.port}"], max_in_flight_per_backend=4) as gw:
+    with StreamBackend(interim_first) as backend, GatewayServer([f"127.0.0.1:{backend.port}"], max_in_flight_per_backend=4) as gw:
         got = {}
 
         def client(i):
@@ -168,9 +149,14 @@ def strict_gateway(backends_one):
 
 
 def test_slowloris_headers_are_cut_at_the_header_timeout(strict_gateway):
+    before = metric_value(httpx.get(f"{strict_gateway.url}/metrics").text, "headroom_gateway_connections_turned_away_total",
+                          reason="header_timeout")
     drip = [b"POST /v1/completions HTTP/1.1\r\n"] + [b"x-drip-%d: 1\r\n" % i for i in range(12)]
     ex = rawhttp.exchange(strict_gateway.port, *drip, pause_s=0.2, read_timeout_s=5)
     assert ex.closed and ex.seconds < 2.5 and not ex.answers
+    text = httpx.get(f"{strict_gateway.url}/metrics").text
+    assert metric_value(text, "headroom_gateway_connections_turned_away_total", reason="header_timeout") == before + 1
+    assert metric_value(text, "headroom_gateway_open_connections") >= 1  # this scrape's own
 
 
 def test_a_body_shorter_than_its_content_length_gets_408(strict_gateway):
@@ -262,3 +248,19 @@ def test_tenant_series_stay_within_the_cap_however_many_keys_send(tmp_path):
     tenants = {s.labels["tenant"] for f in text_string_to_metric_families(text) for s in f.samples if "tenant" in s.labels}
     assert len(tenants - {"other"}) <= 20 and "other" in tenants
     assert len(labels.labelled) <= 20
+
+
+def test_connections_over_the_cap_are_closed_at_once(backends_one):
+    with GatewayServer([f"127.0.0.1:{backends_one.port}"], limits={"max_connections": 8}) as gw:
+        held = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(8)]
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", gw.port))
+        assert rawhttp.wait_closed(extra, 2) is not None
+        for sock in held[:2]:  # room again once some leave
+            sock.close()
+        time.sleep(0.2)
+        assert httpx.get(f"{gw.url}/health", timeout=5).status_code == 200
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_connections_turned_away_total", reason="max_connections") == 1
+        for sock in held[2:] + [extra]:
+            sock.close()
