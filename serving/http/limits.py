@@ -19,9 +19,9 @@ class ListenerLimits(BaseModel):
     max_header_bytes: int = Field(8190, ge=256)  # one header field, name and value
     max_headers: int = Field(100, ge=8)
     max_body_bytes: int = Field(8 << 20, ge=1024)
-    header_timeout_s: float = Field(10.0, gt=0)  # from a request's first byte to its last header
+    header_timeout_s: float = Field(10.0, gt=0)  # from a new connection, or a later request's first byte, to its headers
     body_timeout_s: float = Field(30.0, gt=0)  # from the headers to the body's last byte
-    idle_timeout_s: float = Field(75.0, gt=0)  # a keep-alive connection with no request, and a new one with no byte
+    idle_timeout_s: float = Field(75.0, gt=0)  # a keep-alive connection with no new request after an answer
     max_connections: int = Field(4096, ge=1)  # open client connections; beyond, new ones are closed at once
 
 

@@ -25,8 +25,9 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class _GuardedHandler(RequestHandler):
-    """aiohttp's per-connection protocol with a header deadline: armed by the first byte of a request, disarmed when
-    the request reaches the handler. An idle connection is aiohttp's keep-alive timeout's to close."""
+    """aiohttp's per-connection protocol with a header deadline: armed when the connection opens and by the first
+    byte of each later request, disarmed when the request reaches the handler. A keep-alive connection idle between
+    requests is aiohttp's keep-alive timeout's to close."""
 
     def __init__(self, manager: _GuardedServer, **kwargs):
         super().__init__(manager, **kwargs)
@@ -39,6 +40,9 @@ class _GuardedHandler(RequestHandler):
         if len(self.guard.connections) > self.guard.limits.max_connections:
             self.guard.refused += 1
             transport.close()
+            return
+        # a new connection owes its first request's headers within the header deadline, as in nginx
+        self.header_timer = self._loop.call_later(self.guard.limits.header_timeout_s, self._headers_too_slow)
 
     def data_received(self, data: bytes) -> None:
         if self.header_timer is None and not self.in_request:

@@ -178,7 +178,7 @@ class _Connection(asyncio.Protocol):
         self.server.connections.add(self)
         if len(self.server.connections) > self.limits.max_connections:
             return self.close()
-        self._arm(self.limits.idle_timeout_s)
+        self._arm(self.limits.header_timeout_s)  # a new connection owes its first request's headers by then
 
     def data_received(self, data: bytes):
         if self.broken:
