@@ -39,8 +39,9 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install $(GUIDELLM_VENV)/.installed
-	@command -v nginx >/dev/null || { echo "installing Debian's nginx (the gateway's benchmark peer)"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx; }
+	@missing=""; command -v nginx >/dev/null || missing="$$missing nginx"; command -v wrk >/dev/null || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages for the gateway's benchmark:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 	$(BIN)/python -m bench
 
 $(GUIDELLM_VENV)/.installed:

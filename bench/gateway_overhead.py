@@ -146,31 +146,44 @@ def headroom(*args: str) -> list[str]:
     return [sys.executable, "-m", "headroom", *args]
 
 
-NGINX_CONF = """
+_NGINX = """
 daemon off; master_process off; worker_processes 1; error_log {dir}/error.log warn; pid {dir}/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
   access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
   uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi; keepalive_requests 1000000; keepalive_timeout 75s;
-  upstream emulator {{ server 127.0.0.1:{upstream}; keepalive 256; keepalive_requests 1000000; }}
+  {body}
+}}
+"""
+PROXY = """
+  upstream backend {{ server 127.0.0.1:{upstream}; keepalive 256; keepalive_requests 1000000; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{
-      proxy_pass http://emulator; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_buffering off; proxy_request_buffering off; proxy_cache off;
     }}
   }}
-}}
 """
+_EVENTS = "".join('data: {{\\"choices\\": [{{\\"text\\": \\"w\\", \\"finish_reason\\": null}}]}}\\n\\n' for _ in range(4))
+CANNED = """
+  server {{
+    listen 127.0.0.1:{port};
+    location /v1/models {{ default_type application/json; return 200 "{{\\"data\\": [{{\\"id\\": \\"%s\\"}}]}}"; }}
+    location / {{ default_type text/event-stream; return 200 "%sdata: [DONE]\\n\\n"; }}
+  }}
+""" % (MODEL, _EVENTS)
 
 
-def nginx_command(port: int, upstream: int, folder: Path) -> list[str]:
-    """Debian's nginx as a streaming reverse proxy (buffering off, keep-alive to the backend), one process."""
+def nginx_command(folder: Path, server: str, **values) -> list[str]:
+    """Debian's nginx in one process with `server` (PROXY: a streaming reverse proxy, buffering off, keep-alive to the
+    backend; CANNED: a backend answering every completion with the same 4-event stream at once)."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
         raise RuntimeError("nginx is not installed: `make bench` installs Debian's nginx (apt-get install nginx)")
+    folder.mkdir(parents=True, exist_ok=True)
     conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, upstream=upstream, port=port))
+    conf.write_text(_NGINX.format(dir=folder, body=server.format(**values)))
     return [binary, "-c", str(conf), "-p", str(folder)]
 
 
@@ -189,7 +202,8 @@ def measure() -> dict:
                      f"http://127.0.0.1:{ports['gateway']}/ready", own) as gateway, \
             _process([sys.executable, "-m", "bench.byte_relay", str(ports["relay"]), f"127.0.0.1:{em}"],
                      f"http://127.0.0.1:{ports['relay']}/v1/models", own) as relay, \
-            _process(nginx_command(ports["nginx"], em, Path(folder)), f"http://127.0.0.1:{ports['nginx']}/v1/models", own) as nginx:
+            _process(nginx_command(Path(folder), PROXY, port=ports["nginx"], upstream=em),
+                     f"http://127.0.0.1:{ports['nginx']}/v1/models", own) as nginx:
         pids = {"relay": relay.pid, "nginx": nginx.pid, "gateway": gateway.pid}
         os.sched_setaffinity(0, {shared})
         try:
@@ -201,6 +215,52 @@ def measure() -> dict:
             return result
         finally:
             os.sched_setaffinity(0, set(cores))
+
+
+SATURATION_S, SATURATION_CONNECTIONS = 8.0, 64
+_WRK_SCRIPT = """wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+""" % BODY.decode()
+
+
+def saturation() -> dict:
+    """Each proxy's highest throughput on its core: in front of a backend that costs next to nothing (nginx answering
+    every completion with the same 4-event stream at once), driven by wrk (64 connections) from the other core; and how
+    busy its core was, from /proc (below 100%, the other core bounded it and the figure is a floor)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: `make bench` installs Debian's wrk (apt-get install wrk)")
+    cores = sorted(os.sched_getaffinity(0))
+    shared, own = cores[0], cores[-1]
+    backend, proxy, gw = free_port(), free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-saturation-") as folder, \
+            _process(nginx_command(Path(folder) / "backend", CANNED, port=backend), f"http://127.0.0.1:{backend}/v1/models",
+                     shared), \
+            _process(nginx_command(Path(folder) / "proxy", PROXY, port=proxy, upstream=backend),
+                     f"http://127.0.0.1:{proxy}/v1/models", own) as nginx, \
+            _process(headroom("gateway", "--port", str(gw), "--backend", f"127.0.0.1:{backend}"), f"http://127.0.0.1:{gw}/ready",
+                     own) as gateway:
+        script = Path(folder) / "post.lua"
+        script.write_text(_WRK_SCRIPT)
+        out = {}
+        for arm, port, pid in (("backend", backend, None), ("nginx", proxy, nginx.pid), ("gateway", gw, gateway.pid)):
+            _wrk(wrk, script, port, 2.0, shared)  # warm
+            before, start = (cpu_seconds(pid) if pid else 0.0), time.monotonic()
+            rate = _wrk(wrk, script, port, SATURATION_S, shared)
+            busy = (cpu_seconds(pid) - before) / (time.monotonic() - start) if pid else float("nan")
+            out[arm] = {"rate": rate, "busy": busy}
+        return out
+
+
+def _wrk(wrk: str, script: Path, port: int, seconds: float, cpu: int) -> float:
+    """Requests per second wrk reached (one thread, on `cpu`); a run with errors or non-2xx answers fails."""
+    run = subprocess.run([wrk, "-t1", f"-c{SATURATION_CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script),
+                          f"http://127.0.0.1:{port}/v1/completions"], capture_output=True, text=True, timeout=seconds + 60,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), check=True)
+    if "Non-2xx" in run.stdout or "Socket errors" in run.stdout:
+        raise RuntimeError(f"wrk against port {port} saw failures:\n{run.stdout}")
+    return float(next(line.split()[1] for line in run.stdout.splitlines() if line.startswith("Requests/sec:")))
 
 
 TTFT_HISTOGRAM = "vllm:time_to_first_token_seconds"
@@ -290,6 +350,14 @@ def _throughput_rows(result: dict) -> list[str]:
     ]
 
 
+def _saturation_rows(sat: dict) -> list[str]:
+    ratio = sat["gateway"]["rate"] / sat["nginx"]["rate"]
+    floor = " (a floor: nginx's core was not saturated)" if sat["nginx"]["busy"] < 0.95 else ""
+    return [f"| requests/s | {sat['backend']['rate']:,.0f} | {sat['nginx']['rate']:,.0f} | {sat['gateway']['rate']:,.0f} | "
+            f"{ratio:.3f}{floor} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |",
+            f"| proxy core busy | | {sat['nginx']['busy']:.0%} | {sat['gateway']['busy']:.0%} | | |"]
+
+
 def section(result: dict) -> str:
     lat = result["latency"]
     split = _split_rows("client beside the emulator (above)", result) + _split_rows(
@@ -313,6 +381,12 @@ def section(result: dict) -> str:
         *_latency_rows(result), "",
         "| throughput | direct | nginx | gateway | gateway / nginx | goal |", "|---|---|---|---|---|---|",
         *_throughput_rows(result), "",
+        "Highest throughput on one core, saturated: each proxy alone on its core in front of a backend that costs next to "
+        "nothing (a second nginx answering every completion with the same 4-event stream at once), driven by wrk with "
+        f"{SATURATION_CONNECTIONS} connections for {SATURATION_S:g} s from the other core, where the backend also runs. "
+        "The proxy's core use over the run says whether the proxy or the other core set the figure.", "",
+        "| saturated, canned backend | backend direct | nginx | gateway | gateway / nginx | goal |", "|---|---|---|---|---|---|",
+        *_saturation_rows(result["saturation"]), "",
         "Where the added TTFT comes from: the emulator's own mean TTFT in each arm's rounds (its "
         "`vllm:time_to_first_token_seconds` histogram, from when it read the request to its first token) beside the "
         "client's; what lies between them is the wire and, for the proxies, the proxy itself. Then the same processes "
@@ -326,7 +400,9 @@ def section(result: dict) -> str:
 
 
 def gateway_section() -> str:
-    return section(measure())
+    result = measure()
+    result["saturation"] = saturation()
+    return section(result)
 
 
 if __name__ == "__main__":
