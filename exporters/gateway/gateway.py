@@ -42,6 +42,15 @@ class _ClientGone(Exception):
     """The client closed its connection mid-response."""
 
 
+async def _to_client(write):
+    """Await a write to the client; its connection closing is the client leaving, never a backend failure (aiohttp
+    raises ClientConnectionResetError, a ClientError, for both sides)."""
+    try:
+        return await write
+    except ConnectionResetError:
+        raise _ClientGone() from None
+
+
 def json_error(status: int, message: str, param: str | None = None, headers: dict | None = None) -> web.Response:
     return web.Response(status=status, body=error_body(status, message, param), content_type="application/json",
                         headers=headers)
@@ -266,18 +275,12 @@ class _Forwarding:
     async def _stream(self, answer, backend: Backend) -> web.StreamResponse:
         response = self.response = web.StreamResponse(status=answer.status,
                                                       headers=forwarded_headers(answer.headers, frozenset()))
-        await response.prepare(self.request)
+        await _to_client(response.prepare(self.request))
         meter = StreamMeter(self.gateway.metrics.model(self.series.model).itl)
         async for data in answer.content.iter_any():
-            try:
-                await response.write(data)
-            except ConnectionResetError:
-                raise _ClientGone() from None
+            await _to_client(response.write(data))
             meter.feed(data, time.monotonic())
-        try:
-            await response.write_eof()
-        except ConnectionResetError:
-            raise _ClientGone() from None
+        await _to_client(response.write_eof())
         if meter.first is not None:
             self.series.ttft.observe(meter.first - self.received_s)
         self._finish(str(answer.status), answer.status, meter.tail, streamed=True, events=meter.events)

@@ -133,7 +133,9 @@ def test_clients_that_leave_free_their_slot_and_their_place_in_the_queue(backend
             sock.close()
         assert settled(gw) == (0, 0)
         text = httpx.get(f"{gw.url}/metrics").text
-        assert metric_value(text, "headroom_gateway_requests_total", status="499") == 3
+        statuses = {s: metric_value(text, "headroom_gateway_requests_total", status=s) for s in ("200", "429", "499", "502", "503")}
+        assert statuses["499"] == 3, statuses
+        assert metric_value(text, "headroom_gateway_backend_failures_total") == 0  # a client leaving is not the backend's
         short = json.dumps({"model": a.model, "prompt": "x", "max_tokens": 2}).encode()
         assert httpx.post(f"{gw.url}/v1/completions", content=short, timeout=10).status_code == 200
 
