@@ -98,6 +98,17 @@ def _up(args) -> int:
     return asyncio.run(run_stack(config))
 
 
+def _dashboards_build(args) -> int:
+    from pathlib import Path
+
+    from dashboards.build import build
+
+    written = build(Path(args.out), Path(args.slo_from) if args.slo_from else None, args.namespace)
+    for path in written:
+        print(path)
+    return 0
+
+
 def _autoscale(args) -> int:
     from headroom.autoscale import main_args
 
@@ -311,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, metavar="DIR", help="write records (parquet), summary.json and plots here")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=_simulate)
+
+    db = sub.add_parser("dashboards", help="the monitoring mixin: dashboards, recording rules and alerts")
+    db_sub = db.add_subparsers(dest="dashboards_command", required=True)
+    dbb = db_sub.add_parser("build", help="compile the mixin: prometheus-rules.yaml, a PrometheusRule, dashboards and "
+                                          "their Grafana sidecar ConfigMaps")
+    dbb.add_argument("--out", default="dashboards/built", metavar="DIR")
+    dbb.add_argument("--slo-from", default=None, metavar="autoscaler.yaml",
+                     help="each target's SLO thresholds from the autoscaler's config (one definition for both)")
+    dbb.add_argument("--namespace", default="monitoring", help="namespace of the PrometheusRule and ConfigMaps")
+    dbb.set_defaults(func=_dashboards_build)
 
     au = sub.add_parser("autoscale", help="the predictive autoscaler: Prometheus in, Kubernetes (or advice) out")
     au.add_argument("--config", required=True, metavar="autoscaler.yaml", help="targets, SLOs, bounds, capacity, actuators")

@@ -1,0 +1,94 @@
+"""`headroom dashboards build`: the mixin compiled (jsonnet's PyPI binding) into files Prometheus, Grafana and
+kube-prometheus-stack take as they are: rules and alerts, a PrometheusRule, dashboards and their sidecar ConfigMaps.
+
+The SLOs can come from the autoscaler's config, so one definition feeds the autoscaler and the burn-rate alerts.
+Nothing is half-written: every file goes to a temporary name first and is renamed once all compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+MIXIN = Path(__file__).resolve().parent / "mixin"
+SHIPPED = Path(__file__).resolve().parent / "built"  # the build as shipped, so a dashboard imports without jsonnet
+RULES_FILE = "prometheus-rules.yaml"
+
+
+class BuildError(ValueError):
+    pass
+
+
+def slo_overrides(autoscaler_config: Path) -> dict:
+    """`sloByModel` from an autoscaler.yaml: each target's TTFT and time-per-output-token thresholds."""
+    from autoscaler.config import load_config
+
+    config = load_config(autoscaler_config)
+    return {t.name: {"ttftSeconds": t.slo.ttft_s, "tpotSeconds": t.slo.itl_s} for t in config.targets}
+
+
+def compile_mixin(config: dict | None = None) -> dict:
+    """{'rules': ..., 'alerts': ..., 'dashboards': {file: dashboard}} with `config` merged into the mixin's _config."""
+    import _jsonnet
+
+    override = json.dumps(config or {})
+    # merged deep (an override of one SLO field keeps the others), as a user's `_config+::` with `+:` on objects
+    snippet = (f"local base = import 'mixin.libsonnet'; local m = base + {{ _config:: std.mergePatch(base._config, {override}) }};"
+               "{ rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards }")
+    try:
+        return json.loads(_jsonnet.evaluate_snippet("headroom-mixin", snippet, jpathdir=[str(MIXIN)]))
+    except RuntimeError as err:  # jsonnet's own message names the file, line and the mixin's error text
+        raise BuildError(f"the monitoring mixin does not compile: {err}") from None
+
+
+def rule_groups(compiled: dict) -> dict:
+    return {"groups": compiled["rules"].get("groups", []) + compiled["alerts"].get("groups", [])}
+
+
+def prometheus_rule(groups: dict, namespace: str) -> dict:
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "headroom", "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "headroom"}},
+            "spec": groups}
+
+
+def dashboard_configmap(name: str, dashboard: dict, namespace: str) -> dict:
+    """A ConfigMap Grafana's sidecar (kube-prometheus-stack) loads: labelled grafana_dashboard: "1"."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"headroom-dashboard-{Path(name).stem}", "namespace": namespace,
+                         "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "headroom"}},
+            "data": {name: json.dumps(dashboard, indent=2, sort_keys=True)}}
+
+
+def render(compiled: dict, namespace: str = "monitoring") -> dict[str, str]:
+    """Every output file's name and text."""
+    groups = rule_groups(compiled)
+    files = {RULES_FILE: yaml.safe_dump(groups, sort_keys=False, width=1000),
+             "prometheus-rule.yaml": yaml.safe_dump(prometheus_rule(groups, namespace), sort_keys=False, width=1000)}
+    maps = []
+    for name, dashboard in sorted(compiled["dashboards"].items()):
+        files[name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+        maps.append(dashboard_configmap(name, dashboard, namespace))
+    if maps:
+        files["dashboard-configmaps.yaml"] = yaml.safe_dump_all(maps, sort_keys=False, width=1000)
+    return files
+
+
+def write(files: dict[str, str], out: Path) -> list[Path]:
+    """All files, or none: each is written beside its place, then all are renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for name, text in files.items():
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(text)
+        staged.append((tmp, out / name))
+    for tmp, final in staged:
+        os.replace(tmp, final)
+    return [final for _, final in staged]
+
+
+def build(out: Path, slo_from: Path | None = None, namespace: str = "monitoring") -> list[Path]:
+    config = {"sloByModel": slo_overrides(slo_from)} if slo_from is not None else {}
+    return write(render(compile_mixin(config), namespace), out)

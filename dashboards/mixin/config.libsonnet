@@ -1,0 +1,40 @@
+// Everything a user may change: selectors, label names, SLOs, burn-rate windows, prices, thresholds, runbook URLs.
+// Override as with any mixin: (import 'mixin.libsonnet') + { _config+:: { vllmSelector: 'job="my-vllm"' } }.
+{
+  _config+:: {
+    // what each exporter's series carry
+    vllmSelector: 'job="vllm"',
+    dcgmSelector: 'job="dcgm"',
+    gatewaySelector: 'job="gateway"',
+    autoscalerSelector: 'job="autoscaler"',
+    modelLabel: 'model_name',  // vLLM's label naming a served model; the gateway's `model` is copied to it
+    clusterLabel: 'cluster',
+    namespaceLabel: 'namespace',
+
+    // one SLO definition per model (the autoscaler's config holds the same: `headroom dashboards build
+    // --slo-from autoscaler.yaml` fills sloByModel from it); latency thresholds must be vLLM bucket edges
+    slo: {
+      ttftSeconds: 1,  // time to first token, per request
+      tpotSeconds: 0.05,  // mean time per output token, per request (the autoscaler's itl_s)
+      latencyObjective: 0.99,  // share of requests within each latency threshold
+      availabilityObjective: 0.999,  // share of requests that end without an engine error
+    },
+    sloByModel: {},  // model name -> fields of `slo` that differ
+
+    // SLI windows recorded, and the multi-window multi-burn-rate pairs (Google SRE workbook, table 5-8)
+    sloWindows: ['5m', '30m', '1h', '2h', '6h', '1d', '3d'],
+    burnRates: [
+      { long: '1h', short: '5m', factor: 14.4, severity: 'critical' },
+      { long: '6h', short: '30m', factor: 6, severity: 'critical' },
+      { long: '1d', short: '2h', factor: 3, severity: 'warning' },
+      { long: '3d', short: '6h', factor: 1, severity: 'warning' },
+    ],
+
+    // cost: the autoscaler exports each target's price and GPUs per replica; these stand in where it does not run
+    gpuPricePerHour: 12.29,
+    gpusPerReplica: 1,
+    costWindow: '1h',
+
+    runbookUrlBase: 'https://github.com/headroom-llm/headroom/blob/main/docs/runbooks/',
+  },
+}

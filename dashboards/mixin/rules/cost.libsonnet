@@ -1,0 +1,36 @@
+// GPUs paid for, their price and cost per model, and cost per 1M tokens. The autoscaler exports each target's
+// replicas asked for (starting ones are paid too, as the simulator counts them), GPUs per replica and price;
+// where no autoscaler runs, ready vLLM replicas and the config's defaults stand in.
+local promql = import '../lib/promql.libsonnet';
+
+{
+  prometheusRules+:: {
+    local c = $._config,
+    local m = c.modelLabel,
+    local auto = '{%s}' % c.autoscalerSelector,
+    local vllm = '{%s}' % c.vllmSelector,
+    local engines = 'count by (%s) (vllm:num_requests_running%s)' % [m, vllm],
+    local w = c.costWindow,
+    groups+: [{
+      name: 'headroom-cost.rules',
+      rules: [
+        promql.record('%s:headroom_gpus:sum' % m,
+                      '(sum by (%(m)s) (label_replace(headroom_autoscaler_current_replicas%(a)s, "%(m)s", "$1", "target", "(.+)"))'
+                      % { m: m, a: auto }
+                      + ' * on (%(m)s) group_left max by (%(m)s) (headroom_gpus_per_replica%(a)s))' % { m: m, a: auto }
+                      + ' or (%s * %d)' % [engines, c.gpusPerReplica]),
+        promql.record('%s:headroom_gpu_price_dollars_per_hour:max' % m,
+                      'max by (%(m)s) (headroom_gpu_price_dollars_per_hour%(a)s) or (%(e)s * 0 + %(p)g)'
+                      % { m: m, a: auto, e: engines, p: c.gpuPricePerHour }),
+        promql.record('%s:headroom_cost_dollars_per_hour:sum' % m,
+                      '%(m)s:headroom_gpus:sum * on (%(m)s) %(m)s:headroom_gpu_price_dollars_per_hour:max' % { m: m }),
+        promql.record('%s:headroom_cost_per_million_output_tokens:ratio_rate%s' % [m, w],
+                      'avg_over_time(%(m)s:headroom_cost_dollars_per_hour:sum[%(w)s]) / on (%(m)s) '
+                      % { m: m, w: w } + '(%s * 3600 / 1e6 > 0)' % promql.sumRate('vllm:generation_tokens_total', vllm, w, [m])),
+        promql.record('%s:headroom_cost_per_million_prompt_tokens:ratio_rate%s' % [m, w],
+                      'avg_over_time(%(m)s:headroom_cost_dollars_per_hour:sum[%(w)s]) / on (%(m)s) '
+                      % { m: m, w: w } + '(%s * 3600 / 1e6 > 0)' % promql.sumRate('vllm:prompt_tokens_total', vllm, w, [m])),
+      ],
+    }],
+  },
+}
