@@ -62,7 +62,8 @@ class TargetConfig(Strict):
     max_replicas: int = Field(10, ge=1)
     cold_start_s: float = Field(90.0, ge=0)
     gpu: str = "H100"
-    price_per_gpu_hour: float | None = Field(None, ge=0)
+    price_per_gpu_hour: float | None = Field(None, ge=0)  # default: the lowest on-demand price listed for `gpu`
+    gpus_per_replica: int | None = Field(None, ge=1)  # default: the capacity profile's tensor parallelism, else 1
     capacity: Capacity
     fill: float = Field(0.9, gt=0, le=1)
     scale_down_window_s: float = Field(60.0, ge=0, description="a lower count must be recommended this long first")

@@ -40,6 +40,10 @@ class AutoscalerMetrics:
         self.loop_duration = Histogram("headroom_autoscaler_loop_duration_seconds", "One pass over every target.",
                                        buckets=LOOP_BUCKETS, registry=r)
         self.last_success = Gauge("headroom_autoscaler_last_success_timestamp_seconds", "When a pass last completed.", registry=r)
+        self.price = Gauge("headroom_gpu_price_dollars_per_hour", "Price of one GPU-hour of each target's GPU (from its "
+                           "config), for the cost recording rules.", ["model_name", "gpu"], registry=r)
+        self.gpus_per_replica = Gauge("headroom_gpus_per_replica", "GPUs one replica of the target holds.", ["model_name"],
+                                      registry=r)
         self.leader = Gauge("headroom_autoscaler_leader", "1 while this instance holds the lease and may actuate.", registry=r)
 
     def record(self, target: str, snapshot, decision, state) -> None:
@@ -57,3 +61,8 @@ class AutoscalerMetrics:
         capacity = getattr(state, "last_capacity_rps", None)
         if capacity is not None:
             self.capacity.labels(target).set(capacity)
+
+    def describe(self, target: str, gpu: str, price_per_gpu_hour: float, gpus_per_replica: int) -> None:
+        """What a target costs, set once from its config: the mixin's cost rules read these."""
+        self.price.labels(target, gpu).set(price_per_gpu_hour)
+        self.gpus_per_replica.labels(target).set(gpus_per_replica)

@@ -17,6 +17,7 @@ from autoscaler.loop import AutoscalerLoop, Target
 from autoscaler.metrics import AutoscalerMetrics
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sources.prometheus import PrometheusSource
+from serving.profiles import gpu_price_per_hour, load_profile
 
 log = logging.getLogger("headroom.autoscaler")
 
@@ -42,7 +43,6 @@ def capacity_table(capacity: Capacity, slo, where: str):
     from autoscaler.capacity.mix_cells import engine_cell
     from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable
     from autoscaler.sim.disk_cache import cached
-    from serving.profiles import load_profile
 
     try:
         profile = load_profile(capacity.profile)
@@ -107,6 +107,17 @@ def kubernetes_client(config: AutoscalerConfig):
     return client.ApiClient()
 
 
+def target_cost(target: TargetConfig, where: str) -> tuple[float, int]:
+    """(price per GPU-hour, GPUs per replica) of a target: its config, else its GPU's listed price and its capacity
+    profile's tensor parallelism."""
+    try:
+        price = target.price_per_gpu_hour if target.price_per_gpu_hour is not None else gpu_price_per_hour(target.gpu)
+        gpus = target.gpus_per_replica or (load_profile(target.capacity.profile).gpus if target.capacity.profile else 1)
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return price, gpus
+
+
 def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = None, api_client=None, local=None,
                source=None) -> AutoscalerLoop:
     needs_kube = config.leader_election is not None or any(
@@ -114,6 +125,7 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
         for t in config.targets)
     if needs_kube and api_client is None:
         api_client = kubernetes_client(config)
+    metrics = metrics or AutoscalerMetrics()
     lag = config.interval_s + 30.0  # a scrape interval and half a rate window, about
     targets, tables = [], {}  # one table per (profile, SLO): targets on the same model share its measured cells
     for i, target in enumerate(config.targets):
@@ -126,13 +138,14 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
             resolve_capacity(target.capacity, target.slo, where)
         targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity, table),
                               build_actuator(target, where, api_client, local)))
+        metrics.describe(target.name, target.gpu, *target_cost(target, where))
     elector = None
     if config.leader_election is not None:
         from autoscaler.actuators.lease import LeaderElector, LeaseConfig
 
         le = config.leader_election
         elector = LeaderElector(api_client, LeaseConfig(le.namespace, le.name, le.duration_s), le.identity or socket.gethostname())
-    return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics or AutoscalerMetrics(), elector)
+    return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics, elector)
 
 
 def warm_start(loop: AutoscalerLoop, config: AutoscalerConfig, now: float) -> dict[str, int]:

@@ -40,3 +40,19 @@ def test_unreadable_files(tmp_path):
     bad.write_text("targets: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_each_target_exports_its_gpu_price_and_gpus_per_replica():
+    from autoscaler.metrics import AutoscalerMetrics
+    from headroom.autoscale import build_loop
+
+    config = parse_config({"targets": [
+        {"name": "a", "gpu": "H100", "price_per_gpu_hour": 3.5, "gpus_per_replica": 4, "capacity": {"rps": 2}},
+        {"name": "b", "gpu": "H100", "capacity": {"rps": 2}}]})
+    metrics = AutoscalerMetrics()
+    build_loop(config, metrics, source=object())
+    value = metrics.registry.get_sample_value
+    assert value("headroom_gpu_price_dollars_per_hour", {"model_name": "a", "gpu": "H100"}) == 3.5
+    assert value("headroom_gpus_per_replica", {"model_name": "a"}) == 4
+    assert value("headroom_gpu_price_dollars_per_hour", {"model_name": "b", "gpu": "H100"}) > 0  # the listed price
+    assert value("headroom_gpus_per_replica", {"model_name": "b"}) == 1
