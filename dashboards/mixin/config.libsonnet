@@ -34,6 +34,9 @@
     gpuPricePerHour: 12.29,
     gpusPerReplica: 1,
     costWindow: '1h',
+    // a prompt token's share of GPU work against an output token's, for tenants' cost shares: prefill runs many
+    // tokens per step, decode one per sequence (Llama-3.1-8B on an H100 in Headroom's engine model: about 0.15)
+    promptTokenWeight: 0.15,
 
     runbookUrlBase: 'https://github.com/headroom-llm/headroom/blob/main/docs/runbooks/',
   },

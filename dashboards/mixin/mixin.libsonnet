@@ -4,4 +4,8 @@
 + (import 'rules/slo.libsonnet')
 + (import 'rules/cost.libsonnet')
 + (import 'alerts/slo.libsonnet')
-+ { grafanaDashboards+:: {} }
++ (import 'dashboards/serving.libsonnet')
++ (import 'dashboards/gpu.libsonnet')
++ (import 'dashboards/gateway.libsonnet')
++ (import 'dashboards/autoscaler.libsonnet')
++ (import 'dashboards/slo_cost.libsonnet')

@@ -14,16 +14,29 @@ local promql = import '../lib/promql.libsonnet';
     groups+: [{
       name: 'headroom-cost.rules',
       rules: [
+        promql.record('%s:headroom_gpus_per_replica:max' % m,
+                      'max by (%(m)s) (headroom_gpus_per_replica%(a)s) or (%(e)s * 0 + %(g)d)' % { m: m, a: auto, e: engines, g: c.gpusPerReplica }),
+        // replicas asked for, starting ones included (paid from their start, as the simulator counts them)
         promql.record('%s:headroom_gpus:sum' % m,
                       '(sum by (%(m)s) (label_replace(headroom_autoscaler_current_replicas%(a)s, "%(m)s", "$1", "target", "(.+)"))'
                       % { m: m, a: auto }
-                      + ' * on (%(m)s) group_left max by (%(m)s) (headroom_gpus_per_replica%(a)s))' % { m: m, a: auto }
-                      + ' or (%s * %d)' % [engines, c.gpusPerReplica]),
+                      + ' or %s) * on (%s) %s:headroom_gpus_per_replica:max' % [engines, m, m]),
         promql.record('%s:headroom_gpu_price_dollars_per_hour:max' % m,
                       'max by (%(m)s) (headroom_gpu_price_dollars_per_hour%(a)s) or (%(e)s * 0 + %(p)g)'
                       % { m: m, a: auto, e: engines, p: c.gpuPricePerHour }),
         promql.record('%s:headroom_cost_dollars_per_hour:sum' % m,
                       '%(m)s:headroom_gpus:sum * on (%(m)s) %(m)s:headroom_gpu_price_dollars_per_hour:max' % { m: m }),
+        // GPUs of replicas that ran no request, as a time share over 5 minutes, and of replicas still starting
+        promql.record('%s:headroom_idle_gpus:sum' % m,
+                      'clamp_min(%(m)s:headroom_gpus:sum - on (%(m)s) (sum by (%(m)s) (avg_over_time((vllm:num_requests_running%(v)s > bool 0)[5m:])) * on (%(m)s) %(m)s:headroom_gpus_per_replica:max), 0)'
+                      % { m: m, v: vllm }),
+        promql.record('%s:headroom_idle_cost_dollars_per_hour:sum' % m,
+                      '%(m)s:headroom_idle_gpus:sum * on (%(m)s) %(m)s:headroom_gpu_price_dollars_per_hour:max' % { m: m }),
+        // each tenant's share of its model's cost: its tokens weighted by the GPU work they take, over all tenants'
+        promql.record('%s_tenant:headroom_cost_dollars_per_hour:share' % m,
+                      '(%(work)s) / on (%(m)s) group_left sum by (%(m)s) (%(work)s) * on (%(m)s) group_left %(m)s:headroom_cost_dollars_per_hour:sum'
+                      % { m: m, work: '%(m)s_tenant:headroom_gateway_output_tokens:rate5m + %(k)g * %(m)s_tenant:headroom_gateway_prompt_tokens:rate5m'
+                                      % { m: m, k: c.promptTokenWeight } }),
         promql.record('%s:headroom_cost_per_million_output_tokens:ratio_rate%s' % [m, w],
                       'avg_over_time(%(m)s:headroom_cost_dollars_per_hour:sum[%(w)s]) / on (%(m)s) '
                       % { m: m, w: w } + '(%s * 3600 / 1e6 > 0)' % promql.sumRate('vllm:generation_tokens_total', vllm, w, [m])),

@@ -25,9 +25,16 @@ local slo = import '../lib/slo.libsonnet';
                     })
       for w in c.sloWindows
     ],
+    // each model's objectives as series, so dashboards divide by the right budget
+    local objectives = [
+      promql.record('%s:headroom_slo_%s_objective:ratio' % [m, kind],
+                    'group by (%s) (vllm:num_requests_running%s) * 0 + %g' % [m, sel(g.matcher), g.slo[kind + 'Objective']])
+      for kind in ['latency', 'availability']
+      for g in slo.groups(c)
+    ],
     groups+: [{
       name: 'headroom-slo.rules',
-      rules: latency('ttft', 'vllm:time_to_first_token_seconds', slo.ttftEdges, 'ttftSeconds', 'TTFT')
+      rules: objectives + latency('ttft', 'vllm:time_to_first_token_seconds', slo.ttftEdges, 'ttftSeconds', 'TTFT')
              + latency('tpot', 'vllm:request_time_per_output_token_seconds', slo.tpotEdges, 'tpotSeconds', 'time per output token')
              + availability,
     }],

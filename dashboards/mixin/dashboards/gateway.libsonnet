@@ -1,0 +1,48 @@
+// Gateway and tenants: what the Headroom gateway sees per tenant, and what it adds to latency.
+local g = import '../lib/grafana.libsonnet';
+
+{
+  grafanaDashboards+:: {
+    local c = $._config,
+    local m = c.modelLabel,
+    local s = '{%s, %s=~"$%s", %s=~"$%s", model=~"$%s"}' % [c.gatewaySelector, c.clusterLabel, c.clusterLabel, c.namespaceLabel,
+                                                          c.namespaceLabel, m],
+    local sNoModel = '{%s, %s=~"$%s", %s=~"$%s"}' % [c.gatewaySelector, c.clusterLabel, c.clusterLabel, c.namespaceLabel, c.namespaceLabel],
+    local v = '{%s, %s=~"$%s", %s=~"$%s", %s=~"$%s"}' % [c.vllmSelector, c.clusterLabel, c.clusterLabel, c.namespaceLabel,
+                                                        c.namespaceLabel, m, m],
+    local recorded = '{%s=~"$%s"}' % [m, m],
+    local r = '[$__rate_interval]',
+    'headroom-gateway.json': g.dashboard('Headroom / Gateway and tenants', 'headroom-gateway',
+      'Per tenant: requests, tokens, rejections and queue wait; what the gateway adds to TTFT; backends in rotation; client connections.', [
+      g.timeseries('Requests by status', 'Requests answered per second by HTTP status (499: the client left): rate(headroom_gateway_requests_total).',
+                   [['sum by (status) (rate(headroom_gateway_requests_total%s%s))' % [s, r], '{{status}}']], 'reqps', min=0),
+      g.timeseries('Requests per tenant', 'Recorded %s_tenant:headroom_gateway_requests:rate5m (busiest tenants by name, the rest as other).' % m,
+                   [['sum by (tenant) (%s_tenant:headroom_gateway_requests:rate5m%s)' % [m, recorded], '{{tenant}}']], 'reqps', min=0),
+      g.timeseries('Output tokens per tenant', 'Recorded %s_tenant:headroom_gateway_output_tokens:rate5m: tokens of completed requests.' % m,
+                   [['sum by (tenant) (%s_tenant:headroom_gateway_output_tokens:rate5m%s)' % [m, recorded], '{{tenant}}']], 'suffix: tok/s', min=0),
+      g.timeseries('Prompt tokens per tenant', 'Recorded %s_tenant:headroom_gateway_prompt_tokens:rate5m.' % m,
+                   [['sum by (tenant) (%s_tenant:headroom_gateway_prompt_tokens:rate5m%s)' % [m, recorded], '{{tenant}}']], 'suffix: tok/s', min=0),
+      g.timeseries('Rejections', 'Requests turned away before any backend saw them, by tenant and reason (queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model).',
+                   [['sum by (tenant, reason) (rate(headroom_gateway_rejections_total%s%s))' % [sNoModel, r], '{{tenant}} {{reason}}']], 'reqps', min=0, emptyWhenHealthy=true),
+      g.timeseries('Queue', 'Requests waiting at the gateway for a backend slot (headroom_gateway_queue_depth) and the p95 of their wait (headroom_gateway_queue_wait_seconds).',
+                   [['sum by (model) (headroom_gateway_queue_depth%s)' % s, 'waiting {{model}}']], 'short', min=0),
+      g.timeseries('Queue wait', 'p50 and p95 of the time from arrival until a backend slot was free.',
+                   [['histogram_quantile(%g, sum by (model, le) (rate(headroom_gateway_queue_wait_seconds_bucket%s%s)))' % [q, s, r], 'p%d {{model}}' % (q * 100)]
+                    for q in [0.5, 0.95]], 's', min=0),
+      g.timeseries('TTFT: client side against the engine', 'p95 TTFT as clients see it through the gateway (headroom_gateway_time_to_first_token_seconds) and as the engines measure it (vllm:time_to_first_token_seconds): the gap is queueing at the gateway and the network.',
+                   [['histogram_quantile(0.95, sum by (model, le) (rate(headroom_gateway_time_to_first_token_seconds_bucket%s%s)))' % [s, r], 'gateway {{model}}'],
+                    ['histogram_quantile(0.95, sum by (%s, le) (rate(vllm:time_to_first_token_seconds_bucket%s%s)))' % [m, v, r], 'engine {{%s}}' % m]], 's', min=0),
+      g.timeseries('Client-side inter-token latency', 'p95 of the gaps between streamed events as clients see them (headroom_gateway_inter_token_latency_seconds).',
+                   [['histogram_quantile(0.95, sum by (model, le) (rate(headroom_gateway_inter_token_latency_seconds_bucket%s%s)))' % [s, r], '{{model}}']], 's', min=0),
+      g.timeseries('Backends', 'Backends in rotation (headroom_gateway_ready_backends) and requests outstanding on each (headroom_gateway_backend_in_flight_requests).',
+                   [['sum(headroom_gateway_ready_backends%s)' % sNoModel, 'ready'],
+                    ['sum by (backend) (headroom_gateway_backend_in_flight_requests%s)' % sNoModel, 'in flight {{backend}}']], 'short', min=0),
+      g.timeseries('Backend failures and retries', 'Backend failures by phase (connect: retried elsewhere; mid_stream: the client got an error event) and retries.',
+                   [['sum by (backend, phase) (rate(headroom_gateway_backend_failures_total%s%s))' % [sNoModel, r], '{{phase}} {{backend}}'],
+                    ['sum by (model) (rate(headroom_gateway_retries_total%s%s))' % [s, r], 'retries {{model}}']], 'reqps', min=0, emptyWhenHealthy=true),
+      g.timeseries('Client connections', 'Connections open on the API port, and those the listener closed: over max_connections, headers late (header_timeout), or refused by the parser (malformed).',
+                   [['sum(headroom_gateway_open_connections%s)' % sNoModel, 'open'],
+                    ['sum by (reason) (rate(headroom_gateway_connections_turned_away_total%s%s))' % [sNoModel, r], 'turned away: {{reason}}']], 'short', min=0),
+    ], c),
+  },
+}
