@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 GUIDELLM_VENV := .venv-guidellm
 GUIDELLM_PINS := 'torch==2.13.0' 'guidellm==0.8.1'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := prometheus python3-venv nodejs npm
+APT_PACKAGES := prometheus prometheus-alertmanager python3-venv nodejs npm
 NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0'
 
 .PHONY: install demo test bench clean
@@ -18,6 +18,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \

@@ -16,6 +16,7 @@ import yaml
 MIXIN = Path(__file__).resolve().parent / "mixin"
 SHIPPED = Path(__file__).resolve().parent / "built"  # the build as shipped, so a dashboard imports without jsonnet
 RULES_FILE = "prometheus-rules.yaml"
+INHIBIT_FILE = "alertmanager-inhibit-rules.yaml"  # the `inhibit_rules` of an Alertmanager config
 
 
 class BuildError(ValueError):
@@ -37,7 +38,8 @@ def compile_mixin(config: dict | None = None) -> dict:
     override = json.dumps(config or {})
     # merged deep (an override of one SLO field keeps the others), as a user's `_config+::` with `+:` on objects
     snippet = (f"local base = import 'mixin.libsonnet'; local m = base + {{ _config:: std.mergePatch(base._config, {override}) }};"
-               "{ rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards }")
+               "{ rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards,"
+               "  inhibit_rules: m.alertmanagerInhibitRules }")
     try:
         return json.loads(_jsonnet.evaluate_snippet("headroom-mixin", snippet, jpathdir=[str(MIXIN)]))
     except RuntimeError as err:  # jsonnet's own message names the file, line and the mixin's error text
@@ -66,7 +68,8 @@ def render(compiled: dict, namespace: str = "monitoring") -> dict[str, str]:
     """Every output file's name and text."""
     groups = rule_groups(compiled)
     files = {RULES_FILE: yaml.safe_dump(groups, sort_keys=False, width=1000),
-             "prometheus-rule.yaml": yaml.safe_dump(prometheus_rule(groups, namespace), sort_keys=False, width=1000)}
+             "prometheus-rule.yaml": yaml.safe_dump(prometheus_rule(groups, namespace), sort_keys=False, width=1000),
+             INHIBIT_FILE: yaml.safe_dump({"inhibit_rules": compiled["inhibit_rules"]}, sort_keys=False, width=1000)}
     maps = []
     for name, dashboard in sorted(compiled["dashboards"].items()):
         files[name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"

@@ -38,6 +38,16 @@
     // tokens per step, decode one per sequence (Llama-3.1-8B on an H100 in Headroom's engine model: about 0.15)
     promptTokenWeight: 0.15,
 
+    // alert thresholds
+    kvCacheFull: 0.95,  // KV cache use at which preemptions are expected
+    gatewayShedRatio: 0.05,  // share of requests answered 429 over 5 m
+    queueGrowingWaiting: 10,  // waiting requests per model, with the autoscaler at its maximum
+    gpuTempCelsius: 85,
+    costBudgetPerMillionOutputTokens: 5,  // dollars
+    idleGpuShare: 0.5,
+    coldStart: '5m',  // how long replicas may take to be ready: a cold start with margin
+    absentJobs: ['vllm', 'dcgm', 'gateway'],  // exporters whose absence pages; add 'autoscaler' where it runs
+
     runbookUrlBase: 'https://github.com/headroom-llm/headroom/blob/main/docs/runbooks/',
   },
 }

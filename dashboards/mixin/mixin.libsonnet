@@ -4,6 +4,8 @@
 + (import 'rules/slo.libsonnet')
 + (import 'rules/cost.libsonnet')
 + (import 'alerts/slo.libsonnet')
++ (import 'alerts/operations.libsonnet')
++ (import 'alerts/inhibitions.libsonnet')
 + (import 'dashboards/serving.libsonnet')
 + (import 'dashboards/gpu.libsonnet')
 + (import 'dashboards/gateway.libsonnet')

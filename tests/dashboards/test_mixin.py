@@ -89,3 +89,17 @@ def test_slos_come_from_the_autoscalers_config(tmp_path):
 def test_a_threshold_between_bucket_edges_is_refused():
     with pytest.raises(BuildError, match=re.escape("TTFT SLO of 0.7 s is not a vLLM bucket edge")):
         compile_mixin({"slo": {"ttftSeconds": 0.7}})
+
+
+def test_inhibition_rules_load_in_alertmanager_and_name_real_alerts(compiled, tmp_path):
+    config = {"route": {"receiver": "log"}, "receivers": [{"name": "log"}], "inhibit_rules": compiled["inhibit_rules"]}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    run = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    names = {a["alert"] for a in alerts(compiled)}
+    for rule in compiled["inhibit_rules"]:
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            if matcher.startswith("alertname"):
+                pattern = matcher.split("=", 1)[1].lstrip("~").strip('"')
+                assert any(re.fullmatch(pattern, n) for n in names), f"{matcher} matches no alert"

@@ -6,6 +6,15 @@
   // sum by (labels) (rate(metric{selector}[window]))
   sumRate(metric, selector, window, by):: 'sum by (%s) (rate(%s%s[%s]))' % [std.join(', ', by), metric, selector, window],
 
+  // an alert with the annotations every Headroom alert carries; its runbook is docs/runbooks/<name>.md
+  alert(config, name, expr, severity, summary, description, forTime=null):: {
+    alert: name,
+    expr: expr,
+    [if forTime != null then 'for']: forTime,
+    labels: { severity: severity },
+    annotations: { summary: summary, description: description, runbook_url: config.runbookUrlBase + name + '.md' },
+  },
+
   // a recording rule
   record(name, expr, labels={}):: { record: name, expr: expr } + (if labels == {} then {} else { labels: labels }),
 
