@@ -92,6 +92,11 @@ def write(files: dict[str, str], out: Path) -> list[Path]:
     return [final for _, final in staged]
 
 
-def build(out: Path, slo_from: Path | None = None, namespace: str = "monitoring") -> list[Path]:
+def build(out: Path, slo_from: Path | None = None, namespace: str = "monitoring", docs: Path | None = None) -> list[Path]:
+    """Compile once; write the build to `out` and, if asked, the generated docs to `docs`."""
+    from dashboards.docs import render_docs
+
     config = {"sloByModel": slo_overrides(slo_from)} if slo_from is not None else {}
-    return write(render(compile_mixin(config), namespace), out)
+    compiled = compile_mixin(config)
+    written = write(render(compiled, namespace), out)
+    return written + (write(render_docs(compiled), docs) if docs is not None else [])

@@ -103,7 +103,8 @@ def _dashboards_build(args) -> int:
 
     from dashboards.build import build
 
-    written = build(Path(args.out), Path(args.slo_from) if args.slo_from else None, args.namespace)
+    written = build(Path(args.out), Path(args.slo_from) if args.slo_from else None, args.namespace,
+                    Path(args.docs) if args.docs else None)
     for path in written:
         print(path)
     return 0
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     dbb.add_argument("--slo-from", default=None, metavar="autoscaler.yaml",
                      help="each target's SLO thresholds from the autoscaler's config (one definition for both)")
     dbb.add_argument("--namespace", default="monitoring", help="namespace of the PrometheusRule and ConfigMaps")
+    dbb.add_argument("--docs", default=None, metavar="DIR", help="also write dashboards.md and metrics.md (the repository's: docs)")
     dbb.set_defaults(func=_dashboards_build)
 
     au = sub.add_parser("autoscale", help="the predictive autoscaler: Prometheus in, Kubernetes (or advice) out")

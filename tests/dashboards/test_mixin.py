@@ -30,6 +30,13 @@ def test_the_shipped_build_is_current(compiled):
         assert shipped.exists() and shipped.read_text() == text, f"{shipped} is out of date: run `headroom dashboards build`"
 
 
+def test_the_generated_docs_are_current(compiled):
+    from dashboards.docs import render_docs
+
+    for name, text in render_docs(compiled).items():
+        assert (REPO / "docs" / name).read_text() == text, f"docs/{name} is out of date: run `headroom dashboards build --docs docs`"
+
+
 def test_promtool_checks_the_rules(tmp_path):
     build(tmp_path)
     run = subprocess.run(["promtool", "check", "rules", str(tmp_path / "prometheus-rules.yaml")], capture_output=True, text=True)
