@@ -56,9 +56,19 @@ class Backends(Strict):
         return self
 
 
+class SloThresholds(Strict):
+    """Per-request latency thresholds the gateway counts each answered request against (met or missed): the same
+    SLO the autoscaler's target holds, so that an SLI needs no histogram bucket at its threshold."""
+
+    ttft_s: float | None = Field(1.0, gt=0)  # client-side time to first token (streamed answers)
+    tpot_s: float | None = Field(0.05, gt=0)  # mean time per output token after the first (the autoscaler's itl_s)
+    e2e_s: float | None = Field(None, gt=0)  # whole request, streamed or not; none: not counted
+
+
 class ModelLimits(Strict):
     max_queue: int = Field(256, ge=0)  # requests waiting for a backend slot; beyond it, 429
     queue_timeout_s: float = Field(30.0, gt=0)  # a request waiting longer gets 429 too
+    slo: SloThresholds = SloThresholds()
 
 
 class GatewayConfig(Strict):

@@ -19,9 +19,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from exporters.gateway.admission import Admission, Rejected
 from exporters.gateway.backends import Backend, BackendPool
-from exporters.gateway.config import GatewayConfig
+from exporters.gateway.config import GatewayConfig, ModelLimits, SloThresholds
 from exporters.gateway.metrics import UNKNOWN_MODEL, GatewayMetrics, StateCollector
 from exporters.gateway.request_body import BodyError, parse_generation, read_body
+from exporters.gateway.slo import RequestTimings, slo_outcomes, time_per_output_token
 from exporters.gateway.stream_meter import StreamMeter, usage_tokens
 from exporters.gateway.tenants import KeyRing, TenantLabels
 from exporters.gateway.upstream import StaleConnection, Upstream, UpstreamError, forwarded_headers
@@ -79,8 +80,11 @@ class Gateway:
     def _backends_changed(self) -> None:
         self.admission.dispatch()
 
-    def _limits(self, model: str):
+    def _limits(self, model: str) -> ModelLimits:
         return self.config.models.get(model, self.config.default_limits)
+
+    def slo_of(self, model: str) -> SloThresholds:
+        return self._limits(model).slo
 
     def known_models(self) -> frozenset[str] | set[str] | None:
         """The models requests may name: the configured ones, else those the backends report (None: any)."""
@@ -269,7 +273,7 @@ class _Forwarding:
     async def _whole(self, answer) -> web.Response:
         body = await answer.read()
         response = web.Response(status=answer.status, body=body, headers=forwarded_headers(answer.headers, frozenset()))
-        self._finish(str(answer.status), answer.status, body, streamed=False, events=0)
+        self._finish(str(answer.status), answer.status, body, meter=None)
         return response
 
     async def _stream(self, answer, backend: Backend) -> web.StreamResponse:
@@ -283,7 +287,7 @@ class _Forwarding:
         await _to_client(response.write_eof())
         if meter.first is not None:
             self.series.ttft.observe(meter.first - self.received_s)
-        self._finish(str(answer.status), answer.status, meter.tail, streamed=True, events=meter.events)
+        self._finish(str(answer.status), answer.status, meter.tail, meter)
         return response
 
     async def _end_failed_stream(self, backend: Backend, err: BaseException) -> web.StreamResponse:
@@ -297,10 +301,17 @@ class _Forwarding:
         self.series.answered("502")
         return response
 
-    def _finish(self, status_text: str, status: int, body: bytes, streamed: bool, events: int) -> None:
+    def _finish(self, status_text: str, status: int, body: bytes, meter: StreamMeter | None) -> None:
+        """Account an answer that ended: its status, and for a 200 its latency, tokens and SLO outcomes."""
         self.series.answered(status_text)
-        if status == 200:
-            self.series.e2e.observe(time.monotonic() - self.received_s)
-            prompt, output = usage_tokens(body) or (self.prompt_words, events if streamed else 0)
-            self.series.prompt_tokens.inc(prompt)
-            self.series.output_tokens.inc(output)
+        if status != 200:
+            return
+        e2e = time.monotonic() - self.received_s
+        self.series.e2e.observe(e2e)
+        prompt, output = usage_tokens(body) or (self.prompt_words, meter.events if meter else 0)
+        self.series.prompt_tokens.inc(prompt)
+        self.series.output_tokens.inc(output)
+        timings = RequestTimings(e2e) if meter is None or meter.first is None else RequestTimings(
+            e2e, meter.first - self.received_s, time_per_output_token(meter.first, meter.last, output))
+        for slo, met in slo_outcomes(timings, self.gateway.slo_of(self.model)):
+            self.series.judged(slo, met)

@@ -36,6 +36,9 @@ class GatewayMetrics:
                              buckets=E2E_BUCKETS, registry=registry)
         self.retries = Counter("headroom_gateway_retries", "Requests retried on another backend before any byte reached the client.",
                                ["model"], registry=registry)
+        self.slo_requests = Counter("headroom_gateway_slo_requests", "Answered requests counted against each latency "
+                                    "SLO of their model (ttft, tpot, e2e), met or missed, at the thresholds in the "
+                                    "gateway's config.", [*mt, "slo", "result"], registry=registry)
         self.backend_failures = Counter("headroom_gateway_backend_failures", "Backend failures by phase (connect: before the "
                                         "first byte, retried; mid_stream: after it, the client got an error event).",
                                         ["backend", "phase"], registry=registry)
@@ -81,7 +84,7 @@ _STATUSES_AT_ZERO = ("200", "429")
 
 class Series:
     def __init__(self, metrics: GatewayMetrics, model: str, tenant: str):
-        self._metrics, self._by_status = metrics, {}
+        self._metrics, self._by_status, self._by_slo = metrics, {}, {}
         self.model, self.tenant = model, tenant
         self.prompt_tokens = metrics.child(metrics.prompt_tokens, model, tenant)
         self.output_tokens = metrics.child(metrics.output_tokens, model, tenant)
@@ -96,6 +99,15 @@ class Series:
         if child is None:
             child = self._by_status[status] = self._metrics.child(self._metrics.requests, self.model, self.tenant, status)
         child.inc()
+
+    def judged(self, slo: str, met: bool) -> None:
+        """One request counted against one SLO; both results exist from the first, so a ratio has both sides."""
+        children = self._by_slo.get(slo)
+        if children is None:
+            m = self._metrics
+            children = self._by_slo[slo] = {result: m.child(m.slo_requests, self.model, self.tenant, slo, result)
+                                            for result in ("met", "missed")}
+        children["met" if met else "missed"].inc()
 
 
 @dataclass(eq=False)  # registered in a CollectorRegistry: hashed by identity

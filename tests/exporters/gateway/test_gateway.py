@@ -167,23 +167,53 @@ SCRIPTED_CHUNKS = [b'data: {"id":"x","choices":[{"index":0,"text":"h\xc3\xa9', b
                    b'[{"index":0,"text":"orld","finish_reason":"length"}]}\n\n', b"data: [DONE]\n\n"]
 
 
+async def scripted(request, resp):
+    """Streams SCRIPTED_CHUNKS with pauses."""
+    import asyncio
+
+    resp.start_stream(200, "text/event-stream")
+    for chunk in SCRIPTED_CHUNKS:
+        resp.write(chunk)
+        await asyncio.sleep(0.01)
+    resp.end()
+
+
+async def paced(request, resp):
+    """Answers after the body's `first_s`, then streams `max_tokens` token events `gap_s` apart (or, unstreamed,
+    one answer after all of it), so that a test sets the latencies the gateway measures."""
+    import asyncio
+
+    body = json.loads(request.body)
+    tokens, event = body["max_tokens"], b'data: {"choices":[{"index":0,"text":"w","finish_reason":null}]}\n\n'
+    await asyncio.sleep(body["first_s"])
+    if not body.get("stream"):
+        await asyncio.sleep(body["gap_s"] * (tokens - 1))
+        usage = {"prompt_tokens": 1, "total_tokens": 1 + tokens, "completion_tokens": tokens}
+        return resp.send(200, json.dumps({"choices": [{"text": "w " * tokens}], "usage": usage}).encode())
+    resp.start_stream(200, "text/event-stream")
+    for i in range(tokens):
+        if i:
+            await asyncio.sleep(body["gap_s"])
+        resp.write(event)
+    resp.write(b"data: [DONE]\n\n")
+    resp.end()
+
+
 class ScriptedBackend:
-    """A backend over real HTTP that streams SCRIPTED_CHUNKS with pauses, and answers /v1/models."""
+    """A backend over real HTTP that answers generation requests with `handle(request, responder)` and /v1/models
+    with the one model `scripted`."""
+
+    def __init__(self, handle=scripted):
+        self.handle = handle
 
     def __enter__(self):
-        import asyncio
-
         from serving.http.server import serve
         from tests.helpers import LoopThread
 
         async def handle(request, resp):
             if request.path == "/v1/models":
                 return resp.send(200, json.dumps({"data": [{"id": "scripted"}]}).encode())
-            resp.start_stream(200, "text/event-stream")
-            for chunk in SCRIPTED_CHUNKS:
-                resp.write(chunk)
-                await asyncio.sleep(0.01)
-            resp.end()
+            return await self.handle(request, resp)
 
         self.thread = LoopThread()
 
@@ -376,3 +406,25 @@ def test_a_client_leaving_mid_stream_stops_the_backends_work(backends):
                 break
             time.sleep(0.1)
         assert running == 0 and answered == 1  # the backend aborted the stream, long before its 3,000 tokens
+
+
+def test_each_answer_is_counted_against_its_models_slo_at_any_threshold():
+    # 0.3 s and 0.03 s are no vLLM bucket edges: counted per request, the SLI holds at them all the same
+    slo = {"ttft_s": 0.3, "tpot_s": 0.03, "e2e_s": 0.5}
+    with ScriptedBackend(paced) as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
+                                                          default_limits={"slo": slo}) as gw:
+        def ask(first_s, gap_s, stream=True):
+            body = {"model": "scripted", "prompt": "x", "max_tokens": 5, "first_s": first_s, "gap_s": gap_s,
+                    "stream": stream}
+            assert httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30).status_code == 200
+
+        ask(0.0, 0.01)  # all met (TPOT 0.01 s, end to end 0.04 s)
+        ask(0.45, 0.02)  # TTFT and end to end (0.53 s) missed
+        ask(0.0, 0.06)  # TPOT missed (0.06 s), end to end 0.24 s met
+        ask(0.0, 0.2, stream=False)  # whole answer: end to end only (0.8 s, missed)
+        text = httpx.get(f"{gw.url}/metrics").text
+    count = lambda slo_name, result: metric_value(text, "headroom_gateway_slo_requests_total", model="scripted",
+                                                  tenant="anonymous", slo=slo_name, result=result)
+    assert (count("ttft", "met"), count("ttft", "missed")) == (2, 1)
+    assert (count("tpot", "met"), count("tpot", "missed")) == (2, 1)
+    assert (count("e2e", "met"), count("e2e", "missed")) == (2, 2)
