@@ -30,6 +30,8 @@ class AutoscalerMetrics:
         self.current = Gauge("headroom_autoscaler_current_replicas", "spec.replicas of the target as read.", t, registry=r)
         self.ready = Gauge("headroom_autoscaler_ready_replicas", "Ready replicas of the target.", t, registry=r)
         self.starting = Gauge("headroom_autoscaler_starting_replicas", "Replicas asked for and not ready yet.", t, registry=r)
+        self.stopping = Gauge("headroom_autoscaler_stopping_replicas", "Replicas draining after a scale-down: their GPUs "
+                              "are still held (and paid).", t, registry=r)
         self.forecast = Gauge("headroom_autoscaler_forecast_requests_per_second",
                               "Forecast peak request rate over the horizon (quantile: point or upper).", ["target", "quantile"], registry=r)
         self.capacity = Gauge("headroom_autoscaler_capacity_requests_per_second",
@@ -51,6 +53,7 @@ class AutoscalerMetrics:
         self.current.labels(target).set(snapshot.desired)
         self.ready.labels(target).set(snapshot.ready)
         self.starting.labels(target).set(snapshot.starting)
+        self.stopping.labels(target).set(snapshot.stopping)
         self.stale.labels(target).set(1 if snapshot.stale else 0)
         for reason in decision.reasons:
             self.decisions.labels(target, reason_kind(reason)).inc()

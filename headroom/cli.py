@@ -92,7 +92,8 @@ def _up(args) -> int:
     config = StackConfig(
         replicas=args.replicas, profile=args.profile, cold_start_s=args.cold_start, host=args.host,
         gateway_port=args.port, prometheus_port=args.prometheus_port, run_dir=args.run_dir,
-        demo=args.demo, json_output=args.json, autoscale=args.autoscale, autoscale_max=args.max_replicas, **({'campaign': args.campaign} if args.campaign else {}),
+        demo=args.demo, json_output=args.json, autoscale=args.autoscale, autoscale_max=args.max_replicas,
+        slo_ttft_s=args.slo_ttft, slo_itl_s=args.slo_itl, **({'campaign': args.campaign} if args.campaign else {}),
     )
     _install_loop()
     return asyncio.run(run_stack(config))
@@ -283,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="print the demo summary as JSON")
     up.add_argument("--autoscale", action="store_true", help="run the predictive autoscaler on the fleet, from this Prometheus")
     up.add_argument("--max-replicas", type=int, default=6, help="the autoscaler's upper bound")
+    up.add_argument("--slo-ttft", type=float, default=1.0, metavar="S",
+                    help="the SLO's time to first token: counted by the gateway, scaled for, alerted on")
+    up.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="the SLO's mean time per output token")
     up.set_defaults(func=_up)
 
     sim = sub.add_parser("simulate", help="replay a trace through a simulated fleet under scaling policies")

@@ -16,6 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from exporters.gateway.config import parse_gateway_config
 from exporters.gateway.service import GatewayService
+from headroom.alerting import (
+    AlertmanagerProcess,
+    WebhookReceiver,
+    alertmanager_config,
+    stack_rules,
+)
+from headroom.drill import alert_drill
 from headroom.prometheus import PrometheusProcess, scrape_config
 from headroom.summary import query_summary, replica_timeline
 from loadgen.campaign import SHIPPED
@@ -44,6 +51,11 @@ class StackConfig(BaseModel):
     autoscale_max: int = Field(6, ge=1)
     autoscale_interval_s: float = Field(5.0, gt=0)
     autoscale_lengths: tuple[float, float] = (600.0, 180.0)  # mean prompt and output tokens its capacity is measured for
+    # the one SLO of the stack: the gateway counts requests against it, the autoscaler scales for it, alerts burn on it
+    slo_ttft_s: float = Field(1.0, gt=0)
+    slo_itl_s: float = Field(0.05, gt=0)
+    alerting: bool = True  # the mixin's rules in Prometheus, a real Alertmanager, and a webhook receiver writing alerts.jsonl
+    alert_drill_s: float = Field(30.0, ge=0)  # --demo: engine errors injected this long to fire an alert (0: none)
 
 
 class LocalStack:
@@ -54,13 +66,25 @@ class LocalStack:
         self.profile = load_profile(config.profile)  # fail fast on a bad profile name
         self.gateway_port = config.gateway_port or free_port(config.host)
         # the fleet tells the gateway which replicas are ready; the gateway's health checks still eject failing ones
-        self.gateway = GatewayService(parse_gateway_config({"host": config.host, "port": self.gateway_port}, "the stack's gateway"),
+        slo = {"ttft_s": config.slo_ttft_s, "tpot_s": config.slo_itl_s}
+        self.gateway = GatewayService(parse_gateway_config({"host": config.host, "port": self.gateway_port,
+                                                            "default_limits": {"slo": slo}}, "the stack's gateway"),
                                       discover=False)
         self.autoscaler_port = free_port(config.host) if config.autoscale else None
+        run_dir = config.run_dir.resolve()
+        self.receiver = self.alertmanager = None
+        rule_file = None
+        if config.alerting:
+            rule_file, inhibit_rules = stack_rules(run_dir / "rules", config.scrape_interval_s,
+                                                   {"ttftSeconds": config.slo_ttft_s, "tpotSeconds": config.slo_itl_s})
+            self.receiver = WebhookReceiver(run_dir / "alerts.jsonl", config.host, free_port(config.host))
+            self.alertmanager = AlertmanagerProcess(alertmanager_config(self.receiver.url, inhibit_rules),
+                                                    run_dir / "alertmanager", config.host, free_port(config.host))
         self.prometheus = PrometheusProcess(
-            scrape_config(config.run_dir.resolve() / "targets", f"{config.host}:{self.gateway_port}", config.scrape_interval_s,
-                          f"{config.host}:{self.autoscaler_port}" if config.autoscale else None),
-            config.run_dir.resolve() / "prometheus", config.host, config.prometheus_port or free_port(config.host))
+            scrape_config(run_dir / "targets", f"{config.host}:{self.gateway_port}", config.scrape_interval_s,
+                          f"{config.host}:{self.autoscaler_port}" if config.autoscale else None, rule_file,
+                          f"{config.host}:{self.alertmanager.port}" if self.alertmanager else None),
+            run_dir / "prometheus", config.host, config.prometheus_port or free_port(config.host))
         self.autoscaler = None
         self.fleet = LocalFleet(FleetConfig(profile=config.profile, cold_start_s=config.cold_start_s, host=config.host,
                                             sd_dir=config.run_dir.resolve() / "targets", log_dir=config.run_dir.resolve() / "logs"),
@@ -71,8 +95,11 @@ class LocalStack:
         return f"http://{self.config.host}:{self.gateway_port}"
 
     async def start(self, wait_ready_s: float = 120.0) -> None:
-        await self.prometheus.start()
         try:
+            if self.alertmanager is not None:
+                await self.receiver.start()
+                await self.alertmanager.start()
+            await self.prometheus.start()
             await self.gateway.start()
             await self.fleet.scale(self.config.replicas)
             wanted = self.config.replicas
@@ -91,6 +118,9 @@ class LocalStack:
         await self.fleet.close()
         await self.gateway.stop()
         await self.prometheus.stop()
+        if self.alertmanager is not None:
+            await self.alertmanager.stop()
+            await self.receiver.stop()
 
 
 class LocalAutoscaler:
@@ -111,7 +141,8 @@ class LocalAutoscaler:
             "prometheus": {"url": stack.prometheus.url, "rate_window": f"{4 * cfg.scrape_interval_s}s",
                            "stale_after_s": 6 * cfg.scrape_interval_s},
             "interval_s": cfg.autoscale_interval_s,
-            "targets": [{"name": stack.profile.model.name, "min_replicas": 1, "max_replicas": cfg.autoscale_max,
+            "targets": [{"name": stack.profile.model.name, "slo": {"ttft_s": cfg.slo_ttft_s, "itl_s": cfg.slo_itl_s},
+                         "min_replicas": 1, "max_replicas": cfg.autoscale_max,
                          "cold_start_s": cfg.cold_start_s + 2.0,  # the emulator's own, and its process start
                          # the production defaults (60 s, 60 s, 300 s, 600 s) suit 90 s cold starts; here replicas start in seconds
                          "scale_down_window_s": 4 * cfg.autoscale_interval_s, "cooldown_s": 2 * cfg.autoscale_interval_s,
@@ -218,6 +249,9 @@ async def run_demo(stack: LocalStack, config: StackConfig) -> int:
         _print(f"demo FAILED: missing from Prometheus: {missing or 'none'}; campaign exit {code}, "
                f"failed requests {campaign['failed']}, {campaign['partial_reason'] or ''}")
         return 1
+    if stack.alertmanager is not None and config.alert_drill_s > 0 and not await alert_drill(stack, config.alert_drill_s, _print):
+        _print("demo FAILED: the alert drill's alert did not fire and resolve")
+        return 1
     return 0
 
 
@@ -232,6 +266,8 @@ async def run_stack(config: StackConfig) -> int:
     await stack.start()
     _print(f"gateway     {stack.gateway_url}  (OpenAI API: /v1/completions, /v1/chat/completions; /metrics)")
     _print(f"prometheus  {stack.prometheus.url}")
+    if stack.alertmanager is not None:
+        _print(f"alertmanager {stack.alertmanager.url}  (alerts as JSON lines in {stack.receiver.path})")
     for r in stack.fleet.status()["replicas"]:
         _print(f"{r['name']:11s} http://{r['address']}  GPU metrics http://{r['gpu_address']}/metrics  pid {r['pid']}")
     try:

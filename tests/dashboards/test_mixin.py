@@ -93,9 +93,25 @@ def test_slos_come_from_the_autoscalers_config(tmp_path):
     assert any('model_name!~"chat", le="1.0"' in e for e in exprs)  # every other model at the default
 
 
-def test_a_threshold_between_bucket_edges_is_refused():
+def latency_rule(compiled, record: str) -> str:
+    return next(r["expr"] for g in compiled["rules"]["groups"] for r in g["rules"] if r.get("record") == record)
+
+
+def test_latency_slis_prefer_the_gateways_counts_and_fall_back_to_vllm_buckets():
+    expr = latency_rule(compile_mixin(), "model_name:headroom_slo_ttft_errors:ratio_rate5m")
+    gateway, histogram = expr.split("\nor\n")
+    assert 'headroom_gateway_slo_requests_total{job="gateway", slo="ttft", result="missed"}' in gateway
+    assert 'vllm:time_to_first_token_seconds_bucket{job="vllm", le="1.0"}' in histogram
+
+
+def test_a_threshold_between_bucket_edges_is_counted_at_the_gateway_only():
+    expr = latency_rule(compile_mixin({"slo": {"ttftSeconds": 0.7}}), "model_name:headroom_slo_ttft_errors:ratio_rate5m")
+    assert "headroom_gateway_slo_requests_total" in expr and "vllm:" not in expr
+
+
+def test_a_threshold_between_bucket_edges_is_refused_without_the_gateways_counts():
     with pytest.raises(BuildError, match=re.escape("TTFT SLO of 0.7 s is not a vLLM bucket edge")):
-        compile_mixin({"slo": {"ttftSeconds": 0.7}})
+        compile_mixin({"slo": {"ttftSeconds": 0.7}, "gatewaySli": False})
 
 
 def test_inhibition_rules_load_in_alertmanager_and_name_real_alerts(compiled, tmp_path):
@@ -110,3 +126,21 @@ def test_inhibition_rules_load_in_alertmanager_and_name_real_alerts(compiled, tm
             if matcher.startswith("alertname"):
                 pattern = matcher.split("=", 1)[1].lstrip("~").strip('"')
                 assert any(re.fullmatch(pattern, n) for n in names), f"{matcher} matches no alert"
+
+
+def test_a_jsonnet_user_imports_the_mixin_with_their_own_config(tmp_path):
+    import json
+
+    import _jsonnet
+
+    main = tmp_path / "main.jsonnet"
+    main.write_text("""local headroom = (import 'dashboards/mixin/mixin.libsonnet') + {
+  _config+:: { vllmSelector: 'job="vllm", namespace="llm"', slo+: { ttftSeconds: 0.5 }, runbookUrlBase: 'https://x/' },
+};
+{ rules: headroom.prometheusRules, alerts: headroom.prometheusAlerts, dashboards: headroom.grafanaDashboards }""")
+    out = json.loads(_jsonnet.evaluate_file(str(main), jpathdir=[str(REPO)]))
+    ttft = next(r["expr"] for g in out["rules"]["groups"] for r in g["rules"]
+                if r.get("record") == "model_name:headroom_slo_ttft_errors:ratio_rate5m")
+    assert 'vllm:time_to_first_token_seconds_bucket{job="vllm", namespace="llm", le="0.5"}' in ttft
+    assert 'tpotSeconds' not in ttft and len(out["dashboards"]) == 5  # the other SLO fields kept their defaults
+    assert all(a["annotations"]["runbook_url"].startswith("https://x/") for g in out["alerts"]["groups"] for a in g["rules"])

@@ -24,6 +24,15 @@ def test_summary_queries_use_contract_names():
 
 
 def test_cost_per_million_tokens():
-    s = Summary({"gpu_hours": 2.0, "output_tokens": 4e6}, usd_per_gpu_hour=10.0)
+    s = Summary({"cost_usd": 20.0, "gpu_hours": 2.0, "output_tokens": 4e6}, usd_per_gpu_hour=10.0)
     assert s.cost_usd == 20.0 and s.cost_per_million_output_tokens == 5.0
-    assert math.isnan(Summary({"gpu_hours": 1.0, "output_tokens": 0.0}, 10.0).cost_per_million_output_tokens)
+    assert math.isnan(Summary({"cost_usd": 10.0, "output_tokens": 0.0}, 10.0).cost_per_million_output_tokens)
+
+
+def test_summary_cost_reads_the_recorded_series_and_falls_back_to_the_exporters():
+    from headroom.summary import summary_queries
+
+    queries = summary_queries(600, 5, usd_per_gpu_hour=12.5, rule_interval_s=30)
+    assert queries["cost_usd"].startswith("sum(sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[600s])) * 30 / 3600")
+    assert queries["cost_usd"].endswith("* 12.5") and "DCGM_FI_DEV_GPU_UTIL[600s]" in queries["cost_usd"]
+    assert "model_name:headroom_gpus:sum[600s]" in queries["gpu_hours"]

@@ -11,8 +11,8 @@ local g = import '../lib/grafana.libsonnet';
     local r = '[$__rate_interval]',
     'headroom-autoscaler.json': g.dashboard('Headroom / Autoscaler', 'headroom-autoscaler',
       'Per target: replicas asked for and ready, the forecast against the load, capacity per replica, decisions by reason, staleness and leadership.', [
-      g.timeseries('Replicas', 'Desired (the policy), current (spec.replicas), ready and starting replicas: headroom_autoscaler_*_replicas.',
-                   [['max by (target) (headroom_autoscaler_%s_replicas%s)' % [k, a], '%s {{target}}' % k] for k in ['desired', 'current', 'ready', 'starting']],
+      g.timeseries('Replicas', 'Desired (the policy), current (spec.replicas), ready, starting and stopping (draining) replicas: headroom_autoscaler_*_replicas.',
+                   [['max by (target) (headroom_autoscaler_%s_replicas%s)' % [k, a], '%s {{target}}' % k] for k in ['desired', 'current', 'ready', 'starting', 'stopping']],
                    'short', min=0),
       g.timeseries('Forecast against the load', 'The forecast peak over the horizon (point and upper bound, headroom_autoscaler_forecast_requests_per_second) against the requests the engines finished (recorded %s:vllm_request_success:rate5m).' % m,
                    [['max by (target, quantile) (headroom_autoscaler_forecast_requests_per_second%s)' % a, 'forecast {{quantile}} {{target}}'],

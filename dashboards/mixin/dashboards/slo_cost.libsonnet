@@ -24,6 +24,11 @@ local g = import '../lib/grafana.libsonnet';
                    + [[burn('tpot', 'latency', w), 'tpot %s {{%s}}' % [w, m]] for w in ['1h', '5m']]
                    + [[burn('availability', 'availability', w), 'availability %s {{%s}}' % [w, m]] for w in ['1h', '5m']],
                    'short', min=0, thresholds=[[14.4, 'red']]),
+    ] + (if c.gatewaySli then [
+      g.timeseries('Latency SLO attainment by tenant, 1 h', "Each tenant's share of answered requests within the TTFT and time-per-output-token SLOs over the last hour, as the gateway counted them (1 minus the recorded %s_tenant:headroom_slo_*_errors:ratio_rate1h)." % m,
+                   [['1 - %s_tenant:headroom_slo_%s_errors:ratio_rate1h%s' % [m, n, f], '%s {{%s}} {{tenant}}' % [n, m]] for n in ['ttft', 'tpot']],
+                   'percentunit', max=1),
+    ] else []) + [
       g.timeseries('Cost per 1M tokens', 'Cost per hour averaged over %s, over the tokens of that hour (recorded cost_per_million_output_tokens and _prompt_tokens).' % c.costWindow,
                    [['%s:headroom_cost_per_million_output_tokens:ratio_rate%s%s' % [m, c.costWindow, f], 'output {{%s}}' % m],
                     ['%s:headroom_cost_per_million_prompt_tokens:ratio_rate%s%s' % [m, c.costWindow, f], 'prompt {{%s}}' % m]], 'currencyUSD', min=0),

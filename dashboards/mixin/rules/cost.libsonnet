@@ -11,15 +11,20 @@ local promql = import '../lib/promql.libsonnet';
     local vllm = '{%s}' % c.vllmSelector,
     local engines = 'count by (%s) (vllm:num_requests_running%s)' % [m, vllm],
     local w = c.costWindow,
+    local perMillion(tokens) =
+      '%(m)s:headroom_cost_dollars:increase%(w)s / on (%(m)s) (sum by (%(m)s) (increase(%(t)s%(v)s[%(w)s])) / 1e6 > 0)'
+      % { m: m, w: w, t: tokens, v: vllm },
     groups+: [{
       name: 'headroom-cost.rules',
+      interval: '%ds' % c.costRuleIntervalSeconds,
       rules: [
         promql.record('%s:headroom_gpus_per_replica:max' % m,
                       'max by (%(m)s) (headroom_gpus_per_replica%(a)s) or (%(e)s * 0 + %(g)d)' % { m: m, a: auto, e: engines, g: c.gpusPerReplica }),
-        // replicas asked for, starting ones included (paid from their start, as the simulator counts them)
+        // replicas asked for, starting ones included (paid from their start, as the simulator counts them), and those
+        // still draining after a scale-down (their GPUs are held until they exit)
         promql.record('%s:headroom_gpus:sum' % m,
-                      '(sum by (%(m)s) (label_replace(headroom_autoscaler_current_replicas%(a)s, "%(m)s", "$1", "target", "(.+)"))'
-                      % { m: m, a: auto }
+                      '(sum by (%(m)s) (label_replace({__name__=~"headroom_autoscaler_(current|stopping)_replicas", %(a)s}, "%(m)s", "$1", "target", "(.+)"))'
+                      % { m: m, a: c.autoscalerSelector }
                       + ' or %s) * on (%s) %s:headroom_gpus_per_replica:max' % [engines, m, m]),
         promql.record('%s:headroom_gpu_price_dollars_per_hour:max' % m,
                       'max by (%(m)s) (headroom_gpu_price_dollars_per_hour%(a)s) or (%(e)s * 0 + %(p)g)'
@@ -37,12 +42,12 @@ local promql = import '../lib/promql.libsonnet';
                       '(%(work)s) / on (%(m)s) group_left sum by (%(m)s) (%(work)s) * on (%(m)s) group_left %(m)s:headroom_cost_dollars_per_hour:sum'
                       % { m: m, work: '%(m)s_tenant:headroom_gateway_output_tokens:rate5m + %(k)g * %(m)s_tenant:headroom_gateway_prompt_tokens:rate5m'
                                       % { m: m, k: c.promptTokenWeight } }),
-        promql.record('%s:headroom_cost_per_million_output_tokens:ratio_rate%s' % [m, w],
-                      'avg_over_time(%(m)s:headroom_cost_dollars_per_hour:sum[%(w)s]) / on (%(m)s) '
-                      % { m: m, w: w } + '(%s * 3600 / 1e6 > 0)' % promql.sumRate('vllm:generation_tokens_total', vllm, w, [m])),
-        promql.record('%s:headroom_cost_per_million_prompt_tokens:ratio_rate%s' % [m, w],
-                      'avg_over_time(%(m)s:headroom_cost_dollars_per_hour:sum[%(w)s]) / on (%(m)s) '
-                      % { m: m, w: w } + '(%s * 3600 / 1e6 > 0)' % promql.sumRate('vllm:prompt_tokens_total', vllm, w, [m])),
+        // dollars spent over the window: the cost per hour summed sample by sample (exact however short the history,
+        // where avg_over_time over rate() would not be: rate() divides by the whole window)
+        promql.record('%s:headroom_cost_dollars:increase%s' % [m, w],
+                      'sum_over_time(%(m)s:headroom_cost_dollars_per_hour:sum[%(w)s]) * %(i)d / 3600' % { m: m, w: w, i: c.costRuleIntervalSeconds }),
+        promql.record('%s:headroom_cost_per_million_output_tokens:ratio_rate%s' % [m, w], perMillion('vllm:generation_tokens_total')),
+        promql.record('%s:headroom_cost_per_million_prompt_tokens:ratio_rate%s' % [m, w], perMillion('vllm:prompt_tokens_total')),
       ],
     }],
   },
