@@ -3,8 +3,17 @@ but engine-running half of mix_table, kept apart so the policy that looks cells 
 
 from __future__ import annotations
 
+import numpy as np
+
 from autoscaler.capacity.engine_capacity import slo_capacity
 from loadgen.workloads.servegen import LengthSampler
+
+
+def within_model_len(prompts: np.ndarray, outputs: np.ndarray, max_model_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lengths cut to what the engine accepts (prompt plus output within max_model_len), as clients of a replica
+    with a short max_model_len must send them: a log-normal tail would otherwise hold requests vLLM refuses."""
+    prompts = np.minimum(prompts, max_model_len - 1)
+    return prompts, np.minimum(outputs, max_model_len - prompts)
 
 
 def engine_cell(profile, slo_ttft_s: float, slo_itl_s: float, sigma: float = 0.6, samples: int = 2000, seed: int = 0):
@@ -12,7 +21,7 @@ def engine_cell(profile, slo_ttft_s: float, slo_itl_s: float, sigma: float = 0.6
 
     def measure(prompt: float, output: float) -> float:
         lengths = LengthSampler.lognormal(prompt, output, sigma=sigma, seed=seed, n=samples)
-        return slo_capacity(profile, lengths.prompts, lengths.outputs, slo_ttft_s, slo_itl_s, requests=400, seed=seed,
-                            tolerance=0.05)
+        prompts, outputs = within_model_len(lengths.prompts, lengths.outputs, profile.model.max_model_len)
+        return slo_capacity(profile, prompts, outputs, slo_ttft_s, slo_itl_s, requests=400, seed=seed, tolerance=0.05)
 
     return measure
