@@ -76,6 +76,7 @@ class Gateway:
     def set_backends(self, addresses: list[str]) -> None:
         """The discovered backends (a static list, file_sd, Kubernetes, or the local fleet's ready replicas)."""
         self.pool.set_discovered(list(addresses))
+        self.metrics.backends_seen(addresses)
 
     def _backends_changed(self) -> None:
         self.admission.dispatch()
@@ -205,7 +206,7 @@ class _Forwarding:
         tried, reason = {backend.address}, ""
         for attempt in range(g.config.max_attempts):
             if attempt:
-                g.metrics.retries.labels(self.series.model).inc()
+                g.metrics.model(self.series.model).retries.inc()
             try:
                 return await self._on(backend)
             except _Refused as why:

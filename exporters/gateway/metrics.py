@@ -69,14 +69,22 @@ class GatewayMetrics:
     def model(self, model: str) -> ModelSeries:
         found = self._models.get(model)
         if found is None:
-            found = self._models[model] = ModelSeries(self.queue_wait.labels(model), self.itl.labels(model))
+            found = self._models[model] = ModelSeries(self.queue_wait.labels(model), self.itl.labels(model),
+                                                      self.retries.labels(model))
         return found
+
+    def backends_seen(self, addresses) -> None:
+        """Each backend's failure counters at 0 from its discovery on, so that rate() counts its first failure."""
+        for address in addresses:
+            for phase in ("connect", "mid_stream"):
+                self.backend_failures.labels(address, phase)
 
 
 @dataclass
 class ModelSeries:
     queue_wait: object
     itl: object
+    retries: object
 
 
 _STATUSES_AT_ZERO = ("200", "429")

@@ -78,6 +78,23 @@ def test_retries_refused_and_starting_backends_before_first_byte(backends):
             assert metric_value(httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_retries_total") > 0
 
 
+def test_failure_counters_exist_at_zero_before_the_first_failure(backends):
+    """A counter born at 1 is invisible to rate(): a backend's failures and a model's retries start at 0."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    a, _ = backends
+    with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
+        httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
+        text = httpx.get(f"{gw.url}/metrics").text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    backend = f"127.0.0.1:{a.port}"
+    for phase in ("connect", "mid_stream"):
+        key = ("headroom_gateway_backend_failures_total", (("backend", backend), ("phase", phase)))
+        assert samples.get(key) == 0
+    assert samples.get(("headroom_gateway_retries_total", (("model", a.model),))) == 0
+
+
 def test_a_request_whose_only_backend_refuses_waits_for_the_next_one(backends):
     """Its only backend refuses the connection (it is taken out of rotation): the request, which no backend has seen,
     waits in the queue and is served by the replica discovered a second later, not answered 503."""
