@@ -52,6 +52,8 @@
     gatewayShedRatio: 0.05,  // share of requests answered 429 over 5 m
     queueGrowingWaiting: 10,  // waiting requests per model, with the autoscaler at its maximum
     gpuTempCelsius: 85,
+    gpuClockDropRatio: 0.85,  // a busy GPU's SM clock against its highest of the day: below it, it throttles
+    gpuBusyUtilPercent: 50,
     costBudgetPerMillionOutputTokens: 5,  // dollars
     idleGpuShare: 0.5,
     coldStart: '5m',  // how long replicas may take to be ready: a cold start with margin

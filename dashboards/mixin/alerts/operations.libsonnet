@@ -47,6 +47,9 @@ local promql = import '../lib/promql.libsonnet';
                 'count by (job, instance) (headroom_gateway_backend_in_flight_requests%(g)s) - sum by (job, instance) (headroom_gateway_ready_backends%(g)s) > 0' % { g: gw },
                 'warning', 'The gateway {{ $labels.instance }} routes around ejected backends',
                 'Backends the gateway knows failed their health checks or refused connections and are out of rotation.', '5m'),
+          alert('HeadroomReplicaRestarting', 'changes(process_start_time_seconds%s[15m]) > 0' % vllm,
+                'warning', 'The vLLM server at {{ $labels.instance }} restarted',
+                'The vLLM process at {{ $labels.instance }} started again within the last 15 minutes: it crashed or was killed (out of memory, a failed liveness probe, an XID), and the requests it held failed.'),
         ],
       },
       {
@@ -58,6 +61,11 @@ local promql = import '../lib/promql.libsonnet';
           alert('HeadroomGPUHot', 'max by (Hostname, gpu) (DCGM_FI_DEV_GPU_TEMP%s) > %d' % [dcgm, c.gpuTempCelsius],
                 'warning', 'GPU {{ $labels.gpu }} on {{ $labels.Hostname }} runs hot',
                 'Above %d C a GPU throttles its clocks: steps take longer and every latency SLO of the replica on it suffers.' % c.gpuTempCelsius, '10m'),
+          alert('HeadroomGPUClocksThrottled',
+                '(max by (Hostname, gpu) (DCGM_FI_DEV_SM_CLOCK%(d)s) < %(r)g * max by (Hostname, gpu) (max_over_time(DCGM_FI_DEV_SM_CLOCK%(d)s[1d]))) and on (Hostname, gpu) (max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL%(d)s) > %(u)d)'
+                % { d: dcgm, r: c.gpuClockDropRatio, u: c.gpuBusyUtilPercent },
+                'warning', 'GPU {{ $labels.gpu }} on {{ $labels.Hostname }} runs busy at reduced clocks',
+                'The SM clock of this busy GPU is below %g%% of its highest in the last day: thermal or power throttling, or a clock limit set on it; every step of its replica is slower.' % (100 * c.gpuClockDropRatio), '10m'),
           alert('HeadroomGPUVanished',
                 'count by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL%(d)s offset 30m) unless count by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL%(d)s)' % { d: dcgm },
                 'warning', 'GPU {{ $labels.gpu }} on {{ $labels.Hostname }} stopped reporting',
