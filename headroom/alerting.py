@@ -58,6 +58,7 @@ class AlertmanagerProcess(Daemon):
     """One Alertmanager, clustering off, with its own data directory."""
 
     name = "alertmanager"
+    title = "Alertmanager"
 
     def command(self, config_path: Path) -> list[str]:
         return [find_alertmanager(), f"--config.file={config_path}", f"--storage.path={self.run_dir / 'data'}",

@@ -37,7 +37,8 @@ async def wait_ready(process, ready_url: str, log_path: Path, name: str, timeout
 class Daemon:
     """Subclasses name themselves and give their command line for a written config file."""
 
-    name = "daemon"
+    name = "daemon"  # its files' stem
+    title = "Daemon"  # how logs name it
 
     def __init__(self, config: dict, run_dir: Path, host: str, port: int):
         self.config, self.run_dir, self.host, self.port = config, run_dir, host, port
@@ -60,7 +61,7 @@ class Daemon:
                 *self.command(config_path), stdout=log_file, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
                 preexec_fn=die_with_parent)
         await wait_ready(self.process, f"{self.url}/-/ready", log_path, self.name, timeout)
-        log.info("%s %s (pid %d) is ready", self.name, self.url, self.process.pid)
+        log.info("%s %s (pid %d) is ready", self.title, self.url, self.process.pid)
 
     async def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.returncode is not None:

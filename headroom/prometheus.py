@@ -40,6 +40,7 @@ class PrometheusProcess(Daemon):
     """One Prometheus server with its own data directory."""
 
     name = "prometheus"
+    title = "Prometheus"
 
     def __init__(self, config: dict, run_dir: Path, host: str = "127.0.0.1", port: int = 9090, retention: str = "1d"):
         super().__init__(config, run_dir, host, port)
