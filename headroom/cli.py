@@ -159,6 +159,12 @@ def _simulate(args) -> int:
     return 0
 
 
+def _plan(args) -> int:
+    from headroom.plan import run
+
+    return run(args)
+
+
 def _loadtest_run(args) -> int:
     from loadgen.run import run_campaign
 
@@ -343,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", required=True, metavar="autoscaler.yaml", help="targets, SLOs, bounds, capacity, actuators")
     au.add_argument("--once", action="store_true", help="one pass over every target, then exit")
     au.set_defaults(func=_autoscale)
+
+    pl = sub.add_parser("plan", help="the capacity planner: replicas, GPUs and cost per profile for a traffic and an SLO")
+    from headroom.plan import add_arguments
+
+    add_arguments(pl)
+    pl.set_defaults(func=_plan)
 
     lt = sub.add_parser("loadtest", help="Locust load campaigns against OpenAI-compatible endpoints")
     lt_sub = lt.add_subparsers(dest="loadtest_command", required=True)

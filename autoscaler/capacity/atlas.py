@@ -1,0 +1,140 @@
+"""The capacity atlas of one profile: SLO attainment of one replica measured on the engine model over a grid of
+length mixes x offered rates x TTFT and ITL thresholds, so that the capacity at any SLO on the grid is a lookup, not
+a simulation. Pure: cells come in as arrays (autoscaler.capacity.atlas_build measures them, atlas_store keeps them).
+
+Terms: a *cell* is one length mix (log-normal lengths around a mean prompt and a mean output); its *rates* are
+offered Poisson rates per replica, as fractions of the replica's saturated throughput; its *attainment* cube holds,
+per rate, the share of requests with TTFT <= each threshold and mean ITL <= each threshold (failed ones miss)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PROMPT_MEANS = (128.0, 512.0, 2048.0, 8192.0)
+OUTPUT_MEANS = (32.0, 128.0, 512.0, 1024.0)
+RATE_FRACTIONS = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+TTFT_THRESHOLDS_S = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+ITL_THRESHOLDS_S = (0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.5)
+# quantile levels of each rate's TTFT and ITL, dense in the tail where attainment goals sit
+LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985,
+          0.99, 0.9925, 0.995, 0.9975, 0.999, 1.0)
+FAILED_S = 1e9  # a failed request's latency in the quantiles: it misses every threshold
+SUBSTEPS = 32  # between two measured rates, attainment is evaluated at this many points
+
+
+class OffGrid(ValueError):
+    """An SLO tighter than the atlas's tightest threshold: it can only be answered on the engine directly."""
+
+
+@dataclass(frozen=True)
+class Atlas:
+    """Cells [prompt][output]: saturated throughput (req/s); per rate, attainment over the threshold pairs and the
+    TTFT and ITL quantiles at LEVELS."""
+
+    profile: str
+    digest: str  # of what the cells depend on (profile, grids, builder version); a mismatch means stale
+    saturated_rps: np.ndarray  # (prompts, outputs)
+    attainment: np.ndarray  # (prompts, outputs, rates, ttft thresholds, itl thresholds)
+    ttft_quantiles: np.ndarray  # (prompts, outputs, rates, levels)
+    itl_quantiles: np.ndarray  # (prompts, outputs, rates, levels)
+
+    def cell_capacity(self, i: int, j: int, slo_ttft_s: float, slo_itl_s: float, goal: float) -> float:
+        """Requests/s of one replica at the goal in cell (i, j); the SLO rounds down to the grid (never optimistic)."""
+        ti, ii = floor_index(TTFT_THRESHOLDS_S, slo_ttft_s, "TTFT"), floor_index(ITL_THRESHOLDS_S, slo_itl_s, "ITL")
+        rates = np.asarray(RATE_FRACTIONS) * self.saturated_rps[i, j]
+        measured = self.attainment[i, j, :, ti, ii]
+        below = np.flatnonzero(measured < goal)
+        if len(below) == 0:
+            return float(rates[-1])
+        k = int(below[0])
+        if k == 0:
+            return 0.0
+        between = between_rates(self.ttft_quantiles[i, j, k - 1:k + 1], self.itl_quantiles[i, j, k - 1:k + 1],
+                                measured[k - 1:k + 1], TTFT_THRESHOLDS_S[ti], ITL_THRESHOLDS_S[ii])
+        return first_crossing(np.linspace(rates[k - 1], rates[k], SUBSTEPS + 1), between, goal)
+
+    def capacity(self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float,
+                 goal: float) -> float:
+        """Bilinear in log(length) and log(capacity), clamped to the grid's edges (as the autoscaler's table);
+        0 when a corner cannot meet the SLO at any rate (the mix is then not servable at this SLO)."""
+        corners, weights = bilinear_corners(prompt_mean, output_mean)
+        values = [self.cell_capacity(i, j, slo_ttft_s, slo_itl_s, goal) for i, j in corners]
+        if min(values) <= 0:
+            return 0.0
+        return float(math.exp(sum(w * math.log(v) for w, v in zip(weights, values))))
+
+    def saturated(self, prompt_mean: float, output_mean: float) -> float:
+        corners, weights = bilinear_corners(prompt_mean, output_mean)
+        return float(math.exp(sum(w * math.log(self.saturated_rps[i, j]) for w, (i, j) in zip(weights, corners))))
+
+    def latency(self, prompt_mean: float, output_mean: float, rate_rps: float, slo_ttft_s: float, slo_itl_s: float,
+                goal: float) -> tuple[float, float]:
+        """(p95 TTFT, median ITL) of one replica offered `rate_rps`: each corner cell read at the same share of its
+        own capacity at the SLO (of its saturated throughput where it has none), so that a replica planned at its
+        capacity reads as at its capacity in every corner; combined in log space; inf past the measured rates."""
+        corners, weights = bilinear_corners(prompt_mean, output_mean)
+        caps = [self.cell_capacity(i, j, slo_ttft_s, slo_itl_s, goal) for i, j in corners]
+        if min(caps) > 0:
+            share = rate_rps / self.capacity(prompt_mean, output_mean, slo_ttft_s, slo_itl_s, goal)
+            loads = [share * cap / self.saturated_rps[i, j] for cap, (i, j) in zip(caps, corners)]
+        else:
+            loads = [rate_rps / self.saturated(prompt_mean, output_mean)] * len(corners)
+        if max(loads) > RATE_FRACTIONS[-1]:
+            return math.inf, math.inf
+        p95, p50 = LEVELS.index(0.95), LEVELS.index(0.5)
+        at = lambda q, k, level: max(float(np.interp(loads[k], RATE_FRACTIONS, q[corners[k]][:, level])), 1e-6)
+        mix = lambda q, level: math.exp(sum(w * math.log(at(q, k, level)) for k, w in enumerate(weights)))
+        ttft = mix(self.ttft_quantiles, p95)
+        return (ttft if ttft < FAILED_S / 10 else math.inf), mix(self.itl_quantiles, p50)
+
+    def light_load_attainment(self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float) -> float:
+        """Share of requests within the SLO at the lowest measured rate, worst corner: what no replica count improves."""
+        ti, ii = floor_index(TTFT_THRESHOLDS_S, slo_ttft_s, "TTFT"), floor_index(ITL_THRESHOLDS_S, slo_itl_s, "ITL")
+        corners, _ = bilinear_corners(prompt_mean, output_mean)
+        return float(min(self.attainment[i, j, 0, ti, ii] for i, j in corners))
+
+
+def between_rates(ttft_q: np.ndarray, itl_q: np.ndarray, measured: np.ndarray, ttft_s: float, itl_s: float) -> np.ndarray:
+    """Attainment at SUBSTEPS+1 rates from one measured rate to the next: each latency's quantiles move linearly
+    (a batch's ITL grows smoothly with the rate, so a cliff in attainment lands where it crosses the threshold),
+    joined by the Frechet lower bound and corrected to equal the measured joint attainment at both ends."""
+    w = np.linspace(0.0, 1.0, SUBSTEPS + 1)[:, None]
+    share = lambda q, threshold: np.array([np.interp(threshold, row, LEVELS) for row in (1 - w) * q[0] + w * q[1]])
+    lower = np.clip(share(ttft_q, ttft_s) + share(itl_q, itl_s) - 1.0, 0.0, 1.0)
+    w = w[:, 0]
+    return lower + (1 - w) * (measured[0] - lower[0]) + w * (measured[1] - lower[-1])
+
+
+def floor_index(grid: tuple[float, ...], value: float, what: str) -> int:
+    index = int(np.searchsorted(grid, value * (1 + 1e-9), side="right")) - 1
+    if index < 0:
+        raise OffGrid(f"{what} SLO {value:g} s is tighter than the atlas's tightest threshold {grid[0]:g} s")
+    return index
+
+
+def first_crossing(rates: np.ndarray, attainment: np.ndarray, goal: float) -> float:
+    """The highest rate before attainment first falls below `goal`, linear between measured rates; 0 when even the
+    lowest rate misses (a tail of rates that meet it again past a miss is noise, not capacity)."""
+    below = np.flatnonzero(attainment < goal)
+    if len(below) == 0:
+        return float(rates[-1])
+    k = int(below[0])
+    if k == 0:
+        return 0.0
+    a0, a1 = attainment[k - 1], attainment[k]
+    return float(rates[k - 1] + (rates[k] - rates[k - 1]) * (a0 - goal) / (a0 - a1))
+
+
+def bilinear_corners(prompt_mean: float, output_mean: float) -> tuple[list[tuple[int, int]], list[float]]:
+    lp, lo = np.log(PROMPT_MEANS), np.log(OUTPUT_MEANS)
+    x = float(np.clip(math.log(max(prompt_mean, 1.0)), lp[0], lp[-1]))
+    y = float(np.clip(math.log(max(output_mean, 1.0)), lo[0], lo[-1]))
+    i = int(np.clip(np.searchsorted(lp, x) - 1, 0, len(lp) - 2))
+    j = int(np.clip(np.searchsorted(lo, y) - 1, 0, len(lo) - 2))
+    u = (x - lp[i]) / (lp[i + 1] - lp[i])
+    v = (y - lo[j]) / (lo[j + 1] - lo[j])
+    corners = [(i, j), (i + 1, j), (i, j + 1), (i + 1, j + 1)]
+    return corners, [(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v]

@@ -1,0 +1,123 @@
+"""The planner's arithmetic, pure: for each candidate profile, the replicas that carry the traffic within the SLO
+(from the profile's capacity atlas), their GPUs and cost, and the latency they give; cheapest first."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from autoscaler.capacity.atlas import Atlas, OffGrid
+
+
+@dataclass(frozen=True)
+class Traffic:
+    rate_rps: float  # the peak request rate to plan for
+    prompt_tokens: float  # mean prompt length
+    output_tokens: float  # mean output length
+
+    def __post_init__(self):
+        for name in ("rate_rps", "prompt_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"traffic {name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Slo:
+    ttft_s: float = 1.0
+    itl_s: float = 0.05  # mean inter-token latency of a request
+    goal: float = 0.99  # share of requests within both
+
+    def __iter__(self):
+        return iter((self.ttft_s, self.itl_s, self.goal))
+
+    def __post_init__(self):
+        if not (self.ttft_s > 0 and self.itl_s > 0):
+            raise ValueError(f"SLO latencies must be positive, got ttft {self.ttft_s!r} s, itl {self.itl_s!r} s")
+        if not 0 < self.goal < 1:
+            raise ValueError(f"SLO attainment goal must be between 0 and 1 (exclusive), got {self.goal!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    profile: str
+    gpu: str
+    gpus_per_replica: int
+    price_per_gpu_hour: float
+    atlas: Atlas
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    profile: str
+    gpu: str
+    gpus_per_replica: int
+    price_per_gpu_hour: float
+    replica_capacity_rps: float  # one replica's requests/s within the SLO at the goal, for this mix
+    replicas: int
+    gpus: int
+    cost_per_hour: float
+    cost_per_million_output_tokens: float
+    cost_per_million_tokens: float  # prompt and output tokens together
+    load_per_replica: float  # the planned replicas' share of their SLO capacity
+    ttft_p95_s: float  # at the planned replicas, traffic spread evenly
+    itl_p50_s: float
+    meets_slo: bool
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def replicas_needed(rate_rps: float, capacity_rps: float) -> int:
+    return max(1, math.ceil(rate_rps / capacity_rps - 1e-9))
+
+
+def plan_one(traffic: Traffic, slo: Slo, candidate: Candidate, max_replicas: int = 512) -> PlanRow:
+    atlas = candidate.atlas
+    try:
+        capacity = atlas.capacity(traffic.prompt_tokens, traffic.output_tokens, slo.ttft_s, slo.itl_s, slo.goal)
+    except OffGrid as err:
+        return _unmet(traffic, slo, candidate, 0.0, 0, str(err))
+    if capacity <= 0:
+        return _unmet(traffic, slo, candidate, 0.0, 0, f"no rate of this length mix meets the SLO on one replica: at "
+                      f"light load {atlas.light_load_attainment(traffic.prompt_tokens, traffic.output_tokens, slo.ttft_s, slo.itl_s):.2%} "
+                      f"of requests are within it, the goal is {slo.goal:.2%}")
+    replicas = replicas_needed(traffic.rate_rps, capacity)
+    if replicas > max_replicas:
+        return _unmet(traffic, slo, candidate, capacity, replicas, f"needs {replicas} replicas, above the {max_replicas} allowed")
+    return _row(traffic, slo, candidate, capacity, replicas, True, "")
+
+
+def _unmet(traffic: Traffic, slo: "Slo", candidate: Candidate, capacity: float, replicas: int, note: str) -> PlanRow:
+    return _row(traffic, slo, candidate, capacity, replicas, False, note)
+
+
+def _row(traffic: Traffic, slo: "Slo", candidate: Candidate, capacity: float, replicas: int, meets: bool,
+         note: str) -> PlanRow:
+    gpus = replicas * candidate.gpus_per_replica
+    cost = gpus * candidate.price_per_gpu_hour
+    million_per_hour = lambda tokens: traffic.rate_rps * tokens * 3600.0 / 1e6
+    ttft, itl = (candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo)
+                 if replicas else (math.nan, math.nan))
+    return PlanRow(candidate.profile, candidate.gpu, candidate.gpus_per_replica, candidate.price_per_gpu_hour, capacity,
+                   replicas, gpus, cost, cost / million_per_hour(traffic.output_tokens) if meets else math.nan,
+                   cost / million_per_hour(traffic.prompt_tokens + traffic.output_tokens) if meets else math.nan,
+                   traffic.rate_rps / (replicas * capacity) if meets else math.nan, ttft, itl, meets, note)
+
+
+def plan(traffic: Traffic, slo: Slo, candidates: list[Candidate], max_replicas: int = 512) -> list[PlanRow]:
+    """One row per candidate: those that meet the SLO cheapest first (fewer GPUs break a tie), then the rest."""
+    rows = [plan_one(traffic, slo, c, max_replicas) for c in candidates]
+    return sorted(rows, key=lambda r: (not r.meets_slo, r.cost_per_hour if r.meets_slo else 0.0, r.gpus, r.profile))
+
+
+def cost_latency_curve(traffic: Traffic, slo: Slo, candidate: Candidate, first: int, extra: int = 4) -> list[dict]:
+    """Cost against latency for `first` .. `first + extra` replicas: what each replica more buys."""
+    points = []
+    for replicas in range(max(1, first), max(1, first) + extra + 1):
+        ttft, itl = candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo)
+        points.append({"profile": candidate.profile, "replicas": replicas,
+                       "cost_per_hour": replicas * candidate.gpus_per_replica * candidate.price_per_gpu_hour,
+                       "ttft_p95_s": ttft, "itl_p50_s": itl})
+    return points
