@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 GUIDELLM_VENV := .venv-guidellm
 GUIDELLM_PINS := 'torch==2.13.0' 'guidellm==0.8.1'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := prometheus prometheus-alertmanager python3-venv nodejs npm
+APT_PACKAGES := prometheus prometheus-alertmanager python3-venv nodejs npm chromium chromium-driver
 NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0'
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -34,10 +36,14 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/headroom up --demo --autoscale --replicas 1 --port 0 --prometheus-port 0
+	$(BIN)/headroom up --demo --autoscale --replicas 1 --port 0 --prometheus-port 0 --console-port 0
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the inner loop: everything but the tests that start real processes (Prometheus, emulators, the console)
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration"
 
 bench: install $(GUIDELLM_VENV)/.installed
 	@missing=""; command -v nginx >/dev/null || missing="$$missing nginx"; command -v wrk >/dev/null || missing="$$missing wrk"; \

@@ -94,6 +94,7 @@ def _up(args) -> int:
         gateway_port=args.port, prometheus_port=args.prometheus_port, run_dir=args.run_dir,
         demo=args.demo, json_output=args.json, autoscale=args.autoscale, autoscale_max=args.max_replicas,
         slo_ttft_s=args.slo_ttft, slo_itl_s=args.slo_itl, **({'campaign': args.campaign} if args.campaign else {}),
+        console_port=None if args.no_console else args.console_port,
     )
     _install_loop()
     return asyncio.run(run_stack(config))
@@ -157,6 +158,12 @@ def _simulate(args) -> int:
               + (f", each baseline tuned for >= {args.goal:.0%} attainment" if args.sweep else ""))
         print(table(summaries))
     return 0
+
+
+def _console(args) -> int:
+    from headroom.console import run
+
+    return run(args)
 
 
 def _plan(args) -> int:
@@ -284,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="gateway port (0: any free port)")
     up.add_argument("--prometheus-port", type=int, default=9090, help="0: any free port")
     up.add_argument("--run-dir", default=".run", help="where configs, targets and Prometheus data go")
+    up.add_argument("--console-port", type=int, default=8501, help="the console's port (0: any free port)")
+    up.add_argument("--no-console", action="store_true", help="run the stack without the Streamlit console")
     up.add_argument("--demo", action="store_true", help="run a load campaign through the gateway, print its summary next to Prometheus' one, exit")
     up.add_argument("--campaign", default=None, metavar="CAMPAIGN.yaml",
                     help="the campaign --demo runs through the gateway (default: the shipped demo campaign)")
@@ -349,6 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", required=True, metavar="autoscaler.yaml", help="targets, SLOs, bounds, capacity, actuators")
     au.add_argument("--once", action="store_true", help="one pass over every target, then exit")
     au.set_defaults(func=_autoscale)
+
+    co = sub.add_parser("console", help="the Streamlit console: cost per token, capacity planner, autoscaler, SLOs")
+    co.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL")
+    co.add_argument("--alertmanager", metavar="URL")
+    co.add_argument("--decision-log", metavar="FILE", help="the autoscaler's JSON-lines decision log")
+    co.add_argument("--host", default="127.0.0.1")
+    co.add_argument("--port", type=int, default=8501)
+    co.set_defaults(func=_console)
 
     pl = sub.add_parser("plan", help="the capacity planner: replicas, GPUs and cost per profile for a traffic and an SLO")
     from headroom.plan import add_arguments

@@ -22,6 +22,7 @@ from headroom.alerting import (
     alertmanager_config,
     stack_rules,
 )
+from headroom.console import ConsoleProcess, console_env
 from headroom.drill import alert_drill
 from headroom.prometheus import PrometheusProcess, scrape_config
 from headroom.summary import query_summary, replica_timeline
@@ -56,6 +57,7 @@ class StackConfig(BaseModel):
     slo_itl_s: float = Field(0.05, gt=0)
     alerting: bool = True  # the mixin's rules in Prometheus, a real Alertmanager, and a webhook receiver writing alerts.jsonl
     alert_drill_s: float = Field(30.0, ge=0)  # --demo: engine errors injected this long to fire an alert (0: none)
+    console_port: int | None = Field(None, ge=0, le=65535)  # the Streamlit console beside the stack (0: any free port)
 
 
 class LocalStack:
@@ -86,6 +88,13 @@ class LocalStack:
                           f"{config.host}:{self.alertmanager.port}" if self.alertmanager else None),
             run_dir / "prometheus", config.host, config.prometheus_port or free_port(config.host))
         self.autoscaler = None
+        self.decision_log_path = run_dir / "autoscaler-decisions.jsonl"
+        self.console = None
+        if config.console_port is not None:
+            env = console_env(self.prometheus.url, self.alertmanager.url if self.alertmanager else None,
+                              self.decision_log_path if config.autoscale else None)
+            self.console = ConsoleProcess(config.host, config.console_port or free_port(config.host), env,
+                                          run_dir / "logs" / "console.log")
         self.fleet = LocalFleet(FleetConfig(profile=config.profile, cold_start_s=config.cold_start_s, host=config.host,
                                             sd_dir=config.run_dir.resolve() / "targets", log_dir=config.run_dir.resolve() / "logs"),
                                 on_change=self.gateway.gateway.set_backends)
@@ -108,11 +117,15 @@ class LocalStack:
                 # built off the event loop: measuring the engine's capacity for the length mix takes seconds (once)
                 self.autoscaler = await asyncio.to_thread(LocalAutoscaler, self, asyncio.get_running_loop())
                 self.autoscaler.start()
+            if self.console is not None:
+                await self.console.start()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.stop()
         if self.autoscaler is not None:
             await asyncio.to_thread(self.autoscaler.stop)
         await self.fleet.close()
@@ -156,6 +169,13 @@ class LocalAutoscaler:
         self.metrics = AutoscalerMetrics()
         self.loop = build_loop(config, self.metrics, local=LocalFleetActuator(stack.fleet, event_loop))
         self.server, _ = start_http_server(stack.autoscaler_port, cfg.host, registry=self.metrics.registry)
+        # the decision log the console reads: the loop's JSON lines, one per target and pass
+        self.decision_log = logging.FileHandler(stack.decision_log_path, encoding="utf-8")
+        self.decision_log.setFormatter(logging.Formatter("%(message)s"))
+        decisions = logging.getLogger("headroom.autoscaler")
+        decisions.addHandler(self.decision_log)
+        if not decisions.isEnabledFor(logging.INFO):  # the log is written whatever the CLI's verbosity
+            decisions.setLevel(logging.INFO)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="autoscaler", daemon=True)
 
@@ -175,6 +195,8 @@ class LocalAutoscaler:
         self._thread.join(30)
         self.server.shutdown()
         self.server.server_close()
+        logging.getLogger("headroom.autoscaler").removeHandler(self.decision_log)
+        self.decision_log.close()
 
 
 def _print(line: str) -> None:
@@ -268,6 +290,9 @@ async def run_stack(config: StackConfig) -> int:
     _print(f"prometheus  {stack.prometheus.url}")
     if stack.alertmanager is not None:
         _print(f"alertmanager {stack.alertmanager.url}  (alerts as JSON lines in {stack.receiver.path})")
+    if stack.console is not None:
+        _print(f"console     {stack.console.url}  (cost per token, capacity planner, autoscaler, SLOs and alerts)  "
+               f"pid {stack.console.process.pid}")
     for r in stack.fleet.status()["replicas"]:
         _print(f"{r['name']:11s} http://{r['address']}  GPU metrics http://{r['gpu_address']}/metrics  pid {r['pid']}")
     try:

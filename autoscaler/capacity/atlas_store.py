@@ -16,12 +16,12 @@ from autoscaler.capacity.atlas import Atlas
 from serving.engine.profile import Profile
 
 SHIPPED_DIR = Path(__file__).parent / "atlases"
-BUILDER_VERSION = 1  # raise when the measurement changes: every atlas then counts as stale
+BUILDER_VERSION = 2  # raise when the measurement changes: every atlas then counts as stale
 
 
 def atlas_digest(profile: Profile) -> str:
     """What an atlas's numbers depend on besides the engine code: the resolved profile, the grids, the builder."""
-    grids = [grid.PROMPT_MEANS, grid.OUTPUT_MEANS, grid.RATE_FRACTIONS, grid.TTFT_THRESHOLDS_S,
+    grids = [grid.PROMPT_MEANS, grid.OUTPUT_MEANS, grid.FLEET_SIZES, grid.RATE_FRACTIONS, grid.TTFT_THRESHOLDS_S,
              grid.ITL_THRESHOLDS_S, grid.LEVELS, BUILDER_VERSION]
     text = json.dumps([profile.model_dump(mode="json", exclude={"name", "sources"}), grids], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

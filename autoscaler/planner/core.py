@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from autoscaler.capacity.atlas import Atlas, OffGrid
+from autoscaler.capacity.atlas import Atlas, OffGrid, at_size
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class PlanRow:
     gpu: str
     gpus_per_replica: int
     price_per_gpu_hour: float
-    replica_capacity_rps: float  # one replica's requests/s within the SLO at the goal, for this mix
+    replica_capacity_rps: float  # requests/s per replica within the SLO at the goal, for this mix, in a fleet this size
     replicas: int
     gpus: int
     cost_per_hour: float
@@ -73,33 +74,45 @@ def replicas_needed(rate_rps: float, capacity_rps: float) -> int:
     return max(1, math.ceil(rate_rps / capacity_rps - 1e-9))
 
 
+def fleet_for(rate_rps: float, capacity_of: Callable[[int], float], max_replicas: int) -> tuple[int, float]:
+    """The fewest replicas n whose pooled capacity carries the rate (a fleet carries more per replica than a lone
+    one, so n is searched upward from the lone replica's answer), and the capacity per replica at n."""
+    n = replicas_needed(rate_rps, capacity_of(max_replicas))
+    while n < max_replicas and n * capacity_of(n) < rate_rps * (1 - 1e-9):
+        n += 1
+    return n, capacity_of(n)
+
+
 def plan_one(traffic: Traffic, slo: Slo, candidate: Candidate, max_replicas: int = 512) -> PlanRow:
     atlas = candidate.atlas
     try:
-        capacity = atlas.capacity(traffic.prompt_tokens, traffic.output_tokens, slo.ttft_s, slo.itl_s, slo.goal)
+        per_size = atlas.capacity_by_size(traffic.prompt_tokens, traffic.output_tokens, *slo)
     except OffGrid as err:
         return _unmet(traffic, slo, candidate, 0.0, 0, str(err))
+    capacity_of = lambda n: at_size(per_size, n)
+    capacity = capacity_of(1)
     if capacity <= 0:
         return _unmet(traffic, slo, candidate, 0.0, 0, f"no rate of this length mix meets the SLO on one replica: at "
                       f"light load {atlas.light_load_attainment(traffic.prompt_tokens, traffic.output_tokens, slo.ttft_s, slo.itl_s):.2%} "
                       f"of requests are within it, the goal is {slo.goal:.2%}")
-    replicas = replicas_needed(traffic.rate_rps, capacity)
-    if replicas > max_replicas:
-        return _unmet(traffic, slo, candidate, capacity, replicas, f"needs {replicas} replicas, above the {max_replicas} allowed")
+    replicas, capacity = fleet_for(traffic.rate_rps, capacity_of, max_replicas)
+    if replicas > max_replicas or replicas * capacity < traffic.rate_rps * (1 - 1e-9):
+        needed = max(replicas, math.ceil(traffic.rate_rps / capacity))
+        return _unmet(traffic, slo, candidate, capacity, needed, f"needs {needed} replicas, above the {max_replicas} allowed")
     return _row(traffic, slo, candidate, capacity, replicas, True, "")
 
 
-def _unmet(traffic: Traffic, slo: "Slo", candidate: Candidate, capacity: float, replicas: int, note: str) -> PlanRow:
+def _unmet(traffic: Traffic, slo: Slo, candidate: Candidate, capacity: float, replicas: int, note: str) -> PlanRow:
     return _row(traffic, slo, candidate, capacity, replicas, False, note)
 
 
-def _row(traffic: Traffic, slo: "Slo", candidate: Candidate, capacity: float, replicas: int, meets: bool,
+def _row(traffic: Traffic, slo: Slo, candidate: Candidate, capacity: float, replicas: int, meets: bool,
          note: str) -> PlanRow:
     gpus = replicas * candidate.gpus_per_replica
     cost = gpus * candidate.price_per_gpu_hour
     million_per_hour = lambda tokens: traffic.rate_rps * tokens * 3600.0 / 1e6
-    ttft, itl = (candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo)
-                 if replicas else (math.nan, math.nan))
+    ttft, itl = (candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo,
+                                         replicas=replicas) if replicas else (math.nan, math.nan))
     return PlanRow(candidate.profile, candidate.gpu, candidate.gpus_per_replica, candidate.price_per_gpu_hour, capacity,
                    replicas, gpus, cost, cost / million_per_hour(traffic.output_tokens) if meets else math.nan,
                    cost / million_per_hour(traffic.prompt_tokens + traffic.output_tokens) if meets else math.nan,
@@ -116,7 +129,8 @@ def cost_latency_curve(traffic: Traffic, slo: Slo, candidate: Candidate, first: 
     """Cost against latency for `first` .. `first + extra` replicas: what each replica more buys."""
     points = []
     for replicas in range(max(1, first), max(1, first) + extra + 1):
-        ttft, itl = candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo)
+        ttft, itl = candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo,
+                                            replicas=replicas)
         points.append({"profile": candidate.profile, "replicas": replicas,
                        "cost_per_hour": replicas * candidate.gpus_per_replica * candidate.price_per_gpu_hour,
                        "ttft_p95_s": ttft, "itl_p50_s": itl})

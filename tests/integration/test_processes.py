@@ -34,7 +34,7 @@ def test_crash_fault_exits_abruptly():
 
 def started_up(run_dir) -> tuple[subprocess.Popen, str]:
     """`headroom up` on free ports, and what it printed until it said it was up."""
-    proc = subprocess.Popen([*HEADROOM, "up", "--port", "0", "--prometheus-port", "0", "--cold-start", "0.5",
+    proc = subprocess.Popen([*HEADROOM, "up", "--port", "0", "--prometheus-port", "0", "--console-port", "0", "--cold-start", "0.5",
                              "--run-dir", str(run_dir)], stderr=subprocess.PIPE, text=True)
     lines = []
     deadline = time.time() + 60
@@ -63,7 +63,7 @@ def test_up_killed_with_sigkill_leaves_no_child_behind(tmp_path):
 
 def test_up_stops_everything_on_sigterm(tmp_path):
     proc, text = started_up(tmp_path)
-    assert "gateway" in text and "prometheus" in text, text
+    assert "gateway" in text and "prometheus" in text and "console" in text, text
     pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
     prometheus_pid = int(re.search(r"Prometheus .* \(pid (\d+)\)", text).group(1))
     assert len(pids) >= 3 and all(alive(p) for p in pids)

@@ -18,13 +18,15 @@ RATES = np.asarray(grid.RATE_FRACTIONS)
 SHAPE = (len(grid.PROMPT_MEANS), len(grid.OUTPUT_MEANS))
 
 
-def cliff_atlas(cliff_share: float, saturated: float = 100.0, itl_at_full: float = 0.1) -> Atlas:
-    """Every cell: all requests meet every threshold below `cliff_share` of saturation and none above; ITL grows
-    linearly with the load up to `itl_at_full`, TTFT is 0.1 s throughout."""
+def cliff_atlas(cliff_share: float, saturated: float = 100.0, itl_at_full: float = 0.1, pooled_cliff: float | None = None) -> Atlas:
+    """Every cell: all requests meet every threshold below `cliff_share` of saturation (`pooled_cliff` in the
+    largest fleet, the same by default) and none above; ITL grows linearly with the load up to `itl_at_full`, TTFT
+    is 0.1 s throughout."""
     n_t, n_i, n_l = len(grid.TTFT_THRESHOLDS_S), len(grid.ITL_THRESHOLDS_S), len(grid.LEVELS)
-    meets = (RATES < cliff_share).astype(float)[:, None, None] * np.ones((len(RATES), n_t, n_i))
-    itl = np.repeat((itl_at_full * RATES)[:, None], n_l, axis=1)
-    ttft = np.full((len(RATES), n_l), 0.1)
+    cliffs = [cliff_share] * (len(grid.FLEET_SIZES) - 1) + [cliff_share if pooled_cliff is None else pooled_cliff]
+    meets = np.stack([(RATES < c).astype(float)[:, None, None] * np.ones((len(RATES), n_t, n_i)) for c in cliffs])
+    itl = np.broadcast_to(np.repeat((itl_at_full * RATES)[:, None], n_l, axis=1), (len(cliffs), len(RATES), n_l))
+    ttft = np.full((len(cliffs), len(RATES), n_l), 0.1)
     tile = lambda a: np.broadcast_to(a, (*SHAPE, *a.shape)).copy()
     return Atlas("test", "d", np.full(SHAPE, saturated), tile(meets), tile(ttft), tile(itl))
 
@@ -87,3 +89,12 @@ def test_lengths_between_cells_interpolate_in_log_space():
     between = math.sqrt(128.0 * 512.0)
     assert atlas.saturated(between, 128) == pytest.approx(200.0)
     assert atlas.saturated(10.0, 128) == pytest.approx(100.0)  # clamped to the grid's edge
+
+
+def test_a_pooled_fleet_carries_more_per_replica_between_the_sizes():
+    atlas = cliff_atlas(cliff_share=0.42, pooled_cliff=0.62)
+    lone, pooled = atlas.capacity(512, 128, 1.0, 0.05, 0.99), atlas.capacity(512, 128, 1.0, 0.05, 0.99, replicas=8)
+    assert 30.0 <= lone <= 45.0 and 60.0 <= pooled <= 70.0
+    middle = atlas.capacity(512, 128, 1.0, 0.05, 0.99, replicas=3)
+    assert middle == pytest.approx(math.exp(math.log(lone) + math.log(3) / math.log(8) * math.log(pooled / lone)))
+    assert atlas.capacity(512, 128, 1.0, 0.05, 0.99, replicas=100) == pytest.approx(pooled)

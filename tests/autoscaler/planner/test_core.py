@@ -47,6 +47,15 @@ def test_cheapest_first_then_the_ones_that_cannot():
     assert math.isnan(rows[-1].cost_per_million_output_tokens)
 
 
+def test_the_fleet_is_searched_up_from_the_pooled_capacity():
+    pooled = Candidate("p", "H100", 1, 1.0, cliff_atlas(0.42, pooled_cliff=0.62))
+    row = plan_one(Traffic(200.0, 512, 128), Slo(), pooled)
+    assert row.replicas * row.replica_capacity_rps >= 200.0
+    assert (row.replicas - 1) * pooled.atlas.capacity(512, 128, *Slo(), replicas=row.replicas - 1) < 200.0
+    lone_only = plan_one(Traffic(200.0, 512, 128), Slo(), Candidate("l", "H100", 1, 1.0, cliff_atlas(0.42)))
+    assert lone_only.replicas > row.replicas
+
+
 def test_too_many_replicas_and_an_off_grid_slo_are_a_no_with_the_reason():
     traffic = Traffic(10_000.0, 512, 128)
     row = plan_one(traffic, Slo(), candidate("a", 1, 1.0), max_replicas=8)
