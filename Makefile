@@ -38,12 +38,18 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/headroom up --demo --autoscale --replicas 1 --port 0 --prometheus-port 0 --console-port 0
 
+# two workers: the unit tests are CPU-bound, the integration tests mostly wait on real processes; the two live tests
+# that time the autoscaled fleet share one worker (xdist_group), and both phases run even when the first fails
+WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	@status=0; \
+	$(BIN)/python -m pytest -q -m "not integration" -n $(WORKERS) || status=1; \
+	$(BIN)/python -m pytest -q -m integration -n $(WORKERS) --dist loadgroup || status=1; \
+	exit $$status
 
 # the inner loop: everything but the tests that start real processes (Prometheus, emulators, the console)
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -m "not integration" -n $(WORKERS)
 
 bench: install $(GUIDELLM_VENV)/.installed
 	@missing=""; command -v nginx >/dev/null || missing="$$missing nginx"; command -v wrk >/dev/null || missing="$$missing wrk"; \

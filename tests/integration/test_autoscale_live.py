@@ -11,7 +11,7 @@ import yaml
 from headroom.stack import LocalStack, StackConfig
 from loadgen.run import run_campaign
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live-autoscaling")]  # never beside each other: both time the fleet
 
 STAGES = [(30, 4.0), (45, 30.0), (45, 55.0), (40, 6.0)]
 

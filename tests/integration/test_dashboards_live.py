@@ -20,7 +20,7 @@ from headroom.drill import DRILL_ALERT, alert_drill, set_faults
 from headroom.stack import LocalStack, StackConfig
 from headroom.summary import query_summary
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live-autoscaling")]  # never beside each other: both time the fleet
 EMPTY_NOTE = "Empty in a healthy system."
 SCRAPE_S = 2
 RECORDED_COST = "model_name:headroom_cost_per_million_output_tokens:ratio_rate1h"
