@@ -180,6 +180,12 @@ def _planner(args) -> str:
     return planner_section()
 
 
+def _console(args) -> str:
+    from bench.console import console_section
+
+    return console_section()
+
+
 def _gpu_exporter(args) -> str:
     from bench.gpu_exporter import recorded_or_measured
 
@@ -190,8 +196,8 @@ SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim
                 "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
             **SIM_SECTIONS, "predictive": _predictive, "loop-cost": _loop_cost, "loadgen-cross": _loadgen_cross,
-            "loadgen-cost": _loadgen_cost, "gpu-exporter": _gpu_exporter, "gateway": _gateway, "planner": _planner}
-QUICK = ("engine", "sim", "sim-speed", "sim-cross", "sim-kpa", "loop-cost", "loadgen-cross", "loadgen-cost", "gpu-exporter", "gateway", "planner")
+            "loadgen-cost": _loadgen_cost, "gpu-exporter": _gpu_exporter, "gateway": _gateway, "planner": _planner, "console": _console}
+QUICK = ("engine", "sim", "sim-speed", "sim-cross", "sim-kpa", "loop-cost", "loadgen-cross", "loadgen-cost", "gpu-exporter", "gateway", "planner", "console")
 
 
 def _replace_section(text: str, name: str, body: str) -> str:
@@ -220,7 +226,7 @@ def main() -> None:
         return
     header = "\n".join(["# Benchmarks", "",
                         "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway or planner). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner or console). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
     chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from autoscaler.planner.core import Slo, Traffic, plan
 from autoscaler.planner.inputs import candidates
+from bench.console import chromium, open_page
 from headroom.demo import run_demo_load
 from headroom.stack import LocalStack, StackConfig
 from ui import fetch, prom
@@ -173,6 +174,7 @@ def test_headless_chromium_opens_every_page(console_env):
         for path, title in (("", "Cost per token"), ("planner", "Capacity planner"), ("autoscaler", "Autoscaler"),
                             ("slos", "SLOs and alerts")):
             found = open_page(browser, f"http://127.0.0.1:{port}/{path}")
+            time.sleep(1.0)  # the charts' canvases draw after their elements appear
             path = path or "cost"
             assert title in browser.find_element("tag name", "h1").text and "Page not found" not in browser.page_source
             shot = ARTIFACTS / f"console-{path}.png"
@@ -185,37 +187,6 @@ def test_headless_chromium_opens_every_page(console_env):
             browser.quit()
         proc.terminate()
         proc.wait(15)
-
-
-def chromium():
-    """Debian's chromium, headless, driven through Debian's chromedriver."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000"):
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-TESTIDS = ("stVegaLiteChart", "stException", "stAlertContentError", "stDataFrame")
-
-
-def open_page(browser, url: str, timeout_s: float = 60) -> dict[str, int]:
-    """Load a page and wait until Streamlit has run it: a chart or an error shows and the app is no longer running."""
-    from selenium.webdriver.common.by import By
-
-    count = lambda testid: len(browser.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
-    browser.get(url)
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        running = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        if (count("stVegaLiteChart") or count("stException") or count("stAlertContentError")) and not running:
-            time.sleep(1.0)  # the charts' canvases draw after their element appears
-            return {t: count(t) for t in TESTIDS}
-        time.sleep(0.3)
-    return {t: count(t) for t in TESTIDS}
 
 
 def wait_http(url: str, timeout_s: float) -> None:
