@@ -201,3 +201,29 @@ def wait_http(url: str, timeout_s: float) -> None:
             pass
         time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer within {timeout_s:g} s")
+
+
+def test_a_prometheus_without_data_yet_says_what_to_start(tmp_path, monkeypatch):
+    """A real Prometheus that scrapes nothing: every page says what is missing and what to start."""
+    from headroom.prometheus import PrometheusProcess
+    from serving.fleet.fleet import free_port
+
+    bare = PrometheusProcess({"global": {"scrape_interval": "15s"}, "scrape_configs": []}, tmp_path / "prometheus",
+                             port=free_port("127.0.0.1"))
+    loop = asyncio.new_event_loop()  # the process is started and stopped on one loop
+    loop.run_until_complete(bare.start())
+    try:
+        monkeypatch.setenv("HEADROOM_PROMETHEUS_URL", bare.url)
+        monkeypatch.delenv("HEADROOM_ALERTMANAGER_URL", raising=False)
+        fetch.instant.clear()
+        fetch.range_query.clear()
+        for module, words in (("cost", "No cost series"), ("slos", "No SLO series"), ("autoscaler", "No autoscaler series")):
+            at = page(module)
+            assert not at.exception and not at.error, (module, at.exception, at.error)
+            assert any(words in i.value and "yet" in i.value for i in at.info), (module, [i.value for i in at.info])
+        at = AppTest.from_string("from ui.views import planner\nplanner.render()\n", default_timeout=60).run()
+        at.radio[0].set_value("A model's recent traffic").run()
+        assert not at.exception and any("No model has traffic" in i.value for i in at.info)
+    finally:
+        loop.run_until_complete(bare.stop())
+        loop.close()
