@@ -110,6 +110,7 @@ def test_cost_page_shows_what_promql_answers(console_env):
     assert not recorded.empty and any(f"{float(v):.3f}" in c.value for v in recorded["value"] for c in at.caption), "recorded 1h figure shown"
     assert any("sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[3600s])" in c.value for c in at.caption)
     assert at.get("download_button")
+    assert any("GPU utilization" in m.label and m.value.endswith("%") for m in at.metric)
 
 
 def test_slos_page_shows_the_recorded_error_ratios_and_alertmanager(console_env):

@@ -19,6 +19,7 @@ RECORDED_1H = "model_name:headroom_cost_per_million_output_tokens:ratio_rate1h"
 OUTPUT_TOKENS, PROMPT_TOKENS = "output_tokens", "prompt_tokens"
 MODEL_COUNTERS = {OUTPUT_TOKENS: "vllm:generation_tokens_total", PROMPT_TOKENS: "vllm:prompt_tokens_total"}
 TENANT_COUNTERS = {OUTPUT_TOKENS: "headroom_gateway_output_tokens_total", PROMPT_TOKENS: "headroom_gateway_prompt_tokens_total"}
+GPU_UTIL = 'avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL{{job="dcgm"}}[{range_s}s]))'  # percent, every GPU reporting
 RANGES_S = {"1 hour": 3600, "6 hours": 6 * 3600, "1 day": 86400, "7 days": 7 * 86400}
 
 
@@ -114,6 +115,7 @@ def render() -> None:
         tenants = {s: fetch.instant(url, q, now) for s, q in tenant_queries(range_s, intervals).items()}
         newest = fetch.instant(url, f"max(timestamp({COST}))", now).frame
         recorded = fetch.instant(url, RECORDED_1H, now)
+        util = fetch.instant(url, GPU_UTIL.format(range_s=range_s), now)
     table = model_table(models)
     if table.empty:
         no_data("cost series (`" + COST + "`)")
@@ -128,6 +130,9 @@ def render() -> None:
     for col, row in zip(cols, table.to_dict("records")):
         col.metric(f"{row['model']}: $ per 1M output tokens", f"{row['per_m_output_allocation']:.3f}",
                    help=f"usage basis {row['per_m_output_usage']:.3f}; busy share of paid GPU-hours {row['busy_share']:.0%}")
+    if not util.frame.empty:
+        st.metric("GPU utilization (DCGM, every GPU reporting)", f"{util.frame['value'].iloc[0]:.0f}%",
+                  help=f"`{util.query}`: the share of time a kernel ran, averaged over the range")
     if not recorded.frame.empty:
         st.caption(f"Recorded over the last hour (`{RECORDED_1H}`): " + ", ".join(
             f"{m}: {v:.3f}" for m, v in by_label(recorded.frame, "model_name").items()))
