@@ -172,10 +172,12 @@ class LocalAutoscaler:
         # the decision log the console reads: the loop's JSON lines, one per target and pass
         self.decision_log = logging.FileHandler(stack.decision_log_path, encoding="utf-8")
         self.decision_log.setFormatter(logging.Formatter("%(message)s"))
+        # the decisions go to their file only (the console reads it), not between the demo's progress lines
         decisions = logging.getLogger("headroom.autoscaler")
+        self._saved = decisions.level, decisions.propagate
         decisions.addHandler(self.decision_log)
-        if not decisions.isEnabledFor(logging.INFO):  # the log is written whatever the CLI's verbosity
-            decisions.setLevel(logging.INFO)
+        decisions.setLevel(logging.INFO)
+        decisions.propagate = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="autoscaler", daemon=True)
 
@@ -195,7 +197,9 @@ class LocalAutoscaler:
         self._thread.join(30)
         self.server.shutdown()
         self.server.server_close()
-        logging.getLogger("headroom.autoscaler").removeHandler(self.decision_log)
+        decisions = logging.getLogger("headroom.autoscaler")
+        decisions.removeHandler(self.decision_log)
+        decisions.level, decisions.propagate = self._saved
         self.decision_log.close()
 
 
@@ -290,6 +294,8 @@ async def run_stack(config: StackConfig) -> int:
     _print(f"prometheus  {stack.prometheus.url}")
     if stack.alertmanager is not None:
         _print(f"alertmanager {stack.alertmanager.url}  (alerts as JSON lines in {stack.receiver.path})")
+    if stack.autoscaler is not None:
+        _print(f"autoscaler  decisions as JSON lines in {stack.decision_log_path}")
     if stack.console is not None:
         _print(f"console     {stack.console.url}  (cost per token, capacity planner, autoscaler, SLOs and alerts)  "
                f"pid {stack.console.process.pid}")
