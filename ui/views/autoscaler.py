@@ -103,7 +103,10 @@ def render() -> None:
         if decisions is not None:
             st.markdown(f"**Why this many replicas now:** {why_now(decisions, target)}")
         st.line_chart(replicas[replicas["target"] == target], x="time", y="replicas", color="which")
-    source_caption(", ".join(REPLICAS.values()), label, f"range query, one point every {step:g} s")
+    with unavailable_as_message():
+        stamp = fetch.instant(config.prometheus_url, f"max(timestamp({REPLICAS['desired']}))", now).frame
+    newest = float(stamp["value"].max()) if not stamp.empty else None
+    source_caption(", ".join(REPLICAS.values()), label, f"range query, one point every {step:g} s", newest)
     st.subheader("Forecast against the load that came")
     st.line_chart(forecast, x="time", y="req/s", color="series")
     source_caption(f"{FORECAST}; {LOAD}", label, "the forecast is for the peak one cold start ahead")

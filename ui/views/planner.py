@@ -45,6 +45,29 @@ def tradeoff_frame(traffic: Traffic, slo: Slo, candidates: list[Candidate], rows
     return frame[frame["ttft_p95_s"].map(math.isfinite)]
 
 
+def pareto_front(tradeoff: pd.DataFrame) -> pd.DataFrame:
+    """The configurations no other one beats on both cost and p95 TTFT, cheapest first: the curve to choose on."""
+    ordered = tradeoff.sort_values(["cost_per_hour", "ttft_p95_s"])
+    best_ttft, keep = math.inf, []
+    for index, row in ordered.iterrows():
+        if row["ttft_p95_s"] < best_ttft:
+            best_ttft = row["ttft_p95_s"]
+            keep.append(index)
+    return ordered.loc[keep]
+
+
+def tradeoff_chart(tradeoff: pd.DataFrame):
+    """Every configuration as a point, coloured by profile, and the Pareto front as a line through the best."""
+    import altair as alt
+
+    points = alt.Chart(tradeoff).mark_circle(size=70).encode(
+        x=alt.X("ttft_p95_s", title="p95 TTFT (s)"), y=alt.Y("cost_per_hour", title="$ per hour"), color="profile",
+        tooltip=["profile", "replicas", "cost_per_hour", "ttft_p95_s", "itl_p50_s"])
+    front = alt.Chart(pareto_front(tradeoff)).mark_line(color="black", strokeDash=[4, 3]).encode(
+        x="ttft_p95_s", y="cost_per_hour")
+    return points + front
+
+
 def traffic_from_prometheus(answers: dict[str, dict[str, float]], model: str) -> Traffic | None:
     """Peak rate and mean lengths of a model's recent traffic, or None when it had none."""
     rate = answers["rate"].get(model, 0.0)
@@ -168,7 +191,10 @@ def show_plan(st, traffic: Traffic, slo: Slo, pool: list[Candidate], rows: list[
     if tradeoff.empty:
         st.info("No profile meets the SLO, so there is no trade-off to draw.")
     else:
-        st.scatter_chart(tradeoff, x="ttft_p95_s", y="cost_per_hour", color="profile")
+        st.altair_chart(tradeoff_chart(tradeoff), use_container_width=True)
+        st.caption("Each profile from its planned replicas to four more; the dashed line is the Pareto front (no "
+                   "configuration is both cheaper and faster than one on it).")
+        st.dataframe(pareto_front(tradeoff), hide_index=True)
 
 
 def simulate_trace(st, trace: str, best: PlanRow, slo: Slo, cold_start: float) -> None:

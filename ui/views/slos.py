@@ -68,6 +68,7 @@ def render() -> None:
     st.title("SLOs and alerts")
     with unavailable_as_message():
         answers = {key: fetch.instant(config.prometheus_url, q, now) for key, q in slo_queries().items()}
+        newest = fetch.instant(config.prometheus_url, f"max(timestamp({error_series('ttft', '5m')}))", now).frame
     table = slo_table(answers)
     if table.empty:
         no_data("SLO series")
@@ -76,7 +77,8 @@ def render() -> None:
             c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c.startswith(("attainment", "objective"))})
         source_caption(error_series("ttft", "5m") + " (and the tpot and availability ones)", ", ".join(WINDOWS),
                        "attainment = 1 - error ratio; burn rate = error ratio / (1 - objective); "
-                       f"budget left over {BUDGET_WINDOW} = 1 - burn rate there")
+                       f"budget left over {BUDGET_WINDOW} = 1 - burn rate there",
+                       float(newest["value"].max()) if not newest.empty else None)
         burns = table.melt(id_vars=["model", "sli"], value_vars=[f"burn_{w}" for w in WINDOWS], var_name="window",
                            value_name="burn rate")
         st.bar_chart(burns, x="window", y="burn rate", color="sli")

@@ -92,6 +92,10 @@ def test_planner_page_builds():
     assert {c.price_per_gpu_hour for c in repriced} == {20.0}
     tradeoff = planner.tradeoff_frame(traffic, slo, pool, rows)
     assert set(tradeoff["profile"]) == {"cheap", "dear"} and len(tradeoff) == 10
+    front = planner.pareto_front(pd.DataFrame([
+        {"profile": "a", "cost_per_hour": 1.0, "ttft_p95_s": 0.5}, {"profile": "b", "cost_per_hour": 2.0, "ttft_p95_s": 0.6},
+        {"profile": "c", "cost_per_hour": 3.0, "ttft_p95_s": 0.2}, {"profile": "d", "cost_per_hour": 1.0, "ttft_p95_s": 0.7}]))
+    assert list(front["profile"]) == ["a", "c"]  # b is dearer and slower than a; d as dear as a and slower
     answers = {"rate": {"m": 5.0}, "prompt": {"m": 700.0}, "output": {"m": 150.0}}
     assert planner.traffic_from_prometheus(answers, "m") == Traffic(5.0, 700.0, 150.0)
     assert planner.traffic_from_prometheus({**answers, "rate": {"m": 0.0}}, "m") is None
