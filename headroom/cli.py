@@ -166,6 +166,12 @@ def _console(args) -> int:
     return run(args)
 
 
+def _k8s_render(args) -> int:
+    from headroom.k8s import render
+
+    return render(args)
+
+
 def _plan(args) -> int:
     from headroom.plan import run
 
@@ -366,6 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--host", default="127.0.0.1")
     co.add_argument("--port", type=int, default=8501)
     co.set_defaults(func=_console)
+
+    k8s = sub.add_parser("k8s", help="Kubernetes manifests: vLLM serving from a profile (kustomize)")
+    k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True)
+    kr = k8s_sub.add_parser("render", help="write a kustomize overlay whose vLLM arguments, GPUs and probes come from a profile")
+    from headroom.k8s import add_arguments as k8s_arguments
+
+    k8s_arguments(kr)
+    kr.set_defaults(func=_k8s_render)
 
     pl = sub.add_parser("plan", help="the capacity planner: replicas, GPUs and cost per profile for a traffic and an SLO")
     from headroom.plan import add_arguments

@@ -1,7 +1,5 @@
 import csv
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -9,10 +7,10 @@ import pytest
 import yaml
 
 from exporters.gpu.dcgm_fields import ENERGY, HELP
+from tests.crd import validate_crds
 
 ROOT = Path(__file__).resolve().parents[3]
 DCGM = ROOT / "exporters" / "dcgm"
-NODE_MODULES = ROOT / ".venv" / "node"  # `make install` puts prometheus-operator's published schemas here
 KUBERNETES = "1.33.0"
 
 
@@ -78,20 +76,11 @@ def test_servicemonitor_honors_the_exporters_pod_labels_and_says_why():
     assert "exported_pod" in text  # the comment says what goes wrong without it
 
 
-def _validate_servicemonitors(docs: list[dict], tmp_path: Path) -> subprocess.CompletedProcess:
-    node = shutil.which("node")
-    package = NODE_MODULES / "node_modules" / "@kubernetes-models" / "prometheus-operator"
-    assert node and package.is_dir(), "node and @kubernetes-models/prometheus-operator are installed by `make install`"
-    script = NODE_MODULES / "servicemonitor_check.mjs"  # beside node_modules, so that the import resolves
-    shutil.copy(Path(__file__).with_name("servicemonitor_check.mjs"), script)
-    return subprocess.run([node, str(script)], input=json.dumps(docs), capture_output=True, text=True, timeout=60)
-
-
-def test_servicemonitor_matches_prometheus_operators_schema(tmp_path):
+def test_servicemonitor_matches_prometheus_operators_schema():
     monitor = manifests()["ServiceMonitor"]
-    done = _validate_servicemonitors([monitor], tmp_path)
+    done = validate_crds([monitor])
     assert done.returncode == 0, done.stdout + done.stderr
     broken = json.loads(json.dumps(monitor))
     broken["spec"]["endpoints"][0]["honorLabels"] = "yes"
-    done = _validate_servicemonitors([broken], tmp_path)
+    done = validate_crds([broken])
     assert done.returncode == 1 and "honorLabels must be boolean" in done.stdout  # the check can fail
