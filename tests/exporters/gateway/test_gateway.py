@@ -83,11 +83,18 @@ def test_failure_counters_exist_at_zero_before_the_first_failure(backends):
     from prometheus_client.parser import text_string_to_metric_families
 
     a, _ = backends
+    served = lambda samples: any(name == "headroom_gateway_requests_total" and ("model", a.model) in labels
+                                 for name, labels in samples)
     with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
-        httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
-        text = httpx.get(f"{gw.url}/metrics").text
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(text) for s in f.samples}
+        deadline = time.monotonic() + 15
+        while True:  # until the gateway has learnt the backend's model (its first health check): before, it is 'unknown'
+            httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
+            text = httpx.get(f"{gw.url}/metrics").text
+            samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                       for f in text_string_to_metric_families(text) for s in f.samples}
+            if served(samples) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     backend = f"127.0.0.1:{a.port}"
     for phase in ("connect", "mid_stream"):
         key = ("headroom_gateway_backend_failures_total", (("backend", backend), ("phase", phase)))
