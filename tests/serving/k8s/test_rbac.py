@@ -1,0 +1,81 @@
+"""The autoscaler's Role against its code: every Kubernetes API call the actuator and the leader election make, in
+a full round (read, scale up and down, annotate, record an Event; take, renew and hand over the lease), recorded by
+the API-shaped test server, must be granted, and nothing else may be."""
+
+import datetime
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import yaml
+
+from autoscaler.actuators.kubernetes import KubernetesActuator, WorkloadRef
+from autoscaler.actuators.lease import LeaderElector, LeaseConfig
+from tests.autoscaler.actuators.fake_kube import FakeKube
+
+ROLE = Path(__file__).resolve().parents[3] / "serving" / "k8s" / "base" / "autoscaler" / "role.yaml"
+VERBS = {"GET": "get", "PATCH": "patch", "POST": "create", "PUT": "update"}
+PATHS = (  # the REST paths the code calls, as (API group, resource, name or None)
+    (r"/apis/(apps)/v1/namespaces/[^/]+/(deployments)/([^/]+)/(scale)", lambda m: (m[1], f"{m[2]}/{m[4]}", m[3])),
+    (r"/apis/(apps)/v1/namespaces/[^/]+/(deployments)/([^/]+)", lambda m: (m[1], m[2], m[3])),
+    (r"/api/v1/namespaces/[^/]+/(events)", lambda m: ("", m[1], None)),
+    (r"/apis/(coordination\.k8s\.io)/v1/namespaces/[^/]+/(leases)(?:/([^/]+))?", lambda m: (m[1], m[2], m[3])),
+)
+
+
+def permission(method: str, path: str) -> tuple[str, str, str, str | None]:
+    for pattern, parts in PATHS:
+        m = re.fullmatch(pattern, path)
+        if m:
+            group, resource, name = parts(m)
+            return group, resource, VERBS[method], None if VERBS[method] == "create" else name
+    raise AssertionError(f"a call the Role test does not know: {method} {path}")
+
+
+def granted(role: dict) -> set[tuple[str, str, str, str | None]]:
+    return {(group, resource, verb, name) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"] for name in rule.get("resourceNames", [None])}
+
+
+def calls_of_a_full_round() -> list[tuple[str, str]]:
+    with FakeKube(replicas=2, ready=2) as kube:
+        actuator = KubernetesActuator(kube.api_client(), WorkloadRef("llm", "vllm"), instance="pod-a", sleep=lambda s: None)
+        actuator.counts()
+        actuator.scale(5, ("forecast peak 40 req/s",))
+        actuator.scale(3, ("the load came down",))
+        config = LeaseConfig("llm", duration_s=10)
+        a, b = LeaderElector(kube.api_client(), config, "pod-a"), LeaderElector(kube.api_client(), config, "pod-b")
+        t0 = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+        for second in (0, 5, 10):
+            a.try_acquire_or_renew(t0 + datetime.timedelta(seconds=second))
+            b.try_acquire_or_renew(t0 + datetime.timedelta(seconds=second))
+        b.try_acquire_or_renew(t0 + datetime.timedelta(seconds=40))  # a went quiet: b takes the lease over
+        return list(kube.calls)
+
+
+def test_the_role_grants_exactly_what_the_code_calls():
+    needed = {permission(method, path) for method, path in calls_of_a_full_round()}
+    role = granted(yaml.safe_load(ROLE.read_text()))
+    assert needed - role == set(), "calls the Role does not allow"
+    assert role - needed == set(), "grants no call needs"
+
+
+def test_the_check_fails_on_a_role_too_wide_or_too_narrow():
+    needed = {permission(method, path) for method, path in calls_of_a_full_round()}
+    role = yaml.safe_load(ROLE.read_text())
+    wider = {**role, "rules": role["rules"] + [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["delete"]}]}
+    assert granted(wider) - needed
+    narrower = {**role, "rules": role["rules"][1:]}
+    assert needed - granted(narrower)
+
+
+def test_the_autoscaler_base_renders_to_valid_objects_bound_together():
+    from tests.serving.k8s.test_render import KUBERNETES, kustomize
+
+    docs = {d["kind"]: d for d in kustomize(ROLE.parent)}
+    for doc in docs.values():
+        for version in KUBERNETES:
+            kubernetes_validate.validate(doc, version, strict=True)
+    binding = docs["RoleBinding"]
+    assert binding["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": docs["ServiceAccount"]["metadata"]["name"]}]
