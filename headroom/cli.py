@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 
 
@@ -417,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sys.exit(args.func(args))
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except (ValueError, OSError, RuntimeError) as err:  # config, profile and start-up errors name what is wrong
         print(f"headroom {args.command}: error: {err}", file=sys.stderr)
         sys.exit(2)
