@@ -1,34 +1,40 @@
-"""The autoscaler's Role against its code: every Kubernetes API call the actuator and the leader election make, in
-a full round (read, scale up and down, annotate, record an Event; take, renew and hand over the lease), recorded by
-the API-shaped test server, must be granted, and nothing else may be."""
+"""The Roles against the code: every Kubernetes API call the autoscaler's actuator and leader election make in a full
+round (read, scale up and down, annotate, record an Event; take, renew and hand over the lease), and the gateway's
+EndpointSlice discovery, recorded by API-shaped test servers, must be granted, and nothing else may be."""
 
+import asyncio
 import datetime
 import re
 from pathlib import Path
 
 import kubernetes_validate
+import pytest
 import yaml
 
 from autoscaler.actuators.kubernetes import KubernetesActuator, WorkloadRef
 from autoscaler.actuators.lease import LeaderElector, LeaseConfig
 from tests.autoscaler.actuators.fake_kube import FakeKube
 
-ROLE = Path(__file__).resolve().parents[3] / "serving" / "k8s" / "base" / "autoscaler" / "role.yaml"
+BASES = Path(__file__).resolve().parents[3] / "serving" / "k8s" / "base"
+ROLE = BASES / "autoscaler" / "role.yaml"
 VERBS = {"GET": "get", "PATCH": "patch", "POST": "create", "PUT": "update"}
 PATHS = (  # the REST paths the code calls, as (API group, resource, name or None)
     (r"/apis/(apps)/v1/namespaces/[^/]+/(deployments)/([^/]+)/(scale)", lambda m: (m[1], f"{m[2]}/{m[4]}", m[3])),
     (r"/apis/(apps)/v1/namespaces/[^/]+/(deployments)/([^/]+)", lambda m: (m[1], m[2], m[3])),
     (r"/api/v1/namespaces/[^/]+/(events)", lambda m: ("", m[1], None)),
     (r"/apis/(coordination\.k8s\.io)/v1/namespaces/[^/]+/(leases)(?:/([^/]+))?", lambda m: (m[1], m[2], m[3])),
+    (r"/apis/(discovery\.k8s\.io)/v1/namespaces/[^/]+/(endpointslices)", lambda m: (m[1], m[2], None)),
 )
 
 
 def permission(method: str, path: str) -> tuple[str, str, str, str | None]:
+    path = path.split("?")[0]
     for pattern, parts in PATHS:
         m = re.fullmatch(pattern, path)
         if m:
             group, resource, name = parts(m)
-            return group, resource, VERBS[method], None if VERBS[method] == "create" else name
+            verb = "list" if method == "GET" and name is None else VERBS[method]  # a GET of a collection lists
+            return group, resource, verb, None if verb in ("create", "list") else name
     raise AssertionError(f"a call the Role test does not know: {method} {path}")
 
 
@@ -69,10 +75,34 @@ def test_the_check_fails_on_a_role_too_wide_or_too_narrow():
     assert needed - granted(narrower)
 
 
-def test_the_autoscaler_base_renders_to_valid_objects_bound_together():
+def discovery_calls() -> list[tuple[str, str]]:
+    from kubernetes import client
+
+    from exporters.gateway.config import Backends
+    from exporters.gateway.discovery import Discovery
+    from tests.exporters.gateway.test_discovery import FakeKubernetes, endpoint_slice
+
+    api = FakeKubernetes()
+    api.slices = [endpoint_slice("vllm-a", ["10.1.0.1"])]
+    configuration = client.Configuration()
+    configuration.host = api.url
+    discovery = Discovery(Backends(kubernetes_service="llm/vllm", kubernetes_port="http"), lambda backends: None)
+    discovery._k8s_api = client.DiscoveryV1Api(client.ApiClient(configuration))
+    asyncio.run(discovery.poll_once())
+    api.http.close()
+    return [("GET", path) for path in api.requests]
+
+
+def test_the_gateways_role_grants_exactly_what_its_discovery_calls():
+    needed = {permission(method, path) for method, path in discovery_calls()}
+    assert needed == granted(yaml.safe_load((BASES / "gateway" / "role.yaml").read_text()))
+
+
+@pytest.mark.parametrize("base", ["autoscaler", "gateway"])
+def test_the_bases_render_to_valid_objects_bound_together(base):
     from tests.serving.k8s.test_render import KUBERNETES, kustomize
 
-    docs = {d["kind"]: d for d in kustomize(ROLE.parent)}
+    docs = {d["kind"]: d for d in kustomize(BASES / base)}
     for doc in docs.values():
         for version in KUBERNETES:
             kubernetes_validate.validate(doc, version, strict=True)
