@@ -15,6 +15,7 @@ from serving.engine.profile import Profile
 from serving.engine.steptime import BatchShape, StepTimeModel
 
 BASE_DIR = Path(__file__).parent / "base"
+DCGM_DIR = Path(__file__).resolve().parents[2] / "exporters" / "dcgm"
 PORT = 8000
 ENGINE_START_S = 97.0  # vLLM 0.20.2, 8B on one H200, process start to ready without a weight download (measured)
 WEIGHT_READ_BYTES_S = 250e6  # a network volume's read rate for the weights: slow on purpose (short budgets lose pods)
@@ -27,6 +28,8 @@ ENDPOINT_DRAIN_S = 15  # for endpoints to stop routing to a terminating pod (End
 class ServingSettings:
     namespace: str = "headroom"
     max_output_tokens: int = 4096  # the longest answer a drain waits for
+    # the label kube-prometheus-stack's Prometheus selects monitors and rules by: one setting for every object
+    release: str = "kube-prometheus-stack"
 
 
 def vllm_args(profile: Profile) -> list[str]:
@@ -100,14 +103,19 @@ def deployment_patch(profile: Profile, settings: ServingSettings) -> dict:
                                            "containers": [container]}}}}
 
 
-def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = ServingSettings()) -> dict[str, str]:
-    """{file name: text} of an overlay in `out_dir` over the shipped bases."""
-    base = os.path.relpath(BASE_DIR / "vllm", out_dir)
+def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = ServingSettings(),
+                  monitoring: dict[str, str] | None = None) -> dict[str, str]:
+    """{file name: text} of an overlay in `out_dir` over the shipped bases and dcgm-exporter; `monitoring` files
+    (the mixin's PrometheusRule and dashboard ConfigMaps, built for this SLO by the caller) join its resources."""
+    bases = [os.path.relpath(BASE_DIR / name, out_dir) for name in ("vllm", "gateway", "autoscaler")]
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                     "namespace": settings.namespace, "resources": [base],
-                     "labels": [{"pairs": {"headroom.dev/profile": profile.name}, "includeSelectors": False}],
+                     "namespace": settings.namespace,
+                     "resources": [*bases, os.path.relpath(DCGM_DIR, out_dir), *sorted(monitoring or {})],
+                     "labels": [{"pairs": {"headroom.dev/profile": profile.name, "release": settings.release},
+                                 "includeSelectors": False}],
                      "patches": [{"path": "vllm-deployment.yaml"}]}
     header = (f"# `headroom k8s render --profile {profile.name}` wrote this overlay: the profile is its one source; "
               "render again rather than edit\n")
     dump = lambda doc: header + yaml.safe_dump(doc, sort_keys=False, width=120)
-    return {"kustomization.yaml": dump(kustomization), "vllm-deployment.yaml": dump(deployment_patch(profile, settings))}
+    return {"kustomization.yaml": dump(kustomization), "vllm-deployment.yaml": dump(deployment_patch(profile, settings)),
+            **{name: header + text for name, text in (monitoring or {}).items()}}

@@ -2,6 +2,7 @@
 PodMonitor against prometheus-operator's), the arguments the engine model assumes, and the policies kube-linter and
 conftest users check."""
 
+import functools
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from headroom.k8s import monitoring_files
 from serving.k8s.render import (
     ServingSettings,
     grace_period_s,
@@ -30,12 +32,33 @@ def kustomize(folder: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def rendered(name: str, tmp_path: Path) -> dict[str, dict]:
+@functools.cache
+def monitoring_of(model: str) -> dict[str, str]:
+    """The mixin built for a model at the default SLO (a jsonnet compile: a second; once per model)."""
+    return monitoring_files(next(load_profile(n) for n in list_profiles() if load_profile(n).model.name == model), 1.0, 0.05)
+
+
+def overlay_of(name: str, folder: Path) -> dict[str, str]:
+    """What `headroom k8s render --profile NAME --out FOLDER` writes."""
+    profile = load_profile(name)
+    return overlay_files(profile, folder.resolve(), ServingSettings(), monitoring_of(profile.model.name))
+
+
+def rendered_all(name: str, tmp_path: Path) -> list[dict]:
     folder = tmp_path / name
     folder.mkdir()
-    for file, text in overlay_files(load_profile(name), folder).items():
+    for file, text in overlay_of(name, folder).items():
         (folder / file).write_text(text)
-    return {d["kind"]: d for d in kustomize(folder)}
+    return kustomize(folder)
+
+
+def rendered(name: str, tmp_path: Path) -> dict[str, dict]:
+    """The rendered objects by kind (vLLM's where a kind has several)."""
+    docs = {}
+    for d in rendered_all(name, tmp_path):
+        if d["kind"] not in docs or d["metadata"]["name"] == "vllm":
+            docs[d["kind"]] = d
+    return docs
 
 
 def container(docs: dict) -> dict:
@@ -47,20 +70,38 @@ def container(docs: dict) -> dict:
 def test_shipped_overlays_are_what_render_writes_now(name):
     """The profile is the one source: an overlay edited by hand, or a profile changed without rendering again, fails."""
     folder = OVERLAYS / name
-    assert {f.name: f.read_text() for f in folder.iterdir()} == overlay_files(load_profile(name), folder.resolve())
+    assert {f.name: f.read_text() for f in folder.iterdir()} == overlay_of(name, folder)
 
 
 @pytest.mark.parametrize("name", list_profiles())
 def test_every_profile_renders_to_valid_objects(name, tmp_path):
-    docs = rendered(name, tmp_path)
-    assert set(docs) >= {"Deployment", "Service", "PodDisruptionBudget", "PodMonitor", "NetworkPolicy",
-                         "PersistentVolumeClaim"}
-    for kind, doc in docs.items():
-        if kind not in CRDS:
+    docs = rendered_all(name, tmp_path)
+    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "PodDisruptionBudget", "PodMonitor", "NetworkPolicy",
+                                         "PersistentVolumeClaim", "Role", "RoleBinding", "ServiceAccount", "DaemonSet",
+                                         "ServiceMonitor", "PrometheusRule", "ConfigMap"}
+    for doc in docs:
+        if doc["kind"] not in CRDS:
             for version in KUBERNETES:
                 kubernetes_validate.validate(doc, version, strict=True)
-    done = validate_crds([d for k, d in docs.items() if k in CRDS])
+    done = validate_crds([d for d in docs if d["kind"] in CRDS])
     assert done.returncode == 0, done.stdout + done.stderr
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace",)} == {"headroom"}
+
+
+def test_monitoring_objects_carry_the_labels_kube_prometheus_stack_selects(tmp_path):
+    docs = rendered_all("llama-3.1-8b-h100", tmp_path)
+    for doc in docs:  # one setting (ServingSettings.release, `--release`) labels every object
+        assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack", doc["kind"]
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]
+    assert len(dashboards) == 5 and all(d["metadata"]["labels"]["grafana_dashboard"] == "1" for d in dashboards)
+
+
+def test_the_alerts_burn_on_the_rendered_slo():
+    """The model's TTFT threshold reaches its SLI: vLLM's bucket at that edge is the fallback beside the gateway's counts."""
+    profile = load_profile("llama-3.1-8b-h100")
+    at = lambda ttft: monitoring_files(profile, ttft, 0.05)["prometheus-rule.yaml"]
+    assert 'le="0.5"' in at(0.5) and 'le="0.5"' not in at(1.0)
+    assert profile.model.name in at(0.5)
 
 
 @pytest.mark.parametrize("name", list_profiles())
