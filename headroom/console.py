@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from headroom.daemon import wait_ready
+from headroom.daemon import stop_process, wait_ready
 from serving.child_process import die_with_parent
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -60,12 +60,4 @@ class ConsoleProcess:
         await wait_ready(self.process, f"{self.url}/_stcore/health", self.log_path, "console", timeout_s)
 
     async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), 15)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-
+        await stop_process(self.process)

@@ -34,6 +34,18 @@ async def wait_ready(process, ready_url: str, log_path: Path, name: str, timeout
             await asyncio.sleep(0.2)
 
 
+async def stop_process(process, timeout: float = 15.0) -> None:
+    """SIGTERM to the child by its process id; SIGKILL if it has not exited within `timeout`."""
+    if process is None or process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 class Daemon:
     """Subclasses name themselves and give their command line for a written config file."""
 
@@ -64,11 +76,4 @@ class Daemon:
         log.info("%s %s (pid %d) is ready", self.title, self.url, self.process.pid)
 
     async def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
-            self.process.kill()
-            await self.process.wait()
+        await stop_process(self.process, timeout)

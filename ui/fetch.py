@@ -3,6 +3,8 @@ every widget change does not query again."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import prom
@@ -30,6 +32,15 @@ def rule_intervals(url: str) -> dict[str, float]:
     """{recorded series: its group's evaluation interval in seconds}, from Prometheus's rules API."""
     body = prom.get_json(url, "/api/v1/rules", {"type": "record"}, "Prometheus")
     return {rule["name"]: float(group["interval"]) for group in body["data"]["groups"] for rule in group["rules"]}
+
+
+@st.cache_resource(show_spinner="Loading the capacity atlases (a profile without one is measured on the engine once: "
+                                "minutes)")
+def candidates(cache_dir: Path) -> list:
+    """Every shipped profile with its atlas and price, loaded once per console process."""
+    from autoscaler.planner.inputs import candidates as load
+
+    return load(None, cache_dir)
 
 
 def now_s() -> float:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoscaler.sim.disk_cache import cache_folder
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -18,6 +20,5 @@ class Settings:
 def settings() -> Settings:
     env = os.environ
     log = env.get("HEADROOM_DECISION_LOG")
-    cache = env.get("HEADROOM_CACHE") or str(Path.home() / ".cache" / "headroom")
     return Settings(env.get("HEADROOM_PROMETHEUS_URL", "http://127.0.0.1:9090"), env.get("HEADROOM_ALERTMANAGER_URL") or None,
-                    Path(log) if log else None, Path(cache) / "atlas")
+                    Path(log) if log else None, cache_folder() / "atlas")

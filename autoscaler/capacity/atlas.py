@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROMPT_MEANS = (128.0, 512.0, 2048.0, 8192.0)
-OUTPUT_MEANS = (32.0, 128.0, 512.0, 1024.0)
+from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, log_bilinear_corners
+
+PROMPT_MEANS, OUTPUT_MEANS = PROMPT_GRID, OUTPUT_GRID  # the autoscaler's capacity table's mixes
 FLEET_SIZES = (1, 8)
 RATE_FRACTIONS = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 TTFT_THRESHOLDS_S = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
@@ -159,12 +160,4 @@ def first_crossing(rates: np.ndarray, attainment: np.ndarray, goal: float) -> fl
 
 
 def bilinear_corners(prompt_mean: float, output_mean: float) -> tuple[list[tuple[int, int]], list[float]]:
-    lp, lo = np.log(PROMPT_MEANS), np.log(OUTPUT_MEANS)
-    x = float(np.clip(math.log(max(prompt_mean, 1.0)), lp[0], lp[-1]))
-    y = float(np.clip(math.log(max(output_mean, 1.0)), lo[0], lo[-1]))
-    i = int(np.clip(np.searchsorted(lp, x) - 1, 0, len(lp) - 2))
-    j = int(np.clip(np.searchsorted(lo, y) - 1, 0, len(lo) - 2))
-    u = (x - lp[i]) / (lp[i + 1] - lp[i])
-    v = (y - lo[j]) / (lo[j + 1] - lo[j])
-    corners = [(i, j), (i + 1, j), (i, j + 1), (i + 1, j + 1)]
-    return corners, [(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v]
+    return log_bilinear_corners(PROMPT_MEANS, OUTPUT_MEANS, prompt_mean, output_mean)

@@ -15,6 +15,19 @@ PROMPT_GRID = (128.0, 512.0, 2048.0, 8192.0)
 OUTPUT_GRID = (32.0, 128.0, 512.0, 1024.0)
 
 
+def log_bilinear_corners(prompt_means, output_means, prompt_mean: float,
+                         output_mean: float) -> tuple[list[tuple[int, int]], list[float]]:
+    """The four grid cells around a mix and their weights, bilinear in log(length), clamped to the grid's edges."""
+    lp, lo = np.log(prompt_means), np.log(output_means)
+    x = float(np.clip(math.log(max(prompt_mean, 1.0)), lp[0], lp[-1]))
+    y = float(np.clip(math.log(max(output_mean, 1.0)), lo[0], lo[-1]))
+    i = int(np.clip(np.searchsorted(lp, x) - 1, 0, len(lp) - 2))
+    j = int(np.clip(np.searchsorted(lo, y) - 1, 0, len(lo) - 2))
+    u = (x - lp[i]) / (lp[i + 1] - lp[i])
+    v = (y - lo[j]) / (lo[j + 1] - lo[j])
+    return [(i, j), (i + 1, j), (i, j + 1), (i + 1, j + 1)], [(1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v]
+
+
 @dataclass(frozen=True)
 class CapacityTable:
     """Cells [prompt][output] of requests/s at the SLO. A cell not yet known is measured by `measure` the first time
@@ -35,17 +48,9 @@ class CapacityTable:
 
     def at(self, prompt_mean: float, output_mean: float) -> float:
         """Bilinear in log(length) and log(capacity), clamped to the grid's edges."""
-        lp, lo = np.log(self.prompt_means), np.log(self.output_means)
-        x = float(np.clip(math.log(max(prompt_mean, 1.0)), lp[0], lp[-1]))
-        y = float(np.clip(math.log(max(output_mean, 1.0)), lo[0], lo[-1]))
-        i = int(np.clip(np.searchsorted(lp, x) - 1, 0, len(lp) - 2))
-        j = int(np.clip(np.searchsorted(lo, y) - 1, 0, len(lo) - 2))
-        u = (x - lp[i]) / (lp[i + 1] - lp[i])
-        v = (y - lo[j]) / (lo[j + 1] - lo[j])
-        c = lambda a, b: math.log(self.cell(a, b))  # capacities fall roughly geometrically with length
-        value = ((1 - u) * (1 - v) * c(i, j) + u * (1 - v) * c(i + 1, j) + (1 - u) * v * c(i, j + 1)
-                 + u * v * c(i + 1, j + 1))
-        return float(math.exp(value))
+        corners, weights = log_bilinear_corners(self.prompt_means, self.output_means, prompt_mean, output_mean)
+        # capacities fall roughly geometrically with length
+        return float(math.exp(sum(w * math.log(self.cell(i, j)) for w, (i, j) in zip(weights, corners))))
 
     def for_rates(self, request_rate: float, prompt_tokens_rate: float, output_tokens_rate: float,
                   fallback: tuple[float, float]) -> float:

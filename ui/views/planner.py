@@ -149,7 +149,7 @@ def prometheus_input(st, url: str) -> Traffic | None:
 def render() -> None:
     import streamlit as st
 
-    from autoscaler.planner.inputs import candidates
+    from ui import fetch
     from ui.settings import settings
 
     config = settings()
@@ -159,8 +159,7 @@ def render() -> None:
     slo = Slo(c1.number_input("TTFT SLO (s)", 0.1, 60.0, 1.0), c2.number_input("Mean ITL SLO (s)", 0.01, 1.0, 0.05),
               c3.number_input("Attainment goal", 0.5, 0.999, 0.99, format="%.3f"))
     cold_start = c4.number_input("Cold start (s)", 0.0, 3600.0, 90.0)
-    loaded = st.cache_resource(candidates, show_spinner="Loading the capacity atlases (a profile without one is "
-                               "measured on the engine once: minutes)")(None, config.cache_dir)
+    loaded = fetch.candidates(config.cache_dir)
     chosen = st.multiselect("Candidate profiles", [c.profile for c in loaded], default=[c.profile for c in loaded])
     gpu_prices = pd.DataFrame(sorted({(c.gpu, c.price_per_gpu_hour) for c in loaded}), columns=["gpu", "usd_per_gpu_hour"])
     edited = st.data_editor(gpu_prices, hide_index=True, disabled=["gpu"], key="gpu_prices")
