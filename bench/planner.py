@@ -99,8 +99,10 @@ def check_point(folder: Path, cache_dir: Path, rate: float, prompt: float, outpu
     at_n = simulated_attainment(trace, CHECK_PROFILE, row.replicas, slo)
     below = simulated_attainment(trace, CHECK_PROFILE, row.replicas - 1, slo)
     tight = at_n >= slo.goal > below
-    verdict = "n meets, n-1 does not" if tight else ("n MISSES" if at_n < slo.goal else "n-1 also meets: one spare")
-    return {**point, "attainment_n": at_n, "attainment_n_minus_1": below, "tight": tight, "verdict": verdict}
+    verdict = ("n meets, n-1 does not" if tight else "n MISSES" if at_n < slo.goal
+               else f"n-1 also meets; the planner says why not: {row.why_not_fewer}")
+    return {**point, "attainment_n": at_n, "attainment_n_minus_1": below, "tight": tight, "verdict": verdict,
+            "explained": at_n >= slo.goal and bool(row.why_not_fewer)}
 
 
 def simulator_check(cache_dir: Path, slo: Slo | None = None) -> list[dict]:
@@ -118,6 +120,7 @@ def planner_section() -> str:
     cli = cli_seconds()
     checks = simulator_check(cache_dir)
     tight = sum(c["tight"] for c in checks)
+    explained = sum(not c["tight"] and c.get("explained", False) for c in checks)
     return "\n".join([
         "## Capacity planner (`headroom plan`)",
         "",
@@ -140,5 +143,8 @@ def planner_section() -> str:
                         ("replicas", "planned N", ""), ("attainment_n", "attainment at N", "{:.4f}"),
                         ("attainment_n_minus_1", "at N - 1", "{:.4f}"), ("verdict", "verdict", "")]),
         "",
-        f"As the planner says at {tight} of {len(checks)} points. (Attainment at N - 1 of 0 with N = 1: no replica.)",
+        (f"N meets the goal and N - 1 misses at {tight} of {len(checks)} points; at {explained} more, N - 1 also meets "
+         "and the planner's `why_not_fewer` gives its reason: the load per replica at N - 1 against the capacity it "
+         "holds safe, and whether that capacity was measured at the mix or interpolated between measured mixes. "
+         "(Attainment at N - 1 of 0 with N = 1: no replica.)"),
     ])

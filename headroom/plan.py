@@ -81,6 +81,8 @@ def run(args) -> int:
     best = next((r for r in rows if r.meets_slo), None)
     print(f"cheapest: {best.profile}, {best.replicas} replica(s), {best.gpus} GPU(s), ${best.cost_per_hour:.2f}/h"
           if best else "no candidate profile meets the SLO for this traffic")
+    if best and best.why_not_fewer:
+        print(f"one fewer: {best.why_not_fewer}")
     return 0
 
 

@@ -107,6 +107,16 @@ class Atlas:
         ttft = mix(self.ttft_quantiles, p95)
         return (ttft if ttft < FAILED_S / 10 else math.inf), mix(self.itl_quantiles, p50)
 
+    def mix_source(self, prompt_mean: float, output_mean: float) -> str:
+        """Where a mix's capacity comes from: a measured mix, or an interpolation between the measured ones."""
+        corners, weights = bilinear_corners(prompt_mean, output_mean)
+        span = lambda grid, a, b: f"{grid[a]:g}" if a == b else f"{grid[a]:g}-{grid[b]:g}"
+        used = [c for c, w in zip(corners, weights) if w > 1e-9]
+        prompts = span(PROMPT_MEANS, min(i for i, _ in used), max(i for i, _ in used))
+        outputs = span(OUTPUT_MEANS, min(j for _, j in used), max(j for _, j in used))
+        what = "measured at" if len(used) == 1 else "interpolated between measured mixes of"
+        return f"{what} prompts {prompts} x outputs {outputs} tokens"
+
     def light_load_attainment(self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float) -> float:
         """Share of requests within the SLO at the lowest measured rate, worst corner: what no replica count improves."""
         ti, ii = floor_index(TTFT_THRESHOLDS_S, slo_ttft_s, "TTFT"), floor_index(ITL_THRESHOLDS_S, slo_itl_s, "ITL")

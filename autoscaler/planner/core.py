@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from autoscaler.capacity.atlas import Atlas, OffGrid, at_size
 
@@ -65,6 +65,7 @@ class PlanRow:
     itl_p50_s: float
     meets_slo: bool
     note: str = ""
+    why_not_fewer: str = ""  # why one replica fewer is not planned: its load against the capacity, and its source
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +100,19 @@ def plan_one(traffic: Traffic, slo: Slo, candidate: Candidate, max_replicas: int
     if replicas > max_replicas or replicas * capacity < traffic.rate_rps * (1 - 1e-9):
         needed = max(replicas, math.ceil(traffic.rate_rps / capacity))
         return _unmet(traffic, slo, candidate, capacity, needed, f"needs {needed} replicas, above the {max_replicas} allowed")
-    return _row(traffic, slo, candidate, capacity, replicas, True, "")
+    row = _row(traffic, slo, candidate, capacity, replicas, True, "")
+    return replace(row, why_not_fewer=why_not_fewer(traffic, slo, atlas, capacity_of, replicas))
+
+
+def why_not_fewer(traffic: Traffic, slo: Slo, atlas: Atlas, capacity_of: Callable[[int], float], replicas: int) -> str:
+    """One replica fewer in words: the load each would carry against the capacity per replica at that size."""
+    if replicas <= 1:
+        return ""
+    fewer = replicas - 1
+    load, capacity = traffic.rate_rps / fewer, capacity_of(fewer)
+    return (f"{fewer} replica(s) would each carry {load:.3g} req/s, {load / capacity - 1:.1%} above the {capacity:.3g} "
+            f"req/s per replica that keeps {slo.goal:.2%} within the SLO; capacity "
+            f"{atlas.mix_source(traffic.prompt_tokens, traffic.output_tokens)}")
 
 
 def _unmet(traffic: Traffic, slo: Slo, candidate: Candidate, capacity: float, replicas: int, note: str) -> PlanRow:

@@ -1,5 +1,5 @@
 """Live: every console page in Streamlit's AppTest against `headroom up`'s own Prometheus and Alertmanager after a
-load, the figures checked against PromQL answers over the recorded series; then a real `headroom console` opened
+Locust campaign, the figures checked against PromQL answers over the recorded series; then a real `headroom console` opened
 page by page in headless Chromium (no error element, charts drawn, a screenshot kept)."""
 
 import asyncio
@@ -15,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 from autoscaler.planner.core import Slo, Traffic, plan
 from autoscaler.planner.inputs import candidates
 from bench.console import chromium, open_page
-from headroom.demo import run_demo_load
 from headroom.stack import LocalStack, StackConfig
+from loadgen.campaign import SHIPPED
+from loadgen.run import run_campaign
 from ui import fetch, prom
 from ui.views import cost, slos
 
@@ -58,8 +59,12 @@ def live(tmp_path_factory):
     try:
         running.call(running.stack.start())
         stack = running.stack
-        load = running.call(run_demo_load(stack.gateway_url, stack.profile.model.name, rate=20, duration_s=15))
-        assert load.failed == 0 and load.ok > 200
+        campaign = {"target": stack.gateway_url, "model": stack.profile.model.name, "duration_s": 15,
+                    "shape": {"kind": "constant", "rate": 20}, "lengths": {"prompt_tokens": 600, "output_tokens": 180,
+                                                                          "spread": 0.8}}
+        summary, code = run_campaign(str(SHIPPED / "demo.yaml"), run_dir.parent / "campaign", quiet=True,
+                                     overrides=campaign)
+        assert code == 0 and summary["completed"] > 200 and summary["failed"] == 0, summary
         time.sleep(4 * SCRAPE_S)  # the last scrapes and a rule evaluation after them
         yield stack
     finally:

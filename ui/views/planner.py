@@ -176,7 +176,8 @@ def show_plan(st, traffic: Traffic, slo: Slo, pool: list[Candidate], rows: list[
     best = cheapest(rows)
     if best:
         st.success(f"Cheapest: **{best.profile}**, {best.replicas} replica(s) = {best.gpus} {best.gpu} GPU(s), "
-                   f"${best.cost_per_hour:.2f}/h, ${best.cost_per_million_output_tokens:.3f} per 1M output tokens.")
+                   f"${best.cost_per_hour:.2f}/h, ${best.cost_per_million_output_tokens:.3f} per 1M output tokens."
+                   + (f" One fewer: {best.why_not_fewer}." if best.why_not_fewer else ""))
     else:
         st.warning("No candidate profile meets this SLO for this traffic: see each row's note.")
     frame = plan_frame(rows)

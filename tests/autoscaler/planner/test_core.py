@@ -81,3 +81,14 @@ def test_each_replica_more_costs_more_and_lowers_latency():
     assert [p["cost_per_hour"] for p in points] == [4.0, 6.0, 8.0, 10.0]
     itl = [p["itl_p50_s"] for p in points]
     assert itl == sorted(itl, reverse=True)
+
+
+def test_one_fewer_replica_is_explained_by_its_load_and_where_the_capacity_comes_from():
+    measured = plan_one(Traffic(130.0, 512, 128), Slo(), candidate("a", 1, 1.0))
+    fewer, capacity = measured.replicas - 1, candidate("a", 1, 1.0).atlas.capacity(512, 128, *Slo(), replicas=measured.replicas - 1)
+    assert f"{fewer} replica(s) would each carry {130.0 / fewer:.3g} req/s" in measured.why_not_fewer
+    assert f"{130.0 / fewer / capacity - 1:.1%} above the {capacity:.3g} req/s" in measured.why_not_fewer
+    assert measured.why_not_fewer.endswith("measured at prompts 512 x outputs 128 tokens")
+    between = plan_one(Traffic(130.0, 2000, 150), Slo(), candidate("a", 1, 1.0))
+    assert between.why_not_fewer.endswith("interpolated between measured mixes of prompts 512-2048 x outputs 128-512 tokens")
+    assert plan_one(Traffic(1.0, 512, 128), Slo(), candidate("a", 1, 1.0)).why_not_fewer == ""
