@@ -8,7 +8,7 @@ GUIDELLM_VENV := .venv-guidellm
 GUIDELLM_PINS := 'torch==2.13.0' 'guidellm==0.8.1'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager python3-venv nodejs npm chromium chromium-driver
-NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0'
+NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0' '@kubernetes-models/keda@2.0.0'
 
 .PHONY: install demo test test-fast bench clean
 
@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench]'
-	# prometheus-operator's CRD schemas as published on npm: the tests validate the ServiceMonitor against them
+	# prometheus-operator's and KEDA's CRD schemas as published on npm: the tests validate the custom resources against them
 	npm install --silent --no-audit --no-fund --no-save --prefix $(VENV)/node $(NODE_PINS)
 	@touch $@
 

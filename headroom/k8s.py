@@ -21,20 +21,25 @@ def monitoring_files(profile: Profile, slo_ttft_s: float, slo_itl_s: float) -> d
     return {name: built[name] for name in ("prometheus-rule.yaml", "dashboard-configmaps.yaml")}
 
 
-def overlay(profile: Profile, out: Path, settings: ServingSettings, slo_ttft_s: float = 1.0,
-            slo_itl_s: float = 0.05) -> dict[str, str]:
-    return overlay_files(profile, out.resolve(), settings, monitoring_files(profile, slo_ttft_s, slo_itl_s))
+def overlay(profile: Profile, out: Path, settings: ServingSettings) -> dict[str, str]:
+    return overlay_files(profile, out.resolve(), settings, monitoring_files(profile, settings.slo_ttft_s, settings.slo_itl_s))
+
+
+def overlay_name(profile: Profile, settings: ServingSettings) -> str:
+    """The shipped overlay's folder: the profile's name, with `-keda` where KEDA scales."""
+    return profile.name + ("-keda" if settings.scaler == "keda" else "")
+
+
+def settings_from_args(args) -> ServingSettings:
+    return ServingSettings(args.namespace, args.max_output_tokens, args.release, args.slo_ttft, args.slo_itl,
+                           args.replicas_min, args.replicas_max, args.prometheus_url, args.price, args.scaler)
 
 
 def render(args) -> int:
     profile = load_profile(args.profile)
-    if args.max_output_tokens < 1:
-        raise ValueError(f"--max-output-tokens must be at least 1, got {args.max_output_tokens}")
-    if not (args.slo_ttft > 0 and args.slo_itl > 0):
-        raise ValueError(f"--slo-ttft and --slo-itl must be positive, got {args.slo_ttft:g} and {args.slo_itl:g}")
-    out = Path(args.out) if args.out else OVERLAYS_DIR / profile.name
-    files = overlay(profile, out, ServingSettings(args.namespace, args.max_output_tokens, args.release),
-                    args.slo_ttft, args.slo_itl)
+    settings = settings_from_args(args)
+    out = Path(args.out) if args.out else OVERLAYS_DIR / overlay_name(profile, settings)
+    files = overlay(profile, out, settings)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():  # each file whole or not at all
         tmp = out / f".{name}.{os.getpid()}.tmp"
@@ -48,8 +53,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--profile", required=True, help="a shipped profile name or a profile YAML file")
     parser.add_argument("--namespace", default="headroom")
     parser.add_argument("--max-output-tokens", type=int, default=4096, help="the longest answer a drain waits for")
-    parser.add_argument("--slo-ttft", type=float, default=1.0, metavar="S", help="the alerts' TTFT threshold")
-    parser.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="the alerts' time-per-output-token threshold")
+    parser.add_argument("--slo-ttft", type=float, default=1.0, metavar="S", help="the SLO's TTFT threshold: the autoscaler's target, the gateway's SLI and the alerts")
+    parser.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="the SLO's time per output token: the autoscaler's target, the gateway's SLI and the alerts")
     parser.add_argument("--release", default="kube-prometheus-stack",
                         help="the `release` label kube-prometheus-stack selects monitors and rules by")
+    parser.add_argument("--replicas-min", type=int, default=1, metavar="N", help="the autoscaler's lower bound")
+    parser.add_argument("--replicas-max", type=int, default=8, metavar="N", help="the autoscaler's upper bound")
+    parser.add_argument("--prometheus-url", default=ServingSettings.prometheus_url,
+                        help="the Prometheus the autoscaler (and KEDA) read")
+    parser.add_argument("--price", type=float, default=None, metavar="USD",
+                        help="price of one GPU-hour (default: the lowest on-demand price listed for the profile's GPU)")
+    parser.add_argument("--scaler", choices=("headroom", "keda"), default="headroom",
+                        help="headroom: the autoscaler writes vLLM's replica count; keda: it exports the count and a "
+                             "KEDA ScaledObject applies it")
     parser.add_argument("--out", help="the overlay's folder (default: serving/k8s/overlays/PROFILE)")

@@ -8,6 +8,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -24,12 +25,37 @@ PROBE_PERIOD_S = 10
 ENDPOINT_DRAIN_S = 15  # for endpoints to stop routing to a terminating pod (EndpointSlice propagation, the gateway)
 
 
+COMPONENTS_DIR = Path(__file__).parent / "components"
+GATEWAY_METRICS_PORT = 9100
+AUTOSCALER_METRICS_PORT = 9464
+KEYS_FILE = "/etc/headroom-keys/keys.yaml"  # where the gateway's Deployment mounts the keys Secret
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     namespace: str = "headroom"
     max_output_tokens: int = 4096  # the longest answer a drain waits for
     # the label kube-prometheus-stack's Prometheus selects monitors and rules by: one setting for every object
     release: str = "kube-prometheus-stack"
+    slo_ttft_s: float = 1.0  # the autoscaler's target, the gateway's SLI and the alerts hold the same SLO
+    slo_itl_s: float = 0.05
+    min_replicas: int = 1
+    max_replicas: int = 8
+    prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    price_per_gpu_hour: float | None = None  # none: the lowest on-demand price listed for the profile's GPU
+    # headroom: the autoscaler writes the scale subresource; keda: it exports its count for a KEDA ScaledObject
+    scaler: Literal["headroom", "keda"] = "headroom"
+
+    def __post_init__(self):
+        if not (self.slo_ttft_s > 0 and self.slo_itl_s > 0):
+            raise ValueError(f"the SLO's TTFT and ITL must be positive, got {self.slo_ttft_s:g} and {self.slo_itl_s:g}")
+        if self.max_output_tokens < 1:
+            raise ValueError(f"max output tokens must be at least 1, got {self.max_output_tokens}")
+        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
+            raise ValueError(f"replica bounds must satisfy 0 <= min <= max and max >= 1, got min {self.min_replicas} "
+                             f"and max {self.max_replicas}")
+        if self.scaler not in ("headroom", "keda"):
+            raise ValueError(f"the scaler must be headroom or keda, got {self.scaler!r}")
 
 
 def vllm_args(profile: Profile) -> list[str]:
@@ -103,19 +129,84 @@ def deployment_patch(profile: Profile, settings: ServingSettings) -> dict:
                                            "containers": [container]}}}}
 
 
+def gateway_config(profile: Profile, settings: ServingSettings) -> dict:
+    """The gateway's config: the vLLM Service's EndpointSlices, the model's SLO for its SLI counts, and no more
+    requests in flight per backend than vLLM's sequence limit (beyond it they wait in the gateway's queue)."""
+    return {"host": "0.0.0.0", "port": 8080, "metrics_port": GATEWAY_METRICS_PORT,
+            "backends": {"kubernetes_service": f"{settings.namespace}/vllm", "kubernetes_port": "http",
+                         "health_path": "/v1/models"},
+            "models": {profile.model.name: {"slo": {"ttft_s": settings.slo_ttft_s, "tpot_s": settings.slo_itl_s}}},
+            "max_in_flight_per_backend": profile.scheduler.max_num_seqs, "keys_file": KEYS_FILE}
+
+
+def autoscaler_config(profile: Profile, settings: ServingSettings) -> dict:
+    """The autoscaler's config: one target for the model, its SLO, bounds, cold start and GPU from the profile; the
+    namespace's vLLM Deployment and Lease; vLLM's metrics from this namespace only."""
+    kind = "kubernetes" if settings.scaler == "headroom" else "metric"
+    target = {"name": profile.model.name, "slo": {"ttft_s": settings.slo_ttft_s, "itl_s": settings.slo_itl_s},
+              "min_replicas": settings.min_replicas, "max_replicas": settings.max_replicas,
+              "cold_start_s": round(cold_start_s(profile)), "gpu": profile.gpu.name,
+              **({} if settings.price_per_gpu_hour is None else {"price_per_gpu_hour": settings.price_per_gpu_hour}),
+              "capacity": {"profile": profile.name},
+              "actuator": {"kind": kind, "namespace": settings.namespace, "workload": "vllm"}}
+    return {"prometheus": {"url": settings.prometheus_url, "selector": f'namespace="{settings.namespace}"'},
+            "interval_s": 15, "leader_election": {"namespace": settings.namespace, "name": "headroom-autoscaler"},
+            "metrics": {"host": "0.0.0.0", "port": AUTOSCALER_METRICS_PORT}, "targets": [target]}
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """YAML with multi-line strings (a ConfigMap's embedded config) as literal blocks, readable in the overlay."""
+
+
+_BlockDumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
+def dump_yaml(doc: dict) -> str:
+    return yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, width=120)
+
+
+def config_map_patch(name: str, key: str, config: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+            "data": {key: yaml.safe_dump(config, sort_keys=False, width=120)}}
+
+
+def scaled_object(profile: Profile, settings: ServingSettings) -> dict:
+    """KEDA scales vLLM to the count the leading autoscaler exports: with an AverageValue target of 1 per replica,
+    the HPA KEDA drives asks for exactly that count."""
+    desired = (f'max(headroom_autoscaler_desired_replicas{{namespace="{settings.namespace}",target="{profile.model.name}"}}'
+               f' and on (instance) headroom_autoscaler_leader{{namespace="{settings.namespace}"}} == 1)')
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "vllm"},
+            "spec": {"scaleTargetRef": {"name": "vllm"}, "minReplicaCount": settings.min_replicas,
+                     "maxReplicaCount": settings.max_replicas, "pollingInterval": 15,
+                     # the autoscaler already holds scale-downs (windows, cooldown): the HPA adds no window of its own
+                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                         "scaleDown": {"stabilizationWindowSeconds": 0}}}},
+                     "triggers": [{"type": "prometheus", "metricType": "AverageValue",
+                                   "metadata": {"serverAddress": settings.prometheus_url, "query": desired,
+                                                "threshold": "1"}}]}}
+
+
 def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = ServingSettings(),
                   monitoring: dict[str, str] | None = None) -> dict[str, str]:
     """{file name: text} of an overlay in `out_dir` over the shipped bases and dcgm-exporter; `monitoring` files
     (the mixin's PrometheusRule and dashboard ConfigMaps, built for this SLO by the caller) join its resources."""
     bases = [os.path.relpath(BASE_DIR / name, out_dir) for name in ("vllm", "gateway", "autoscaler")]
+    keda = settings.scaler == "keda"
+    patched = {"vllm-deployment.yaml": deployment_patch(profile, settings),
+               "gateway-config.yaml": config_map_patch("headroom-gateway", "gateway.yaml", gateway_config(profile, settings)),
+               "autoscaler-config.yaml": config_map_patch("headroom-autoscaler", "autoscaler.yaml",
+                                                          autoscaler_config(profile, settings))}
+    added = {"scaled-object.yaml": scaled_object(profile, settings)} if keda else {}
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                      "namespace": settings.namespace,
-                     "resources": [*bases, os.path.relpath(DCGM_DIR, out_dir), *sorted(monitoring or {})],
+                     "resources": [*bases, os.path.relpath(DCGM_DIR, out_dir), *sorted(monitoring or {}), *added],
+                     **({"components": [os.path.relpath(COMPONENTS_DIR / "metric-mode", out_dir)]} if keda else {}),
                      "labels": [{"pairs": {"headroom.dev/profile": profile.name, "release": settings.release},
                                  "includeSelectors": False}],
-                     "patches": [{"path": "vllm-deployment.yaml"}]}
-    header = (f"# `headroom k8s render --profile {profile.name}` wrote this overlay: the profile is its one source; "
-              "render again rather than edit\n")
-    dump = lambda doc: header + yaml.safe_dump(doc, sort_keys=False, width=120)
-    return {"kustomization.yaml": dump(kustomization), "vllm-deployment.yaml": dump(deployment_patch(profile, settings)),
+                     "patches": [{"path": name} for name in patched]}
+    command = f"headroom k8s render --profile {profile.name}" + (" --scaler keda" if keda else "")
+    header = f"# `{command}` wrote this overlay: the profile is its one source; render again rather than edit\n"
+    dump = lambda doc: header + dump_yaml(doc)
+    return {"kustomization.yaml": dump(kustomization), **{name: dump(doc) for name, doc in {**patched, **added}.items()},
             **{name: header + text for name, text in (monitoring or {}).items()}}

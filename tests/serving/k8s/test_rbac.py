@@ -1,6 +1,7 @@
 """The Roles against the code: every Kubernetes API call the autoscaler's actuator and leader election make in a full
-round (read, scale up and down, annotate, record an Event; take, renew and hand over the lease), and the gateway's
-EndpointSlice discovery, recorded by API-shaped test servers, must be granted, and nothing else may be."""
+round (read, scale up and down, annotate, record an Event; take, renew and hand over the lease), the same in metric
+mode (reads only), and the gateway's EndpointSlice discovery, recorded by API-shaped test servers, must be granted,
+and nothing else may be."""
 
 import asyncio
 import datetime
@@ -11,12 +12,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from autoscaler.actuators.base import MetricOnly
 from autoscaler.actuators.kubernetes import KubernetesActuator, WorkloadRef
 from autoscaler.actuators.lease import LeaderElector, LeaseConfig
 from tests.autoscaler.actuators.fake_kube import FakeKube
 
 BASES = Path(__file__).resolve().parents[3] / "serving" / "k8s" / "base"
 ROLE = BASES / "autoscaler" / "role.yaml"
+METRIC_MODE_ROLE = BASES.parent / "components" / "metric-mode" / "role.yaml"
 VERBS = {"GET": "get", "PATCH": "patch", "POST": "create", "PUT": "update"}
 PATHS = (  # the REST paths the code calls, as (API group, resource, name or None)
     (r"/apis/(apps)/v1/namespaces/[^/]+/(deployments)/([^/]+)/(scale)", lambda m: (m[1], f"{m[2]}/{m[4]}", m[3])),
@@ -43,12 +46,19 @@ def granted(role: dict) -> set[tuple[str, str, str, str | None]]:
             for resource in rule["resources"] for verb in rule["verbs"] for name in rule.get("resourceNames", [None])}
 
 
-def calls_of_a_full_round() -> list[tuple[str, str]]:
+def calls_of_a_full_round(metric_mode: bool = False) -> list[tuple[str, str]]:
+    """The calls of `headroom autoscale` with a kubernetes actuator, or in metric mode (MetricOnly reading the
+    workload's counts, as headroom.autoscale builds it), plus the leader election."""
     with FakeKube(replicas=2, ready=2) as kube:
         actuator = KubernetesActuator(kube.api_client(), WorkloadRef("llm", "vllm"), instance="pod-a", sleep=lambda s: None)
-        actuator.counts()
-        actuator.scale(5, ("forecast peak 40 req/s",))
-        actuator.scale(3, ("the load came down",))
+        if metric_mode:
+            exported = MetricOnly(read=actuator.counts)
+            exported.counts()
+            exported.scale(5, ("forecast peak 40 req/s",))
+        else:
+            actuator.counts()
+            actuator.scale(5, ("forecast peak 40 req/s",))
+            actuator.scale(3, ("the load came down",))
         config = LeaseConfig("llm", duration_s=10)
         a, b = LeaderElector(kube.api_client(), config, "pod-a"), LeaderElector(kube.api_client(), config, "pod-b")
         t0 = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
@@ -59,9 +69,10 @@ def calls_of_a_full_round() -> list[tuple[str, str]]:
         return list(kube.calls)
 
 
-def test_the_role_grants_exactly_what_the_code_calls():
-    needed = {permission(method, path) for method, path in calls_of_a_full_round()}
-    role = granted(yaml.safe_load(ROLE.read_text()))
+@pytest.mark.parametrize("role_file, metric_mode", [(ROLE, False), (METRIC_MODE_ROLE, True)])
+def test_the_role_grants_exactly_what_the_code_calls(role_file, metric_mode):
+    needed = {permission(method, path) for method, path in calls_of_a_full_round(metric_mode)}
+    role = granted(yaml.safe_load(role_file.read_text()))
     assert needed - role == set(), "calls the Role does not allow"
     assert role - needed == set(), "grants no call needs"
 
@@ -100,12 +111,16 @@ def test_the_gateways_role_grants_exactly_what_its_discovery_calls():
 
 @pytest.mark.parametrize("base", ["autoscaler", "gateway"])
 def test_the_bases_render_to_valid_objects_bound_together(base):
-    from tests.serving.k8s.test_render import KUBERNETES, kustomize
+    from tests.crd import validate_crds
+    from tests.serving.k8s.test_render import CRDS, KUBERNETES, kustomize
 
     docs = {d["kind"]: d for d in kustomize(BASES / base)}
     for doc in docs.values():
         for version in KUBERNETES:
-            kubernetes_validate.validate(doc, version, strict=True)
+            if doc["kind"] not in CRDS:
+                kubernetes_validate.validate(doc, version, strict=True)
+    done = validate_crds([d for d in docs.values() if d["kind"] in CRDS])
+    assert done.returncode == 0, done.stdout + done.stderr
     binding = docs["RoleBinding"]
     assert binding["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": docs["ServiceAccount"]["metadata"]["name"]}]

@@ -23,7 +23,7 @@ from tests.crd import validate_crds
 ROOT = Path(__file__).resolve().parents[3]
 OVERLAYS = ROOT / "serving" / "k8s" / "overlays"
 KUBERNETES = ("1.36.0", "1.37.0")  # the two latest minor versions kubernetes-validate knows
-CRDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+CRDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule", "ScaledObject"}
 
 
 def kustomize(folder: Path) -> list[dict]:
@@ -38,10 +38,17 @@ def monitoring_of(model: str) -> dict[str, str]:
     return monitoring_files(next(load_profile(n) for n in list_profiles() if load_profile(n).model.name == model), 1.0, 0.05)
 
 
+def settings_of(overlay: str) -> tuple[str, ServingSettings]:
+    """(profile, settings) of a shipped overlay's folder name: PROFILE, or PROFILE-keda where KEDA scales."""
+    keda = overlay.endswith("-keda")
+    return overlay.removesuffix("-keda"), ServingSettings(scaler="keda" if keda else "headroom")
+
+
 def overlay_of(name: str, folder: Path) -> dict[str, str]:
-    """What `headroom k8s render --profile NAME --out FOLDER` writes."""
-    profile = load_profile(name)
-    return overlay_files(profile, folder.resolve(), ServingSettings(), monitoring_of(profile.model.name))
+    """What `headroom k8s render --profile PROFILE [--scaler keda] --out FOLDER` writes for overlay NAME."""
+    profile_name, settings = settings_of(name)
+    profile = load_profile(profile_name)
+    return overlay_files(profile, folder.resolve(), settings, monitoring_of(profile.model.name))
 
 
 def rendered_all(name: str, tmp_path: Path) -> list[dict]:
@@ -50,6 +57,9 @@ def rendered_all(name: str, tmp_path: Path) -> list[dict]:
     for file, text in overlay_of(name, folder).items():
         (folder / file).write_text(text)
     return kustomize(folder)
+
+
+SHIPPED = sorted(p.name for p in OVERLAYS.iterdir())
 
 
 def rendered(name: str, tmp_path: Path) -> dict[str, dict]:
@@ -66,14 +76,14 @@ def container(docs: dict) -> dict:
     return c
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in OVERLAYS.iterdir()))
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_overlays_are_what_render_writes_now(name):
     """The profile is the one source: an overlay edited by hand, or a profile changed without rendering again, fails."""
     folder = OVERLAYS / name
     assert {f.name: f.read_text() for f in folder.iterdir()} == overlay_of(name, folder)
 
 
-@pytest.mark.parametrize("name", list_profiles())
+@pytest.mark.parametrize("name", sorted({*list_profiles(), *SHIPPED}))
 def test_every_profile_renders_to_valid_objects(name, tmp_path):
     docs = rendered_all(name, tmp_path)
     assert {d["kind"] for d in docs} >= {"Deployment", "Service", "PodDisruptionBudget", "PodMonitor", "NetworkPolicy",

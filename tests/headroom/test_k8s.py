@@ -1,0 +1,39 @@
+"""`headroom k8s render` from the command line: the flags reach the overlay; bad settings are named and write nothing."""
+
+import pytest
+import yaml
+
+from headroom.cli import main
+
+
+def exit_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    return stopped.value.code
+
+
+def test_flags_reach_the_autoscaler_the_gateway_and_keda(tmp_path, capsys):
+    out = tmp_path / "ours"
+    code = exit_code(["k8s", "render", "--profile", "llama-3.1-8b-h100", "--namespace", "llm", "--replicas-min", "2",
+                 "--replicas-max", "5", "--slo-ttft", "0.5", "--price", "2.5", "--scaler", "keda", "--out", str(out)])
+    assert code == 0
+    written = {p.name for p in out.iterdir()}
+    assert {"kustomization.yaml", "scaled-object.yaml", "autoscaler-config.yaml", "gateway-config.yaml"} <= written
+    assert len(capsys.readouterr().out.splitlines()) == len(written)  # one line per file written
+    autoscaler = yaml.safe_load(yaml.safe_load((out / "autoscaler-config.yaml").read_text())["data"]["autoscaler.yaml"])
+    (target,) = autoscaler["targets"]
+    assert (target["min_replicas"], target["max_replicas"], target["price_per_gpu_hour"]) == (2, 5, 2.5)
+    assert target["slo"]["ttft_s"] == 0.5 and target["actuator"] == {"kind": "metric", "namespace": "llm",
+                                                                      "workload": "vllm"}
+    gateway = yaml.safe_load(yaml.safe_load((out / "gateway-config.yaml").read_text())["data"]["gateway.yaml"])
+    assert gateway["backends"]["kubernetes_service"] == "llm/vllm"
+    assert yaml.safe_load((out / "kustomization.yaml").read_text().split("\n", 1)[1])["namespace"] == "llm"
+    assert 'le="0.5"' in (out / "prometheus-rule.yaml").read_text()  # the alerts burn on the same SLO
+
+
+def test_bad_settings_are_named_and_nothing_is_written(tmp_path, capsys):
+    for argv, words in ((["--replicas-min", "5", "--replicas-max", "2"], "got min 5 and max 2"),
+                        (["--slo-itl", "0"], "must be positive"), (["--max-output-tokens", "0"], "at least 1")):
+        code = exit_code(["k8s", "render", "--profile", "llama-3.1-8b-h100", *argv, "--out", str(tmp_path / "x")])
+        assert code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
