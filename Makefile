@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager python3-venv nodejs npm chromium chromium-driver
 NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0' '@kubernetes-models/keda@2.0.0'
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench image clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,12 @@ test: install
 # the inner loop: everything but the tests that start real processes (Prometheus, emulators, the console)
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration" -n $(WORKERS)
+
+# Headroom's image (docs/kubernetes.md); BUILD may be `buildah bud` where podman has no runtime
+BUILD ?= podman build
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	$(BUILD) -f Containerfile -t ghcr.io/headroom-dev/headroom:$(VERSION) .
 
 bench: install $(GUIDELLM_VENV)/.installed
 	@missing=""; command -v nginx >/dev/null || missing="$$missing nginx"; command -v wrk >/dev/null || missing="$$missing wrk"; \

@@ -186,6 +186,12 @@ def _console(args) -> str:
     return console_section()
 
 
+def _image(args) -> str:
+    from bench.image import image_section
+
+    return image_section()
+
+
 def _gpu_exporter(args) -> str:
     from bench.gpu_exporter import recorded_or_measured
 
@@ -196,7 +202,9 @@ SIM_SECTIONS = {"sim": lambda args: simulator_intro(), "sim-speed": _speed, "sim
                 "sim-conv": _baseline("conv"), "sim-code": _baseline("code"), "sim-mlarge": _baseline("mlarge")}
 SECTIONS = {"engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
             **SIM_SECTIONS, "predictive": _predictive, "loop-cost": _loop_cost, "loadgen-cross": _loadgen_cross,
-            "loadgen-cost": _loadgen_cost, "gpu-exporter": _gpu_exporter, "gateway": _gateway, "planner": _planner, "console": _console}
+            "loadgen-cost": _loadgen_cost, "gpu-exporter": _gpu_exporter, "gateway": _gateway, "planner": _planner, "console": _console,
+            "image": _image}
+ONLY_BY_NAME = ("image",)  # run by name: needs buildah and the base image's registry (or a local mirror of it)
 QUICK = ("engine", "sim", "sim-speed", "sim-cross", "sim-kpa", "loop-cost", "loadgen-cross", "loadgen-cost", "gpu-exporter", "gateway", "planner", "console")
 
 
@@ -226,8 +234,8 @@ def main() -> None:
         return
     header = "\n".join(["# Benchmarks", "",
                         "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner or console). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
-    chosen = {"all": list(SECTIONS), "quick": list(QUICK)}.get(args.what, [args.what])
+                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+    chosen = {"all": [s for s in SECTIONS if s not in ONLY_BY_NAME], "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         body = SECTIONS[name](args)

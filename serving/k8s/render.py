@@ -197,7 +197,8 @@ def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = S
                "gateway-config.yaml": config_map_patch("headroom-gateway", "gateway.yaml", gateway_config(profile, settings)),
                "autoscaler-config.yaml": config_map_patch("headroom-autoscaler", "autoscaler.yaml",
                                                           autoscaler_config(profile, settings))}
-    added = {"scaled-object.yaml": scaled_object(profile, settings)} if keda else {}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace}}
+    added = {"namespace.yaml": namespace, **({"scaled-object.yaml": scaled_object(profile, settings)} if keda else {})}
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                      "namespace": settings.namespace,
                      "resources": [*bases, os.path.relpath(DCGM_DIR, out_dir), *sorted(monitoring or {}), *added],

@@ -28,6 +28,7 @@ def test_flags_reach_the_autoscaler_the_gateway_and_keda(tmp_path, capsys):
     gateway = yaml.safe_load(yaml.safe_load((out / "gateway-config.yaml").read_text())["data"]["gateway.yaml"])
     assert gateway["backends"]["kubernetes_service"] == "llm/vllm"
     assert yaml.safe_load((out / "kustomization.yaml").read_text().split("\n", 1)[1])["namespace"] == "llm"
+    assert yaml.safe_load((out / "namespace.yaml").read_text())["metadata"]["name"] == "llm"
     assert 'le="0.5"' in (out / "prometheus-rule.yaml").read_text()  # the alerts burn on the same SLO
 
 
