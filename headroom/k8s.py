@@ -14,15 +14,14 @@ from serving.profiles import load_profile
 OVERLAYS_DIR = Path(__file__).resolve().parents[1] / "serving" / "k8s" / "overlays"
 
 
-def monitoring_files(profile: Profile, slo_ttft_s: float, slo_itl_s: float) -> dict[str, str]:
-    """The mixin's PrometheusRule (its SLO alerts at this model's thresholds) and dashboard ConfigMaps."""
+def slo_rule(profile: Profile, slo_ttft_s: float, slo_itl_s: float) -> str:
+    """The mixin's PrometheusRule with its SLO alerts at this model's thresholds (the dashboards do not depend on it)."""
     compiled = compile_mixin({"sloByModel": {profile.model.name: {"ttftSeconds": slo_ttft_s, "tpotSeconds": slo_itl_s}}})
-    built = render_mixin(compiled)
-    return {name: built[name] for name in ("prometheus-rule.yaml", "dashboard-configmaps.yaml")}
+    return render_mixin(compiled)["prometheus-rule.yaml"]
 
 
 def overlay(profile: Profile, out: Path, settings: ServingSettings) -> dict[str, str]:
-    return overlay_files(profile, out.resolve(), settings, monitoring_files(profile, settings.slo_ttft_s, settings.slo_itl_s))
+    return overlay_files(profile, out.resolve(), settings, slo_rule(profile, settings.slo_ttft_s, settings.slo_itl_s))
 
 
 def overlay_name(profile: Profile, settings: ServingSettings) -> str:

@@ -16,7 +16,6 @@ from serving.engine.profile import Profile
 from serving.engine.steptime import BatchShape, StepTimeModel
 
 BASE_DIR = Path(__file__).parent / "base"
-DCGM_DIR = Path(__file__).resolve().parents[2] / "exporters" / "dcgm"
 PORT = 8000
 ENGINE_START_S = 97.0  # vLLM 0.20.2, 8B on one H200, process start to ready without a weight download (measured)
 WEIGHT_READ_BYTES_S = 250e6  # a network volume's read rate for the weights: slow on purpose (short budgets lose pods)
@@ -188,10 +187,10 @@ def scaled_object(profile: Profile, settings: ServingSettings) -> dict:
 
 
 def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = ServingSettings(),
-                  monitoring: dict[str, str] | None = None) -> dict[str, str]:
-    """{file name: text} of an overlay in `out_dir` over the shipped bases and dcgm-exporter; `monitoring` files
-    (the mixin's PrometheusRule and dashboard ConfigMaps, built for this SLO by the caller) join its resources."""
-    bases = [os.path.relpath(BASE_DIR / name, out_dir) for name in ("vllm", "gateway", "autoscaler")]
+                  slo_rule: str | None = None) -> dict[str, str]:
+    """{file name: text} of an overlay in `out_dir` over the shipped bases; `slo_rule` (the mixin's PrometheusRule
+    built for this SLO by the caller) patches base/monitoring's, so the alerts burn on the model's thresholds."""
+    bases = [os.path.relpath(BASE_DIR / name, out_dir) for name in ("vllm", "gateway", "autoscaler", "monitoring")]
     keda = settings.scaler == "keda"
     patched = {"vllm-deployment.yaml": deployment_patch(profile, settings),
                "gateway-config.yaml": config_map_patch("headroom-gateway", "gateway.yaml", gateway_config(profile, settings)),
@@ -201,13 +200,14 @@ def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = S
     added = {"namespace.yaml": namespace, **({"scaled-object.yaml": scaled_object(profile, settings)} if keda else {})}
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                      "namespace": settings.namespace,
-                     "resources": [*bases, os.path.relpath(DCGM_DIR, out_dir), *sorted(monitoring or {}), *added],
+                     "resources": [*bases, *added],
                      **({"components": [os.path.relpath(COMPONENTS_DIR / "metric-mode", out_dir)]} if keda else {}),
                      "labels": [{"pairs": {"headroom.dev/profile": profile.name, "release": settings.release},
                                  "includeSelectors": False}],
-                     "patches": [{"path": name} for name in patched]}
+                     "patches": [{"path": name} for name in [*patched, *(["prometheus-rule.yaml"] if slo_rule else [])]]}
     command = f"headroom k8s render --profile {profile.name}" + (" --scaler keda" if keda else "")
     header = f"# `{command}` wrote this overlay: the profile is its one source; render again rather than edit\n"
     dump = lambda doc: header + dump_yaml(doc)
+    rule = {"prometheus-rule.yaml": header + slo_rule} if slo_rule else {}
     return {"kustomization.yaml": dump(kustomization), **{name: dump(doc) for name, doc in {**patched, **added}.items()},
-            **{name: header + text for name, text in (monitoring or {}).items()}}
+            **rule}

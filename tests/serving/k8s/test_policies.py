@@ -140,6 +140,8 @@ def test_the_rendered_configs_hold_the_profile_and_the_code_accepts_them(name):
     assert gateway.max_in_flight_per_backend == profile.scheduler.max_num_seqs
     assert gateway.backends.kubernetes_service == f"{settings.namespace}/vllm"
     assert autoscaler.leader_election.namespace == target.actuator.namespace == settings.namespace
+    (rule,) = of_kind(docs, "PrometheusRule")  # base/monitoring's, patched with this model's SLO thresholds
+    assert profile.model.name in yaml.safe_dump(rule["spec"]["groups"])
     role = next(d for d in of_kind(docs, "Role") if d["metadata"]["name"] == "headroom-autoscaler")
     writes = any("patch" in r["verbs"] for r in role["rules"])
     scaled = of_kind(docs, "ScaledObject")

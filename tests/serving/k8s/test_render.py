@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from headroom.k8s import monitoring_files
+from headroom.k8s import slo_rule
 from serving.k8s.render import (
     ServingSettings,
     grace_period_s,
@@ -33,9 +33,9 @@ def kustomize(folder: Path) -> list[dict]:
 
 
 @functools.cache
-def monitoring_of(model: str) -> dict[str, str]:
+def rule_of(model: str) -> str:
     """The mixin built for a model at the default SLO (a jsonnet compile: a second; once per model)."""
-    return monitoring_files(next(load_profile(n) for n in list_profiles() if load_profile(n).model.name == model), 1.0, 0.05)
+    return slo_rule(next(load_profile(n) for n in list_profiles() if load_profile(n).model.name == model), 1.0, 0.05)
 
 
 def settings_of(overlay: str) -> tuple[str, ServingSettings]:
@@ -48,7 +48,7 @@ def overlay_of(name: str, folder: Path) -> dict[str, str]:
     """What `headroom k8s render --profile PROFILE [--scaler keda] --out FOLDER` writes for overlay NAME."""
     profile_name, settings = settings_of(name)
     profile = load_profile(profile_name)
-    return overlay_files(profile, folder.resolve(), settings, monitoring_of(profile.model.name))
+    return overlay_files(profile, folder.resolve(), settings, rule_of(profile.model.name))
 
 
 def rendered_all(name: str, tmp_path: Path) -> list[dict]:
@@ -109,7 +109,7 @@ def test_monitoring_objects_carry_the_labels_kube_prometheus_stack_selects(tmp_p
 def test_the_alerts_burn_on_the_rendered_slo():
     """The model's TTFT threshold reaches its SLI: vLLM's bucket at that edge is the fallback beside the gateway's counts."""
     profile = load_profile("llama-3.1-8b-h100")
-    at = lambda ttft: monitoring_files(profile, ttft, 0.05)["prometheus-rule.yaml"]
+    at = lambda ttft: slo_rule(profile, ttft, 0.05)
     assert 'le="0.5"' in at(0.5) and 'le="0.5"' not in at(1.0)
     assert profile.model.name in at(0.5)
 
