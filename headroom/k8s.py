@@ -7,9 +7,10 @@ from pathlib import Path
 
 from dashboards.build import compile_mixin
 from dashboards.build import render as render_mixin
+from exporters.gateway.tenants import KeyRing
 from serving.engine.profile import Profile
-from serving.k8s.render import ServingSettings, overlay_files
-from serving.profiles import load_profile
+from serving.k8s.render import KEYS_NAME, ServingSettings, overlay_files
+from serving.profiles import list_profiles, load_profile
 
 OVERLAYS_DIR = Path(__file__).resolve().parents[1] / "serving" / "k8s" / "overlays"
 
@@ -20,8 +21,9 @@ def slo_rule(profile: Profile, slo_ttft_s: float, slo_itl_s: float) -> str:
     return render_mixin(compiled)["prometheus-rule.yaml"]
 
 
-def overlay(profile: Profile, out: Path, settings: ServingSettings) -> dict[str, str]:
-    return overlay_files(profile, out.resolve(), settings, slo_rule(profile, settings.slo_ttft_s, settings.slo_itl_s))
+def overlay(profile: Profile, out: Path, settings: ServingSettings, with_keys: bool = False) -> dict[str, str]:
+    return overlay_files(profile, out.resolve(), settings, slo_rule(profile, settings.slo_ttft_s, settings.slo_itl_s),
+                         KEYS_NAME if with_keys else None)
 
 
 def overlay_name(profile: Profile, settings: ServingSettings) -> str:
@@ -34,14 +36,32 @@ def settings_from_args(args) -> ServingSettings:
                            args.replicas_min, args.replicas_max, args.prometheus_url, args.price, args.scaler)
 
 
+def shipped_profile(name: str) -> Profile:
+    """A shipped profile: the autoscaler in Headroom's image loads its profile by name."""
+    if name not in list_profiles():
+        raise ValueError(f"--profile {name!r}: render takes a shipped profile (the autoscaler in Headroom's image "
+                         f"loads it by name); shipped: {', '.join(list_profiles())}")
+    return load_profile(name)
+
+
+def gateway_keys(path: str) -> str:
+    """The keys file's text, checked as the gateway checks it (errors name the line, never a key)."""
+    KeyRing.from_file(Path(path))
+    return Path(path).read_text()
+
+
 def render(args) -> int:
-    profile = load_profile(args.profile)
+    profile = shipped_profile(args.profile)
     settings = settings_from_args(args)
+    keys = gateway_keys(args.keys_file) if args.keys_file else None
     out = Path(args.out) if args.out else OVERLAYS_DIR / overlay_name(profile, settings)
-    files = overlay(profile, out, settings)
+    files = overlay(profile, out, settings, with_keys=keys is not None)
+    if keys is not None:  # credentials: readable by the owner only, and kept out of git beside them
+        files = {**files, KEYS_NAME: keys, ".gitignore": f"{KEYS_NAME}\n"}
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():  # each file whole or not at all
         tmp = out / f".{name}.{os.getpid()}.tmp"
+        tmp.touch(mode=0o600 if name == KEYS_NAME else 0o644)
         tmp.write_text(text)
         os.replace(tmp, out / name)
         print(out / name)
@@ -49,13 +69,16 @@ def render(args) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--profile", required=True, help="a shipped profile name or a profile YAML file")
+    parser.add_argument("--profile", required=True, help="a shipped profile's name (headroom profiles lists them)")
     parser.add_argument("--namespace", default="headroom")
     parser.add_argument("--max-output-tokens", type=int, default=4096, help="the longest answer a drain waits for")
     parser.add_argument("--slo-ttft", type=float, default=1.0, metavar="S", help="the SLO's TTFT threshold: the autoscaler's target, the gateway's SLI and the alerts")
     parser.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="the SLO's time per output token: the autoscaler's target, the gateway's SLI and the alerts")
     parser.add_argument("--release", default="kube-prometheus-stack",
                         help="the `release` label kube-prometheus-stack selects monitors and rules by")
+    parser.add_argument("--keys-file", metavar="FILE", help="the gateway's API keys (YAML, key: tenant): copied into "
+                        "the overlay (owner-only, git-ignored) as the Secret headroom-gateway-keys; without it, create "
+                        "that Secret yourself")
     parser.add_argument("--replicas-min", type=int, default=1, metavar="N", help="the autoscaler's lower bound")
     parser.add_argument("--replicas-max", type=int, default=8, metavar="N", help="the autoscaler's upper bound")
     parser.add_argument("--prometheus-url", default=ServingSettings.prometheus_url,

@@ -28,6 +28,7 @@ COMPONENTS_DIR = Path(__file__).parent / "components"
 GATEWAY_METRICS_PORT = 9100
 AUTOSCALER_METRICS_PORT = 9464
 KEYS_FILE = "/etc/headroom-keys/keys.yaml"  # where the gateway's Deployment mounts the keys Secret
+KEYS_NAME = "gateway-keys.yaml"  # the keys file in an overlay, when `render --keys-file` put it there
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,10 @@ def scaled_object(profile: Profile, settings: ServingSettings) -> dict:
 
 
 def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = ServingSettings(),
-                  slo_rule: str | None = None) -> dict[str, str]:
+                  slo_rule: str | None = None, keys_file: str | None = None) -> dict[str, str]:
     """{file name: text} of an overlay in `out_dir` over the shipped bases; `slo_rule` (the mixin's PrometheusRule
-    built for this SLO by the caller) patches base/monitoring's, so the alerts burn on the model's thresholds."""
+    built for this SLO by the caller) patches base/monitoring's, so the alerts burn on the model's thresholds;
+    `keys_file` (in the overlay) becomes the gateway's keys Secret, its name hashed so that new keys roll the pods."""
     bases = [os.path.relpath(BASE_DIR / name, out_dir) for name in ("vllm", "gateway", "autoscaler", "monitoring")]
     keda = settings.scaler == "keda"
     patched = {"vllm-deployment.yaml": deployment_patch(profile, settings),
@@ -202,6 +204,8 @@ def overlay_files(profile: Profile, out_dir: Path, settings: ServingSettings = S
                      "namespace": settings.namespace,
                      "resources": [*bases, *added],
                      **({"components": [os.path.relpath(COMPONENTS_DIR / "metric-mode", out_dir)]} if keda else {}),
+                     **({"secretGenerator": [{"name": "headroom-gateway-keys", "files": [f"keys.yaml={keys_file}"]}]}
+                        if keys_file else {}),
                      "labels": [{"pairs": {"headroom.dev/profile": profile.name, "release": settings.release},
                                  "includeSelectors": False}],
                      "patches": [{"path": name} for name in [*patched, *(["prometheus-rule.yaml"] if slo_rule else [])]]}

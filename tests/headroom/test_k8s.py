@@ -38,3 +38,31 @@ def test_bad_settings_are_named_and_nothing_is_written(tmp_path, capsys):
         code = exit_code(["k8s", "render", "--profile", "llama-3.1-8b-h100", *argv, "--out", str(tmp_path / "x")])
         assert code == 2 and words in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_keys_file_becomes_the_gateways_secret_kept_private(tmp_path):
+    from tests.serving.k8s.test_render import kustomize
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("sk-team-a-0123456789: team-a\n")
+    out = tmp_path / "ours"
+    assert exit_code(["k8s", "render", "--profile", "llama-3.1-8b-h100", "--keys-file", str(keys), "--out", str(out)]) == 0
+    assert (out / "gateway-keys.yaml").stat().st_mode & 0o077 == 0 and (out / ".gitignore").read_text() == "gateway-keys.yaml\n"
+    docs = kustomize(out)
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    gateway = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "headroom-gateway")
+    mounted = {v["secret"]["secretName"] for v in gateway["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+    assert mounted == {secret["metadata"]["name"]} and secret["metadata"]["name"].startswith("headroom-gateway-keys-")
+    assert set(secret["data"]) == {"keys.yaml"}
+
+
+def test_a_bad_keys_file_or_a_profile_file_is_refused(tmp_path, capsys):
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("short: team-a\n")
+    assert exit_code(["k8s", "render", "--profile", "llama-3.1-8b-h100", "--keys-file", str(keys),
+                      "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "line 1: API keys are strings of at least 8 characters" in err and "short" not in err.split("line 1")[1]
+    assert exit_code(["k8s", "render", "--profile", str(keys), "--out", str(tmp_path / "x")]) == 2
+    assert "render takes a shipped profile" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
