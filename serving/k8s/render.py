@@ -92,20 +92,23 @@ def answer_drain_s(profile: Profile, settings: ServingSettings) -> int:
     return math.ceil(settings.max_output_tokens * worst_step_s(profile))
 
 
-def prestop_script(profile: Profile, settings: ServingSettings) -> str:
+def prestop_script(profile: Profile, settings: ServingSettings, port: int = PORT,
+                   endpoint_drain_s: float = ENDPOINT_DRAIN_S) -> str:
     """Wait for the endpoints to stop routing here, then until the server holds no request (or the longest answer's
-    time has passed); vLLM then gets SIGTERM with nothing in flight."""
+    time has passed); vLLM then gets SIGTERM with nothing in flight. Gauges are matched by their exact name (vLLM
+    also exports vllm:num_requests_waiting_by_reason)."""
     return "\n".join([
         "import time, urllib.request",
-        f"time.sleep({ENDPOINT_DRAIN_S})",
+        f"time.sleep({endpoint_drain_s})",
         f"deadline = time.time() + {answer_drain_s(profile, settings)}",
+        "held_by = ('vllm:num_requests_running', 'vllm:num_requests_waiting')",
         "while time.time() < deadline:",
         "    try:",
-        f"        text = urllib.request.urlopen('http://127.0.0.1:{PORT}/metrics', timeout=5).read().decode()",
+        f"        text = urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=5).read().decode()",
         "    except OSError:",
         "        break",
         "    held = sum(float(line.rsplit(' ', 1)[1]) for line in text.splitlines()",
-        "               if line.startswith(('vllm:num_requests_running', 'vllm:num_requests_waiting')))",
+        "               if line.split('{', 1)[0].split(' ', 1)[0] in held_by)",
         "    if held == 0:",
         "        break",
         "    time.sleep(2)",
