@@ -58,7 +58,9 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
                        for _ in range(12)]
             for sender in senders:
                 sender.start()
-            time.sleep(4)
+            time.sleep(2)
+            # the burst's 429s scraped, with two samples since, so rate() sees them
+            wait_for_answer(prometheus.url, 'increase(headroom_gateway_requests_total{status="429"}[10s]) >= 1')
             queries = []
 
             def counted(client_query):
@@ -104,12 +106,18 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
 
 def wait_for_targets(url: str, count: int, timeout_s: float = 30.0) -> None:
     """Prometheus applies its first targets a few seconds after start: wait until `count` are up."""
+    wait_for_answer(url, "up == 1", count, timeout_s)
+
+
+def wait_for_answer(url: str, promql: str, count: int = 1, timeout_s: float = 30.0) -> None:
+    """Until Prometheus answers `promql` with at least `count` series: what a test reads has been scraped (on a
+    loaded machine a scrape may come late, or time out once)."""
     from prometheus_api_client import PrometheusConnect
 
     client, deadline = PrometheusConnect(url), time.time() + timeout_s
-    while len(client.custom_query("up == 1")) < count:
+    while len(client.custom_query(promql)) < count:
         if time.time() > deadline:
-            raise TimeoutError(f"{count} targets not up in {timeout_s:g} s")
+            raise TimeoutError(f"no {count} series for {promql} in {timeout_s:g} s")
         time.sleep(0.5)
 
 
