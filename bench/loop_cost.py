@@ -8,12 +8,18 @@ import statistics
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from autoscaler.actuators.base import DryRun
 from autoscaler.loop import AutoscalerLoop, Target
@@ -22,7 +28,7 @@ from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sources.prometheus import PrometheusSource, PrometheusSourceConfig
 from bench.emulator_cost import free_port
 from headroom.prometheus import PrometheusProcess
-from serving.emulator.metrics import TTFT_BUCKETS
+from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
 ITL_BUCKETS = (.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
 

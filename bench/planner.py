@@ -112,7 +112,7 @@ def simulator_check(cache_dir: Path, slo: Slo | None = None) -> list[dict]:
 
 
 def planner_section() -> str:
-    from autoscaler.sim.disk_cache import cache_folder
+    from serving.disk_cache import cache_folder
     from bench.__main__ import _table
 
     cache_dir = cache_folder() / "atlas"

@@ -93,7 +93,7 @@ def _cached_sweep(args: SimulateArgs, goal: float):
     everything it runs (simulator, baselines, engine, workloads; not the predictive policy's own capacity modules):
     rerunning this section after a change to the predictive policy alone reuses it; any change to what the
     baselines run recomputes it."""
-    from autoscaler.sim.disk_cache import cached, files_digest
+    from serving.disk_cache import cached, files_digest
 
     root = Path(__file__).resolve().parents[1]
     sources = [p for folder in ("autoscaler/sim", "autoscaler/capacity", "serving/engine", "loadgen/workloads")

@@ -23,14 +23,6 @@ class BuildError(ValueError):
     pass
 
 
-def slo_overrides(autoscaler_config: Path) -> dict:
-    """`sloByModel` from an autoscaler.yaml: each target's TTFT and time-per-output-token thresholds."""
-    from autoscaler.config import load_config
-
-    config = load_config(autoscaler_config)
-    return {t.name: {"ttftSeconds": t.slo.ttft_s, "tpotSeconds": t.slo.itl_s} for t in config.targets}
-
-
 def compile_mixin(config: dict | None = None) -> dict:
     """{'rules': ..., 'alerts': ..., 'dashboards': {file: dashboard}} with `config` merged into the mixin's _config."""
     import _jsonnet
@@ -92,11 +84,13 @@ def write(files: dict[str, str], out: Path) -> list[Path]:
     return [final for _, final in staged]
 
 
-def build(out: Path, slo_from: Path | None = None, namespace: str = "monitoring", docs: Path | None = None) -> list[Path]:
-    """Compile once; write the build to `out` and, if asked, the generated docs to `docs`."""
+def build(out: Path, slo_by_model: dict | None = None, namespace: str = "monitoring",
+          docs: Path | None = None) -> list[Path]:
+    """Compile once (`slo_by_model`: the mixin's sloByModel, model -> ttftSeconds, tpotSeconds); write the build to
+    `out` and, if asked, the generated docs to `docs`."""
     from dashboards.docs import render_docs
 
-    config = {"sloByModel": slo_overrides(slo_from)} if slo_from is not None else {}
+    config = {"sloByModel": slo_by_model} if slo_by_model else {}
     compiled = compile_mixin(config)
     written = write(render(compiled, namespace), out)
     return written + (write(render_docs(compiled), docs) if docs is not None else [])

@@ -42,7 +42,7 @@ def capacity_table(capacity: Capacity, slo, where: str):
     needs it (seconds) and kept on disk, so later runs and other processes reuse it."""
     from autoscaler.capacity.mix_cells import engine_cell
     from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable
-    from autoscaler.sim.disk_cache import cached
+    from serving.disk_cache import cached
 
     try:
         profile = load_profile(capacity.profile)

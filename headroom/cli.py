@@ -101,12 +101,20 @@ def _up(args) -> int:
     return asyncio.run(run_stack(config))
 
 
+def slo_by_model(autoscaler_config: str) -> dict:
+    """The mixin's `sloByModel` from an autoscaler.yaml: each target's TTFT and time-per-output-token thresholds."""
+    from autoscaler.config import load_config
+
+    config = load_config(autoscaler_config)
+    return {t.name: {"ttftSeconds": t.slo.ttft_s, "tpotSeconds": t.slo.itl_s} for t in config.targets}
+
+
 def _dashboards_build(args) -> int:
     from pathlib import Path
 
     from dashboards.build import build
 
-    written = build(Path(args.out), Path(args.slo_from) if args.slo_from else None, args.namespace,
+    written = build(Path(args.out), slo_by_model(args.slo_from) if args.slo_from else None, args.namespace,
                     Path(args.docs) if args.docs else None)
     for path in written:
         print(path)

@@ -63,7 +63,7 @@ def json_safe(row: PlanRow) -> dict:
 def run(args) -> int:
     from autoscaler.planner.core import Slo, plan
     from autoscaler.planner.inputs import candidates
-    from autoscaler.sim.disk_cache import cache_folder
+    from serving.disk_cache import cache_folder
 
     traffic = traffic_from_args(args)
     slo = Slo(args.slo_ttft, args.slo_itl, args.goal)

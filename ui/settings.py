@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoscaler.sim.disk_cache import cache_folder
+from serving.disk_cache import cache_folder
 
 
 @dataclass(frozen=True)

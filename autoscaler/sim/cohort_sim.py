@@ -12,13 +12,21 @@ import pandas as pd
 
 from autoscaler.policy.base import Policy
 from autoscaler.sim.cohort import CohortReplicas, StepOutputs
-from autoscaler.sim.fluid import _FINE, _TTFT_BOUNDS, Fleet, _water_fill, control, counts_from_workload, fluid_summary
+from autoscaler.sim.fluid import (
+    _FINE,
+    _TTFT_BOUNDS,
+    Fleet,
+    _water_fill,
+    control,
+    counts_from_workload,
+    fluid_summary,
+)
 from autoscaler.sim.observe import Observer, Scrape
 from autoscaler.sim.results import SimResult
 from autoscaler.sim.simulator import SimConfig
 from autoscaler.snapshot import ReplicaColumns
 from loadgen.workloads.workload import Workload
-from serving.emulator.metrics import TTFT_BUCKETS
+from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
 _EMPTY = 0.5  # a draining replica holding fewer requests than this has finished
 

@@ -19,7 +19,7 @@ from autoscaler.sim.simulator import SimConfig
 from autoscaler.snapshot import ReplicaColumns
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
-from serving.emulator.metrics import TTFT_BUCKETS
+from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
 
 def counts_from_workload(workload: Workload, step_s: float, weights: np.ndarray | None = None) -> np.ndarray:

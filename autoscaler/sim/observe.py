@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import bisect
 import math
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
 from autoscaler.snapshot import ReplicaSample, Snapshot
-from serving.emulator.metrics import TTFT_BUCKETS
+from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
 
 def histogram_quantile(q: float, bounds: tuple[float, ...], counts: np.ndarray) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 from autoscaler.capacity.engine_capacity import slo_capacity
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
-from autoscaler.sim.disk_cache import cached, files_digest
+from serving.disk_cache import cached, files_digest
 from autoscaler.sim.mix_periods import mix_periods
 from autoscaler.sim.policies import PolicyContext, parse_policy
 from autoscaler.sim.results import SimResult

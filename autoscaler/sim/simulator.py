@@ -14,13 +14,13 @@ import numpy as np
 from autoscaler.policy.base import Decision, Policy
 from autoscaler.sim.observe import Observer, Scrape, ttft_bucket
 from autoscaler.sim.replica import SimReplica
-from serving.fleet.state import ReplicaState as State
 from autoscaler.sim.results import SimResult, summarize
 from autoscaler.snapshot import ReplicaSample
 from loadgen.workloads.workload import Workload
-from serving.emulator.metrics import TTFT_BUCKETS
+from serving.contracts.vllm_metrics import TTFT_BUCKETS
 from serving.engine.profile import Profile
 from serving.engine.scheduler import EngineRequest
+from serving.fleet.state import ReplicaState as State
 
 
 @dataclass(frozen=True)

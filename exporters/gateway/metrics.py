@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from serving.contracts.vllm_metrics import ITL_BUCKETS, TTFT_BUCKETS
+from serving.contracts.vllm_metrics import REQUEST_TIME_BUCKETS as E2E_BUCKETS
+
 # vLLM's buckets (DESIGN.md), so gateway-side and engine-side latencies line up on one dashboard
-TTFT_BUCKETS = (.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560)
-ITL_BUCKETS = (.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
-E2E_BUCKETS = (.3, .5, .8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680)
 QUEUE_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120)
 UNKNOWN_MODEL = "unknown"  # the model label of requests for names no backend has reported (yet)
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from exporters.gpu.dcgm_fields import DCGM_LABELS, POD_LABELS, dcgm_families
+from serving.contracts.dcgm_fields import DCGM_LABELS, POD_LABELS, dcgm_families
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from exporters.gpu.collector import GpuCollector, GpuSource, SampledGpus
-from exporters.gpu.dcgm_fields import render_dcgm
+from serving.contracts.dcgm_fields import render_dcgm
 
 log = logging.getLogger(__name__)
 

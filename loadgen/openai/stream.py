@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from serving.contracts.tokens import count_tokens
+
 
 @dataclass
 class Measured:
@@ -138,7 +140,7 @@ def measure_full(body: bytes, status: int, sent_at: float, now: float) -> Measur
     else:
         choice = payload["choices"][0]
         text = choice.get("text") if "text" in choice else (choice.get("message") or {}).get("content", "")
-        result.output_tokens = len((text or "").split())
+        result.output_tokens = count_tokens(text or "")
     return result
 
 

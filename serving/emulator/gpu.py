@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 
-from exporters.gpu.dcgm_fields import DCGM_LABELS, ENERGY, dcgm_families
+from serving.contracts.dcgm_fields import DCGM_LABELS, ENERGY, dcgm_families
 from serving.engine.profile import GIB, Profile
 from serving.engine.steptime import StepTiming
 

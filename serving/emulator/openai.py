@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from serving.contracts.tokens import words
 from serving.engine.profile import BLOCK_SIZE
 
 # Synthetic output vocabulary: plain ASCII words, so they need no JSON escaping.
@@ -38,11 +39,6 @@ class GenerationRequest:
     prefix_block_ids: tuple[int, ...]
 
 
-def count_tokens(text: str) -> int:
-    """One token per whitespace-separated word (DESIGN.md)."""
-    return len(text.split())
-
-
 def prefix_blocks(words: list[str]) -> tuple[int, ...]:
     """Content ids of the prompt's full 16-token blocks, so identical prefixes hit vLLM's prefix cache."""
     return tuple(hash(tuple(words[i : i + BLOCK_SIZE])) for i in range(0, len(words) - BLOCK_SIZE + 1, BLOCK_SIZE))
@@ -68,14 +64,14 @@ def _prompt_words(body: dict, chat: bool) -> tuple[list[str], int | None]:
                 parts.append(content)
             elif content is not None:
                 raise ApiError(400, f"messages[{i}].content must be a string or a list of text parts", "messages")
-        return " ".join(parts).split(), None
+        return words(" ".join(parts)), None
     if "prompt" not in body:
         raise ApiError(400, "'prompt' is required", "prompt")
     prompt = body["prompt"]
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
     if isinstance(prompt, str):
-        return prompt.split(), None
+        return words(prompt), None
     if isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
         return [], len(prompt)
     raise ApiError(400, "'prompt' must be a string, a list of token ids, or a list holding one of those", "prompt")

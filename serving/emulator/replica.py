@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from exporters.gpu.dcgm_fields import render_dcgm
+from serving.contracts.dcgm_fields import render_dcgm
 from serving.emulator.gpu import DcgmCollector, GpuModel
 from serving.emulator.metrics import HttpMetrics, VllmMetrics
 from serving.emulator.openai import DONE, ApiError, GenerationRequest, StreamEncoder, parse_generation, word

@@ -86,7 +86,9 @@ def test_slos_come_from_the_autoscalers_config(tmp_path):
     config = tmp_path / "autoscaler.yaml"
     config.write_text(yaml.safe_dump({"targets": [{"name": "chat", "slo": {"ttft_s": 0.5, "itl_s": 0.025},
                                                    "capacity": {"rps": 2}}]}))
-    build(tmp_path / "out", slo_from=config)
+    from headroom.cli import slo_by_model
+
+    build(tmp_path / "out", slo_by_model(str(config)))
     rules = yaml.safe_load((tmp_path / "out" / "prometheus-rules.yaml").read_text())
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"] if "record" in r and "ttft_errors" in r["record"]]
     assert any('model_name="chat", le="0.5"' in e for e in exprs)  # chat at its own threshold

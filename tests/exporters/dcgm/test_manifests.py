@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporters.gpu.dcgm_fields import ENERGY, HELP
+from serving.contracts.dcgm_fields import ENERGY, HELP
 from tests.crd import validate_crds
 
 ROOT = Path(__file__).resolve().parents[3]

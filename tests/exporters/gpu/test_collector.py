@@ -1,7 +1,7 @@
 from prometheus_client import CollectorRegistry
 
 from exporters.gpu.collector import GpuCollector, GpuRow
-from exporters.gpu.dcgm_fields import render_dcgm
+from serving.contracts.dcgm_fields import render_dcgm
 
 READINGS = {"DCGM_FI_DEV_GPU_UTIL": 87.0, "DCGM_FI_DEV_FB_USED": 21618.0, "DCGM_FI_DEV_POWER_USAGE": 691.9,
             "DCGM_FI_PROF_GR_ENGINE_ACTIVE": 0.992, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": 2.8e6}

@@ -1,6 +1,6 @@
 """The disk cache: computed once per key, recomputed when the key or an input file changes."""
 
-from autoscaler.sim.disk_cache import cached, files_digest
+from serving.disk_cache import cached, files_digest
 
 
 def test_computed_once_per_key(tmp_path, monkeypatch):
