@@ -6,18 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from autoscaler.sources.prometheus import PrometheusSourceConfig
 from serving.config_errors import read_yaml, validate_mapping
+from serving.contracts.config import Strict
 
 
 class ConfigError(ValueError):
     pass
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Slo(Strict):

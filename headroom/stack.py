@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from exporters.gateway.config import parse_gateway_config
 from exporters.gateway.service import GatewayService
@@ -28,14 +28,14 @@ from headroom.prometheus import PrometheusProcess, scrape_config
 from headroom.summary import query_summary, replica_timeline
 from loadgen.campaign import SHIPPED
 from loadgen.run import run_campaign
+from serving.contracts.config import Strict
 from serving.fleet.fleet import FleetConfig, LocalFleet, ReplicaState, free_port
 from serving.profiles import gpu_price_per_hour, load_profile
 
 log = logging.getLogger("headroom.up")
 
 
-class StackConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StackConfig(Strict):
     replicas: int = Field(2, ge=0)
     profile: str = "llama-3.1-8b-h100"
     cold_start_s: float = Field(5.0, ge=0)

@@ -8,7 +8,14 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    Field,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from loadgen.arrivals import PROCESSES, arrival_times
 from loadgen.shapes import Shape, Trace
@@ -16,22 +23,20 @@ from loadgen.workloads.load import length_sampler, load_workload
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
 from serving.config_errors import validation_problems
+from serving.contracts.config import Strict
 
 
 class CampaignError(ValueError):
     """A campaign file that cannot be used: names the file and each bad key with its value."""
 
 
-class Arrivals(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Arrivals(Strict):
     process: Literal[PROCESSES] = "poisson"  # type: ignore[valid-type]
     cv: PositiveFloat = 1.0  # gamma: coefficient of variation of the gaps (above 1 is burstier than Poisson)
 
 
-class Lengths(BaseModel):
+class Lengths(Strict):
     """Token lengths for shapes without a trace: fixed, or drawn from a trace's (prompt, output) pairs."""
-
-    model_config = ConfigDict(extra="forbid")
     prompt_tokens: PositiveInt = 512
     output_tokens: PositiveInt = 128
     spread: float = Field(0.0, ge=0, le=3)  # > 0: log-normal lengths with these means and this sigma
@@ -39,14 +44,12 @@ class Lengths(BaseModel):
     shared_prefix_tokens: int = Field(0, ge=0)
 
 
-class Slo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Slo(Strict):
     ttft_s: PositiveFloat = 1.0
     tpot_s: PositiveFloat = 0.05  # mean time per output token after the first (vllm bench serve's TPOT)
 
 
-class Campaign(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Campaign(Strict):
     name: str = Field(min_length=1)
     target: HttpUrl
     model: str = Field(min_length=1)

@@ -7,12 +7,12 @@ import math
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import Field, PositiveFloat, model_validator
+
+from serving.contracts.config import Strict
 
 
-class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Shape(Strict):
     def duration(self, campaign_duration_s: float | None) -> float:
         if campaign_duration_s is None:
             raise ValueError(f"a {self.kind} shape needs the campaign's duration_s")
@@ -32,8 +32,7 @@ class Constant(_Shape):
         return np.full(np.shape(t), self.rate, dtype=np.float64)
 
 
-class Stage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Stage(Strict):
     duration_s: PositiveFloat
     rate: float = Field(ge=0)
 

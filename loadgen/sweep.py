@@ -8,9 +8,10 @@ import math
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from loadgen.campaign import campaign_workload, load_campaign
+from serving.contracts.config import Strict
 
 
 class Probe(BaseModel):
@@ -24,10 +25,8 @@ class Probe(BaseModel):
     partial: bool
 
 
-class CapacityFile(BaseModel):
+class CapacityFile(Strict):
     """Requests/s one target (one replica, or whatever the URL fronts) carries within the SLO for a length mix."""
-
-    model_config = ConfigDict(extra="forbid")
     kind: str = "headroom-capacity/v1"
     model: str
     target: str

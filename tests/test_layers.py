@@ -25,4 +25,4 @@ def test_the_layers_contract_follows_design_md():
     top_down = [{name.strip() for name in layer.split("|")} for layer in layers]
     assert top_down[:3] == [{"headroom"}, {"ui"}, {"autoscaler"}]
     assert {"exporters", "loadgen", "serving.emulator", "serving.fleet"} <= top_down[3]
-    assert top_down[4] == {"serving.engine"} and "serving.contracts" in top_down[5]
+    assert top_down[4] == {"serving.engine"} and "serving.http" in top_down[5] and top_down[6] == {"serving.contracts"}

@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from autoscaler.snapshot import ReplicaSample, Snapshot
+from serving.contracts.config import Strict
 
 # Defaults on vLLM's metric names (DESIGN.md). {sel} is the selector of the fleet, {by} the label naming a target,
 # {w} the rate window; replica queries keep `instance` to tell replicas apart.
@@ -42,9 +43,7 @@ GATEWAY = ("gateway_arrival_rate", "gateway_queue")  # optional: a fleet without
 PER_REPLICA = ("running", "waiting", "kv_usage")
 
 
-class PrometheusSourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PrometheusSourceConfig(Strict):
     url: str = Field("http://127.0.0.1:9090", description="Prometheus base URL")
     target_label: str = Field("model_name", description="the label whose value names a scaling target")
     selector: str = Field("", description='extra PromQL matchers for every query, e.g. namespace="llm"')

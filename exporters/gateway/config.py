@@ -5,18 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from serving.config_errors import read_yaml, validate_mapping
+from serving.contracts.config import Strict
 from serving.http.limits import ListenerLimits, TlsFiles
 
 
 class GatewayConfigError(ValueError):
     pass
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def check_address(address: str) -> str:

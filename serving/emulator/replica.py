@@ -17,12 +17,20 @@ from pathlib import Path
 import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from serving.contracts.config import Strict
 from serving.contracts.dcgm_fields import render_dcgm
 from serving.emulator.gpu import DcgmCollector, GpuModel
 from serving.emulator.metrics import HttpMetrics, VllmMetrics
-from serving.emulator.openai import DONE, ApiError, GenerationRequest, StreamEncoder, parse_generation, word
+from serving.emulator.openai import (
+    DONE,
+    ApiError,
+    GenerationRequest,
+    StreamEncoder,
+    parse_generation,
+    word,
+)
 from serving.engine.engine import Engine, StepResult
 from serving.engine.profile import BLOCK_SIZE, Profile
 from serving.engine.scheduler import EngineRequest, Status
@@ -37,18 +45,15 @@ MAX_LAG_S = 0.05  # how far behind the engine clock may fall before it stops cat
 _now = time.monotonic
 
 
-class Faults(BaseModel):
+class Faults(Strict):
     """Fault injection for tests; also settable at run time with POST /admin/faults."""
-
-    model_config = ConfigDict(extra="forbid")
     error_rate: float = Field(0.0, ge=0, le=1, description="share of generation requests answered 500")
     slow_factor: float = Field(1.0, ge=1, description="multiplier on every step's duration")
     stall_s: float = Field(0.0, ge=0, description="freeze the engine for this long, from when it is set")
     crash_after_s: float | None = Field(None, ge=0, description="exit abruptly this long after start (or after being set)")
 
 
-class EmulatorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EmulatorConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     gpu_port: int | None = Field(None, ge=0, le=65535, description="dcgm-exporter style endpoint; None: no GPU endpoint")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from serving.contracts.config import Strict
 
 GIB = 1 << 30
 BLOCK_SIZE = 16  # vLLM's default KV block size in tokens
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # profiles are values: hashable, never edited in place
 
 
 class ModelSpec(_Strict):

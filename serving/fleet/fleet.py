@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Callable
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from serving.child_process import die_with_parent
+from serving.contracts.config import Strict
 from serving.fleet.state import ReplicaState
 
 log = logging.getLogger("headroom.fleet")
 
 
-class FleetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FleetConfig(Strict):
     profile: str = "llama-3.1-8b-h100"
     cold_start_s: float = Field(5.0, ge=0)
     host: str = "127.0.0.1"

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from serving.contracts.config import Strict
 
 
-class ListenerLimits(BaseModel):
+class ListenerLimits(Strict):
     """What one client may send and how long it may take (defaults as nginx's order of magnitude)."""
-
-    model_config = ConfigDict(extra="forbid")
     max_url_bytes: int = Field(8190, ge=256)  # the request line: method, target and version
     max_header_bytes: int = Field(8190, ge=256)  # one header field, name and value
     max_headers: int = Field(100, ge=8)
@@ -25,10 +25,8 @@ class ListenerLimits(BaseModel):
     max_connections: int = Field(4096, ge=1)  # open client connections; beyond, new ones are closed at once
 
 
-class TlsFiles(BaseModel):
+class TlsFiles(Strict):
     """A PEM certificate chain and its key; re-read when either file changes."""
-
-    model_config = ConfigDict(extra="forbid")
     cert_file: Path
     key_file: Path
     reload_interval_s: float = Field(10.0, gt=0)
