@@ -5,6 +5,7 @@ import sys
 
 import uvloop
 
+
 async def main(listen, target):
     host, port = target.rsplit(":", 1)
     async def handle(reader, writer):

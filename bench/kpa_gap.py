@@ -3,13 +3,13 @@ against how often it panics once it scales (each panic starts replicas that are 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from autoscaler.policy.base import Decision
-from dataclasses import replace
-
-from autoscaler.sim.policies import parse_policy
 from autoscaler.sim.fluid import FluidSimulator
+from autoscaler.sim.policies import parse_policy
 from autoscaler.sim.run import SimulateArgs, _cached_table, fluid_input, load_trace, policy_context, run_one, sim_config
 from bench.simulate import CONV
 

@@ -112,8 +112,8 @@ def simulator_check(cache_dir: Path, slo: Slo | None = None) -> list[dict]:
 
 
 def planner_section() -> str:
-    from serving.disk_cache import cache_folder
     from bench.__main__ import _table
+    from serving.disk_cache import cache_folder
 
     cache_dir = cache_folder() / "atlas"
     times = answer_times(cache_dir)

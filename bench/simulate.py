@@ -9,12 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from autoscaler.sim.report import table
-from autoscaler.sim.run import (SimulateArgs, _cached_table, _lengths, fluid_input, fluid_run, load_trace, policy_context, run_one,
-                                sim_config)
-from loadgen.workloads.servegen import load_servegen, window_counts
 from autoscaler.sim.policies import parse_policy
+from autoscaler.sim.report import table
+from autoscaler.sim.run import (
+    SimulateArgs,
+    _cached_table,
+    _lengths,
+    fluid_input,
+    fluid_run,
+    load_trace,
+    policy_context,
+    run_one,
+    sim_config,
+)
 from autoscaler.sim.sweep import sweep
+from loadgen.workloads.servegen import load_servegen, window_counts
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "traces"
 CONV = str(TRACES / "AzureLLMInferenceTrace_conv.csv")
@@ -329,9 +338,9 @@ def cross_rows(jobs: int = 2) -> list[str]:
 
 
 def crosscheck_section() -> str:
-    lines = [f"| trace | policy | fluid replicas | request-level attainment, mean over the clock phases (range) | "
-             f"fluid attainment, mean (range) | difference (points) | "
-             f"request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference | within both goals |",
+    lines = ["| trace | policy | fluid replicas | request-level attainment, mean over the clock phases (range) | "
+             "fluid attainment, mean (range) | difference (points) | "
+             "request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference | within both goals |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     rows = cross_rows()
     lines += rows

@@ -92,7 +92,8 @@ def _kubernetes(target: TargetConfig, api_client):
 
 def kubernetes_client(config: AutoscalerConfig):
     """In-cluster configuration, else the kubeconfig; only when a target or the leader election needs Kubernetes."""
-    from kubernetes import client, config as kube_config
+    from kubernetes import client
+    from kubernetes import config as kube_config
 
     try:
         if config.kubeconfig is not None:
@@ -226,4 +227,4 @@ def main_args(args) -> int:
     return run_autoscaler(args.config, once=args.once)
 
 
-__all__ = ["build_loop", "run_autoscaler", "resolve_capacity"]
+__all__ = ["build_loop", "resolve_capacity", "run_autoscaler"]

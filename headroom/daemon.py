@@ -27,7 +27,7 @@ async def wait_ready(process, ready_url: str, log_path: Path, name: str, timeout
                 async with session.get(ready_url) as resp:
                     if resp.status == 200:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{name} did not become ready on {ready_url} within {timeout:.0f} s")
@@ -41,7 +41,7 @@ async def stop_process(process, timeout: float = 15.0) -> None:
     process.terminate()
     try:
         await asyncio.wait_for(process.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
 

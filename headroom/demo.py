@@ -90,7 +90,7 @@ async def _one(session: aiohttp.ClientSession, url: str, body: dict, result: Loa
         result.output_tokens += usage_tokens
         if first is not None:
             result.ttfts.append(first)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as err:
         _fail(result, type(err).__name__)
 
 

@@ -71,7 +71,7 @@ def replica_timeline(prometheus_url: str, start_s: float, end_s: float, step_s: 
     import datetime
 
     client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
-    at = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    at = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC)
     series = {
         "requests_per_s": "sum(rate(vllm:request_success_total[20s]))",
         "desired": "max(headroom_autoscaler_desired_replicas)",

@@ -4,7 +4,7 @@ replayed with time and rate scaling. Validated with pydantic; each gives `rate_a
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, PositiveFloat, model_validator
@@ -105,4 +105,4 @@ class Trace(_Shape):
         raise TypeError("a trace shape has arrivals, not a rate function")
 
 
-Shape = Annotated[Union[Constant, Step, Ramp, Spike, Diurnal, Trace], Field(discriminator="kind")]
+Shape = Annotated[Constant | Step | Ramp | Spike | Diurnal | Trace, Field(discriminator="kind")]

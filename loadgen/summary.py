@@ -37,7 +37,7 @@ def summarize(records: pd.DataFrame, planned: int, slo_ttft_s: float, slo_tpot_s
     good = good_requests(records, slo_ttft_s, slo_tpot_s) if len(records) else np.zeros(0, dtype=bool)
     summary = {
         "duration": duration,
-        "completed": int(len(ok)),
+        "completed": len(ok),
         "failed": int(len(records) - len(ok)),
         "planned": int(planned),
         "unanswered": int(planned - len(records)),

@@ -196,7 +196,7 @@ class LoopbackHttpServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "LoopbackHttpServer":
+    def start(self) -> LoopbackHttpServer:
         self.thread.start()
         return self
 

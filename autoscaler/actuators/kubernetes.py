@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -132,7 +132,7 @@ class KubernetesActuator:
             log.warning("could not annotate: %s", err)
 
     def _event(self, message: str) -> None:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{self.ref.name}.headroom-", namespace=self.ref.namespace),
             involved_object=client.V1ObjectReference(kind=self.ref.kind, name=self.ref.name, namespace=self.ref.namespace,

@@ -36,7 +36,7 @@ class LeaderElector:
                                     acquire_time=acquired, renew_time=now, lease_transitions=transitions))
 
     def try_acquire_or_renew(self, now: datetime.datetime | None = None) -> bool:
-        now = now or datetime.datetime.now(datetime.timezone.utc)
+        now = now or datetime.datetime.now(datetime.UTC)
         cfg = self.config
         try:
             lease = self.api.read_namespaced_lease(cfg.name, cfg.namespace)
@@ -78,4 +78,4 @@ class LeaderElector:
 
 
 def _aware(moment: datetime.datetime) -> datetime.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)

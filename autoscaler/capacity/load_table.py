@@ -52,7 +52,7 @@ class LoadTable:
         return (1 - w) * self.ttft_quantiles[i - 1] + w * self.ttft_quantiles[i]
 
 
-def _interp_rows(table: "LoadTable", rates: np.ndarray) -> np.ndarray:
+def _interp_rows(table: LoadTable, rates: np.ndarray) -> np.ndarray:
     return interp_rows(rates, table.rates, table.ttft_quantiles)
 
 

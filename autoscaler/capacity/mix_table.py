@@ -6,8 +6,8 @@ output token rates over the request rate), interpolated in log space. Pure: cell
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

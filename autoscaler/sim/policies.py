@@ -3,11 +3,10 @@ oracle[:CAPACITY_FACTOR[@WINDOW_S]], or a user's own class as package.module:Nam
 
 from __future__ import annotations
 
-import math
-
 import importlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from autoscaler.policy.base import Policy
 from autoscaler.sim.baselines.hpa import Hpa, HpaConfig

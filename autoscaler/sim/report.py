@@ -11,9 +11,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from autoscaler.sim.results import SimResult  # noqa: E402
+from autoscaler.sim.results import SimResult
 
 TABLE_COLUMNS = [("policy", "policy", "{}"), ("slo_attainment", "SLO att.", "{:.2%}"), ("goodput_rps", "goodput/s", "{:.2f}"),
                  ("ttft_p95_s", "TTFT p95", "{:.3f}"), ("itl_p95_s", "ITL p95", "{:.4f}"), ("failed", "failed", "{}"),

@@ -31,7 +31,7 @@ def count_scale_actions(initial_replicas: int, decisions: list, since: float = 0
     return sum(1 for t, a, b in zip(times, [initial_replicas] + desired, desired) if a != b and t >= since)
 
 
-def request_frame(sim: "Simulator") -> pd.DataFrame:
+def request_frame(sim: Simulator) -> pd.DataFrame:
     r = sim.records
     output = r.output.astype(np.float64)
     ttft = r.first - r.arrival
@@ -47,7 +47,7 @@ def attainment_mask(frame: pd.DataFrame, slo_ttft_s: float, slo_itl_s: float) ->
     return (frame["ok"] & (frame["ttft_s"] <= slo_ttft_s) & (frame["mean_itl_s"] <= slo_itl_s)).to_numpy()
 
 
-def summarize(sim: "Simulator", end: float) -> SimResult:
+def summarize(sim: Simulator, end: float) -> SimResult:
     """The summary over [judge_from_s, end): requests that arrived then, replicas paid then (records and timeline whole)."""
     cfg = sim.config
     since = cfg.judge_from_s
@@ -64,7 +64,7 @@ def summarize(sim: "Simulator", end: float) -> SimResult:
     paid_now = (window["ready"] + window["starting"] + window["draining"]) if len(window) else pd.Series([cfg.initial_replicas])
     summary = {
         "policy": sim.policy.name,
-        "requests": int(len(judged)),
+        "requests": len(judged),
         "failed": int((~judged["ok"]).sum()),
         "slo_attainment": float(met.mean()) if len(judged) else float("nan"),
         "goodput_rps": float(met.sum() / duration),

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import math
-
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from autoscaler.capacity.engine_capacity import slo_capacity
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
-from serving.disk_cache import cached, files_digest
 from autoscaler.sim.mix_periods import mix_periods
 from autoscaler.sim.policies import PolicyContext, parse_policy
 from autoscaler.sim.results import SimResult
@@ -24,6 +22,7 @@ from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.load import length_sampler, load_workload
 from loadgen.workloads.servegen import LengthSampler, load_servegen, window_counts
 from loadgen.workloads.workload import Workload
+from serving.disk_cache import cached, files_digest
 from serving.profiles import gpu_price_per_hour, load_profile
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pydantic import Field
 
@@ -104,7 +104,7 @@ class PrometheusSource:
         wanted = set(targets)
         out: dict[str, tuple[list, list]] = {t: ([], []) for t in targets}
         piece = step_s * 10_000
-        at = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+        at = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC)
         lo = start
         while lo < end:
             hi = min(end, lo + piece)

@@ -127,7 +127,7 @@ class Admission:
         queue.push(waiter)
         try:
             backend = await asyncio.wait_for(asyncio.shield(waiter.future), limits.queue_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if queue.remove(waiter) or not waiter.future.done():
                 waiter.future.cancel()
                 raise Rejected("queue_timeout", f"waited {limits.queue_timeout_s:g} s for a free backend for model {model!r}",

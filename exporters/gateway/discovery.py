@@ -90,7 +90,8 @@ class Discovery:
 
     def _read_kubernetes(self) -> None:
         if self._k8s_api is None:
-            from kubernetes import client, config as kube_config
+            from kubernetes import client
+            from kubernetes import config as kube_config
 
             try:
                 kube_config.load_incluster_config()
@@ -137,7 +138,7 @@ class HealthChecker:
                 if answer.status != 200:
                     return False, None
                 body = await answer.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return False, None
         try:
             data = json.loads(body).get("data")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from serving.contracts.dcgm_fields import DCGM_LABELS, POD_LABELS, dcgm_families
 
@@ -41,7 +42,7 @@ class SampledGpus:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gpu-sampler", daemon=True)
 
-    def start(self) -> "SampledGpus":
+    def start(self) -> SampledGpus:
         self._thread.start()
         return self
 

@@ -46,7 +46,7 @@ def serve(config: GpuExporterConfig, source: GpuSource, pods=None, ready: thread
     class Handler(BaseHTTPRequestHandler):
         timeout = 10  # seconds a client may take to send its request: a slow one does not hold a thread for good
 
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             if self.path.split("?")[0] == "/metrics":
                 body, status, kind = render_dcgm(registry), 200, CONTENT_TYPE_LATEST
             elif self.path == "/health":

@@ -40,7 +40,7 @@ class RateWindows:
         """Requests per second per window, summed over clients."""
         return np.sum([c.rate for c in self.clients], axis=0)
 
-    def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0) -> "RateWindows":
+    def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0) -> RateWindows:
         """The same traffic replayed `time_scale` times faster (windows shorter, rates higher) at `rate_scale` times
         the rate, as Workload.scaled does to a request trace."""
         if time_scale <= 0 or rate_scale <= 0:
@@ -139,11 +139,11 @@ class LengthSampler:
         self.prompts, self.outputs = np.asarray(prompts), np.asarray(outputs)
 
     @classmethod
-    def from_workload(cls, workload: Workload) -> "LengthSampler":
+    def from_workload(cls, workload: Workload) -> LengthSampler:
         return cls(workload.prompt_tokens, workload.output_tokens)
 
     @classmethod
-    def lognormal(cls, prompt_mean: float, output_mean: float, sigma: float = 1.0, seed: int = 0, n: int = 100_000) -> "LengthSampler":
+    def lognormal(cls, prompt_mean: float, output_mean: float, sigma: float = 1.0, seed: int = 0, n: int = 100_000) -> LengthSampler:
         rng = np.random.default_rng(seed)
         draw = lambda mean: np.maximum(1, rng.lognormal(math.log(mean) - sigma**2 / 2, sigma, n)).astype(np.int64)
         return cls(draw(prompt_mean), draw(output_mean))

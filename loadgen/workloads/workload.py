@@ -48,13 +48,13 @@ class Workload:
     def prefix(self, i: int) -> tuple[int, ...]:
         return self.prefix_ids[i] if self.prefix_ids is not None else ()
 
-    def window(self, start_s: float, end_s: float) -> "Workload":
+    def window(self, start_s: float, end_s: float) -> Workload:
         """Requests arriving in [start_s, end_s), re-based to start at 0."""
         lo, hi = np.searchsorted(self.arrival_s, [start_s, end_s], side="left")
         return Workload(f"{self.name}[{start_s:g}:{end_s:g}]", self.arrival_s[lo:hi] - start_s, self.prompt_tokens[lo:hi],
                         self.output_tokens[lo:hi], self.prefix_ids[lo:hi] if self.prefix_ids is not None else None)
 
-    def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0, seed: int = 0) -> "Workload":
+    def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0, seed: int = 0) -> Workload:
         """Time scaling (2.0 replays twice as fast) and rate scaling (thinning below 1, jittered copies above 1)."""
         if time_scale <= 0 or rate_scale <= 0:
             raise ValueError(f"time_scale and rate_scale must be positive, got {time_scale} and {rate_scale}")

@@ -11,9 +11,7 @@ from serving.engine.profile import BLOCK_SIZE
 
 # Synthetic output vocabulary: plain ASCII words, so they need no JSON escaping.
 VOCABULARY = tuple(
-    "the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
-    "you were her she there been one all we their has would when if so no will more can about said time only new "
-    "some could these two may first then do any like other my now over such our man me even most made after also".split()
+    ["the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "more", "can", "about", "said", "time", "only", "new", "some", "could", "these", "two", "may", "first", "then", "do", "any", "like", "other", "my", "now", "over", "such", "our", "man", "me", "even", "most", "made", "after", "also"]
 )
 _WORDS = tuple(w.encode() for w in VOCABULARY)
 _SPACED = tuple(b" " + w for w in _WORDS)
@@ -149,7 +147,7 @@ def word(index: int, seed: int) -> bytes:
 class StreamEncoder:
     """Pre-built byte templates for one request's SSE chunks and final JSON (the per-token hot path)."""
 
-    __slots__ = ("chat", "request_id", "created", "model", "_pre", "_post", "_post_final_fmt")
+    __slots__ = ("_post", "_post_final_fmt", "_pre", "chat", "created", "model", "request_id")
 
     def __init__(self, chat: bool, request_id: str, model: str):
         self.chat = chat

@@ -69,7 +69,7 @@ class EmulatorConfig(Strict):
 class _Live:
     """A request in flight: its response, encoder and timestamps."""
 
-    __slots__ = ("gen", "resp", "enc", "arrival", "scheduled", "first", "last", "seed", "parts", "done", "engine_req")
+    __slots__ = ("arrival", "done", "enc", "engine_req", "first", "gen", "last", "parts", "resp", "scheduled", "seed")
 
     def __init__(self, gen: GenerationRequest, resp: Responder, enc: StreamEncoder, arrival: float, seed: int):
         self.gen, self.resp, self.enc, self.arrival, self.seed = gen, resp, enc, arrival, seed
@@ -170,7 +170,7 @@ class Replica:
             step = self.engine.step()
             clock = start + step.duration_s * self.faults.slow_factor
             delay = clock - _now()
-            await asyncio.sleep(delay if delay > 0 else 0)
+            await asyncio.sleep(max(0, delay))
             self._deliver(step, start, _now())
             # let the loop send what this step wrote before the next step is computed: uvloop flushes writes at the
             # end of a loop iteration, so without this every token would leave one step computation late

@@ -100,7 +100,7 @@ class Profile(_Strict):
     sources: list[str] = []
 
     @model_validator(mode="after")
-    def _fits_in_memory(self) -> "Profile":
+    def _fits_in_memory(self) -> Profile:
         if self.num_gpu_blocks <= 0:
             raise ValueError(
                 f"profile {self.name!r}: weights ({self.weights_per_gpu_bytes / GIB:.1f} GiB per GPU) leave no KV cache "
@@ -139,7 +139,7 @@ class Profile(_Strict):
     def gpus(self) -> int:
         return self.tensor_parallel
 
-    def with_changes(self, **changes) -> "Profile":
+    def with_changes(self, **changes) -> Profile:
         """A copy with fields replaced (nested models by dict), validated again."""
         data = self.model_dump()
         for key, value in changes.items():

@@ -9,9 +9,9 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 from pydantic import Field
@@ -169,7 +169,7 @@ class LocalFleet:
                             replica.state = ReplicaState.READY
                             log.info("%s is ready", replica.name)
                             self._publish()
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass  # still loading
             await asyncio.sleep(self.config.poll_interval_s)
 
@@ -184,7 +184,7 @@ class LocalFleet:
             write_atomically(self.config.sd_dir / "replicas.json", json.dumps(file_sd_groups(self.replicas, host, False), indent=1))
             write_atomically(self.config.sd_dir / "gpus.json", json.dumps(file_sd_groups(self.replicas, host, True), indent=1))
 
-    async def wait_for(self, predicate: Callable[["LocalFleet"], bool], timeout: float) -> None:
+    async def wait_for(self, predicate: Callable[[LocalFleet], bool], timeout: float) -> None:
         """Wait until `predicate(fleet)` holds; TimeoutError names the fleet's state."""
         async def loop():
             while not predicate(self):
@@ -192,7 +192,7 @@ class LocalFleet:
                 await self._changed.wait()
         try:
             await asyncio.wait_for(loop(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"fleet did not reach the expected state in {timeout:.0f} s: {self.status()}") from None
 
     async def close(self, timeout: float = 30.0) -> None:

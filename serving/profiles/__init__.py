@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -59,7 +59,7 @@ def build_profile(data: dict, origin: str) -> Profile:
         raise ProfileError(f"{origin}: {err}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_profile(name_or_path: str) -> Profile:
     """A shipped profile by name, or a profile YAML file by path."""
     path = Path(name_or_path)
@@ -76,7 +76,7 @@ def load_profile(name_or_path: str) -> Profile:
     return build_profile(data, str(path))
 
 
-@lru_cache(maxsize=None)
+@cache
 def gpu_price_per_hour(gpu: str) -> float:
     """Lowest on-demand USD per GPU-hour listed for this GPU (a default users override)."""
     with open(PROFILE_DIR / "gpu_prices.csv") as f:

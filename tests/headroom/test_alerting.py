@@ -4,7 +4,7 @@ JSON line with its runbook; bad notifications refused; the stack's rules compres
 import asyncio
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -37,7 +37,7 @@ def test_alertmanager_notifies_the_receiver_firing_then_resolved(tmp_path):
         manager = AlertmanagerProcess(alertmanager_config(receiver.url, []), tmp_path / "am", "127.0.0.1", free_port())
         try:
             await manager.start()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             alert = {"labels": {"alertname": "HeadroomTTFTBudgetBurn", "severity": "critical", "model_name": "m"},
                      "annotations": {"summary": "s", "description": "d", "runbook_url": "file:///r/HeadroomTTFTBudgetBurn.md"},
                      "startsAt": now.isoformat()}

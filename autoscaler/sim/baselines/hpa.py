@@ -102,10 +102,8 @@ def apply_behavior(cfg: HpaConfig, now: float, current: int, recommended: int, s
     down = max([recommended] + [r for t, r in earlier if now - t < cfg.scale_down_window_s])
     recs = earlier + ((now, recommended),)
     stabilized = current
-    if stabilized < up:
-        stabilized = up
-    if stabilized > down:
-        stabilized = down
+    stabilized = max(stabilized, up)
+    stabilized = min(stabilized, down)
     events = tuple((t, d) for t, d in state.events if now - t < max(cfg.scale_up_period_s, cfg.scale_down_period_s))
     if stabilized > current:
         added = sum(d for t, d in events if d > 0 and now - t < cfg.scale_up_period_s)

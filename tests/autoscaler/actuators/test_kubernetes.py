@@ -76,12 +76,12 @@ def test_leader_handover_within_two_lease_durations_and_never_two_leaders():
         config = LeaseConfig("llm", duration_s=10)
         a = LeaderElector(kube.api_client(), config, "pod-a")
         b = LeaderElector(kube.api_client(), config, "pod-b")
-        t0 = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+        t0 = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
         at = lambda s: t0 + datetime.timedelta(seconds=s)
         actuations = []
         a_alive = True
         handover = None
-        for second in range(0, 60):  # both loops tick every second; A dies at 20 s
+        for second in range(60):  # both loops tick every second; A dies at 20 s
             if second == 20:
                 a_alive = False
             leaders = []

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from autoscaler.capacity.engine_capacity import slo_capacity
-from autoscaler.sim.baselines.hpa import BehaviorState, Hpa, HpaConfig, apply_behavior, replicas_for_external_total, replicas_for_pod_metric
+from autoscaler.sim.baselines.hpa import (
+    BehaviorState,
+    Hpa,
+    HpaConfig,
+    apply_behavior,
+    replicas_for_external_total,
+    replicas_for_pod_metric,
+)
 from autoscaler.sim.baselines.keda import Keda
 from autoscaler.sim.baselines.kpa import Kpa
 from autoscaler.sim.baselines.oracle import ArrivalTimes, Oracle, StepCounts

@@ -13,9 +13,8 @@ from autoscaler.sim.cohort_sim import CohortSimulator
 from autoscaler.sim.run import SimulateArgs, fluid_model
 from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.workload import Workload
-from tests.autoscaler.sim.test_simulator import Scripted, poisson
-
 from serving.profiles import load_profile
+from tests.autoscaler.sim.test_simulator import Scripted, poisson
 
 PROFILE = load_profile("llama-3.1-8b-h100")
 

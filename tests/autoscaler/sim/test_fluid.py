@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from autoscaler.capacity.load_table import build_load_table
-from autoscaler.sim.baselines.static import Static
 from autoscaler.sim.baselines.oracle import Oracle, StepCounts
+from autoscaler.sim.baselines.static import Static
 from autoscaler.sim.fluid import FluidSimulator, _merge_alike, _Served, counts_from_workload, work_from_workload
 from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.servegen import LengthSampler

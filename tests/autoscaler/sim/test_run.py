@@ -45,7 +45,7 @@ def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path, m
     is under test is the keying; the tables' measurement (a minute each on the engine) is recorded instead."""
     from types import SimpleNamespace
 
-    import autoscaler.capacity.load_table as load_table
+    from autoscaler.capacity import load_table
     from autoscaler.sim.run import _cached_table, _lengths, sim_config
 
     built = []
@@ -104,10 +104,10 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
     the engine's, tested in test_fluid; here the builder only records what it was asked.)"""
     import numpy as np
 
+    from autoscaler.capacity.load_table import TTFT_QUANTILES, LoadTable
     from autoscaler.sim import run
     from autoscaler.sim.run import fluid_input, sim_config
     from loadgen.workloads.workload import Workload
-    from autoscaler.capacity.load_table import TTFT_QUANTILES, LoadTable
 
     asked = []
 

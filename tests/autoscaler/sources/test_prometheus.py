@@ -1,7 +1,6 @@
 """The Prometheus source: snapshots for two targets from a real Prometheus scraping emulators and the gateway in front
 of one (one query per signal for both), and stale flags when Prometheus is down, slow, or answers NaN or nothing."""
 
-import asyncio
 import json
 import math
 import threading

@@ -47,7 +47,7 @@ class FakeKubernetes:
         outer = self
 
         class Handler(QuietHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 outer.requests.append(self.path)
                 self.reply(200, json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {},
                                             "items": outer.slices}).encode())

@@ -150,24 +150,23 @@ def test_unknown_model_is_refused_before_any_backend(backends):
 
 
 def test_backend_dying_mid_stream_ends_the_stream_with_an_error_event():
-    with EmulatorServer() as doomed:
-        with GatewayServer([f"127.0.0.1:{doomed.port}"]) as gw:
-            body = {"model": doomed.model, "prompt": "x", "max_tokens": 2000, "ignore_eos": True, "stream": True}
-            got = []
-            with httpx.stream("POST", f"{gw.url}/v1/completions", json=body, timeout=30) as r:
-                for line in r.iter_lines():
-                    if line:
-                        got.append(line)
-                    if len(got) == 10:  # kill the backend's connections mid-stream
-                        doomed.thread.loop.call_soon_threadsafe(_close_all, doomed)
-            assert 10 <= len(got) < 2000
-            last = json.loads(got[-1].removeprefix("data: "))
-            assert last["error"]["code"] == 502 and "failed after it started" in last["error"]["message"]
-            assert "[DONE]" not in got[-1]  # the client can tell it from a finished stream
-            text = httpx.get(f"{gw.url}/metrics").text
-            assert metric_value(text, "headroom_gateway_requests_total", status="502") == 1
-            assert metric_value(text, "headroom_gateway_backend_failures_total", phase="mid_stream") == 1
-            assert metric_value(text, "headroom_gateway_retries_total") == 0  # bytes had reached the client: never resent
+    with EmulatorServer() as doomed, GatewayServer([f"127.0.0.1:{doomed.port}"]) as gw:
+        body = {"model": doomed.model, "prompt": "x", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+        got = []
+        with httpx.stream("POST", f"{gw.url}/v1/completions", json=body, timeout=30) as r:
+            for line in r.iter_lines():
+                if line:
+                    got.append(line)
+                if len(got) == 10:  # kill the backend's connections mid-stream
+                    doomed.thread.loop.call_soon_threadsafe(_close_all, doomed)
+        assert 10 <= len(got) < 2000
+        last = json.loads(got[-1].removeprefix("data: "))
+        assert last["error"]["code"] == 502 and "failed after it started" in last["error"]["message"]
+        assert "[DONE]" not in got[-1]  # the client can tell it from a finished stream
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_requests_total", status="502") == 1
+        assert metric_value(text, "headroom_gateway_backend_failures_total", phase="mid_stream") == 1
+        assert metric_value(text, "headroom_gateway_retries_total") == 0  # bytes had reached the client: never resent
 
 
 def _close_all(server):
