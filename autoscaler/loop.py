@@ -48,7 +48,7 @@ class AutoscalerLoop:
         for target in self.targets:
             try:
                 target.last_counts = counts[target.name] = target.actuator.counts()
-            except Exception as err:  # cannot read the target: decide from the last counts, never act blind
+            except Exception as err:  # cannot read the target: decide from the last counts, never act blind  # noqa: BLE001
                 log.warning(json.dumps({"event": "counts_failed", "target": target.name, "error": str(err)}))
                 if target.last_counts is not None:
                     counts[target.name] = target.last_counts
@@ -69,7 +69,7 @@ class AutoscalerLoop:
                 try:
                     changed = target.actuator.scale(decision.desired, decision.reasons)
                     self.metrics.actuations.labels(target.name, "changed" if changed else "unchanged").inc()
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001
                     self.metrics.actuations.labels(target.name, "failed").inc()
                     log.error(json.dumps({"event": "actuation_failed", "target": target.name, "error": str(err)}))
             log.info(json.dumps({"event": "decision", "target": target.name, "time": now, "current": snapshot.desired,
@@ -85,6 +85,6 @@ class AutoscalerLoop:
         try:
             decision, target.state = target.policy.decide(snapshot, target.state)
             return decision
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001
             log.error(json.dumps({"event": "policy_failed", "target": target.name, "error": f"{type(err).__name__}: {err}"}))
             return Decision(snapshot.desired, (f"held: the policy failed ({type(err).__name__})",))

@@ -43,22 +43,22 @@ def fidelity_section() -> str:
     return "\n".join([
         "## Engine fidelity (`serving/engine` against `vllm_points.csv`)",
         "",
-        "Each row of `../shared/data/reference/vllm_points.csv` is replayed in its benchmark's own mode on the engine model "
+        ("Each row of `../shared/data/reference/vllm_points.csv` is replayed in its benchmark's own mode on the engine model "
         "in virtual time: `vllm bench latency` rows as one offline batch, throughput rows as an offline run (200 ShareGPT-like "
         "prompts; 1024 requests for the `max` rows), NIM rows as a fixed number of concurrent clients. fp8 rows use fp8 "
         "weights and KV cache. Goal: within +-20% on vLLM rows; other engines' rows give the curve's shape and an upper bound "
-        "(vLLM is usually slower than NIM and TensorRT-LLM, so negative errors on throughput there are expected).",
+        "(vLLM is usually slower than NIM and TensorRT-LLM, so negative errors on throughput there are expected)."),
         "",
         _table(rows, [("row", "row", ""), ("metric", "metric", ""), ("measured", "measured", "{:.4g}"),
                       ("predicted", "predicted", "{:.4g}"), ("error_pct", "error", ""), ("goal", "goal", ""), ("note", "note", "")]),
         "",
         f"Largest error on a vLLM row: {worst * 100:.1f}% ({'meets' if worst <= 0.2 else 'MISSES'} the +-20% goal).",
         "",
-        "The ShareGPT row uses a stand-in for the dataset (not shipped here): log-normal prompt and output lengths with "
+        ("The ShareGPT row uses a stand-in for the dataset (not shipped here): log-normal prompt and output lengths with "
         "the published means (217 and 199 tokens) and vLLM's filters, averaged over 3 seeds; its throughput depends on "
         "the longest outputs among the 200 prompts, so expect a few percent of seed noise. The Llama-3-8B row is from "
         "an older vLLM release and is predicted with the `vllm-v0.5` set: the same kernels with the GPU busy only 38% of "
-        "the time, as vLLM's own 2024-09-05 profile of that release found.",
+        "the time, as vLLM's own 2024-09-05 profile of that release found."),
     ])
 
 
@@ -70,9 +70,9 @@ def roofline_section() -> str:
     return "\n".join([
         "## Roofline check",
         "",
-        "For every shipped profile, a grid of batches (decode sequences 0-1024 x context 16-32768 x one prefill chunk of "
+        ("For every shipped profile, a grid of batches (decode sequences 0-1024 x context 16-32768 x one prefill chunk of "
         "0-16384 tokens): the predicted step time against the physical floor, max(bytes moved / HBM bandwidth, "
-        "FLOPs / peak FLOP/s), per GPU.",
+        "FLOPs / peak FLOP/s), per GPU."),
         "",
         _table(rows, [("profile", "profile", ""), ("batches", "batches", ""), ("below_floor", "below floor", ""),
                       ("min_ratio", "min predicted/floor", "{:.2f}"), ("median_ratio", "median", "{:.2f}"), ("max_ratio", "max", "{:.2f}")]),
@@ -90,9 +90,9 @@ def emulator_section(seconds: float) -> str:
     return "\n".join([
         "## Emulator cost",
         "",
-        f"One `headroom emulate` process (llama-3.1-8b-h100) serving N concurrent streamed completions (128-token prompts, "
+        (f"One `headroom emulate` process (llama-3.1-8b-h100) serving N concurrent streamed completions (128-token prompts, "
         f"256 output tokens, ignore_eos, one SSE event per token) from a separate client process, {seconds:g} s measured after "
-        "warm-up. CPU time is the emulator's own (utime + stime from /proc), so the client's cost is not counted.",
+        "warm-up. CPU time is the emulator's own (utime + stime from /proc), so the client's cost is not counted."),
         "",
         _table(rows, [("streams", "streams", ""), ("tokens", "tokens streamed", ""), ("tokens_per_s", "tokens/s", "{:,.0f}"),
                       ("emulator_cpu_s", "emulator CPU s", ""), ("emulator_cpu_share", "CPU share of one core", "{:.0%}"),
@@ -104,14 +104,14 @@ def simulator_intro() -> str:
     from bench.simulate import SETTING
 
     return "\n".join(["## Simulator (`headroom simulate`)", "", f"Setting for every table: {SETTING}.", "",
-                      "Baseline tables: each baseline tuned by `--sweep` for >= 99% attainment (the cheapest setting that "
+                      ("Baseline tables: each baseline tuned by `--sweep` for >= 99% attainment (the cheapest setting that "
                       "reaches it, or the best one when none does). At 1x the Azure traces fit on one replica of this profile "
                       "(its capacity at the SLO is about 17 req/s for the conv mix), so they are compared at 4x their rate. "
                       "ServeGen m-large runs in fluid mode in 15 s steps, with token lengths drawn from Azure conv; there the "
                       "oracle knows per-step counts, so its `@5` settings are judged on 15 s windows. `max` counts draining "
                       "replicas too (they are still paid for). HPA and KEDA on waiting requests oscillate: the metric is 0 "
                       "until replicas are overloaded, so after each 300 s stabilization window they drop to the minimum, "
-                      "a backlog builds during the next cold start, and they climb back to the maximum."])
+                      "a backlog builds during the next cold start, and they climb back to the maximum.")])
 
 
 def _baseline(which: str):
@@ -233,8 +233,8 @@ def main() -> None:
             print(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}")
         return
     header = "\n".join(["# Benchmarks", "",
-                        "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}.", ""])
+                        ("Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
+                        f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}."), ""])
     chosen = {"all": [s for s in SECTIONS if s not in ONLY_BY_NAME], "quick": list(QUICK)}.get(args.what, [args.what])
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)

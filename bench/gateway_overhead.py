@@ -172,7 +172,7 @@ CANNED = """
     location /v1/models {{ default_type application/json; return 200 "{{\\"data\\": [{{\\"id\\": \\"%s\\"}}]}}"; }}
     location / {{ default_type text/event-stream; return 200 "%sdata: [DONE]\\n\\n"; }}
   }}
-""" % (MODEL, _EVENTS)
+""" % (MODEL, _EVENTS)  # noqa: UP031  (nginx braces: str.format would need every one doubled)
 
 
 def nginx_command(folder: Path, server: str, **values) -> list[str]:
@@ -221,7 +221,7 @@ SATURATION_S, SATURATION_CONNECTIONS = 8.0, 64
 _WRK_SCRIPT = """wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
-""" % BODY.decode()
+""" % BODY.decode()  # noqa: UP031  (a Lua template; the body holds braces)
 
 
 def saturation() -> dict:
@@ -340,21 +340,21 @@ def _throughput_rows(result: dict) -> list[str]:
     ceiling = {arm: 1000.0 / cpu[arm] for arm in ("nginx", "gateway")}
     ratio = ceiling["gateway"] / ceiling["nginx"]
     return [
-        f"| {CONCURRENCY} streams to the emulator (req/s) | {tp['direct']:,.0f} | {tp['nginx']:,.0f} | {tp['gateway']:,.0f} | "
-        f"{tp['gateway'] / tp['nginx']:.2f} | |",
+        (f"| {CONCURRENCY} streams to the emulator (req/s) | {tp['direct']:,.0f} | {tp['nginx']:,.0f} | {tp['gateway']:,.0f} | "
+        f"{tp['gateway'] / tp['nginx']:.2f} | |"),
         f"| proxy CPU per request in that run (ms) | | {cpu['nginx']:.3f} | {cpu['gateway']:.3f} | | |",
-        f"| ceiling on one core, 1 / CPU per request (req/s) | | {ceiling['nginx']:,.0f} | {ceiling['gateway']:,.0f} | "
-        f"{ratio:.2f} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |",
-        f"| proxy CPU per request at {RATE:g} req/s, open loop (ms) | | {result['cpu_per_request_ms']['nginx']:.3f} | "
-        f"{result['cpu_per_request_ms']['gateway']:.3f} | | |",
+        (f"| ceiling on one core, 1 / CPU per request (req/s) | | {ceiling['nginx']:,.0f} | {ceiling['gateway']:,.0f} | "
+        f"{ratio:.2f} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |"),
+        (f"| proxy CPU per request at {RATE:g} req/s, open loop (ms) | | {result['cpu_per_request_ms']['nginx']:.3f} | "
+        f"{result['cpu_per_request_ms']['gateway']:.3f} | | |"),
     ]
 
 
 def _saturation_rows(sat: dict) -> list[str]:
     ratio = sat["gateway"]["rate"] / sat["nginx"]["rate"]
     floor = " (a floor: nginx's core was not saturated)" if sat["nginx"]["busy"] < 0.95 else ""
-    return [f"| requests/s | {sat['backend']['rate']:,.0f} | {sat['nginx']['rate']:,.0f} | {sat['gateway']['rate']:,.0f} | "
-            f"{ratio:.3f}{floor} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |",
+    return [(f"| requests/s | {sat['backend']['rate']:,.0f} | {sat['nginx']['rate']:,.0f} | {sat['gateway']['rate']:,.0f} | "
+            f"{ratio:.3f}{floor} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |"),
             f"| proxy core busy | | {sat['nginx']['busy']:.0%} | {sat['gateway']['busy']:.0%} | | |"]
 
 
@@ -365,7 +365,7 @@ def section(result: dict) -> str:
     counts = ", ".join(f"{arm} {len(lat[arm])}" for arm in ARMS)
     return "\n".join([
         "### Gateway overhead against nginx and direct", "",
-        f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
+        (f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
         f"and 4 output tokens. Latency: open-loop Poisson arrivals at {RATE:g} requests/s, {ROUNDS} alternating rounds of "
         f"{ROUND_S:g} s per arm ({counts} requests): direct; through a byte relay with no HTTP parsing "
         "(`bench/byte_relay.py`, the floor of any proxy in this layout: two more loopback hops and wake-ups per response); "
@@ -374,28 +374,28 @@ def section(result: dict) -> str:
         "of the response. The proxies sit on a core of their own (only the arm being measured has traffic), the emulator "
         "and the client on the other. Throughput: "
         f"{CONCURRENCY} concurrent streams back to back for {THROUGHPUT_S:g} s through each; the emulator bounds it, so "
-        "each proxy's CPU time per request in that run (from /proc) gives its own ceiling on one core.", "",
-        "| client-side latency | direct (ms) | relay, added (ms) | nginx, added (ms) | gateway, added (ms) | "
-        "gateway minus nginx (ms) | goal |",
+        "each proxy's CPU time per request in that run (from /proc) gives its own ceiling on one core."), "",
+        ("| client-side latency | direct (ms) | relay, added (ms) | nginx, added (ms) | gateway, added (ms) | "
+        "gateway minus nginx (ms) | goal |"),
         "|---|---|---|---|---|---|---|",
         *_latency_rows(result), "",
         "| throughput | direct | nginx | gateway | gateway / nginx | goal |", "|---|---|---|---|---|---|",
         *_throughput_rows(result), "",
-        "Highest throughput on one core, saturated: each proxy alone on its core in front of a backend that costs next to "
+        ("Highest throughput on one core, saturated: each proxy alone on its core in front of a backend that costs next to "
         "nothing (a second nginx answering every completion with the same 4-event stream at once), driven by wrk with "
         f"{SATURATION_CONNECTIONS} connections for {SATURATION_S:g} s from the other core, where the backend also runs. "
-        "The proxy's core use over the run says whether the proxy or the other core set the figure.", "",
+        "The proxy's core use over the run says whether the proxy or the other core set the figure."), "",
         "| saturated, canned backend | backend direct | nginx | gateway | gateway / nginx | goal |", "|---|---|---|---|---|---|",
         *_saturation_rows(result["saturation"]), "",
-        "Where the added TTFT comes from: the emulator's own mean TTFT in each arm's rounds (its "
+        ("Where the added TTFT comes from: the emulator's own mean TTFT in each arm's rounds (its "
         "`vllm:time_to_first_token_seconds` histogram, from when it read the request to its first token) beside the "
         "client's; what lies between them is the wire and, for the proxies, the proxy itself. Then the same processes "
         "again (2 rounds per arm) with the client moved to the proxies' core and the emulator alone on its own. With only "
         "2 cores, each layout puts the client beside something: beside the emulator, the emulator answers the requests "
         "that come from the other core slower than those sent from its own core (the bare relay shows it as much as the "
-        "proxies); beside the proxies, the client and the proxy take turns on one core.", "",
-        "| layout | arm | TTFT p50 vs direct (ms) | TTFT p99 vs direct (ms) | TTFT mean vs direct (ms) | emulator's own TTFT "
-        "mean (ms, vs direct) | between them (ms, vs direct) |", "|---|---|---|---|---|---|---|", *split,
+        "proxies); beside the proxies, the client and the proxy take turns on one core."), "",
+        ("| layout | arm | TTFT p50 vs direct (ms) | TTFT p99 vs direct (ms) | TTFT mean vs direct (ms) | emulator's own TTFT "
+        "mean (ms, vs direct) | between them (ms, vs direct) |"), "|---|---|---|---|---|---|---|", *split,
     ])
 
 

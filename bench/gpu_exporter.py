@@ -111,7 +111,7 @@ def measure(port: int = 9400, idle_s: float = 12.0, load_s: float = 40.0, hold_m
         exporter.terminate()
         log = exporter.communicate(timeout=10)[0]
     gpu = subprocess.run(["nvidia-smi", "-i", "0", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True).stdout.strip()
+                         check=False, capture_output=True, text=True).stdout.strip()
     return {"rows": rows, "energy_mj": (energy_start, energy_end), "energy_elapsed_s": elapsed, "load": tflops,
             "gpu": gpu, "hold_mib": hold_mib, "exporter_log": log[-2000:]}
 
@@ -141,10 +141,10 @@ def recorded_or_measured() -> str:
 def section(result: dict) -> str:
     rows = result["rows"]
     lines = ["### NVML GPU exporter against nvidia-smi on a real GPU", "",
-             f"GPU: {result['gpu']}. `headroom gpu-exporter` (NVML every 1 s) scraped over HTTP once a second, each scrape "
+             (f"GPU: {result['gpu']}. `headroom gpu-exporter` (NVML every 1 s) scraped over HTTP once a second, each scrape "
              "beside an `nvidia-smi --query-gpu` call; idle, then under a torch bf16 8192x8192 matrix-multiply loop "
              f"({_tflops(result['load'])}) that also holds {result['hold_mib']:,} MiB. Medians over the phase; the difference is the "
-             "median of the paired absolute differences (both tools sample the driver at slightly different instants).",
+             "median of the paired absolute differences (both tools sample the driver at slightly different instants)."),
              "", "| field | unit | phase | exporter | nvidia-smi | median abs difference | samples |", "|---|---|---|---|---|---|---|"]
     for field, query in PAIRS.items():
         for phase in ("idle", "load"):
@@ -159,14 +159,14 @@ def section(result: dict) -> str:
             lines.append(f"| {field} ({query}) | {UNITS[field]} | {phase} | {ours:,.1f} | {theirs:,.1f} | {diff:,.1f} | {len(pairs)} |")
     lines += ["", "| profiling field (GPM) | idle | load |", "|---|---|---|"]
     for field in PROFILING:
-        cell = lambda phase: (f"{statistics.median(v):.3f}" if (v := [r['exporter'][field] for r in rows
-                                                                    if r['phase'] == phase and field in r['exporter']]) else "not served")
+        cell = lambda phase: (f"{statistics.median(v):.3f}" if (v := [r['exporter'][field] for r in rows  # noqa: B023
+                                                                    if r['phase'] == phase and field in r['exporter']]) else "not served")  # noqa: B023
         lines.append(f"| {field} | {cell('idle')} | {cell('load')} |")
     start, end = result["energy_mj"]
     load_power = [r["exporter"]["DCGM_FI_DEV_POWER_USAGE"] for r in rows if r["phase"] == "load" and "DCGM_FI_DEV_POWER_USAGE" in r["exporter"]]
     if start is not None and end is not None and load_power:
-        lines += ["", f"Energy counter over the load phase: {(end - start) / 1e3 / result['energy_elapsed_s']:,.1f} W on average "
-                  f"(its increase over {result['energy_elapsed_s']:.1f} s), against {statistics.mean(load_power):,.1f} W mean power reading."]
+        lines += ["", (f"Energy counter over the load phase: {(end - start) / 1e3 / result['energy_elapsed_s']:,.1f} W on average "
+                  f"(its increase over {result['energy_elapsed_s']:.1f} s), against {statistics.mean(load_power):,.1f} W mean power reading.")]
     return "\n".join(lines)
 
 

@@ -89,7 +89,7 @@ def kpa_gap_section() -> str:
                     f"{result.summary['mean_replicas']:.2f} | {result.summary['gpu_hours']:.2f} |")
     return "\n".join([
         "#### Knative's KPA on Azure conv x4, first 30 min: fluid against request-level", "",
-        f"Concurrency the KPA reads each 2 s tick under a fixed fleet of {FIXED_REPLICAS} replicas (its minute means: their "
+        (f"Concurrency the KPA reads each 2 s tick under a fixed fleet of {FIXED_REPLICAS} replicas (its minute means: their "
         f"spread and their correlation with the request level's), then {KPA} itself: the ticks it spends in panic mode, its "
         "mean replicas (starting ones included) and GPU-hours, in one run each (clock phase 0, model seed 0; the "
         "cross-check above averages 3 clock phases). 'fluid' is the cohort replicas a request trace runs on; "
@@ -99,9 +99,9 @@ def kpa_gap_section() -> str:
         f"means (the panic window) passed {PANIC_AT_3}, where {KPA} panics with 3 replicas ready, less often. "
         f"'{BY_COUNT}': also one table for the half hour's mix and every request counted as its mean: over this half "
         "hour the answers shorten from about 290 to 114 tokens while the request rate rises, so it saw the load rise "
-        "that the engine does not.", "",
-        f"| mode | concurrency seen at {FIXED_REPLICAS} replicas, mean | 90th percentile | 6 s means over {PANIC_AT_3} | "
+        "that the engine does not."), "",
+        (f"| mode | concurrency seen at {FIXED_REPLICAS} replicas, mean | 90th percentile | 6 s means over {PANIC_AT_3} | "
         "spread of minute means | "
-        f"correlation of minute means with request-level | {KPA}: panic ticks | mean replicas | GPU-h |",
+        f"correlation of minute means with request-level | {KPA}: panic ticks | mean replicas | GPU-h |"),
         "|---|---|---|---|---|---|---|---|---|", *rows,
     ])

@@ -58,12 +58,12 @@ def crosscheck_section(replicas: int = 2, rate_scale: float = 2.0) -> str:
     return "\n".join([
         "## Load campaign against the simulator",
         "",
-        f"The first {SLICE_S / 60:.0f} minutes of Azure conv at {rate_scale:g}x, replayed by a campaign through `headroom up`'s "
+        (f"The first {SLICE_S / 60:.0f} minutes of Azure conv at {rate_scale:g}x, replayed by a campaign through `headroom up`'s "
         f"gateway to {replicas} emulated replicas (real processes, wall clock) and by `headroom simulate --policy "
-        f"static:{replicas}` (virtual time), Llama-3.1-8B on H100 in both. Campaign: a `trace` shape on `../{rel}`.",
+        f"static:{replicas}` (virtual time), Llama-3.1-8B on H100 in both. Campaign: a `trace` shape on `../{rel}`."),
         "",
         *lines,
         "",
-        f"Campaign: {live['completed']} completed, {live['failed']} failed of {live['planned']}; generator lag p99 "
-        f"{live['generator_lag_p99_ms']:.1f} ms.",
+        (f"Campaign: {live['completed']} completed, {live['failed']} failed of {live['planned']}; generator lag p99 "
+        f"{live['generator_lag_p99_ms']:.1f} ms."),
     ])

@@ -144,14 +144,14 @@ def loop_cost_section() -> str:
     return "\n".join([
         "## Autoscaler loop cost",
         "",
-        f"One pass of the loop (counts, the Prometheus source's queries, the predictive policy, the dry-run actuator) over "
+        (f"One pass of the loop (counts, the Prometheus source's queries, the predictive policy, the dry-run actuator) over "
         f"{r['targets']} targets, against a real Prometheus scraping {r['replicas']} synthetic vLLM exporters every second "
         f"(each serving vLLM's series for all {r['targets']} models: {r['targets'] * r['replicas']} replica series per "
         f"metric); {r['passes']} passes. The source asks one query per signal for all targets at once (11, the "
-        "gateway's arrivals and queue among them, which find no gateway here).",
+        "gateway's arrivals and queue among them, which find no gateway here)."),
         "",
         "| targets | decided per pass | pass median (s) | p95 (s) | max (s) | stale target-passes | goal |",
         "|---|---|---|---|---|---|---|",
-        f"| {r['targets']} | {r['decided']} | {r['median_s']:.3f} | {r['p95_s']:.3f} | {r['max_s']:.3f} | "
-        f"{r['stale_target_passes']} | <= 1 s: {verdict} |",
+        (f"| {r['targets']} | {r['decided']} | {r['median_s']:.3f} | {r['p95_s']:.3f} | {r['max_s']:.3f} | "
+        f"{r['stale_target_passes']} | <= 1 s: {verdict} |"),
     ])

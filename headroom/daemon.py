@@ -68,7 +68,7 @@ class Daemon:
         config_path = self.run_dir / f"{self.name}.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         log_path = self.run_dir / f"{self.name}.log"
-        with open(log_path, "ab") as log_file:
+        with open(log_path, "ab") as log_file:  # noqa: ASYNC230
             self.process = await asyncio.create_subprocess_exec(
                 *self.command(config_path), stdout=log_file, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
                 preexec_fn=die_with_parent)

@@ -87,7 +87,7 @@ def _read_stream(response, sent: float) -> Measured:
             if not message:
                 break
             timer.feed(message, now)
-    except Exception as e:  # connection reset mid-stream: a failed request, with what was measured so far
+    except Exception as e:  # connection reset mid-stream: a failed request, with what was measured so far  # noqa: BLE001
         timer._fail(f"{type(e).__name__}: {e}")
     finally:
         raw.release()
@@ -108,7 +108,7 @@ class CampaignUser(FastHttpUser):
         session.clientpool = SendTimedPool(**session.clientpool.client_args)
 
     def _fire(self, name: str, seconds: float, tokens: int) -> None:
-        if seconds == seconds:  # not NaN
+        if not math.isnan(seconds):
             self.environment.events.request.fire(request_type="LLM", name=name, response_time=seconds * 1000.0,
                                                  response_length=tokens, exception=None, context={})
 

@@ -19,7 +19,7 @@ class RecordWriter:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = open(path, "a", buffering=1)
+        self._file = open(path, "a", buffering=1)  # noqa: SIM115
 
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record, allow_nan=True) + "\n")

@@ -114,13 +114,13 @@ def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = Fal
                 port = _free_port()
                 master = subprocess.Popen([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
                                            "--master-bind-port", str(port), "--expect-workers", str(workers)], env=env,
-                                          stdout=output, stderr=output, preexec_fn=die_with_parent)
+                                          stdout=output, stderr=output, preexec_fn=die_with_parent)  # noqa: PLW1509
                 processes.append(master)
                 for _ in range(workers):
                     processes.append(subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                                      env=env, stdout=output, stderr=output, preexec_fn=die_with_parent))
+                                                      env=env, stdout=output, stderr=output, preexec_fn=die_with_parent))  # noqa: PLW1509
             else:
-                master = subprocess.Popen([*common, *report], env=env, stdout=output, stderr=output, preexec_fn=die_with_parent)
+                master = subprocess.Popen([*common, *report], env=env, stdout=output, stderr=output, preexec_fn=die_with_parent)  # noqa: PLW1509
                 processes.append(master)
             limit = (float(workload.arrival_s[-1]) if len(workload) else 0.0) + campaign.timeout_s + 120.0
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import threading
@@ -115,7 +116,7 @@ def timed_stream(port: int, path: str, body: dict) -> tuple[float, list[float]]:
                 break
             now = time.perf_counter()
             stamps += [now] * (data.count(b"data: {") - data.count(b'"choices": []'))
-    return stamps[0] - t0, [b - a for a, b in zip(stamps, stamps[1:])]
+    return stamps[0] - t0, [b - a for a, b in itertools.pairwise(stamps)]
 
 
 class GatewayServer:

@@ -143,7 +143,10 @@ def prompt_token_weight(profile: Profile, prompts: np.ndarray, outputs: np.ndarr
     `stretch` times longer, over the same arrivals. A fluid model counts a request as (output + weight x prompt)
     tokens over the mix's mean, so a stretch of a trace with long prompts or short answers loads it as the engine
     would be loaded, not by its request count alone."""
-    held = lambda p, o: (lambda row: row.running + row.waiting)(_measure_row(profile, p, o, rate, duration_s, seed, 1.0, 1.0))
+    def held(p, o):
+        row = _measure_row(profile, p, o, rate, duration_s, seed, 1.0, 1.0)
+        return row.running + row.waiting
+
     base = held(prompts, outputs)
     longer = lambda tokens: np.maximum(1, np.round(tokens * stretch)).astype(tokens.dtype)
     per_prompt_token = (held(longer(prompts), outputs) - base) / ((stretch - 1) * prompts.mean())

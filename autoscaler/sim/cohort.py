@@ -324,11 +324,9 @@ class CohortReplicas:
         mean_decoding = concurrency_s / dt
         busy_share = np.divide(decode_busy_s, decode_steps_s, out=np.zeros(rows), where=decode_steps_s > 0)
         busy = prefill_busy + np.minimum(np.maximum(dt - prefill_s, 0.0), -np.expm1(-mean_decoding) * dt) * busy_share
-        # queued over the step: a served slice until its first tokens, the rest all along (from its arrival)
+        # a served slice is queued from its arrival (or the step's start) until its first tokens
         present_from = np.maximum(arrival, now)
         served_until = np.clip(arrival + 0.5 * (first + last), present_from, now + dt)
-        mean_queued = ((take * (served_until - present_from)).sum(axis=1)
-                       + ((requests - take) * (now + dt - present_from)).sum(axis=1)) / dt if len(order) else np.zeros(rows)
         # of those, the ones being prefilled run (vLLM counts them running): each for its prompt's step, or a full
         # chunk's worth of prompts all along while a backlog keeps the budget full
         bound = prefilled_tokens >= 0.999 * prefill_rate * dt

@@ -77,17 +77,17 @@ class Observer:
         span = now.time - then.time
         rate = (lambda a, b: (a - b) / span) if span > 0 else (lambda a, b: 0.0)
         itl_count = now.itl_count - then.itl_count
-        read = dict(
-            replicas=now.replicas,
-            arrival_rate=rate(now.arrivals, then.arrivals),
-            completion_rate=rate(now.completions, then.completions),
-            prompt_tokens_rate=rate(now.prompt_tokens, then.prompt_tokens),
-            output_tokens_rate=rate(now.output_tokens, then.output_tokens),
-            ttft_p95_s=histogram_quantile(0.95, TTFT_BUCKETS, now.ttft_counts - then.ttft_counts),
-            itl_mean_s=(now.itl_sum - then.itl_sum) / itl_count if itl_count > 0 else math.nan,
-            gateway_queue=now.gateway_queue,
-            window_s=self.window_s,
-        )
+        read = {
+            "replicas": now.replicas,
+            "arrival_rate": rate(now.arrivals, then.arrivals),
+            "completion_rate": rate(now.completions, then.completions),
+            "prompt_tokens_rate": rate(now.prompt_tokens, then.prompt_tokens),
+            "output_tokens_rate": rate(now.output_tokens, then.output_tokens),
+            "ttft_p95_s": histogram_quantile(0.95, TTFT_BUCKETS, now.ttft_counts - then.ttft_counts),
+            "itl_mean_s": (now.itl_sum - then.itl_sum) / itl_count if itl_count > 0 else math.nan,
+            "gateway_queue": now.gateway_queue,
+            "window_s": self.window_s,
+        }
         self._read_cache = (k, read)
         return read
 

@@ -131,7 +131,7 @@ class PrometheusSource:
         promql = self.config.gpu_util_query if name == "gpu_util" else self.config.query(name)
         try:
             return self._query(promql), None
-        except Exception as err:  # down, slow, refused, a bad answer
+        except Exception as err:  # down, slow, refused, a bad answer  # noqa: BLE001
             return [], f"{name}: {type(err).__name__}: {err}"
 
     def snapshots(self, counts: dict[str, FleetCounts], now: float | None = None) -> dict[str, Snapshot]:

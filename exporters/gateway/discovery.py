@@ -108,7 +108,7 @@ class Discovery:
         if self.config.kubernetes_service is not None:
             try:
                 await asyncio.to_thread(self._read_kubernetes)
-            except Exception as err:  # the API server away: keep routing to what was known
+            except Exception as err:  # the API server away: keep routing to what was known  # noqa: BLE001
                 log.warning("EndpointSlices of %s: %s; keeping %d targets", self.config.kubernetes_service, err, len(self._k8s_targets))
         targets = sorted(set(self.config.static) | set(self._file_targets) | set(self._k8s_targets))
         if targets != self._last:

@@ -10,9 +10,7 @@ from serving.contracts.tokens import words
 from serving.engine.profile import BLOCK_SIZE
 
 # Synthetic output vocabulary: plain ASCII words, so they need no JSON escaping.
-VOCABULARY = tuple(
-    ["the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "more", "can", "about", "said", "time", "only", "new", "some", "could", "these", "two", "may", "first", "then", "do", "any", "like", "other", "my", "now", "over", "such", "our", "man", "me", "even", "most", "made", "after", "also"]
-)
+VOCABULARY = ("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "more", "can", "about", "said", "time", "only", "new", "some", "could", "these", "two", "may", "first", "then", "do", "any", "like", "other", "my", "now", "over", "such", "our", "man", "me", "even", "most", "made", "after", "also")
 _WORDS = tuple(w.encode() for w in VOCABULARY)
 _SPACED = tuple(b" " + w for w in _WORDS)
 

@@ -88,7 +88,7 @@ class Replica:
         self.model_name = config.served_model_name or profile.model.name
         self.engine = Engine(profile)
         self.loop = asyncio.get_running_loop()
-        self._request_log = open(config.request_log, "a", buffering=1) if config.request_log else None
+        self._request_log = open(config.request_log, "a", buffering=1) if config.request_log else None  # noqa: SIM115
         self.started_at = self.loop.time()
         self.draining = False
         self.engine_failed = False  # the engine loop died: /health answers 500, as vLLM's does on a dead engine

@@ -129,7 +129,7 @@ class LocalFleet:
         out = asyncio.subprocess.DEVNULL
         if self.config.log_dir:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.config.log_dir / f"{name}.log", "ab")
+            out = open(self.config.log_dir / f"{name}.log", "ab")  # noqa: ASYNC230, SIM115
         process = await asyncio.create_subprocess_exec(*cmd, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL,
                                                        preexec_fn=die_with_parent)
         if out is not asyncio.subprocess.DEVNULL:
@@ -203,7 +203,7 @@ class LocalFleet:
         self._publish()
         pending = [r for r in self.replicas if r.state is not ReplicaState.EXITED]
         if pending:
-            done, not_done = await asyncio.wait([asyncio.create_task(r.exited.wait()) for r in pending], timeout=timeout)
+            _done, _not_done = await asyncio.wait([asyncio.create_task(r.exited.wait()) for r in pending], timeout=timeout)
             for replica in pending:
                 if replica.process.returncode is None:
                     replica.process.kill()

@@ -57,7 +57,7 @@ def test_alertmanager_notifies_the_receiver_firing_then_resolved(tmp_path):
 
     asyncio.run(scenario())
     lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert [a["status"] for a in lines][0] == "firing" and lines[-1]["status"] == "resolved"
+    assert next(a["status"] for a in lines) == "firing" and lines[-1]["status"] == "resolved"
     assert {a["alertname"] for a in lines} == {"HeadroomTTFTBudgetBurn"}
     assert lines[0]["runbook_url"] == "file:///r/HeadroomTTFTBudgetBurn.md" and lines[0]["labels"]["model_name"] == "m"
 

@@ -3,6 +3,7 @@ p95 TTFT of what is sent from one cold start (plus a control interval and the ob
 within the SLO again."""
 
 import asyncio
+import itertools
 
 import pandas as pd
 import pytest
@@ -64,7 +65,7 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
         edges.append(edges[-1] + duration)
     asked_in = lambda a, b: frame[(frame["t"] >= a) & (frame["t"] < b)]["asked"]
     # up with the steps (the fleet is asked for more in each higher stage than in the one before) and back down
-    peaks = [asked_in(a, b).max() for a, b in zip(edges, edges[1:])]
+    peaks = [asked_in(a, b).max() for a, b in itertools.pairwise(edges)]
     assert peaks[1] > peaks[0] and peaks[2] > peaks[1], peaks
     assert frame[frame["t"] >= edges[3]]["asked"].min() < peaks[2], peaks
     # one cold start (3 s), the process start (2 s), a control interval (3 s) and the observation lag (~2 scrapes)

@@ -85,11 +85,11 @@ def test_open_loop_holds_its_rate_against_a_slow_server(tmp_path):
 def test_bad_campaign_and_unreachable_target_exit_non_zero(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntarget: http://127.0.0.1:9\nmodel: m\nshape: {kind: constant, rate: -2}\nduration_s: 5\n")
-    proc = subprocess.run([*HEADROOM, "loadtest", "run", str(bad)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([*HEADROOM, "loadtest", "run", str(bad)], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "shape.constant.rate" in proc.stderr and "(got -2)" in proc.stderr
     path = campaign_file(tmp_path, "http://127.0.0.1:9", "m")
     proc = subprocess.run([*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unreachable" in proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["partial"] and summary["unanswered"] == 32
@@ -106,14 +106,14 @@ def test_interrupted_run_keeps_partial_results(tmp_path, stop):
         path = campaign_file(tmp_path, emulator.url, emulator.model, duration_s=600)
         proc = subprocess.Popen([*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": os.getcwd()}, preexec_fn=_default_sigint)
+                                env={**os.environ, "PYTHONPATH": os.getcwd()}, preexec_fn=_default_sigint)  # noqa: PLW1509
         deadline = time.time() + 180
         records = tmp_path / "out" / "records"
         while time.time() < deadline and not any(p.stat().st_size for p in records.glob("*.jsonl")):
             time.sleep(0.5)
         time.sleep(2)
         proc.send_signal(stop)
-        out, err = proc.communicate(timeout=60)
+        _out, _err = proc.communicate(timeout=60)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert proc.returncode == 1 and summary["partial"] and "interrupted" in summary["partial_reason"]
     assert 0 < summary["completed"] < summary["planned"] == 2400

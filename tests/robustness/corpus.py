@@ -86,8 +86,8 @@ PROTOCOL: list[tuple[str, tuple[bytes, ...]]] = [
         "/v1/completions", json.dumps(_OK).encode(), {"connection": "close"}),)),
     ("expect 100-continue", (rawhttp.post("/v1/completions", json.dumps(_OK).encode(), {"expect": "100-continue"}),)),
     ("expect something else", (rawhttp.post("/v1/completions", json.dumps(_OK).encode(), {"expect": "bananas"}),)),
-    ("content-length and chunked together", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
-                                             b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n",)),
+    ("content-length and chunked together", ((b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
+                                             b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"),)),
     ("two content-lengths", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 40\r\n\r\n{}",)),
     ("negative content-length", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n",)),
     ("bad chunk size", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",)),

@@ -53,7 +53,7 @@ class Kpa:
     def decide(self, snapshot: Snapshot, state: KpaState) -> tuple[Decision, KpaState]:
         now = snapshot.time_s
         extra = snapshot.extra
-        concurrency = extra["in_flight_now"] if "in_flight_now" in extra else snapshot.in_flight
+        concurrency = extra.get("in_flight_now", snapshot.in_flight)
         times = state.times[bisect.bisect_right(state.times, now - self.stable_window_s):] + (now,)
         values = state.values[len(state.values) + 1 - len(times):] + (concurrency,)
         stable = sum(values) / len(values)

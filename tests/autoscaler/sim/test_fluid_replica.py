@@ -1,6 +1,8 @@
 """The fluid replica: steady states on the load table, gradual batch filling, backlog drained at the saturated rate,
 completions that lag the state by a residence time."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -39,7 +41,7 @@ def test_a_surge_fills_the_batch_gradually_then_queues(table):
     model = ReplicaDynamics(table, 1.0)
     rate = 2.0 * table.max_throughput_rps
     trace = run(model, rate, 300)
-    assert all(b >= a for a, b in zip(trace, trace[1:]))  # monotone filling
+    assert all(b >= a for a, b in itertools.pairwise(trace))  # monotone filling
     assert trace[0] < model.n_sat  # not full after one second
     # once the batch is full, the excess queues at the arrival rate minus the saturated throughput
     late = np.diff(trace[-50:])

@@ -23,7 +23,7 @@ def test_free_slot_is_taken_at_once_then_requests_wait():
     async def scenario():
         adm = admission(slots=2)
         first, wait1 = await adm.acquire("m", "t")
-        second, _ = await adm.acquire("m", "t")
+        _second, _ = await adm.acquire("m", "t")
         assert wait1 == 0.0 and first.outstanding == 2
         third = asyncio.create_task(adm.acquire("m", "t"))
         await asyncio.sleep(0.01)

@@ -186,8 +186,8 @@ def bearer(i: int) -> dict:
 
 # what a recording backend streams: odd chunk boundaries (an event split in two, two events in one chunk), UTF-8
 SCRIPTED_CHUNKS = [b'data: {"id":"x","choices":[{"index":0,"text":"h\xc3\xa9', b'llo","finish_reason":null}]}\n\n',
-                   b'data: {"id":"x","choices":[{"index":0,"text":" w","finish_reason":null}]}\n\ndata: {"id":"x","choices":'
-                   b'[{"index":0,"text":"orld","finish_reason":"length"}]}\n\n', b"data: [DONE]\n\n"]
+                   (b'data: {"id":"x","choices":[{"index":0,"text":" w","finish_reason":null}]}\n\ndata: {"id":"x","choices":'
+                   b'[{"index":0,"text":"orld","finish_reason":"length"}]}\n\n'), b"data: [DONE]\n\n"]
 
 
 async def scripted(request, resp):

@@ -74,7 +74,7 @@ def test_invariants_under_random_load_with_preemption(seed):
 def test_preemption_happens_and_preempted_request_completes():
     engine = small_profile(blocks=24, max_num_seqs=8, max_batched=512)
     requests = [EngineRequest(f"r{i}", 64, 128) for i in range(6)]  # 6 x 12 blocks at the end > 24 blocks
-    emitted, finished = drive(engine, [(0, r) for r in requests])
+    _emitted, finished = drive(engine, [(0, r) for r in requests])
     preempted = [r for r in requests if r.num_preemptions > 0]
     assert engine.scheduler.num_preemptions > 0 and preempted
     assert all(r.output_tokens == 128 for r in requests)
@@ -120,7 +120,7 @@ def test_prefix_cache_hits_shared_prefix_and_counts_tokens():
     engine.add(b)
     step = engine.step()
     assert b.prefix_hit_tokens == 128
-    assert dict((r.request_id, n) for r, n in step.batch.items)["b"] == 200 - 128
+    assert {r.request_id: n for r, n in step.batch.items}["b"] == 200 - 128
     assert engine.scheduler.prefix_hits_tokens == 128
     assert engine.scheduler.prefix_queries_tokens == 400
 
