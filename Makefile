@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prometheus prometheus-alertmanager python3-venv nodejs npm chromium chromium-driver
 NODE_PINS := '@kubernetes-models/prometheus-operator@6.0.0' '@kubernetes-models/keda@2.0.0'
 
-.PHONY: install demo test test-fast bench image clean
+.PHONY: install demo lint test test-fast bench image clean
 
 install: $(VENV)/.installed
 
@@ -41,8 +41,15 @@ demo: install
 # two workers: the unit tests are CPU-bound, the integration tests mostly wait on real processes; the two live tests
 # that time the autoscaled fleet share one worker (xdist_group), and both phases run even when the first fails
 WORKERS ?= 2
+# lint and format first (seconds): a finding fails the run, after the tests have run too
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 test: install
 	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
 	$(BIN)/python -m pytest -q -m "not integration" -n $(WORKERS) || status=1; \
 	$(BIN)/python -m pytest -q -m integration -n $(WORKERS) --dist loadgroup || status=1; \
 	exit $$status

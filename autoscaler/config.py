@@ -64,10 +64,15 @@ class TargetConfig(Strict):
     capacity: Capacity
     fill: float = Field(0.9, gt=0, le=1)
     scale_down_window_s: float = Field(60.0, ge=0, description="a lower count must be recommended this long first")
-    scale_down_window_unproven_s: float = Field(300.0, ge=0, description="the same while the forecast has too few "
-                                                "scored errors to tell a lull from the end of the load")
+    scale_down_window_unproven_s: float = Field(
+        300.0,
+        ge=0,
+        description="the same while the forecast has too few scored errors to tell a lull from the end of the load",
+    )
     cooldown_s: float = Field(60.0, ge=0, description="no scale-down this soon after a change")
-    rise_memory_s: float = Field(600.0, ge=0, description="this long after a scale-up, scale down only with more headroom")
+    rise_memory_s: float = Field(
+        600.0, ge=0, description="this long after a scale-up, scale down only with more headroom"
+    )
     actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
 
     @model_validator(mode="after")

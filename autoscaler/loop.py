@@ -72,9 +72,22 @@ class AutoscalerLoop:
                 except Exception as err:  # noqa: BLE001
                     self.metrics.actuations.labels(target.name, "failed").inc()
                     log.error(json.dumps({"event": "actuation_failed", "target": target.name, "error": str(err)}))
-            log.info(json.dumps({"event": "decision", "target": target.name, "time": now, "current": snapshot.desired,
-                                 "ready": snapshot.ready, "desired": decision.desired, "stale": snapshot.stale,
-                                 "leading": leading, "changed": changed, "reasons": list(decision.reasons)}))
+            log.info(
+                json.dumps(
+                    {
+                        "event": "decision",
+                        "target": target.name,
+                        "time": now,
+                        "current": snapshot.desired,
+                        "ready": snapshot.ready,
+                        "desired": decision.desired,
+                        "stale": snapshot.stale,
+                        "leading": leading,
+                        "changed": changed,
+                        "reasons": list(decision.reasons),
+                    }
+                )
+            )
         self.metrics.loop_duration.observe(time.perf_counter() - started)
         self.metrics.last_success.set(now)
         return decisions
@@ -86,5 +99,7 @@ class AutoscalerLoop:
             decision, target.state = target.policy.decide(snapshot, target.state)
             return decision
         except Exception as err:  # noqa: BLE001
-            log.error(json.dumps({"event": "policy_failed", "target": target.name, "error": f"{type(err).__name__}: {err}"}))
+            log.error(
+                json.dumps({"event": "policy_failed", "target": target.name, "error": f"{type(err).__name__}: {err}"})
+            )
             return Decision(snapshot.desired, (f"held: the policy failed ({type(err).__name__})",))

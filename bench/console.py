@@ -48,9 +48,29 @@ def open_page(browser, url: str, timeout_s: float = 60) -> dict[str, int]:
 
 def started_stack(run_dir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     """`headroom up` with the autoscaler and the console on free ports, and the URLs it printed."""
-    proc = subprocess.Popen([sys.executable, "-m", "headroom", "up", "--autoscale", "--replicas", "1", "--port", "0",
-                             "--prometheus-port", "0", "--console-port", "0", "--cold-start", "1", "--run-dir",
-                             str(run_dir)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "headroom",
+            "up",
+            "--autoscale",
+            "--replicas",
+            "1",
+            "--port",
+            "0",
+            "--prometheus-port",
+            "0",
+            "--console-port",
+            "0",
+            "--cold-start",
+            "1",
+            "--run-dir",
+            str(run_dir),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     urls, deadline = {}, time.time() + 180
     while time.time() < deadline:
         line = proc.stderr.readline()
@@ -82,8 +102,14 @@ def page_load_times() -> list[dict]:
                     started = time.perf_counter()
                     found = open_page(browser, f"{urls['console']}/{path}")
                     seconds.append(time.perf_counter() - started)
-                rows.append({"page": title, "p50": float(np.median(seconds)), "max": max(seconds),
-                             "errors": found["stException"] + found["stAlertContentError"]})
+                rows.append(
+                    {
+                        "page": title,
+                        "p50": float(np.median(seconds)),
+                        "max": max(seconds),
+                        "errors": found["stException"] + found["stAlertContentError"],
+                    }
+                )
             return rows
         finally:
             if browser is not None:
@@ -96,14 +122,25 @@ def console_section() -> str:
     from bench.__main__ import _table
 
     rows = page_load_times()
-    return "\n".join([
-        "## Console page load times",
-        "",
-        (f"`headroom up --autoscale` with its console on this machine, 30 s of load through the gateway at 20 req/s, "
-        f"then each page opened {LOADS} times in headless Chromium (Debian's, through chromedriver): seconds from "
-        "the request until Streamlit has run the page and drawn its charts. The first load of a page fills the "
-        "15 s query cache; later loads within 15 s read it."),
-        "",
-        _table(rows, [("page", "page", ""), ("p50", "p50 s", "{:.2f}"), ("max", "max s", "{:.2f}"),
-                      ("errors", "error elements", "")]),
-    ])
+    return "\n".join(
+        [
+            "## Console page load times",
+            "",
+            (
+                f"`headroom up --autoscale` with its console on this machine, 30 s of load through the gateway at 20 req/s, "
+                f"then each page opened {LOADS} times in headless Chromium (Debian's, through chromedriver): seconds from "
+                "the request until Streamlit has run the page and drawn its charts. The first load of a page fills the "
+                "15 s query cache; later loads within 15 s read it."
+            ),
+            "",
+            _table(
+                rows,
+                [
+                    ("page", "page", ""),
+                    ("p50", "p50 s", "{:.2f}"),
+                    ("max", "max s", "{:.2f}"),
+                    ("errors", "error elements", ""),
+                ],
+            ),
+        ]
+    )

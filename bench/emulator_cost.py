@@ -59,12 +59,18 @@ class _Stream(asyncio.Protocol):
 async def _drive(port: int, model: str, streams: int, seconds: float, pid: int) -> dict:
     import json
 
-    body = json.dumps({"model": model, "prompt": "w " * 128, "max_tokens": 256, "ignore_eos": True, "stream": True}).encode()
-    request = (b"POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
-               % (len(body), body))
+    body = json.dumps(
+        {"model": model, "prompt": "w " * 128, "max_tokens": 256, "ignore_eos": True, "stream": True}
+    ).encode()
+    request = (
+        b"POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+        % (len(body), body)
+    )
     counter = [0, 0, 0]  # tokens, completed requests, stop flag
     loop = asyncio.get_running_loop()
-    clients = [(await loop.create_connection(lambda: _Stream(request, counter), "127.0.0.1", port))[1] for _ in range(streams)]
+    clients = [
+        (await loop.create_connection(lambda: _Stream(request, counter), "127.0.0.1", port))[1] for _ in range(streams)
+    ]
     await asyncio.sleep(min(5.0, seconds / 3))  # warm up to steady state
     tokens0, cpu0, t0 = counter[0], cpu_seconds(pid), time.perf_counter()
     await asyncio.sleep(seconds)
@@ -72,17 +78,26 @@ async def _drive(port: int, model: str, streams: int, seconds: float, pid: int) 
     counter[2] = 1
     for c in clients:
         c.transport.close()
-    return {"streams": streams, "seconds": round(wall, 1), "tokens": tokens, "emulator_cpu_s": round(cpu, 2),
-            "tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu if cpu else float("inf"),
-            "emulator_cpu_share": cpu / wall}
+    return {
+        "streams": streams,
+        "seconds": round(wall, 1),
+        "tokens": tokens,
+        "emulator_cpu_s": round(cpu, 2),
+        "tokens_per_s": tokens / wall,
+        "tokens_per_cpu_s": tokens / cpu if cpu else float("inf"),
+        "emulator_cpu_share": cpu / wall,
+    }
 
 
 def measure(levels=(4, 64, 256), seconds: float = 15.0, profile: str = "llama-3.1-8b-h100") -> list[dict]:
     rows = []
     for streams in levels:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "headroom", "emulate", "--port", str(port), "--profile", profile],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "headroom", "emulate", "--port", str(port), "--profile", profile],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_port(port)
             from serving.profiles import load_profile

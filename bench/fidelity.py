@@ -17,8 +17,13 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "refer
 POINTS_CSV = SHARED / "vllm_points.csv"
 
 MODEL_KEYS = {"Llama-3.1-8B": "llama-3.1-8b", "Llama-3-8B": "llama-3-8b", "Llama-3.3-70B": "llama-3.1-70b"}
-METRICS = [("ttft_ms", "mean_ttft_s", 1e3), ("itl_ms", "mean_itl_s", 1e3), ("e2e_ms", "mean_e2e_s", 1e3),
-           ("output_tokens_per_s", "output_tokens_per_s", 1.0), ("requests_per_s", "requests_per_s", 1.0)]
+METRICS = [
+    ("ttft_ms", "mean_ttft_s", 1e3),
+    ("itl_ms", "mean_itl_s", 1e3),
+    ("e2e_ms", "mean_e2e_s", 1e3),
+    ("output_tokens_per_s", "output_tokens_per_s", 1.0),
+    ("requests_per_s", "requests_per_s", 1.0),
+]
 
 # ShareGPT as vLLM's benchmarks sample it (prompt <= 1024, prompt + output <= 2048, output >= 4 tokens).
 # The dataset is not shipped here; this stand-in matches its published token totals with the Llama
@@ -109,7 +114,9 @@ def predict(row: Row, efficiency: Efficiency | None = None, seeds: int = 3) -> d
         n = 1024
         stats = offline(profile_for(row, efficiency, True), [(int(r["input_tokens"]), int(r["output_tokens"]))] * n)
     elif r["e2e_ms"]:  # vllm bench latency: one batch of `concurrency` requests
-        stats = offline(profile_for(row, efficiency, True), [(int(r["input_tokens"]), int(r["output_tokens"]))] * int(conc))
+        stats = offline(
+            profile_for(row, efficiency, True), [(int(r["input_tokens"]), int(r["output_tokens"]))] * int(conc)
+        )
     else:
         prompt, output = (int(r["input_tokens"]), int(r["output_tokens"])) if r["input_tokens"] else LIGHT_LOAD_LENGTHS
         stats = fixed_concurrency(profile_for(row, efficiency), prompt, output, int(conc))
@@ -127,12 +134,20 @@ def fidelity_table(efficiency: Efficiency | None = None) -> list[dict]:
     for row in load_rows():
         predicted = predict(row, efficiency)
         for col, value in row.measured().items():
-            out.append({
-                "row": row.label, "engine": row.engine, "metric": col, "measured": value,
-                "predicted": predicted[col], "error": predicted[col] / value - 1.0,
-                "goal": "+-20%" if row.is_vllm else "shape / bound",
-                "note": "older vLLM release (efficiency set vllm-v0.5)" if row.legacy else ("" if row.is_vllm else "other engine, usually faster than vLLM"),
-            })
+            out.append(
+                {
+                    "row": row.label,
+                    "engine": row.engine,
+                    "metric": col,
+                    "measured": value,
+                    "predicted": predicted[col],
+                    "error": predicted[col] / value - 1.0,
+                    "goal": "+-20%" if row.is_vllm else "shape / bound",
+                    "note": "older vLLM release (efficiency set vllm-v0.5)"
+                    if row.legacy
+                    else ("" if row.is_vllm else "other engine, usually faster than vLLM"),
+                }
+            )
     return out
 
 
@@ -152,8 +167,13 @@ def fit_efficiency(start: Efficiency | None = None) -> tuple[Efficiency, float]:
 
     def make(x) -> Efficiency:
         bw, overhead_ms, per_seq_us = x
-        return start.model_copy(update={"bandwidth": min(max(bw, 0.3), 0.98), "step_overhead_s": max(overhead_ms, 0) / 1e3,
-                                        "per_seq_overhead_s": max(per_seq_us, 0) / 1e6})
+        return start.model_copy(
+            update={
+                "bandwidth": min(max(bw, 0.3), 0.98),
+                "step_overhead_s": max(overhead_ms, 0) / 1e3,
+                "per_seq_overhead_s": max(per_seq_us, 0) / 1e6,
+            }
+        )
 
     def loss(x) -> float:
         eff = make(x)
@@ -166,7 +186,9 @@ def fit_efficiency(start: Efficiency | None = None) -> tuple[Efficiency, float]:
             if row is not base_itl:
                 ratio = predict(row, eff)["itl_ms"] / float(row.raw["itl_ms"])
                 total += 0.1 * math.log(ratio / base) ** 2
-        total += 0.05 * math.log(eff.bandwidth / 0.8) ** 2 + 0.02 * math.log((eff.per_seq_overhead_s * 1e6 + 1) / 11) ** 2
+        total += (
+            0.05 * math.log(eff.bandwidth / 0.8) ** 2 + 0.02 * math.log((eff.per_seq_overhead_s * 1e6 + 1) / 11) ** 2
+        )
         return total
 
     x0 = [start.bandwidth, start.step_overhead_s * 1e3, start.per_seq_overhead_s * 1e6]

@@ -34,8 +34,10 @@ BODY = json.dumps({"model": MODEL, "prompt": "w " * 16, "max_tokens": 4, "ignore
 
 
 def _request(port: int) -> bytes:
-    return (f"POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(BODY)}\r\n\r\n").encode() + BODY
+    return (
+        f"POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
 
 
 class _Conn(asyncio.Protocol):
@@ -81,8 +83,11 @@ class _Client:
         """(TTFT, end-to-end) seconds of one request."""
         while self.idle and self.idle[-1].closed:
             self.idle.pop()
-        conn = self.idle.pop() if self.idle else (await asyncio.get_running_loop().create_connection(
-            _Conn, "127.0.0.1", self.port))[1]
+        conn = (
+            self.idle.pop()
+            if self.idle
+            else (await asyncio.get_running_loop().create_connection(_Conn, "127.0.0.1", self.port))[1]
+        )
         start = time.perf_counter()
         first, end = await asyncio.wait_for(conn.send(self.request), 30)  # a lost answer fails the run, never hangs it
         self.idle.append(conn)
@@ -165,7 +170,9 @@ PROXY = """
     }}
   }}
 """
-_EVENTS = "".join('data: {{\\"choices\\": [{{\\"text\\": \\"w\\", \\"finish_reason\\": null}}]}}\\n\\n' for _ in range(4))
+_EVENTS = "".join(
+    'data: {{\\"choices\\": [{{\\"text\\": \\"w\\", \\"finish_reason\\": null}}]}}\\n\\n' for _ in range(4)
+)
 CANNED = """
   server {{
     listen 127.0.0.1:{port};
@@ -196,14 +203,27 @@ def measure() -> dict:
     shared, own = cores[0], cores[-1]
     ports = {arm: free_port() for arm in ARMS}
     em = ports["direct"]
-    with tempfile.TemporaryDirectory(prefix="bench-nginx-") as folder, \
-            _process(headroom("emulate", "--port", str(em), "--cold-start", "0"), f"http://127.0.0.1:{em}/v1/models", shared), \
-            _process(headroom("gateway", "--port", str(ports["gateway"]), "--backend", f"127.0.0.1:{em}"),
-                     f"http://127.0.0.1:{ports['gateway']}/ready", own) as gateway, \
-            _process([sys.executable, "-m", "bench.byte_relay", str(ports["relay"]), f"127.0.0.1:{em}"],
-                     f"http://127.0.0.1:{ports['relay']}/v1/models", own) as relay, \
-            _process(nginx_command(Path(folder), PROXY, port=ports["nginx"], upstream=em),
-                     f"http://127.0.0.1:{ports['nginx']}/v1/models", own) as nginx:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-nginx-") as folder,
+        _process(
+            headroom("emulate", "--port", str(em), "--cold-start", "0"), f"http://127.0.0.1:{em}/v1/models", shared
+        ),
+        _process(
+            headroom("gateway", "--port", str(ports["gateway"]), "--backend", f"127.0.0.1:{em}"),
+            f"http://127.0.0.1:{ports['gateway']}/ready",
+            own,
+        ) as gateway,
+        _process(
+            [sys.executable, "-m", "bench.byte_relay", str(ports["relay"]), f"127.0.0.1:{em}"],
+            f"http://127.0.0.1:{ports['relay']}/v1/models",
+            own,
+        ) as relay,
+        _process(
+            nginx_command(Path(folder), PROXY, port=ports["nginx"], upstream=em),
+            f"http://127.0.0.1:{ports['nginx']}/v1/models",
+            own,
+        ) as nginx,
+    ):
         pids = {"relay": relay.pid, "nginx": nginx.pid, "gateway": gateway.pid}
         os.sched_setaffinity(0, {shared})
         try:
@@ -234,13 +254,24 @@ def saturation() -> dict:
     cores = sorted(os.sched_getaffinity(0))
     shared, own = cores[0], cores[-1]
     backend, proxy, gw = free_port(), free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-saturation-") as folder, \
-            _process(nginx_command(Path(folder) / "backend", CANNED, port=backend), f"http://127.0.0.1:{backend}/v1/models",
-                     shared), \
-            _process(nginx_command(Path(folder) / "proxy", PROXY, port=proxy, upstream=backend),
-                     f"http://127.0.0.1:{proxy}/v1/models", own) as nginx, \
-            _process(headroom("gateway", "--port", str(gw), "--backend", f"127.0.0.1:{backend}"), f"http://127.0.0.1:{gw}/ready",
-                     own) as gateway:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-saturation-") as folder,
+        _process(
+            nginx_command(Path(folder) / "backend", CANNED, port=backend),
+            f"http://127.0.0.1:{backend}/v1/models",
+            shared,
+        ),
+        _process(
+            nginx_command(Path(folder) / "proxy", PROXY, port=proxy, upstream=backend),
+            f"http://127.0.0.1:{proxy}/v1/models",
+            own,
+        ) as nginx,
+        _process(
+            headroom("gateway", "--port", str(gw), "--backend", f"127.0.0.1:{backend}"),
+            f"http://127.0.0.1:{gw}/ready",
+            own,
+        ) as gateway,
+    ):
         script = Path(folder) / "post.lua"
         script.write_text(_WRK_SCRIPT)
         out = {}
@@ -255,9 +286,22 @@ def saturation() -> dict:
 
 def _wrk(wrk: str, script: Path, port: int, seconds: float, cpu: int) -> float:
     """Requests per second wrk reached (one thread, on `cpu`); a run with errors or non-2xx answers fails."""
-    run = subprocess.run([wrk, "-t1", f"-c{SATURATION_CONNECTIONS}", f"-d{seconds:g}s", "-s", str(script),
-                          f"http://127.0.0.1:{port}/v1/completions"], capture_output=True, text=True, timeout=seconds + 60,
-                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), check=True)
+    run = subprocess.run(
+        [
+            wrk,
+            "-t1",
+            f"-c{SATURATION_CONNECTIONS}",
+            f"-d{seconds:g}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/completions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+        check=True,
+    )
     if "Non-2xx" in run.stdout or "Socket errors" in run.stdout:
         raise RuntimeError(f"wrk against port {port} saw failures:\n{run.stdout}")
     return float(next(line.split()[1] for line in run.stdout.splitlines() if line.startswith("Requests/sec:")))
@@ -270,8 +314,12 @@ def _emulator_ttft(port: int) -> np.ndarray:
     """(sum, count) of the emulator's own TTFT histogram: from when it read a request to its first token."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    samples = [s for family in text_string_to_metric_families(text) if family.name == TTFT_HISTOGRAM for s in family.samples]
-    return np.array([sum(s.value for s in samples if s.name == TTFT_HISTOGRAM + suffix) for suffix in ("_sum", "_count")])
+    samples = [
+        s for family in text_string_to_metric_families(text) if family.name == TTFT_HISTOGRAM for s in family.samples
+    ]
+    return np.array(
+        [sum(s.value for s in samples if s.name == TTFT_HISTOGRAM + suffix) for suffix in ("_sum", "_count")]
+    )
 
 
 async def _measure(ports: dict[str, int], pids: dict[str, int], rounds: int = ROUNDS, throughput: bool = True) -> dict:
@@ -291,9 +339,11 @@ async def _measure(ports: dict[str, int], pids: dict[str, int], rounds: int = RO
                 cpu[arm] += cpu_seconds(pids[arm]) - cpu_before
             engine_side[arm] += await asyncio.to_thread(_emulator_ttft, ports["direct"]) - before
     latency = {arm: np.concatenate(arm_rounds) for arm, arm_rounds in samples.items()}
-    result = {"latency": {arm: values.tolist() for arm, values in latency.items()},
-              "emulator_ttft_mean": {arm: float(s / c) for arm, (s, c) in engine_side.items()},
-              "cpu_per_request_ms": {arm: 1000.0 * cpu[arm] / len(latency[arm]) for arm in PROXIES}}
+    result = {
+        "latency": {arm: values.tolist() for arm, values in latency.items()},
+        "emulator_ttft_mean": {arm: float(s / c) for arm, (s, c) in engine_side.items()},
+        "cpu_per_request_ms": {arm: 1000.0 * cpu[arm] / len(latency[arm]) for arm in PROXIES},
+    }
     if throughput:
         result["throughput"], result["throughput_cpu_ms"] = {}, {}
         for arm in ("direct", "nginx", "gateway"):
@@ -312,10 +362,12 @@ def _split_rows(layout: str, run: dict) -> list[str]:
     between = {arm: lat[arm].mean() - engine[arm] for arm in lat}
     p50 = {arm: float(np.median(lat[arm])) for arm in lat}
     p99 = {arm: float(np.quantile(lat[arm], 0.99)) for arm in lat}
-    return [f"| {layout} | {arm} | {p50[arm] - p50['direct']:+.2f} | {p99[arm] - p99['direct']:+.2f} | "
-            f"{lat[arm].mean() - lat['direct'].mean():+.2f} | "
-            f"{engine[arm]:.2f} ({engine[arm] - engine['direct']:+.2f}) | {between[arm]:.2f} ({between[arm] - between['direct']:+.2f}) |"
-            for arm in ARMS]
+    return [
+        f"| {layout} | {arm} | {p50[arm] - p50['direct']:+.2f} | {p99[arm] - p99['direct']:+.2f} | "
+        f"{lat[arm].mean() - lat['direct'].mean():+.2f} | "
+        f"{engine[arm]:.2f} ({engine[arm] - engine['direct']:+.2f}) | {between[arm]:.2f} ({between[arm] - between['direct']:+.2f}) |"
+        for arm in ARMS
+    ]
 
 
 def _latency_rows(result: dict) -> list[str]:
@@ -330,8 +382,10 @@ def _latency_rows(result: dict) -> list[str]:
             gap = added["gateway"] - added["nginx"]
             goal = {(0, 0.5): 0.3, (0, 0.99): 1.0}.get((col, p))
             verdict = "" if goal is None else f"<= {goal:g} ms: {'met' if gap <= goal else 'MISSED'}"
-            rows.append(f"| {name} {label} | {d:.2f} | {added['relay']:+.2f} | {added['nginx']:+.2f} | "
-                        f"{added['gateway']:+.2f} | {gap:+.2f} | {verdict} |")
+            rows.append(
+                f"| {name} {label} | {d:.2f} | {added['relay']:+.2f} | {added['nginx']:+.2f} | "
+                f"{added['gateway']:+.2f} | {gap:+.2f} | {verdict} |"
+            )
     return rows
 
 
@@ -340,63 +394,97 @@ def _throughput_rows(result: dict) -> list[str]:
     ceiling = {arm: 1000.0 / cpu[arm] for arm in ("nginx", "gateway")}
     ratio = ceiling["gateway"] / ceiling["nginx"]
     return [
-        (f"| {CONCURRENCY} streams to the emulator (req/s) | {tp['direct']:,.0f} | {tp['nginx']:,.0f} | {tp['gateway']:,.0f} | "
-        f"{tp['gateway'] / tp['nginx']:.2f} | |"),
+        (
+            f"| {CONCURRENCY} streams to the emulator (req/s) | {tp['direct']:,.0f} | {tp['nginx']:,.0f} | {tp['gateway']:,.0f} | "
+            f"{tp['gateway'] / tp['nginx']:.2f} | |"
+        ),
         f"| proxy CPU per request in that run (ms) | | {cpu['nginx']:.3f} | {cpu['gateway']:.3f} | | |",
-        (f"| ceiling on one core, 1 / CPU per request (req/s) | | {ceiling['nginx']:,.0f} | {ceiling['gateway']:,.0f} | "
-        f"{ratio:.2f} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |"),
-        (f"| proxy CPU per request at {RATE:g} req/s, open loop (ms) | | {result['cpu_per_request_ms']['nginx']:.3f} | "
-        f"{result['cpu_per_request_ms']['gateway']:.3f} | | |"),
+        (
+            f"| ceiling on one core, 1 / CPU per request (req/s) | | {ceiling['nginx']:,.0f} | {ceiling['gateway']:,.0f} | "
+            f"{ratio:.2f} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |"
+        ),
+        (
+            f"| proxy CPU per request at {RATE:g} req/s, open loop (ms) | | {result['cpu_per_request_ms']['nginx']:.3f} | "
+            f"{result['cpu_per_request_ms']['gateway']:.3f} | | |"
+        ),
     ]
 
 
 def _saturation_rows(sat: dict) -> list[str]:
     ratio = sat["gateway"]["rate"] / sat["nginx"]["rate"]
     floor = " (a floor: nginx's core was not saturated)" if sat["nginx"]["busy"] < 0.95 else ""
-    return [(f"| requests/s | {sat['backend']['rate']:,.0f} | {sat['nginx']['rate']:,.0f} | {sat['gateway']['rate']:,.0f} | "
-            f"{ratio:.3f}{floor} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |"),
-            f"| proxy core busy | | {sat['nginx']['busy']:.0%} | {sat['gateway']['busy']:.0%} | | |"]
+    return [
+        (
+            f"| requests/s | {sat['backend']['rate']:,.0f} | {sat['nginx']['rate']:,.0f} | {sat['gateway']['rate']:,.0f} | "
+            f"{ratio:.3f}{floor} | >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'} |"
+        ),
+        f"| proxy core busy | | {sat['nginx']['busy']:.0%} | {sat['gateway']['busy']:.0%} | | |",
+    ]
 
 
 def section(result: dict) -> str:
     lat = result["latency"]
     split = _split_rows("client beside the emulator (above)", result) + _split_rows(
-        "client beside the proxies, the emulator alone", result["client_beside_proxies"])
+        "client beside the proxies, the emulator alone", result["client_beside_proxies"]
+    )
     counts = ", ".join(f"{arm} {len(lat[arm])}" for arm in ARMS)
-    return "\n".join([
-        "### Gateway overhead against nginx and direct", "",
-        (f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
-        f"and 4 output tokens. Latency: open-loop Poisson arrivals at {RATE:g} requests/s, {ROUNDS} alternating rounds of "
-        f"{ROUND_S:g} s per arm ({counts} requests): direct; through a byte relay with no HTTP parsing "
-        "(`bench/byte_relay.py`, the floor of any proxy in this layout: two more loopback hops and wake-ups per response); "
-        "through Debian's nginx as a streaming reverse proxy (`proxy_buffering off`, keep-alive to the backend, one "
-        "worker process); and through `headroom gateway`. The client times the first event carrying choices and the end "
-        "of the response. The proxies sit on a core of their own (only the arm being measured has traffic), the emulator "
-        "and the client on the other. Throughput: "
-        f"{CONCURRENCY} concurrent streams back to back for {THROUGHPUT_S:g} s through each; the emulator bounds it, so "
-        "each proxy's CPU time per request in that run (from /proc) gives its own ceiling on one core."), "",
-        ("| client-side latency | direct (ms) | relay, added (ms) | nginx, added (ms) | gateway, added (ms) | "
-        "gateway minus nginx (ms) | goal |"),
-        "|---|---|---|---|---|---|---|",
-        *_latency_rows(result), "",
-        "| throughput | direct | nginx | gateway | gateway / nginx | goal |", "|---|---|---|---|---|---|",
-        *_throughput_rows(result), "",
-        ("Highest throughput on one core, saturated: each proxy alone on its core in front of a backend that costs next to "
-        "nothing (a second nginx answering every completion with the same 4-event stream at once), driven by wrk with "
-        f"{SATURATION_CONNECTIONS} connections for {SATURATION_S:g} s from the other core, where the backend also runs. "
-        "The proxy's core use over the run says whether the proxy or the other core set the figure."), "",
-        "| saturated, canned backend | backend direct | nginx | gateway | gateway / nginx | goal |", "|---|---|---|---|---|---|",
-        *_saturation_rows(result["saturation"]), "",
-        ("Where the added TTFT comes from: the emulator's own mean TTFT in each arm's rounds (its "
-        "`vllm:time_to_first_token_seconds` histogram, from when it read the request to its first token) beside the "
-        "client's; what lies between them is the wire and, for the proxies, the proxy itself. Then the same processes "
-        "again (2 rounds per arm) with the client moved to the proxies' core and the emulator alone on its own. With only "
-        "2 cores, each layout puts the client beside something: beside the emulator, the emulator answers the requests "
-        "that come from the other core slower than those sent from its own core (the bare relay shows it as much as the "
-        "proxies); beside the proxies, the client and the proxy take turns on one core."), "",
-        ("| layout | arm | TTFT p50 vs direct (ms) | TTFT p99 vs direct (ms) | TTFT mean vs direct (ms) | emulator's own TTFT "
-        "mean (ms, vs direct) | between them (ms, vs direct) |"), "|---|---|---|---|---|---|---|", *split,
-    ])
+    return "\n".join(
+        [
+            "### Gateway overhead against nginx and direct",
+            "",
+            (
+                f"`python -m bench gateway`: one emulator replica (Llama-3.1-8B on H100 profile), streamed completions of 16 prompt "
+                f"and 4 output tokens. Latency: open-loop Poisson arrivals at {RATE:g} requests/s, {ROUNDS} alternating rounds of "
+                f"{ROUND_S:g} s per arm ({counts} requests): direct; through a byte relay with no HTTP parsing "
+                "(`bench/byte_relay.py`, the floor of any proxy in this layout: two more loopback hops and wake-ups per response); "
+                "through Debian's nginx as a streaming reverse proxy (`proxy_buffering off`, keep-alive to the backend, one "
+                "worker process); and through `headroom gateway`. The client times the first event carrying choices and the end "
+                "of the response. The proxies sit on a core of their own (only the arm being measured has traffic), the emulator "
+                "and the client on the other. Throughput: "
+                f"{CONCURRENCY} concurrent streams back to back for {THROUGHPUT_S:g} s through each; the emulator bounds it, so "
+                "each proxy's CPU time per request in that run (from /proc) gives its own ceiling on one core."
+            ),
+            "",
+            (
+                "| client-side latency | direct (ms) | relay, added (ms) | nginx, added (ms) | gateway, added (ms) | "
+                "gateway minus nginx (ms) | goal |"
+            ),
+            "|---|---|---|---|---|---|---|",
+            *_latency_rows(result),
+            "",
+            "| throughput | direct | nginx | gateway | gateway / nginx | goal |",
+            "|---|---|---|---|---|---|",
+            *_throughput_rows(result),
+            "",
+            (
+                "Highest throughput on one core, saturated: each proxy alone on its core in front of a backend that costs next to "
+                "nothing (a second nginx answering every completion with the same 4-event stream at once), driven by wrk with "
+                f"{SATURATION_CONNECTIONS} connections for {SATURATION_S:g} s from the other core, where the backend also runs. "
+                "The proxy's core use over the run says whether the proxy or the other core set the figure."
+            ),
+            "",
+            "| saturated, canned backend | backend direct | nginx | gateway | gateway / nginx | goal |",
+            "|---|---|---|---|---|---|",
+            *_saturation_rows(result["saturation"]),
+            "",
+            (
+                "Where the added TTFT comes from: the emulator's own mean TTFT in each arm's rounds (its "
+                "`vllm:time_to_first_token_seconds` histogram, from when it read the request to its first token) beside the "
+                "client's; what lies between them is the wire and, for the proxies, the proxy itself. Then the same processes "
+                "again (2 rounds per arm) with the client moved to the proxies' core and the emulator alone on its own. With only "
+                "2 cores, each layout puts the client beside something: beside the emulator, the emulator answers the requests "
+                "that come from the other core slower than those sent from its own core (the bare relay shows it as much as the "
+                "proxies); beside the proxies, the client and the proxy take turns on one core."
+            ),
+            "",
+            (
+                "| layout | arm | TTFT p50 vs direct (ms) | TTFT p99 vs direct (ms) | TTFT mean vs direct (ms) | emulator's own TTFT "
+                "mean (ms, vs direct) | between them (ms, vs direct) |"
+            ),
+            "|---|---|---|---|---|---|---|",
+            *split,
+        ]
+    )
 
 
 def gateway_section() -> str:

@@ -30,9 +30,16 @@ PAIRS = {
     "DCGM_FI_DEV_MEM_CLOCK": "clocks.mem",
     "DCGM_FI_DEV_GPU_TEMP": "temperature.gpu",
 }
-UNITS = {"DCGM_FI_DEV_GPU_UTIL": "%", "DCGM_FI_DEV_FB_USED": "MiB", "DCGM_FI_DEV_FB_FREE": "MiB",
-         "DCGM_FI_DEV_FB_RESERVED": "MiB", "DCGM_FI_DEV_POWER_USAGE": "W", "DCGM_FI_DEV_SM_CLOCK": "MHz",
-         "DCGM_FI_DEV_MEM_CLOCK": "MHz", "DCGM_FI_DEV_GPU_TEMP": "C"}
+UNITS = {
+    "DCGM_FI_DEV_GPU_UTIL": "%",
+    "DCGM_FI_DEV_FB_USED": "MiB",
+    "DCGM_FI_DEV_FB_FREE": "MiB",
+    "DCGM_FI_DEV_FB_RESERVED": "MiB",
+    "DCGM_FI_DEV_POWER_USAGE": "W",
+    "DCGM_FI_DEV_SM_CLOCK": "MHz",
+    "DCGM_FI_DEV_MEM_CLOCK": "MHz",
+    "DCGM_FI_DEV_GPU_TEMP": "C",
+}
 PROFILING = ["DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_DRAM_ACTIVE"]
 ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 RECORDED = Path(__file__).resolve().parent / "data" / "gpu_exporter.json"
@@ -65,8 +72,12 @@ def scrape(url: str) -> dict[str, float]:
 
 def smi() -> dict[str, float]:
     fields = list(PAIRS.values())
-    line = subprocess.run(["nvidia-smi", "-i", "0", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    line = subprocess.run(
+        ["nvidia-smi", "-i", "0", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     out = {}
     for field, value in zip(fields, (v.strip() for v in line.split(","))):
         try:
@@ -87,8 +98,24 @@ def sample_phase(url: str, phase: str, seconds: float, every_s: float = 1.0) -> 
 
 def measure(port: int = 9400, idle_s: float = 12.0, load_s: float = 40.0, hold_mib: int = 20480) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    exporter = subprocess.Popen([sys.executable, "-m", "headroom", "gpu-exporter", "--host", "127.0.0.1", "--port", str(port),
-                                 "--interval", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    exporter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "headroom",
+            "gpu-exporter",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--interval",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         for _ in range(100):
@@ -99,8 +126,13 @@ def measure(port: int = 9400, idle_s: float = 12.0, load_s: float = 40.0, hold_m
                 time.sleep(0.2)
         time.sleep(2.0)  # two samples in: the GPM ratios have a previous sample
         rows = sample_phase(url, "idle", idle_s)
-        load = subprocess.Popen([sys.executable, "-c", LOAD, str(load_s + 8), str(hold_mib)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        load = subprocess.Popen(
+            [sys.executable, "-c", LOAD, str(load_s + 8), str(hold_mib)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         time.sleep(6.0)  # the load is up: allocations made, clocks raised
         energy_start = scrape(url).get(ENERGY)
         start = time.time()
@@ -110,10 +142,21 @@ def measure(port: int = 9400, idle_s: float = 12.0, load_s: float = 40.0, hold_m
     finally:
         exporter.terminate()
         log = exporter.communicate(timeout=10)[0]
-    gpu = subprocess.run(["nvidia-smi", "-i", "0", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                         check=False, capture_output=True, text=True).stdout.strip()
-    return {"rows": rows, "energy_mj": (energy_start, energy_end), "energy_elapsed_s": elapsed, "load": tflops,
-            "gpu": gpu, "hold_mib": hold_mib, "exporter_log": log[-2000:]}
+    gpu = subprocess.run(
+        ["nvidia-smi", "-i", "0", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "rows": rows,
+        "energy_mj": (energy_start, energy_end),
+        "energy_elapsed_s": elapsed,
+        "load": tflops,
+        "gpu": gpu,
+        "hold_mib": hold_mib,
+        "exporter_log": log[-2000:],
+    }
 
 
 def _tflops(printed: str) -> str:
@@ -140,33 +183,57 @@ def recorded_or_measured() -> str:
 
 def section(result: dict) -> str:
     rows = result["rows"]
-    lines = ["### NVML GPU exporter against nvidia-smi on a real GPU", "",
-             (f"GPU: {result['gpu']}. `headroom gpu-exporter` (NVML every 1 s) scraped over HTTP once a second, each scrape "
-             "beside an `nvidia-smi --query-gpu` call; idle, then under a torch bf16 8192x8192 matrix-multiply loop "
-             f"({_tflops(result['load'])}) that also holds {result['hold_mib']:,} MiB. Medians over the phase; the difference is the "
-             "median of the paired absolute differences (both tools sample the driver at slightly different instants)."),
-             "", "| field | unit | phase | exporter | nvidia-smi | median abs difference | samples |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "### NVML GPU exporter against nvidia-smi on a real GPU",
+        "",
+        (
+            f"GPU: {result['gpu']}. `headroom gpu-exporter` (NVML every 1 s) scraped over HTTP once a second, each scrape "
+            "beside an `nvidia-smi --query-gpu` call; idle, then under a torch bf16 8192x8192 matrix-multiply loop "
+            f"({_tflops(result['load'])}) that also holds {result['hold_mib']:,} MiB. Medians over the phase; the difference is the "
+            "median of the paired absolute differences (both tools sample the driver at slightly different instants)."
+        ),
+        "",
+        "| field | unit | phase | exporter | nvidia-smi | median abs difference | samples |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for field, query in PAIRS.items():
         for phase in ("idle", "load"):
-            pairs = [(r["exporter"][field], r["smi"][query]) for r in rows
-                     if r["phase"] == phase and field in r["exporter"] and query in r["smi"]]
+            pairs = [
+                (r["exporter"][field], r["smi"][query])
+                for r in rows
+                if r["phase"] == phase and field in r["exporter"] and query in r["smi"]
+            ]
             if not pairs:
                 lines.append(f"| {field} | {UNITS[field]} | {phase} | missing | | | 0 |")
                 continue
             ours = statistics.median(p[0] for p in pairs)
             theirs = statistics.median(p[1] for p in pairs)
             diff = statistics.median(abs(a - b) for a, b in pairs)
-            lines.append(f"| {field} ({query}) | {UNITS[field]} | {phase} | {ours:,.1f} | {theirs:,.1f} | {diff:,.1f} | {len(pairs)} |")
+            lines.append(
+                f"| {field} ({query}) | {UNITS[field]} | {phase} | {ours:,.1f} | {theirs:,.1f} | {diff:,.1f} | {len(pairs)} |"
+            )
     lines += ["", "| profiling field (GPM) | idle | load |", "|---|---|---|"]
     for field in PROFILING:
-        cell = lambda phase: (f"{statistics.median(v):.3f}" if (v := [r['exporter'][field] for r in rows  # noqa: B023
-                                                                    if r['phase'] == phase and field in r['exporter']]) else "not served")  # noqa: B023
+        cell = lambda phase, field=field: (
+            f"{statistics.median(v):.3f}"
+            if (v := [r["exporter"][field] for r in rows if r["phase"] == phase and field in r["exporter"]])
+            else "not served"
+        )
         lines.append(f"| {field} | {cell('idle')} | {cell('load')} |")
     start, end = result["energy_mj"]
-    load_power = [r["exporter"]["DCGM_FI_DEV_POWER_USAGE"] for r in rows if r["phase"] == "load" and "DCGM_FI_DEV_POWER_USAGE" in r["exporter"]]
+    load_power = [
+        r["exporter"]["DCGM_FI_DEV_POWER_USAGE"]
+        for r in rows
+        if r["phase"] == "load" and "DCGM_FI_DEV_POWER_USAGE" in r["exporter"]
+    ]
     if start is not None and end is not None and load_power:
-        lines += ["", (f"Energy counter over the load phase: {(end - start) / 1e3 / result['energy_elapsed_s']:,.1f} W on average "
-                  f"(its increase over {result['energy_elapsed_s']:.1f} s), against {statistics.mean(load_power):,.1f} W mean power reading.")]
+        lines += [
+            "",
+            (
+                f"Energy counter over the load phase: {(end - start) / 1e3 / result['energy_elapsed_s']:,.1f} W on average "
+                f"(its increase over {result['energy_elapsed_s']:.1f} s), against {statistics.mean(load_power):,.1f} W mean power reading."
+            ),
+        ]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ def horizon_peaks(rates: np.ndarray, ahead: int) -> np.ndarray:
     """peaks[i] = the highest rate in (i, i + ahead], NaN where the horizon runs past the end."""
     out = np.full(len(rates), np.nan)
     if len(rates) > ahead:
-        out[:len(rates) - ahead] = np.lib.stride_tricks.sliding_window_view(rates[1:], ahead).max(axis=1)
+        out[: len(rates) - ahead] = np.lib.stride_tricks.sliding_window_view(rates[1:], ahead).max(axis=1)
     return out
 
 
@@ -29,8 +29,14 @@ def _model(series: np.ndarray):
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     seasonal = "mul" if series.min() > 0 else "add"
-    return ExponentialSmoothing(series, trend="add", damped_trend=True, seasonal=seasonal, seasonal_periods=DAY_BINS,
-                                initialization_method="heuristic"), seasonal
+    return ExponentialSmoothing(
+        series,
+        trend="add",
+        damped_trend=True,
+        seasonal=seasonal,
+        seasonal_periods=DAY_BINS,
+        initialization_method="heuristic",
+    ), seasonal
 
 
 def holt_winters_points(rates: np.ndarray, step_s: float, horizon_s: float, learn_s: float) -> np.ndarray:
@@ -44,11 +50,23 @@ def holt_winters_points(rates: np.ndarray, step_s: float, horizon_s: float, lear
         fitted = model.fit()
         params = fitted.params
         # the same parameters and initial state over the whole series: each state uses only bins before it
-        full = type(model)(bins, trend="add", damped_trend=True, seasonal=model.seasonal, seasonal_periods=DAY_BINS,
-                           initialization_method="known", initial_level=params["initial_level"],
-                           initial_trend=params["initial_trend"], initial_seasonal=params["initial_seasons"]).fit(
-            smoothing_level=params["smoothing_level"], smoothing_trend=params["smoothing_trend"],
-            smoothing_seasonal=params["smoothing_seasonal"], damping_trend=params["damping_trend"], optimized=False)
+        full = type(model)(
+            bins,
+            trend="add",
+            damped_trend=True,
+            seasonal=model.seasonal,
+            seasonal_periods=DAY_BINS,
+            initialization_method="known",
+            initial_level=params["initial_level"],
+            initial_trend=params["initial_trend"],
+            initial_seasonal=params["initial_seasons"],
+        ).fit(
+            smoothing_level=params["smoothing_level"],
+            smoothing_trend=params["smoothing_trend"],
+            smoothing_seasonal=params["smoothing_seasonal"],
+            damping_trend=params["damping_trend"],
+            optimized=False,
+        )
     level, trend, season = (np.asarray(x) for x in (full.level, full.trend, full.season))
     phi, multiplicative = params["damping_trend"], model.seasonal == "mul"
 
@@ -56,7 +74,7 @@ def holt_winters_points(rates: np.ndarray, step_s: float, horizon_s: float, lear
         """Forecast for bin done + steps - 1 from the state after bin done - 1 (statsmodels' forecast equation)."""
         if done <= 0:
             return float("nan")
-        damped = sum(phi ** k for k in range(1, steps + 1))
+        damped = sum(phi**k for k in range(1, steps + 1))
         base = level[done - 1] + damped * trend[done - 1]
         s = season[done - 1 + steps - DAY_BINS] if done - 1 + steps - DAY_BINS >= 0 else np.nan
         return float(base * s if multiplicative else base + s)
@@ -75,12 +93,17 @@ def quality(points: np.ndarray, uppers: np.ndarray, peaks: np.ndarray) -> dict:
     (what planning to it costs)."""
     keep = np.isfinite(points) & np.isfinite(peaks) & np.isfinite(uppers) & (peaks > 0)
     p, u, a = points[keep], uppers[keep], peaks[keep]
-    return {"mape": float(np.median(np.abs(p - a) / a)), "coverage": float(np.mean(a <= u + 1e-9)),
-            "excess": float(np.mean(u / a) - 1.0), "forecasts": int(keep.sum())}
+    return {
+        "mape": float(np.median(np.abs(p - a) / a)),
+        "coverage": float(np.mean(a <= u + 1e-9)),
+        "excess": float(np.mean(u / a) - 1.0),
+        "forecasts": int(keep.sum()),
+    }
 
 
-def holt_winters_quality(rates: np.ndarray, step_s: float, horizon_s: float, learn_s: float,
-                         coverage: float = 0.97) -> dict:
+def holt_winters_quality(
+    rates: np.ndarray, step_s: float, horizon_s: float, learn_s: float, coverage: float = 0.97
+) -> dict:
     """Judged after `learn_s`; the upper bound is the point times the `coverage` quantile of peak / point over the
     learning days (the same kind of margin ours learns online)."""
     ahead = int(round(horizon_s / step_s))

@@ -46,8 +46,22 @@ def _pinned(cpu: int):
 @contextlib.contextmanager
 def _emulator(log: Path, cpu: int | None):
     port = free_port()
-    emulator = subprocess.Popen([sys.executable, "-m", "headroom", "emulate", "--port", str(port), "--cold-start", "0",
-                                 "--request-log", str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    emulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "headroom",
+            "emulate",
+            "--port",
+            str(port),
+            "--cold-start",
+            "0",
+            "--request-log",
+            str(log),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         if cpu is not None:
             os.sched_setaffinity(emulator.pid, {cpu})
@@ -75,9 +89,16 @@ def _headroom(target: str, rate: float, folder: Path, log: Path) -> dict:
 
     from loadgen.run import run_campaign
 
-    campaign = {"name": f"cost-{rate:g}", "target": target, "model": MODEL, "api": "chat",
-                "shape": {"kind": "constant", "rate": rate}, "duration_s": SECONDS, "arrivals": {"process": "constant"},
-                "lengths": {"prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS}}
+    campaign = {
+        "name": f"cost-{rate:g}",
+        "target": target,
+        "model": MODEL,
+        "api": "chat",
+        "shape": {"kind": "constant", "rate": rate},
+        "duration_s": SECONDS,
+        "arrivals": {"process": "constant"},
+        "lengths": {"prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS},
+    }
     path = folder / f"headroom-{rate:g}.yaml"
     path.write_text(yaml.safe_dump(campaign))
     before = _children_cpu()
@@ -86,9 +107,14 @@ def _headroom(target: str, rate: float, folder: Path, log: Path) -> dict:
     records = pd.read_parquet(folder / f"headroom-{rate:g}" / "requests.parquet")
     ok = records[records["ok"]]
     measured = ok[ok["sent_s"] <= SECONDS]
-    return {"completed": int(summary["completed"]), "failed": int(summary["failed"]), "cpu_s": cpu,
-            "achieved_rps": len(measured) / SECONDS, "late_p99_ms": float(records["lag_s"].quantile(0.99) * 1000.0),
-            **_ttft_gap(ok["response_id"], ok["ttft_s"], log)}
+    return {
+        "completed": int(summary["completed"]),
+        "failed": int(summary["failed"]),
+        "cpu_s": cpu,
+        "achieved_rps": len(measured) / SECONDS,
+        "late_p99_ms": float(records["lag_s"].quantile(0.99) * 1000.0),
+        **_ttft_gap(ok["response_id"], ok["ttft_s"], log),
+    }
 
 
 def _ttft_gap(response_ids, client_ttft_s, log: Path) -> dict:
@@ -103,15 +129,28 @@ def _guidellm(target: str, rate: float, folder: Path, tokenizer: Path, log: Path
     """One `guidellm run` at a constant rate for SECONDS, same lengths, same emulator."""
     out = folder / f"guidellm-{rate:g}"
     out.mkdir(parents=True, exist_ok=True)
-    command = [str(GUIDELLM / "guidellm"), "run", "--backend", f"kind=openai_http,target={target}",
-               "--profile", f"kind=constant,rate={rate:g}",
-               "--data", f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},output_tokens={OUTPUT_TOKENS}",
-               "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
-               "--constraint", f"kind=max_duration,seconds={SECONDS:g}",
-               "--output", f"kind=json,path={out / 'benchmarks.json'}", "--disable-console"]
+    command = [
+        str(GUIDELLM / "guidellm"),
+        "run",
+        "--backend",
+        f"kind=openai_http,target={target}",
+        "--profile",
+        f"kind=constant,rate={rate:g}",
+        "--data",
+        f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},output_tokens={OUTPUT_TOKENS}",
+        "--tokenizer",
+        f"kind=huggingface_auto,model={tokenizer}",
+        "--constraint",
+        f"kind=max_duration,seconds={SECONDS:g}",
+        "--output",
+        f"kind=json,path={out / 'benchmarks.json'}",
+        "--disable-console",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     before = _children_cpu()
-    done = subprocess.run(command, check=False, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    done = subprocess.run(
+        command, check=False, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600
+    )
     cpu = _children_cpu() - before
     if done.returncode != 0:
         raise RuntimeError(f"guidellm failed ({done.returncode}): {done.stdout[-2000:]}")
@@ -119,9 +158,18 @@ def _guidellm(target: str, rate: float, folder: Path, tokenizer: Path, log: Path
     made = benchmark["scheduler_metrics"]["requests_made"]
     delay = benchmark["metrics"]["request_dispatch_delay"]["successful"]["percentiles"]["p99"]  # seconds
     done_requests = benchmark["requests"]["successful"]
-    return {"completed": int(made["successful"]), "failed": int(made["errored"]), "cpu_s": cpu,
-            "achieved_rps": made["successful"] / SECONDS, "late_p99_ms": float(delay) * 1000.0,
-            **_ttft_gap([r["response_id"] for r in done_requests], [r["time_to_first_token_ms"] / 1000.0 for r in done_requests], log)}
+    return {
+        "completed": int(made["successful"]),
+        "failed": int(made["errored"]),
+        "cpu_s": cpu,
+        "achieved_rps": made["successful"] / SECONDS,
+        "late_p99_ms": float(delay) * 1000.0,
+        **_ttft_gap(
+            [r["response_id"] for r in done_requests],
+            [r["time_to_first_token_ms"] / 1000.0 for r in done_requests],
+            log,
+        ),
+    }
 
 
 def _floor_gap(target: str, log: Path, requests: int = 40) -> float:
@@ -133,8 +181,15 @@ def _floor_gap(target: str, log: Path, requests: int = 40) -> float:
     host, port = target.rsplit("//", 1)[1].split(":")
     timed = []
     for i in range(requests):
-        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": " ".join(["word"] * PROMPT_TOKENS)}],
-                           "max_tokens": 8, "ignore_eos": True, "stream": True}).encode()
+        body = json.dumps(
+            {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": " ".join(["word"] * PROMPT_TOKENS)}],
+                "max_tokens": 8,
+                "ignore_eos": True,
+                "stream": True,
+            }
+        ).encode()
         connection = http.client.HTTPConnection(host, int(port))
         connection.connect()
         sent = time.perf_counter()
@@ -144,7 +199,7 @@ def _floor_gap(target: str, log: Path, requests: int = 40) -> float:
         while b"data:" not in first:
             first += response.read1()
         ttft = time.perf_counter() - sent
-        message = first[first.index(b"data:") + 5:].split(b"\n", 1)[0]
+        message = first[first.index(b"data:") + 5 :].split(b"\n", 1)[0]
         timed.append((json.loads(message)["id"], ttft))
         response.read()
         connection.close()
@@ -168,20 +223,28 @@ def measure(rates=RATES) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         tokenizer = folder / "word-tokenizer"
-        subprocess.run([str(GUIDELLM / "python"), str(ROOT / "bench" / "word_tokenizer.py"), str(tokenizer)], check=True)
+        subprocess.run(
+            [str(GUIDELLM / "python"), str(ROOT / "bench" / "word_tokenizer.py"), str(tokenizer)], check=True
+        )
         log = folder / "server.jsonl"
         with _emulator(log, server_cpu) as target:
             with _pinned(load_cpu):
                 floor["ttft_gap_median_ms"] = _floor_gap(target, log)
-            for tool, run in (("headroom", lambda r: _headroom(target, r, folder, log)),
-                              ("guidellm", lambda r: _guidellm(target, r, folder, tokenizer, log))):
+            for tool, run in (
+                ("headroom", lambda r: _headroom(target, r, folder, log)),
+                ("guidellm", lambda r: _guidellm(target, r, folder, tokenizer, log)),
+            ):
                 for rate in rates:
                     with _pinned(load_cpu):
                         row = {"tool": tool, "rate": rate, **run(rate)}
                     row["sustained"] = _sustained(row)
                     rows.append(row)
-                    print(f"  {tool} {rate:g}/s: {row['achieved_rps']:.1f}/s, {row['cpu_s']:.1f} CPU-s, late p99 "
-                          f"{row['late_p99_ms']:.1f} ms", file=sys.stderr, flush=True)
+                    print(
+                        f"  {tool} {rate:g}/s: {row['achieved_rps']:.1f}/s, {row['cpu_s']:.1f} CPU-s, late p99 "
+                        f"{row['late_p99_ms']:.1f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     if not row["sustained"]:
                         break
     return rows, floor["ttft_gap_median_ms"]
@@ -197,47 +260,69 @@ def _per_cpu(rows: list[dict], tool: str, rate: float) -> float:
 
 def cost_section() -> str:
     rows, floor = measure()
-    lines = [("| tool | offered req/s | completed | failed | achieved req/s | CPU s | requests per CPU-s | sent late p99 ms | "
-             "sustained | TTFT client - server, median ms | p99 ms |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| tool | offered req/s | completed | failed | achieved req/s | CPU s | requests per CPU-s | sent late p99 ms | "
+            "sustained | TTFT client - server, median ms | p99 ms |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['tool']} | {r['rate']:g} | {r['completed']} | {r['failed']} | {r['achieved_rps']:.1f} | "
-                     f"{r['cpu_s']:.1f} | {r['completed'] / r['cpu_s']:.0f} | {r['late_p99_ms']:.1f} | "
-                     f"{'yes' if r['sustained'] else 'no'} | {r['ttft_gap_median_ms']:.2f} | {r['ttft_gap_p99_ms']:.2f} |")
+        lines.append(
+            f"| {r['tool']} | {r['rate']:g} | {r['completed']} | {r['failed']} | {r['achieved_rps']:.1f} | "
+            f"{r['cpu_s']:.1f} | {r['completed'] / r['cpu_s']:.0f} | {r['late_p99_ms']:.1f} | "
+            f"{'yes' if r['sustained'] else 'no'} | {r['ttft_gap_median_ms']:.2f} | {r['ttft_gap_p99_ms']:.2f} |"
+        )
     ours, theirs = _best(rows, "headroom"), _best(rows, "guidellm")
     both = [r["rate"] for r in rows if r["tool"] == "guidellm" and r["sustained"] and r["rate"] <= ours]
     under_1ms = [r["rate"] for r in rows if r["tool"] == "headroom" and r["ttft_gap_median_ms"] < 1.0]
-    verdict = [(f"Highest sustained rate on one core: Headroom {ours:g} req/s, guidellm {theirs:g} req/s "
-               f"({'meets' if ours >= theirs else 'MISSES'} the goal of at least guidellm's).")]
+    verdict = [
+        (
+            f"Highest sustained rate on one core: Headroom {ours:g} req/s, guidellm {theirs:g} req/s "
+            f"({'meets' if ours >= theirs else 'MISSES'} the goal of at least guidellm's)."
+        )
+    ]
     if both:
-        verdict.append(f"At {max(both):g} req/s, the highest rate both sustain, Headroom completes "
-                       f"{_per_cpu(rows, 'headroom', max(both)) / _per_cpu(rows, 'guidellm', max(both)):.1f}x as many "
-                       "requests per CPU-second as guidellm.")
-    verdict.append(f"Median TTFT gap under 1 ms: up to {max(under_1ms):g} req/s." if under_1ms else
-                   "Median TTFT gap under 1 ms: at no measured rate (goal missed).")
-    verdict.append(f"For scale, the stdlib's http.client sending one request at a time measures a median gap of "
-                   f"{floor:.2f} ms against the same emulator: that much of any client's gap is the server's HTTP "
-                   "handling around its own timing.")
-    return "\n".join([
-        "## Load generator cost, against guidellm",
-        "",
-        (f"One load generator at a time sends streamed chat completions ({PROMPT_TOKENS}-token prompts, {OUTPUT_TOKENS} "
-        f"output tokens with ignore_eos, one SSE event per token) at a constant rate (evenly spaced) for {SECONDS:g} s to one `headroom "
-        "emulate` (llama-3.1-8b-h100); the load generator is pinned to one core and the emulator to the other. Headroom: "
-        "`headroom loadtest run` with no workers (one Locust process). guidellm 0.8.1 from PyPI (`make bench` installs it "
-        "into `.venv-guidellm`): `guidellm run --profile kind=constant,rate=R --data kind=synthetic_text,...` with a "
-        "word-level tokenizer written by `bench/word_tokenizer.py` (one token per word, as the emulator counts), all of "
-        "its processes on the same one core. CPU time is the load generator's whole process tree, start-up and report "
-        f"writing included. A rate is sustained when no request fails and 99% of requests go out within {LATE_P99_MS:g} ms "
-        "of their planned time (guidellm: its own dispatch delay); each tool's ladder stops at its first rate not "
-        "sustained. Achieved: completions per second over the run (guidellm stops at its duration and cancels what is "
-        "still in flight; Headroom waits for every planned request). TTFT client - server: each request's "
-        "TTFT as the load generator measured it minus the emulator's own (its `--request-log`, joined on the response id); "
-        "goal: median under 1 ms. Headroom times a request from when its HTTP client puts it onto the connection "
-        "(`loadgen/timed_client.py`): Locust's session work before that (URL, cookies, headers, the pooled connection's "
-        "check; about half a millisecond of Python) is the load generator's, not the server's. The emulator sends one engine step's tokens for every stream at once, so a client "
-        "reads them one after another: the gap grows with the number of open streams."),
-        "",
-        *lines,
-        "",
-        " ".join(verdict),
-    ])
+        verdict.append(
+            f"At {max(both):g} req/s, the highest rate both sustain, Headroom completes "
+            f"{_per_cpu(rows, 'headroom', max(both)) / _per_cpu(rows, 'guidellm', max(both)):.1f}x as many "
+            "requests per CPU-second as guidellm."
+        )
+    verdict.append(
+        f"Median TTFT gap under 1 ms: up to {max(under_1ms):g} req/s."
+        if under_1ms
+        else "Median TTFT gap under 1 ms: at no measured rate (goal missed)."
+    )
+    verdict.append(
+        f"For scale, the stdlib's http.client sending one request at a time measures a median gap of "
+        f"{floor:.2f} ms against the same emulator: that much of any client's gap is the server's HTTP "
+        "handling around its own timing."
+    )
+    return "\n".join(
+        [
+            "## Load generator cost, against guidellm",
+            "",
+            (
+                f"One load generator at a time sends streamed chat completions ({PROMPT_TOKENS}-token prompts, {OUTPUT_TOKENS} "
+                f"output tokens with ignore_eos, one SSE event per token) at a constant rate (evenly spaced) for {SECONDS:g} s to one `headroom "
+                "emulate` (llama-3.1-8b-h100); the load generator is pinned to one core and the emulator to the other. Headroom: "
+                "`headroom loadtest run` with no workers (one Locust process). guidellm 0.8.1 from PyPI (`make bench` installs it "
+                "into `.venv-guidellm`): `guidellm run --profile kind=constant,rate=R --data kind=synthetic_text,...` with a "
+                "word-level tokenizer written by `bench/word_tokenizer.py` (one token per word, as the emulator counts), all of "
+                "its processes on the same one core. CPU time is the load generator's whole process tree, start-up and report "
+                f"writing included. A rate is sustained when no request fails and 99% of requests go out within {LATE_P99_MS:g} ms "
+                "of their planned time (guidellm: its own dispatch delay); each tool's ladder stops at its first rate not "
+                "sustained. Achieved: completions per second over the run (guidellm stops at its duration and cancels what is "
+                "still in flight; Headroom waits for every planned request). TTFT client - server: each request's "
+                "TTFT as the load generator measured it minus the emulator's own (its `--request-log`, joined on the response id); "
+                "goal: median under 1 ms. Headroom times a request from when its HTTP client puts it onto the connection "
+                "(`loadgen/timed_client.py`): Locust's session work before that (URL, cookies, headers, the pooled connection's "
+                "check; about half a millisecond of Python) is the load generator's, not the server's. The emulator sends one engine step's tokens for every stream at once, so a client "
+                "reads them one after another: the gap grows with the number of open streams."
+            ),
+            "",
+            *lines,
+            "",
+            " ".join(verdict),
+        ]
+    )

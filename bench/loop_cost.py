@@ -30,7 +30,7 @@ from bench.emulator_cost import free_port
 from headroom.prometheus import PrometheusProcess
 from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
-ITL_BUCKETS = (.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
 
 
 class SyntheticReplica:
@@ -68,6 +68,7 @@ class SyntheticReplica:
 def _text_exposition_server(registry: CollectorRegistry) -> ThreadingHTTPServer:
     """/metrics in the text format vLLM serves (prometheus_client's own server would answer Prometheus in
     OpenMetrics, whose names have no colons: vllm:num_requests_running would arrive as vllm_num_requests_running)."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             body = generate_latest(registry)
@@ -106,8 +107,10 @@ def measure(targets: int = 100, replicas: int = 3, passes: int = 20) -> dict:
 
     mover = threading.Thread(target=move, daemon=True)
     mover.start()
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-              "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}]}]}
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}]}],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         prometheus = PrometheusProcess(config, Path(tmp), port=free_port())
         events = asyncio.new_event_loop()  # start and stop on one loop: it owns the child process
@@ -115,8 +118,10 @@ def measure(targets: int = 100, replicas: int = 3, passes: int = 20) -> dict:
         try:
             time.sleep(12)  # Prometheus applies its targets after a few seconds; then some history for rate()
             source = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="10s", stale_after_s=30))
-            fleet = [Target(m, Predictive(PredictiveConfig(capacity_rps=10.0, max_replicas=50)), DryRun(initial=replicas))
-                     for m in models]
+            fleet = [
+                Target(m, Predictive(PredictiveConfig(capacity_rps=10.0, max_replicas=50)), DryRun(initial=replicas))
+                for m in models
+            ]
             metrics = AutoscalerMetrics()
             loop = AutoscalerLoop(fleet, source, metrics)
             durations, stale = [], 0
@@ -124,7 +129,9 @@ def measure(targets: int = 100, replicas: int = 3, passes: int = 20) -> dict:
                 started = time.perf_counter()
                 decisions = loop.run_once()
                 durations.append(time.perf_counter() - started)
-                stale += sum(metrics.registry.get_sample_value("headroom_autoscaler_stale", {"target": m}) or 0 for m in models)
+                stale += sum(
+                    metrics.registry.get_sample_value("headroom_autoscaler_stale", {"target": m}) or 0 for m in models
+                )
                 time.sleep(0.5)
         finally:
             events.run_until_complete(prometheus.stop())
@@ -133,25 +140,38 @@ def measure(targets: int = 100, replicas: int = 3, passes: int = 20) -> dict:
             for server in servers:
                 server.shutdown()
                 server.server_close()
-    return {"targets": targets, "replicas": replicas, "passes": passes, "decided": len(decisions),
-            "median_s": statistics.median(durations), "p95_s": float(np.quantile(durations, 0.95)), "max_s": max(durations),
-            "stale_target_passes": int(stale)}
+    return {
+        "targets": targets,
+        "replicas": replicas,
+        "passes": passes,
+        "decided": len(decisions),
+        "median_s": statistics.median(durations),
+        "p95_s": float(np.quantile(durations, 0.95)),
+        "max_s": max(durations),
+        "stale_target_passes": int(stale),
+    }
 
 
 def loop_cost_section() -> str:
     r = measure()
     verdict = "meets" if r["max_s"] <= 1.0 else "MISSES"
-    return "\n".join([
-        "## Autoscaler loop cost",
-        "",
-        (f"One pass of the loop (counts, the Prometheus source's queries, the predictive policy, the dry-run actuator) over "
-        f"{r['targets']} targets, against a real Prometheus scraping {r['replicas']} synthetic vLLM exporters every second "
-        f"(each serving vLLM's series for all {r['targets']} models: {r['targets'] * r['replicas']} replica series per "
-        f"metric); {r['passes']} passes. The source asks one query per signal for all targets at once (11, the "
-        "gateway's arrivals and queue among them, which find no gateway here)."),
-        "",
-        "| targets | decided per pass | pass median (s) | p95 (s) | max (s) | stale target-passes | goal |",
-        "|---|---|---|---|---|---|---|",
-        (f"| {r['targets']} | {r['decided']} | {r['median_s']:.3f} | {r['p95_s']:.3f} | {r['max_s']:.3f} | "
-        f"{r['stale_target_passes']} | <= 1 s: {verdict} |"),
-    ])
+    return "\n".join(
+        [
+            "## Autoscaler loop cost",
+            "",
+            (
+                f"One pass of the loop (counts, the Prometheus source's queries, the predictive policy, the dry-run actuator) over "
+                f"{r['targets']} targets, against a real Prometheus scraping {r['replicas']} synthetic vLLM exporters every second "
+                f"(each serving vLLM's series for all {r['targets']} models: {r['targets'] * r['replicas']} replica series per "
+                f"metric); {r['passes']} passes. The source asks one query per signal for all targets at once (11, the "
+                "gateway's arrivals and queue among them, which find no gateway here)."
+            ),
+            "",
+            "| targets | decided per pass | pass median (s) | p95 (s) | max (s) | stale target-passes | goal |",
+            "|---|---|---|---|---|---|---|",
+            (
+                f"| {r['targets']} | {r['decided']} | {r['median_s']:.3f} | {r['p95_s']:.3f} | {r['max_s']:.3f} | "
+                f"{r['stale_target_passes']} | <= 1 s: {verdict} |"
+            ),
+        ]
+    )

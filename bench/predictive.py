@@ -34,8 +34,11 @@ def flaps(decisions: list, timeline, window_s: float = 600.0, steady: float = 0.
     while i + 2 < len(change):
         a, b, c = change[i], change[i + 1], change[i + 2]
         first = np.sign(counts[a] - counts[a - 1])
-        if (np.sign(counts[b] - counts[b - 1]) == -first and np.sign(counts[c] - counts[c - 1]) == first
-                and times[c] - times[a] <= window_s):
+        if (
+            np.sign(counts[b] - counts[b - 1]) == -first
+            and np.sign(counts[c] - counts[c - 1]) == first
+            and times[c] - times[a] <= window_s
+        ):
             inside = rate[(t_rate >= times[a] - window_s / 2) & (t_rate <= times[c])]
             if len(inside) and inside.mean() > 0 and np.all(np.abs(inside / inside.mean() - 1) <= steady):
                 found += 1
@@ -79,8 +82,10 @@ def _row(label: str, s: dict, oracle: dict, best_reactive: dict | None, tried: l
         best = f"none (closest: {top['policy']} {top['slo_attainment']:.2%} at {top['gpu_hours']:,.1f})"
         points = (s["slo_attainment"] - top["slo_attainment"]) * 100
         saved = f"{1 - s['gpu_hours'] / top['gpu_hours']:.1%} at {points:+.1f} points"
-    return (f"| {label} | {s['slo_attainment']:.2%} | {s['gpu_hours']:,.2f} | {oracle['policy']} {oracle['gpu_hours']:,.2f} | "
-            f"{vs_oracle:.3f} | {best} | {saved} |")
+    return (
+        f"| {label} | {s['slo_attainment']:.2%} | {s['gpu_hours']:,.2f} | {oracle['policy']} {oracle['gpu_hours']:,.2f} | "
+        f"{vs_oracle:.3f} | {best} | {saved} |"
+    )
 
 
 def _cheapest_reactive(summaries: list[dict], goal: float) -> dict | None:
@@ -96,8 +101,12 @@ def _cached_sweep(args: SimulateArgs, goal: float):
     from serving.disk_cache import cached, files_digest
 
     root = Path(__file__).resolve().parents[1]
-    sources = [p for folder in ("autoscaler/sim", "autoscaler/capacity", "serving/engine", "loadgen/workloads")
-               for p in (root / folder).rglob("*.py") if p.name not in PREDICTIVE_ONLY]
+    sources = [
+        p
+        for folder in ("autoscaler/sim", "autoscaler/capacity", "serving/engine", "loadgen/workloads")
+        for p in (root / folder).rglob("*.py")
+        if p.name not in PREDICTIVE_ONLY
+    ]
     key = (repr(replace(args, jobs=1)), goal, files_digest(sources))
 
     def compute():
@@ -112,74 +121,101 @@ def predictive_section(jobs: int = 2) -> str:
     days; the Azure traces at the settings their own sweeps chose (docs: sim-conv, sim-code), run again beside it."""
     goal = 0.99
     cases = []
-    servegen = SimulateArgs(trace=MLARGE, policies=BASELINES, mode="fluid", lengths_from=CONV, max_replicas=200,
-                            judge_from_s=WEEK_S, jobs=jobs)
+    servegen = SimulateArgs(
+        trace=MLARGE,
+        policies=BASELINES,
+        mode="fluid",
+        lengths_from=CONV,
+        max_replicas=200,
+        judge_from_s=WEEK_S,
+        jobs=jobs,
+    )
     tuned, tried = _cached_sweep(servegen, goal)
     ours = run_one(servegen, "predictive")
     cases.append(("ServeGen m-large, days 8-14 (fluid)", ours, tuned, tried))
     conv = ["static:3", "hpa:gpu_util=70", "hpa:running=32", "kpa:16", "oracle:0.8"]
     code = ["static:17", "hpa:gpu_util=30", "hpa:running=4", "kpa:4", "oracle:1@5s"]
     for trace, label, settings, judge_from in (
-            (CONV, "Azure conv x4 (request-level)", conv, 0.0),
-            (CODE, CODE_HOUR, code, 0.0),
-            (CODE, "Azure code x4, judged from minute 15", code, 900.0)):
+        (CONV, "Azure conv x4 (request-level)", conv, 0.0),
+        (CODE, CODE_HOUR, code, 0.0),
+        (CODE, "Azure code x4, judged from minute 15", code, 900.0),
+    ):
         args = SimulateArgs(trace=trace, policies=settings, rate_scale=4.0, max_replicas=200, judge_from_s=judge_from)
         runs = [run_one(args, spec) for spec in settings]
         cases.append((label, run_one(args, "predictive"), [r.summary for r in runs], [r.summary for r in runs]))
-    lines = [("| trace | predictive attainment | predictive GPU-h | oracle GPU-h | / oracle | cheapest HPA, KEDA or KPA at >= 99% (GPU-h) | "
-             "GPU-h saved vs it |"), "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| trace | predictive attainment | predictive GPU-h | oracle GPU-h | / oracle | cheapest HPA, KEDA or KPA at >= 99% (GPU-h) | "
+            "GPU-h saved vs it |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     quality_rows, case_tables = [], []
     for label, ours, tuned_summaries, tried in cases:
         oracle = next(s for s in tuned_summaries if s["policy"].startswith("oracle"))
         lines.append(_row(label, ours.summary, oracle, _cheapest_reactive(tried, goal), tried))
         rates, judged_from = _observed_rates(ours), ours.summary.get("judged_from_s", 0.0)
         q = forecast_quality(rates, 15.0, 150.0, judged_from)
-        quality_rows.append(f"| {label} | ours | {q['mape']:.1%} | {q['coverage']:.1%} | {q['excess']:+.1%} | "
-                            f"{q['forecasts']:,} | {flaps(ours.decisions, ours.timeline)} | {ours.summary['scale_actions']:,} |")
+        quality_rows.append(
+            f"| {label} | ours | {q['mape']:.1%} | {q['coverage']:.1%} | {q['excess']:+.1%} | "
+            f"{q['forecasts']:,} | {flaps(ours.decisions, ours.timeline)} | {ours.summary['scale_actions']:,} |"
+        )
         if judged_from >= WEEK_S:  # a week to learn from: Holt-Winters has its daily season
             hw = holt_winters_quality(rates, 15.0, 150.0, judged_from)
-            quality_rows.append(f"| {label} | Holt-Winters (statsmodels) | {hw['mape']:.1%} | {hw['coverage']:.1%} | "
-                                f"{hw['excess']:+.1%} | {hw['forecasts']:,} | | |")
+            quality_rows.append(
+                f"| {label} | Holt-Winters (statsmodels) | {hw['mape']:.1%} | {hw['coverage']:.1%} | "
+                f"{hw['excess']:+.1%} | {hw['forecasts']:,} | | |"
+            )
         case_tables += [f"#### {label}", "", table([ours.summary, *tuned_summaries], markdown=True), ""]
     rel = lambda path: str(Path(path).relative_to(TRACES.parent.parent.parent))
     code_hour = next(summaries for label, _, summaries, _ in cases if label == CODE_HOUR)
     held = next(s for s in code_hour if s["policy"].startswith("static"))
-    return "\n".join([
-        "## Predictive autoscaler (`headroom simulate --policy predictive`)",
-        "",
-        ("Same setting as the simulator tables (Llama-3.1-8B on H100, TTFT <= 1 s, mean ITL <= 50 ms, 90 s cold start, "
-        "$12.29 per GPU-hour, Prometheus scrape 15 s, 60 s rate windows). The predictive policy runs with its defaults "
-        "(plan each replica at 90% of its SLO capacity, 97% upper forecast quantile, 60 s scale-down window (300 s until 20 of its forecasts "
-        "are scored), 75% headroom for 10 minutes after a rise); nothing "
-        "about it is tuned per trace. ServeGen m-large: all 14 days are simulated, the policy learns from days 1-7 "
-        "(its forecaster starts empty), and every policy is judged on days 8-14 (`--judge-from 604800`), the baselines "
-        f"tuned by `--sweep` on those days: `headroom simulate --trace ../{rel(MLARGE)} --mode fluid --sweep --judge-from "
-        f"604800 --policy {','.join(BASELINES)},predictive --max-replicas 200 --lengths-from ../{rel(CONV)}`. Azure: the "
-        "settings their own sweeps chose (sections above), run again beside the predictive policy. The code trace opens with "
-        "252 requests in its first minute, two silent minutes, then 2,124 requests in its fourth: at most 5.6 req/s seen, "
-        "then 35 req/s arriving on the replicas asked for in the silence (a cold start earlier). Every policy starts on "
-        "one replica, and none asked for is ready before 90 s: no policy without foreknowledge reaches 99% over that "
-        f"hour (even {held['max_replicas']} replicas asked for in the first second, before any request, reach "
-        f"{held['slo_attainment']:.2%}; the sweep's table above starts them already running). It is also judged "
-        "from minute 15 on (every policy alike), once the policy has learned how bursty it is."),
-        "",
-        ("Goals: attainment >= 99%; GPU-hours <= 1.15x the oracle's (Azure code: reported); at least 25% fewer GPU-hours "
-        "than the cheapest tuned HPA, KEDA or Knative setting that reaches 99% (where none does: higher attainment at "
-        "equal or lower GPU-hours than the one that came closest)."),
-        "",
-        *lines,
-        "",
-        ("Forecast (the request rate the policy saw, a 60 s rate every 15 s; the peak over the 150 s horizon): median "
-        "absolute error of the point forecast, the share of horizons whose peak stayed under the upper bound (target "
-        "97%), and the upper bound's mean excess over the peak (what planning to it costs). On ServeGen, Holt-Winters "
-        "from statsmodels beside it (additive damped trend, daily season on 5-minute means, fitted on days 1-7 and run "
-        "forward with those parameters; its upper bound is its point times the 97% quantile of peak / point on days 1-7). "
-        "Flapping: up-down-up within 10 minutes while the arrival rate stayed within 10% of its mean (goal: 0)."),
-        "",
-        ("| trace | forecaster | forecast error (median) | upper bound coverage | upper bound excess | forecasts | "
-        "flaps under steady load | scale actions |"),
-        "|---|---|---|---|---|---|---|---|",
-        *quality_rows,
-        "",
-        *case_tables,
-    ])
+    return "\n".join(
+        [
+            "## Predictive autoscaler (`headroom simulate --policy predictive`)",
+            "",
+            (
+                "Same setting as the simulator tables (Llama-3.1-8B on H100, TTFT <= 1 s, mean ITL <= 50 ms, 90 s cold start, "
+                "$12.29 per GPU-hour, Prometheus scrape 15 s, 60 s rate windows). The predictive policy runs with its defaults "
+                "(plan each replica at 90% of its SLO capacity, 97% upper forecast quantile, 60 s scale-down window (300 s until 20 of its forecasts "
+                "are scored), 75% headroom for 10 minutes after a rise); nothing "
+                "about it is tuned per trace. ServeGen m-large: all 14 days are simulated, the policy learns from days 1-7 "
+                "(its forecaster starts empty), and every policy is judged on days 8-14 (`--judge-from 604800`), the baselines "
+                f"tuned by `--sweep` on those days: `headroom simulate --trace ../{rel(MLARGE)} --mode fluid --sweep --judge-from "
+                f"604800 --policy {','.join(BASELINES)},predictive --max-replicas 200 --lengths-from ../{rel(CONV)}`. Azure: the "
+                "settings their own sweeps chose (sections above), run again beside the predictive policy. The code trace opens with "
+                "252 requests in its first minute, two silent minutes, then 2,124 requests in its fourth: at most 5.6 req/s seen, "
+                "then 35 req/s arriving on the replicas asked for in the silence (a cold start earlier). Every policy starts on "
+                "one replica, and none asked for is ready before 90 s: no policy without foreknowledge reaches 99% over that "
+                f"hour (even {held['max_replicas']} replicas asked for in the first second, before any request, reach "
+                f"{held['slo_attainment']:.2%}; the sweep's table above starts them already running). It is also judged "
+                "from minute 15 on (every policy alike), once the policy has learned how bursty it is."
+            ),
+            "",
+            (
+                "Goals: attainment >= 99%; GPU-hours <= 1.15x the oracle's (Azure code: reported); at least 25% fewer GPU-hours "
+                "than the cheapest tuned HPA, KEDA or Knative setting that reaches 99% (where none does: higher attainment at "
+                "equal or lower GPU-hours than the one that came closest)."
+            ),
+            "",
+            *lines,
+            "",
+            (
+                "Forecast (the request rate the policy saw, a 60 s rate every 15 s; the peak over the 150 s horizon): median "
+                "absolute error of the point forecast, the share of horizons whose peak stayed under the upper bound (target "
+                "97%), and the upper bound's mean excess over the peak (what planning to it costs). On ServeGen, Holt-Winters "
+                "from statsmodels beside it (additive damped trend, daily season on 5-minute means, fitted on days 1-7 and run "
+                "forward with those parameters; its upper bound is its point times the 97% quantile of peak / point on days 1-7). "
+                "Flapping: up-down-up within 10 minutes while the arrival rate stayed within 10% of its mean (goal: 0)."
+            ),
+            "",
+            (
+                "| trace | forecaster | forecast error (median) | upper bound coverage | upper bound excess | forecasts | "
+                "flaps under steady load | scale actions |"
+            ),
+            "|---|---|---|---|---|---|---|---|",
+            *quality_rows,
+            "",
+            *case_tables,
+        ]
+    )

@@ -30,6 +30,14 @@ def grid_rows() -> list[dict]:
                     checked += 1
                     below += t.duration_s < t.floor_s
                     ratios.append(t.duration_s / t.floor_s)
-        rows.append({"profile": name, "batches": checked, "below_floor": below,
-                     "min_ratio": min(ratios), "median_ratio": sorted(ratios)[len(ratios) // 2], "max_ratio": max(ratios)})
+        rows.append(
+            {
+                "profile": name,
+                "batches": checked,
+                "below_floor": below,
+                "min_ratio": min(ratios),
+                "median_ratio": sorted(ratios)[len(ratios) // 2],
+                "max_ratio": max(ratios),
+            }
+        )
     return rows

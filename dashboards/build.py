@@ -29,9 +29,11 @@ def compile_mixin(config: dict | None = None) -> dict:
 
     override = json.dumps(config or {})
     # merged deep (an override of one SLO field keeps the others), as a user's `_config+::` with `+:` on objects
-    snippet = (f"local base = import 'mixin.libsonnet'; local m = base + {{ _config:: std.mergePatch(base._config, {override}) }};"
-               "{ rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards,"
-               "  inhibit_rules: m.alertmanagerInhibitRules }")
+    snippet = (
+        f"local base = import 'mixin.libsonnet'; local m = base + {{ _config:: std.mergePatch(base._config, {override}) }};"
+        "{ rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards,"
+        "  inhibit_rules: m.alertmanagerInhibitRules }"
+    )
     try:
         return json.loads(_jsonnet.evaluate_snippet("headroom-mixin", snippet, jpathdir=[str(MIXIN)]))
     except RuntimeError as err:  # jsonnet's own message names the file, line and the mixin's error text
@@ -43,25 +45,36 @@ def rule_groups(compiled: dict) -> dict:
 
 
 def prometheus_rule(groups: dict, namespace: str) -> dict:
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": "headroom", "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "headroom"}},
-            "spec": groups}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "headroom", "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "headroom"}},
+        "spec": groups,
+    }
 
 
 def dashboard_configmap(name: str, dashboard: dict, namespace: str) -> dict:
     """A ConfigMap Grafana's sidecar (kube-prometheus-stack) loads: labelled grafana_dashboard: "1"."""
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"headroom-dashboard-{Path(name).stem}", "namespace": namespace,
-                         "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "headroom"}},
-            "data": {name: json.dumps(dashboard, indent=2, sort_keys=True)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"headroom-dashboard-{Path(name).stem}",
+            "namespace": namespace,
+            "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "headroom"},
+        },
+        "data": {name: json.dumps(dashboard, indent=2, sort_keys=True)},
+    }
 
 
 def render(compiled: dict, namespace: str = "monitoring") -> dict[str, str]:
     """Every output file's name and text."""
     groups = rule_groups(compiled)
-    files = {RULES_FILE: yaml.safe_dump(groups, sort_keys=False, width=1000),
-             "prometheus-rule.yaml": yaml.safe_dump(prometheus_rule(groups, namespace), sort_keys=False, width=1000),
-             INHIBIT_FILE: yaml.safe_dump({"inhibit_rules": compiled["inhibit_rules"]}, sort_keys=False, width=1000)}
+    files = {
+        RULES_FILE: yaml.safe_dump(groups, sort_keys=False, width=1000),
+        "prometheus-rule.yaml": yaml.safe_dump(prometheus_rule(groups, namespace), sort_keys=False, width=1000),
+        INHIBIT_FILE: yaml.safe_dump({"inhibit_rules": compiled["inhibit_rules"]}, sort_keys=False, width=1000),
+    }
     maps = []
     for name, dashboard in sorted(compiled["dashboards"].items()):
         files[name] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
@@ -84,8 +97,9 @@ def write(files: dict[str, str], out: Path) -> list[Path]:
     return [final for _, final in staged]
 
 
-def build(out: Path, slo_by_model: dict | None = None, namespace: str = "monitoring",
-          docs: Path | None = None) -> list[Path]:
+def build(
+    out: Path, slo_by_model: dict | None = None, namespace: str = "monitoring", docs: Path | None = None
+) -> list[Path]:
     """Compile once (`slo_by_model`: the mixin's sloByModel, model -> ttftSeconds, tpotSeconds); write the build to
     `out` and, if asked, the generated docs to `docs`."""
     from dashboards.docs import render_docs

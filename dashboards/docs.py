@@ -16,28 +16,54 @@ def _thresholds(panel: dict) -> str:
 
 
 def dashboards_md(compiled: dict) -> str:
-    lines = [_HEAD, "", "# Dashboards", "",
-             ("Five Grafana dashboards from the monitoring mixin (`dashboards/mixin/dashboards/`), built to "
-             "`dashboards/built/*.json` (import them as they are) and as ConfigMaps for Grafana's sidecar. Every one has "
-             "the datasource, cluster, namespace and model as variables (the GPU dashboard: cluster and namespace; the "
-             "SLO and cost dashboard: model), and links to the others that keep them."), ""]
+    lines = [
+        _HEAD,
+        "",
+        "# Dashboards",
+        "",
+        (
+            "Five Grafana dashboards from the monitoring mixin (`dashboards/mixin/dashboards/`), built to "
+            "`dashboards/built/*.json` (import them as they are) and as ConfigMaps for Grafana's sidecar. Every one has "
+            "the datasource, cluster, namespace and model as variables (the GPU dashboard: cluster and namespace; the "
+            "SLO and cost dashboard: model), and links to the others that keep them."
+        ),
+        "",
+    ]
     for name, dashboard in sorted(compiled["dashboards"].items()):
-        lines += [f"## {dashboard['title']} (`{name}`, uid `{dashboard['uid']}`)", "", dashboard["description"], "",
-                  "| panel | what it shows | queries | unit | thresholds |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {dashboard['title']} (`{name}`, uid `{dashboard['uid']}`)",
+            "",
+            dashboard["description"],
+            "",
+            "| panel | what it shows | queries | unit | thresholds |",
+            "|---|---|---|---|---|",
+        ]
         for panel in dashboard["panels"]:
             queries = "<br>".join(f"`{_cell(t['expr'])}`" for t in panel["targets"])
-            lines.append(f"| {_cell(panel['title'])} | {_cell(panel['description'])} | {queries} | "
-                         f"{panel['fieldConfig']['defaults']['unit']} | {_thresholds(panel)} |")
+            lines.append(
+                f"| {_cell(panel['title'])} | {_cell(panel['description'])} | {queries} | "
+                f"{panel['fieldConfig']['defaults']['unit']} | {_thresholds(panel)} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def metrics_md(compiled: dict) -> str:
-    lines = [_HEAD, "", "# Recorded series", "",
-             ("Every recording rule of the monitoring mixin (`dashboards/mixin/rules/`), named `level:metric:operations` "
-             "as Prometheus advises. The console and the demo summary read these, never their own copies of the "
-             "arithmetic. A series recorded once per model group (a model with its own SLO, then the rest) appears once "
-             "per group."), "", "| series | group | expression |", "|---|---|---|"]
+    lines = [
+        _HEAD,
+        "",
+        "# Recorded series",
+        "",
+        (
+            "Every recording rule of the monitoring mixin (`dashboards/mixin/rules/`), named `level:metric:operations` "
+            "as Prometheus advises. The console and the demo summary read these, never their own copies of the "
+            "arithmetic. A series recorded once per model group (a model with its own SLO, then the rest) appears once "
+            "per group."
+        ),
+        "",
+        "| series | group | expression |",
+        "|---|---|---|",
+    ]
     for group in compiled["rules"]["groups"]:
         for rule in group["rules"]:
             lines.append(f"| `{rule['record']}` | {group['name']} | `{_cell(rule['expr'])}` |")
@@ -45,8 +71,10 @@ def metrics_md(compiled: dict) -> str:
     for group in compiled["alerts"]["groups"]:
         for rule in group["rules"]:
             name = rule["alert"]
-            lines.append(f"| {name} | {rule['labels']['severity']} | {rule.get('for', '')} | "
-                         f"{_cell(rule['annotations']['summary'])} | [runbook](runbooks/{name}.md) |")
+            lines.append(
+                f"| {name} | {rule['labels']['severity']} | {rule.get('for', '')} | "
+                f"{_cell(rule['annotations']['summary'])} | [runbook](runbooks/{name}.md) |"
+            )
     return "\n".join(lines) + "\n"
 
 

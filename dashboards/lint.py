@@ -5,21 +5,67 @@ from __future__ import annotations
 
 import re
 
-_NAME = re.compile(r"(?<![\w:\"$])([a-zA-Z_:][\w:]*)(?=\s*[{\[)]|\s*$|\s+(?:by|without|and|or|unless|on|/|\*|\+|-|>|<|==|!=))")
+_NAME = re.compile(
+    r"(?<![\w:\"$])([a-zA-Z_:][\w:]*)(?=\s*[{\[)]|\s*$|\s+(?:by|without|and|or|unless|on|/|\*|\+|-|>|<|==|!=))"
+)
 _COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 _RANGE_FUNCTIONS = ("rate", "irate", "increase")
-_KEYWORDS = {"sum", "by", "without", "rate", "irate", "increase", "avg", "max", "min", "count", "and", "or", "unless", "on",
-             "ignoring", "group_left", "group_right", "histogram_quantile", "label_replace", "avg_over_time",
-             "max_over_time", "min_over_time", "count_over_time", "predict_linear", "absent", "clamp_min", "clamp_max",
-             "topk", "bottomk", "time", "timestamp", "vector", "scalar", "abs", "delta", "deriv", "changes", "resets",
-             "bool", "offset", "le", "quantile_over_time", "sum_over_time", "last_over_time", "absent_over_time"}
+_KEYWORDS = {
+    "sum",
+    "by",
+    "without",
+    "rate",
+    "irate",
+    "increase",
+    "avg",
+    "max",
+    "min",
+    "count",
+    "and",
+    "or",
+    "unless",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "histogram_quantile",
+    "label_replace",
+    "avg_over_time",
+    "max_over_time",
+    "min_over_time",
+    "count_over_time",
+    "predict_linear",
+    "absent",
+    "clamp_min",
+    "clamp_max",
+    "topk",
+    "bottomk",
+    "time",
+    "timestamp",
+    "vector",
+    "scalar",
+    "abs",
+    "delta",
+    "deriv",
+    "changes",
+    "resets",
+    "bool",
+    "offset",
+    "le",
+    "quantile_over_time",
+    "sum_over_time",
+    "last_over_time",
+    "absent_over_time",
+}
 
 
 def metric_names(expr: str) -> set[str]:
     """Series names an expression selects (recorded series included), not functions, labels or keywords."""
     without_strings = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     without_labels = re.sub(r"\{[^}]*\}", "{}", without_strings)
-    without_groupings = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1()", without_labels)
+    without_groupings = re.sub(
+        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1()", without_labels
+    )
     return {n for n in _NAME.findall(without_groupings) if n not in _KEYWORDS and not n.replace(".", "").isdigit()}
 
 
@@ -53,7 +99,9 @@ def counters_without_rate(expr: str) -> list[str]:
 def sums_without_counts(expr: str) -> list[str]:
     """A histogram's _sum means nothing without its _count (an average is rate(_sum) / rate(_count))."""
     names = metric_names(expr)
-    return [f"{n} without {n[:-4]}_count" for n in sorted(names) if n.endswith("_sum") and f"{n[:-4]}_count" not in names]
+    return [
+        f"{n} without {n[:-4]}_count" for n in sorted(names) if n.endswith("_sum") and f"{n[:-4]}_count" not in names
+    ]
 
 
 def quantiles_without_le(expr: str) -> list[str]:
@@ -64,7 +112,7 @@ def quantiles_without_le(expr: str) -> list[str]:
         while i < len(expr) and depth:
             depth += {"(": 1, ")": -1}.get(expr[i], 0)
             i += 1
-        inner = expr[match.end():i]
+        inner = expr[match.end() : i]
         if not re.search(r"\bby\s*\([^)]*\ble\b", inner):
             problems.append("histogram_quantile over an aggregation without `le` in its by (...)")
     return problems
@@ -81,8 +129,12 @@ def unknown_vllm_series(expr: str, known: set[str]) -> list[str]:
 
 
 def lint(expr: str, known_vllm: set[str]) -> list[str]:
-    return (counters_without_rate(expr) + sums_without_counts(expr) + quantiles_without_le(expr)
-            + unknown_vllm_series(expr, known_vllm))
+    return (
+        counters_without_rate(expr)
+        + sums_without_counts(expr)
+        + quantiles_without_le(expr)
+        + unknown_vllm_series(expr, known_vllm)
+    )
 
 
 def exposition_names(text: str) -> set[str]:

@@ -29,8 +29,15 @@ COMPRESSED_WINDOWS = {"5m": "25s", "30m": "1m", "1h": "2m", "2h": "4m", "6h": "1
 def stack_rules(out: Path, interval_s: int, slo: dict) -> tuple[Path, list[dict]]:
     """The mixin built for the local stack (its SLO, compressed windows, cost rules at the scrape interval, runbooks
     as local files): the rules file, and the Alertmanager inhibition rules."""
-    compiled = compile_mixin({"slo": slo, "sloWindowDurations": COMPRESSED_WINDOWS, "runbookUrlBase": RUNBOOKS.as_uri() + "/",
-                              "absentJobs": ["vllm", "dcgm", "gateway"], "costRuleIntervalSeconds": interval_s})
+    compiled = compile_mixin(
+        {
+            "slo": slo,
+            "sloWindowDurations": COMPRESSED_WINDOWS,
+            "runbookUrlBase": RUNBOOKS.as_uri() + "/",
+            "absentJobs": ["vllm", "dcgm", "gateway"],
+            "costRuleIntervalSeconds": interval_s,
+        }
+    )
     files = render(compiled)
     out.mkdir(parents=True, exist_ok=True)
     (out / RULES_FILE).write_text(files[RULES_FILE])
@@ -42,16 +49,25 @@ def find_alertmanager() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise FileNotFoundError("no Alertmanager binary on PATH; install Debian's package: apt-get install "
-                            "prometheus-alertmanager (make demo does)")
+    raise FileNotFoundError(
+        "no Alertmanager binary on PATH; install Debian's package: apt-get install "
+        "prometheus-alertmanager (make demo does)"
+    )
 
 
 def alertmanager_config(webhook_url: str, inhibit_rules: list[dict]) -> dict:
     """Every alert to the webhook, grouped by alert and model, sent at once and again when resolved."""
-    return {"route": {"receiver": "headroom", "group_by": ["alertname", "model_name"], "group_wait": "1s",
-                      "group_interval": "5s", "repeat_interval": "4h"},
-            "receivers": [{"name": "headroom", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
-            "inhibit_rules": inhibit_rules}
+    return {
+        "route": {
+            "receiver": "headroom",
+            "group_by": ["alertname", "model_name"],
+            "group_wait": "1s",
+            "group_interval": "5s",
+            "repeat_interval": "4h",
+        },
+        "receivers": [{"name": "headroom", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
+        "inhibit_rules": inhibit_rules,
+    }
 
 
 class AlertmanagerProcess(Daemon):
@@ -61,8 +77,13 @@ class AlertmanagerProcess(Daemon):
     title = "Alertmanager"
 
     def command(self, config_path: Path) -> list[str]:
-        return [find_alertmanager(), f"--config.file={config_path}", f"--storage.path={self.run_dir / 'data'}",
-                f"--web.listen-address={self.host}:{self.port}", "--cluster.listen-address="]
+        return [
+            find_alertmanager(),
+            f"--config.file={config_path}",
+            f"--storage.path={self.run_dir / 'data'}",
+            f"--web.listen-address={self.host}:{self.port}",
+            "--cluster.listen-address=",
+        ]
 
 
 class WebhookReceiver:
@@ -92,7 +113,9 @@ class WebhookReceiver:
             body = await request.json()
             alerts = body["alerts"]
         except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": "expected Alertmanager's webhook JSON with an `alerts` list"}, status=400)
+            return web.json_response(
+                {"error": "expected Alertmanager's webhook JSON with an `alerts` list"}, status=400
+            )
         lines = [alert_line(alert, time.time()) for alert in alerts]
         with open(self.path, "a") as f:  # noqa: ASYNC230
             f.writelines(json.dumps(line) + "\n" for line in lines)
@@ -110,10 +133,18 @@ class WebhookReceiver:
 def alert_line(alert: dict, received_s: float) -> dict:
     """One notified alert as the console and the demo read it."""
     labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
-    return {"received_s": received_s, "status": alert.get("status"), "alertname": labels.get("alertname"),
-            "severity": labels.get("severity"), "labels": labels, "summary": annotations.get("summary"),
-            "description": annotations.get("description"), "runbook_url": annotations.get("runbook_url"),
-            "starts_at": alert.get("startsAt"), "ends_at": alert.get("endsAt")}
+    return {
+        "received_s": received_s,
+        "status": alert.get("status"),
+        "alertname": labels.get("alertname"),
+        "severity": labels.get("severity"),
+        "labels": labels,
+        "summary": annotations.get("summary"),
+        "description": annotations.get("description"),
+        "runbook_url": annotations.get("runbook_url"),
+        "starts_at": alert.get("startsAt"),
+        "ends_at": alert.get("endsAt"),
+    }
 
 
 async def alertmanager_alerts(url: str) -> list[dict]:

@@ -58,21 +58,36 @@ def capacity_table(capacity: Capacity, slo, where: str):
 
 
 def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity_rps: float, table=None) -> Predictive:
-    return Predictive(PredictiveConfig(
-        capacity_rps=capacity_rps, slo_ttft_s=target.slo.ttft_s, slo_itl_s=target.slo.itl_s, cold_start_s=target.cold_start_s,
-        interval_s=interval_s, observation_lag_s=lag_s, fill=target.fill, min_replicas=target.min_replicas,
-        max_replicas=target.max_replicas, capacity_table=table, scale_down_window_s=target.scale_down_window_s,
-        scale_down_window_unproven_s=target.scale_down_window_unproven_s,
-        cooldown_s=target.cooldown_s, rise_memory_s=target.rise_memory_s,
-        fallback_mix=(target.capacity.prompt_tokens, target.capacity.output_tokens)), name=f"predictive:{target.name}")
+    return Predictive(
+        PredictiveConfig(
+            capacity_rps=capacity_rps,
+            slo_ttft_s=target.slo.ttft_s,
+            slo_itl_s=target.slo.itl_s,
+            cold_start_s=target.cold_start_s,
+            interval_s=interval_s,
+            observation_lag_s=lag_s,
+            fill=target.fill,
+            min_replicas=target.min_replicas,
+            max_replicas=target.max_replicas,
+            capacity_table=table,
+            scale_down_window_s=target.scale_down_window_s,
+            scale_down_window_unproven_s=target.scale_down_window_unproven_s,
+            cooldown_s=target.cooldown_s,
+            rise_memory_s=target.rise_memory_s,
+            fallback_mix=(target.capacity.prompt_tokens, target.capacity.output_tokens),
+        ),
+        name=f"predictive:{target.name}",
+    )
 
 
 def build_actuator(target: TargetConfig, where: str, api_client=None, local=None):
     kind = target.actuator.kind
     if kind == "local":
         if local is None:
-            raise ConfigError(f"{where}.actuator.kind: 'local' scales `headroom up`'s fleet and runs inside it "
-                              "(headroom up --autoscale); use kubernetes, dry-run or metric here")
+            raise ConfigError(
+                f"{where}.actuator.kind: 'local' scales `headroom up`'s fleet and runs inside it "
+                "(headroom up --autoscale); use kubernetes, dry-run or metric here"
+            )
         return local
     if kind in ("dry-run", "metric"):
         cls = DryRun if kind == "dry-run" else MetricOnly
@@ -87,7 +102,9 @@ def _kubernetes(target: TargetConfig, api_client):
     from autoscaler.actuators.kubernetes import KubernetesActuator, WorkloadRef
 
     a = target.actuator
-    return KubernetesActuator(api_client, WorkloadRef(a.namespace, a.workload, a.workload_kind), instance=socket.gethostname())
+    return KubernetesActuator(
+        api_client, WorkloadRef(a.namespace, a.workload, a.workload_kind), instance=socket.gethostname()
+    )
 
 
 def kubernetes_client(config: AutoscalerConfig):
@@ -119,11 +136,13 @@ def target_cost(target: TargetConfig, where: str) -> tuple[float, int]:
     return price, gpus
 
 
-def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = None, api_client=None, local=None,
-               source=None) -> AutoscalerLoop:
+def build_loop(
+    config: AutoscalerConfig, metrics: AutoscalerMetrics | None = None, api_client=None, local=None, source=None
+) -> AutoscalerLoop:
     needs_kube = config.leader_election is not None or any(
         t.actuator.kind == "kubernetes" or (t.actuator.kind in ("dry-run", "metric") and t.actuator.workload)
-        for t in config.targets)
+        for t in config.targets
+    )
     if needs_kube and api_client is None:
         api_client = kubernetes_client(config)
     metrics = metrics or AutoscalerMetrics()
@@ -135,17 +154,27 @@ def build_loop(config: AutoscalerConfig, metrics: AutoscalerMetrics | None = Non
         if target.capacity.profile:
             key = (target.capacity.profile, target.slo.ttft_s, target.slo.itl_s)
             table = tables[key] = tables.get(key) or capacity_table(target.capacity, target.slo, where)
-        capacity = table.at(target.capacity.prompt_tokens, target.capacity.output_tokens) if table else \
-            resolve_capacity(target.capacity, target.slo, where)
-        targets.append(Target(target.name, build_policy(target, config.interval_s, lag, capacity, table),
-                              build_actuator(target, where, api_client, local)))
+        capacity = (
+            table.at(target.capacity.prompt_tokens, target.capacity.output_tokens)
+            if table
+            else resolve_capacity(target.capacity, target.slo, where)
+        )
+        targets.append(
+            Target(
+                target.name,
+                build_policy(target, config.interval_s, lag, capacity, table),
+                build_actuator(target, where, api_client, local),
+            )
+        )
         metrics.describe(target.name, target.gpu, *target_cost(target, where))
     elector = None
     if config.leader_election is not None:
         from autoscaler.actuators.lease import LeaderElector, LeaseConfig
 
         le = config.leader_election
-        elector = LeaderElector(api_client, LeaseConfig(le.namespace, le.name, le.duration_s), le.identity or socket.gethostname())
+        elector = LeaderElector(
+            api_client, LeaseConfig(le.namespace, le.name, le.duration_s), le.identity or socket.gethostname()
+        )
     return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics, elector)
 
 
@@ -179,7 +208,9 @@ class JsonLines(logging.Formatter):
         message = record.getMessage()
         if message.startswith("{"):
             return message[:-1] + f', "level": "{record.levelname.lower()}", "logger": "{record.name}"}}'
-        return json.dumps({"event": "log", "level": record.levelname.lower(), "logger": record.name, "message": message})
+        return json.dumps(
+            {"event": "log", "level": record.levelname.lower(), "logger": record.name, "message": message}
+        )
 
 
 def run_autoscaler(config_path: str, once: bool = False) -> int:
@@ -202,8 +233,12 @@ def run_autoscaler(config_path: str, once: bool = False) -> int:
     except Exception as err:  # no history is not a reason not to run: the forecaster starts empty  # noqa: BLE001
         log.warning(json.dumps({"event": "warm_start_failed", "error": str(err)}))
     server, _thread = start_http_server(config.metrics.port, config.metrics.host, registry=metrics.registry)
-    log.info('{"event": "started", "targets": %d, "metrics": "http://%s:%d/metrics"}', len(loop.targets),
-             config.metrics.host, server.server_address[1])
+    log.info(
+        '{"event": "started", "targets": %d, "metrics": "http://%s:%d/metrics"}',
+        len(loop.targets),
+        config.metrics.host,
+        server.server_address[1],
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())

@@ -16,8 +16,25 @@ APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 
 
 def console_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 def console_env(prometheus: str, alertmanager: str | None, decision_log: Path | None) -> dict[str, str]:
@@ -37,7 +54,9 @@ def run(args) -> int:
     if log is not None and not log.exists():
         raise ValueError(f"--decision-log {log} does not exist")
     print(f"console http://{args.host}:{args.port}  (Prometheus {args.prometheus}; Ctrl-C stops it)", file=sys.stderr)
-    return subprocess.call(console_command(args.host, args.port), env=console_env(args.prometheus, args.alertmanager, log))
+    return subprocess.call(
+        console_command(args.host, args.port), env=console_env(args.prometheus, args.alertmanager, log)
+    )
 
 
 class ConsoleProcess:
@@ -55,8 +74,13 @@ class ConsoleProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230
             self.process = await asyncio.create_subprocess_exec(
-                *console_command(self.host, self.port), env=self.env, stdout=log, stderr=log,
-                stdin=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent)
+                *console_command(self.host, self.port),
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         await wait_ready(self.process, f"{self.url}/_stcore/health", self.log_path, "console", timeout_s)
 
     async def stop(self) -> None:

@@ -70,8 +70,12 @@ class Daemon:
         log_path = self.run_dir / f"{self.name}.log"
         with open(log_path, "ab") as log_file:  # noqa: ASYNC230
             self.process = await asyncio.create_subprocess_exec(
-                *self.command(config_path), stdout=log_file, stderr=log_file, stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=die_with_parent)
+                *self.command(config_path),
+                stdout=log_file,
+                stderr=log_file,
+                stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         await wait_ready(self.process, f"{self.url}/-/ready", log_path, self.name, timeout)
         log.info("%s %s (pid %d) is ready", self.title, self.url, self.process.pid)
 

@@ -28,8 +28,15 @@ def prompt_of(tokens: int, rng: random.Random) -> str:
     return " ".join(rng.choice(VOCABULARY) for _ in range(tokens))
 
 
-async def run_demo_load(base_url: str, model: str, rate: float, duration_s: float, seed: int = 0,
-                        progress=None, drain_timeout_s: float = 120.0) -> LoadResult:
+async def run_demo_load(
+    base_url: str,
+    model: str,
+    rate: float,
+    duration_s: float,
+    seed: int = 0,
+    progress=None,
+    drain_timeout_s: float = 120.0,
+) -> LoadResult:
     """Send Poisson arrivals for `duration_s`, then wait for every request to end; nothing is left unaccounted."""
     rng = random.Random(seed)
     result = LoadResult()
@@ -46,16 +53,24 @@ async def run_demo_load(base_url: str, model: str, rate: float, duration_s: floa
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             prompt_len = int(min(4000, max(16, rng.lognormvariate(6.0, 0.8))))
             output_len = int(min(1000, max(8, rng.lognormvariate(5.0, 0.7))))
-            body = {"model": model, "prompt": prompt_of(prompt_len, rng), "max_tokens": output_len, "ignore_eos": True,
-                    "stream": True, "stream_options": {"include_usage": True}}
+            body = {
+                "model": model,
+                "prompt": prompt_of(prompt_len, rng),
+                "max_tokens": output_len,
+                "ignore_eos": True,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
             task = asyncio.create_task(_one(session, f"{base_url}/v1/completions", body, result))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             result.sent += 1
             if progress and time.monotonic() - last_report >= 5:
                 last_report = time.monotonic()
-                progress(f"load: {time.monotonic() - start:5.0f}/{duration_s:.0f} s, sent {result.sent}, ok {result.ok}, "
-                         f"failed {result.failed}, in flight {len(tasks)}")
+                progress(
+                    f"load: {time.monotonic() - start:5.0f}/{duration_s:.0f} s, sent {result.sent}, ok {result.ok}, "
+                    f"failed {result.failed}, in flight {len(tasks)}"
+                )
         if tasks:
             await asyncio.wait(tasks, timeout=drain_timeout_s)
         for task in list(tasks):  # still running after the drain timeout: count as failed, never drop

@@ -45,14 +45,17 @@ def describe(line: dict) -> str:
     return f"{line['status'].upper()} {line['alertname']} ({line['severity']}): {line['summary']}\n  runbook: {line['runbook_url']}"
 
 
-async def alert_drill(stack, duration_s: float, say: Callable[[str], None], fire_timeout_s: float = 90.0,
-                      resolve_timeout_s: float = 150.0) -> bool:
+async def alert_drill(
+    stack, duration_s: float, say: Callable[[str], None], fire_timeout_s: float = 90.0, resolve_timeout_s: float = 150.0
+) -> bool:
     """Inject, load, clear; True when the alert fired and then resolved, each notified through Alertmanager."""
     received = stack.receiver.received
     start_index = len(received)
     addresses = [r["address"] for r in stack.fleet.status()["replicas"] if r["state"] in ("ready", "starting")]
-    say(f"alert drill: {ERROR_RATE:.0%} of requests fail on every replica for {duration_s:g} s "
-        f"({DRILL_RATE:g} requests/s); expecting {DRILL_ALERT}")
+    say(
+        f"alert drill: {ERROR_RATE:.0%} of requests fail on every replica for {duration_s:g} s "
+        f"({DRILL_RATE:g} requests/s); expecting {DRILL_ALERT}"
+    )
     try:
         await set_faults(addresses, {"error_rate": ERROR_RATE})
         load = await run_demo_load(stack.gateway_url, stack.profile.model.name, DRILL_RATE, duration_s, seed=7)

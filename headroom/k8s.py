@@ -17,13 +17,20 @@ OVERLAYS_DIR = Path(__file__).resolve().parents[1] / "serving" / "k8s" / "overla
 
 def slo_rule(profile: Profile, slo_ttft_s: float, slo_itl_s: float) -> str:
     """The mixin's PrometheusRule with its SLO alerts at this model's thresholds (the dashboards do not depend on it)."""
-    compiled = compile_mixin({"sloByModel": {profile.model.name: {"ttftSeconds": slo_ttft_s, "tpotSeconds": slo_itl_s}}})
+    compiled = compile_mixin(
+        {"sloByModel": {profile.model.name: {"ttftSeconds": slo_ttft_s, "tpotSeconds": slo_itl_s}}}
+    )
     return render_mixin(compiled)["prometheus-rule.yaml"]
 
 
 def overlay(profile: Profile, out: Path, settings: ServingSettings, with_keys: bool = False) -> dict[str, str]:
-    return overlay_files(profile, out.resolve(), settings, slo_rule(profile, settings.slo_ttft_s, settings.slo_itl_s),
-                         KEYS_NAME if with_keys else None)
+    return overlay_files(
+        profile,
+        out.resolve(),
+        settings,
+        slo_rule(profile, settings.slo_ttft_s, settings.slo_itl_s),
+        KEYS_NAME if with_keys else None,
+    )
 
 
 def overlay_name(profile: Profile, settings: ServingSettings) -> str:
@@ -32,15 +39,27 @@ def overlay_name(profile: Profile, settings: ServingSettings) -> str:
 
 
 def settings_from_args(args) -> ServingSettings:
-    return ServingSettings(args.namespace, args.max_output_tokens, args.release, args.slo_ttft, args.slo_itl,
-                           args.replicas_min, args.replicas_max, args.prometheus_url, args.price, args.scaler)
+    return ServingSettings(
+        args.namespace,
+        args.max_output_tokens,
+        args.release,
+        args.slo_ttft,
+        args.slo_itl,
+        args.replicas_min,
+        args.replicas_max,
+        args.prometheus_url,
+        args.price,
+        args.scaler,
+    )
 
 
 def shipped_profile(name: str) -> Profile:
     """A shipped profile: the autoscaler in Headroom's image loads its profile by name."""
     if name not in list_profiles():
-        raise ValueError(f"--profile {name!r}: render takes a shipped profile (the autoscaler in Headroom's image "
-                         f"loads it by name); shipped: {', '.join(list_profiles())}")
+        raise ValueError(
+            f"--profile {name!r}: render takes a shipped profile (the autoscaler in Headroom's image "
+            f"loads it by name); shipped: {', '.join(list_profiles())}"
+        )
     return load_profile(name)
 
 
@@ -72,20 +91,49 @@ def add_arguments(parser) -> None:
     parser.add_argument("--profile", required=True, help="a shipped profile's name (headroom profiles lists them)")
     parser.add_argument("--namespace", default="headroom")
     parser.add_argument("--max-output-tokens", type=int, default=4096, help="the longest answer a drain waits for")
-    parser.add_argument("--slo-ttft", type=float, default=1.0, metavar="S", help="the SLO's TTFT threshold: the autoscaler's target, the gateway's SLI and the alerts")
-    parser.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="the SLO's time per output token: the autoscaler's target, the gateway's SLI and the alerts")
-    parser.add_argument("--release", default="kube-prometheus-stack",
-                        help="the `release` label kube-prometheus-stack selects monitors and rules by")
-    parser.add_argument("--keys-file", metavar="FILE", help="the gateway's API keys (YAML, key: tenant): copied into "
-                        "the overlay (owner-only, git-ignored) as the Secret headroom-gateway-keys; without it, create "
-                        "that Secret yourself")
+    parser.add_argument(
+        "--slo-ttft",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="the SLO's TTFT threshold: the autoscaler's target, the gateway's SLI and the alerts",
+    )
+    parser.add_argument(
+        "--slo-itl",
+        type=float,
+        default=0.05,
+        metavar="S",
+        help="the SLO's time per output token: the autoscaler's target, the gateway's SLI and the alerts",
+    )
+    parser.add_argument(
+        "--release",
+        default="kube-prometheus-stack",
+        help="the `release` label kube-prometheus-stack selects monitors and rules by",
+    )
+    parser.add_argument(
+        "--keys-file",
+        metavar="FILE",
+        help="the gateway's API keys (YAML, key: tenant): copied into "
+        "the overlay (owner-only, git-ignored) as the Secret headroom-gateway-keys; without it, create "
+        "that Secret yourself",
+    )
     parser.add_argument("--replicas-min", type=int, default=1, metavar="N", help="the autoscaler's lower bound")
     parser.add_argument("--replicas-max", type=int, default=8, metavar="N", help="the autoscaler's upper bound")
-    parser.add_argument("--prometheus-url", default=ServingSettings.prometheus_url,
-                        help="the Prometheus the autoscaler (and KEDA) read")
-    parser.add_argument("--price", type=float, default=None, metavar="USD",
-                        help="price of one GPU-hour (default: the lowest on-demand price listed for the profile's GPU)")
-    parser.add_argument("--scaler", choices=("headroom", "keda"), default="headroom",
-                        help="headroom: the autoscaler writes vLLM's replica count; keda: it exports the count and a "
-                             "KEDA ScaledObject applies it")
+    parser.add_argument(
+        "--prometheus-url", default=ServingSettings.prometheus_url, help="the Prometheus the autoscaler (and KEDA) read"
+    )
+    parser.add_argument(
+        "--price",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="price of one GPU-hour (default: the lowest on-demand price listed for the profile's GPU)",
+    )
+    parser.add_argument(
+        "--scaler",
+        choices=("headroom", "keda"),
+        default="headroom",
+        help="headroom: the autoscaler writes vLLM's replica count; keda: it exports the count and a "
+        "KEDA ScaledObject applies it",
+    )
     parser.add_argument("--out", help="the overlay's folder (default: serving/k8s/overlays/PROFILE)")

@@ -21,8 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="mean inter-token latency target")
     parser.add_argument("--goal", type=float, default=0.99, help="share of requests within both targets")
     parser.add_argument("--profiles", help="comma-separated profile names or YAML files (default: every shipped one)")
-    parser.add_argument("--price", action="append", default=[], metavar="GPU=USD",
-                        help="USD per GPU-hour for a GPU type, overriding the shipped on-demand price (repeatable)")
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="GPU=USD",
+        help="USD per GPU-hour for a GPU type, overriding the shipped on-demand price (repeatable)",
+    )
     parser.add_argument("--max-replicas", type=int, default=512)
     parser.add_argument("--json", action="store_true")
 
@@ -49,8 +54,15 @@ def traffic_from_args(args) -> Traffic:
     if args.trace:
         from_trace, _ = traffic_from_trace(args.trace)
         given = {k: v if v is not None else getattr(from_trace, k) for k, v in given.items()}
-    missing = [flag for flag, key in (("--rate", "rate_rps"), ("--prompt-tokens", "prompt_tokens"),
-                                      ("--output-tokens", "output_tokens")) if given[key] is None]
+    missing = [
+        flag
+        for flag, key in (
+            ("--rate", "rate_rps"),
+            ("--prompt-tokens", "prompt_tokens"),
+            ("--output-tokens", "output_tokens"),
+        )
+        if given[key] is None
+    ]
     if missing:
         raise ValueError(f"missing {', '.join(missing)} (or give --trace to read them from a trace)")
     return Traffic(**given)
@@ -71,27 +83,45 @@ def run(args) -> int:
         raise ValueError(f"--max-replicas must be at least 1, got {args.max_replicas}")
     names = [n for n in (args.profiles or "").split(",") if n]
     log = lambda line: print(line, file=sys.stderr, flush=True)
-    rows = plan(traffic, slo, candidates(names, cache_folder() / "atlas", parse_prices(args.price), log), args.max_replicas)
+    rows = plan(
+        traffic, slo, candidates(names, cache_folder() / "atlas", parse_prices(args.price), log), args.max_replicas
+    )
     if args.json:
         print(json.dumps([json_safe(r) for r in rows], indent=2))
         return 0
-    print(f"{traffic.rate_rps:.4g} req/s, prompts {traffic.prompt_tokens:.0f} and outputs {traffic.output_tokens:.0f} "
-          f"tokens on average; SLO: {slo.goal:.2%} of requests within TTFT {slo.ttft_s:g} s and mean ITL {slo.itl_s:g} s")
+    print(
+        f"{traffic.rate_rps:.4g} req/s, prompts {traffic.prompt_tokens:.0f} and outputs {traffic.output_tokens:.0f} "
+        f"tokens on average; SLO: {slo.goal:.2%} of requests within TTFT {slo.ttft_s:g} s and mean ITL {slo.itl_s:g} s"
+    )
     print_rows(rows)
     best = next((r for r in rows if r.meets_slo), None)
-    print(f"cheapest: {best.profile}, {best.replicas} replica(s), {best.gpus} GPU(s), ${best.cost_per_hour:.2f}/h"
-          if best else "no candidate profile meets the SLO for this traffic")
+    print(
+        f"cheapest: {best.profile}, {best.replicas} replica(s), {best.gpus} GPU(s), ${best.cost_per_hour:.2f}/h"
+        if best
+        else "no candidate profile meets the SLO for this traffic"
+    )
     if best and best.why_not_fewer:
         print(f"one fewer: {best.why_not_fewer}")
     return 0
 
 
 def print_rows(rows: list[PlanRow]) -> None:
-    table = [{"profile": r.profile, "replicas": r.replicas, "gpus": r.gpus, "$/h": f"{r.cost_per_hour:.2f}",
-              "$/1M out": _money(r.cost_per_million_output_tokens), "$/1M tok": _money(r.cost_per_million_tokens),
-              "req/s/replica": f"{r.replica_capacity_rps:.3g}", "load": _share(r.load_per_replica),
-              "TTFT p95": _seconds(r.ttft_p95_s), "ITL p50": _seconds(r.itl_p50_s),
-              "meets": "yes" if r.meets_slo else f"no: {r.note}"} for r in rows]
+    table = [
+        {
+            "profile": r.profile,
+            "replicas": r.replicas,
+            "gpus": r.gpus,
+            "$/h": f"{r.cost_per_hour:.2f}",
+            "$/1M out": _money(r.cost_per_million_output_tokens),
+            "$/1M tok": _money(r.cost_per_million_tokens),
+            "req/s/replica": f"{r.replica_capacity_rps:.3g}",
+            "load": _share(r.load_per_replica),
+            "TTFT p95": _seconds(r.ttft_p95_s),
+            "ITL p50": _seconds(r.itl_p50_s),
+            "meets": "yes" if r.meets_slo else f"no: {r.note}",
+        }
+        for r in rows
+    ]
     widths = {c: max(len(c), *(len(str(t[c])) for t in table)) for c in table[0]}
     print("  ".join(c.ljust(widths[c]) for c in widths))
     for t in table:

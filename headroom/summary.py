@@ -8,8 +8,13 @@ from dataclasses import dataclass
 from prometheus_api_client import PrometheusConnect
 
 
-def summary_queries(window_s: int, scrape_interval_s: int, load_s: float | None = None, usd_per_gpu_hour: float = 0.0,
-                    rule_interval_s: int | None = None) -> dict[str, str]:
+def summary_queries(
+    window_s: int,
+    scrape_interval_s: int,
+    load_s: float | None = None,
+    usd_per_gpu_hour: float = 0.0,
+    rule_interval_s: int | None = None,
+) -> dict[str, str]:
     """PromQL per summary field, over the last `window_s` seconds; rates are per second of load (`load_s`). GPU-hours
     and cost read the mixin's recorded series (GPUs paid, starting and draining ones included; dollars per hour),
     sampled every `rule_interval_s`; without the rules, the GPUs the exporters report stand in."""
@@ -27,8 +32,10 @@ def summary_queries(window_s: int, scrape_interval_s: int, load_s: float | None 
         "kv_cache_usage_max": f"max(max_over_time(vllm:kv_cache_usage_perc[{w}]))",
         "gpu_util_mean_pct": f"avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL[{w}]))",
         "gpu_hours": f"sum(sum_over_time(model_name:headroom_gpus:sum[{w}])) * {step} / 3600 or {by_exporters}",
-        "cost_usd": (f"sum(sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[{w}])) * {step} / 3600 "
-                     f"or {by_exporters} * {usd_per_gpu_hour:g}"),
+        "cost_usd": (
+            f"sum(sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[{w}])) * {step} / 3600 "
+            f"or {by_exporters} * {usd_per_gpu_hour:g}"
+        ),
         "gateway_requests": f"sum(increase(headroom_gateway_requests_total[{w}]))",
     }
 
@@ -48,12 +55,21 @@ class Summary:
         return self.cost_usd / (tokens / 1e6) if tokens > 0 else math.nan
 
     def as_dict(self) -> dict[str, float]:
-        return {**self.values, "usd_per_gpu_hour": self.usd_per_gpu_hour,
-                "cost_per_million_output_tokens": self.cost_per_million_output_tokens}
+        return {
+            **self.values,
+            "usd_per_gpu_hour": self.usd_per_gpu_hour,
+            "cost_per_million_output_tokens": self.cost_per_million_output_tokens,
+        }
 
 
-def query_summary(prometheus_url: str, window_s: int, scrape_interval_s: int, usd_per_gpu_hour: float,
-                  load_s: float | None = None, at_s: float | None = None) -> Summary:
+def query_summary(
+    prometheus_url: str,
+    window_s: int,
+    scrape_interval_s: int,
+    usd_per_gpu_hour: float,
+    load_s: float | None = None,
+    at_s: float | None = None,
+) -> Summary:
     """Run each query (at the Unix time `at_s`, default now); an empty result is NaN, so a broken pipeline shows
     instead of reading as zero."""
     client = PrometheusConnect(url=prometheus_url, disable_ssl=True)

@@ -37,6 +37,7 @@ class Arrivals(Strict):
 
 class Lengths(Strict):
     """Token lengths for shapes without a trace: fixed, or drawn from a trace's (prompt, output) pairs."""
+
     prompt_tokens: PositiveInt = 512
     output_tokens: PositiveInt = 128
     spread: float = Field(0.0, ge=0, le=3)  # > 0: log-normal lengths with these means and this sigma
@@ -103,6 +104,7 @@ def load_campaign(path: str | Path, overrides: dict | None = None) -> Campaign:
 def _resolve_paths(campaign: Campaign, folder: Path) -> Campaign:
     """Trace paths are relative to the campaign file's folder when they exist there (shipped campaigns), else
     to the working directory."""
+
     def resolve(value: str | None) -> str | None:
         if value is None or Path(value).is_absolute():
             return value
@@ -120,8 +122,15 @@ def campaign_workload(campaign: Campaign) -> Workload:
     """Every request the campaign sends: arrival time from the start, prompt and output tokens. Reproducible."""
     shape = campaign.shape
     if isinstance(shape, Trace):
-        workload = load_workload(shape.path, start_s=shape.start_s, end_s=shape.end_s, time_scale=shape.time_scale,
-                                 rate_scale=shape.rate_scale, seed=campaign.seed, lengths_from=shape.lengths_from)
+        workload = load_workload(
+            shape.path,
+            start_s=shape.start_s,
+            end_s=shape.end_s,
+            time_scale=shape.time_scale,
+            rate_scale=shape.rate_scale,
+            seed=campaign.seed,
+            lengths_from=shape.lengths_from,
+        )
         if campaign.duration_s is not None:
             workload = workload.window(0.0, campaign.duration_s)
     else:
@@ -129,14 +138,23 @@ def campaign_workload(campaign: Campaign) -> Workload:
         times = arrival_times(shape.rate_at, duration, campaign.arrivals.process, campaign.arrivals.cv, campaign.seed)
         lengths = campaign.lengths
         if lengths.from_trace or lengths.spread > 0:
-            sampler = (length_sampler(lengths.from_trace) if lengths.from_trace else
-                       LengthSampler.lognormal(lengths.prompt_tokens, lengths.output_tokens, lengths.spread, campaign.seed))
+            sampler = (
+                length_sampler(lengths.from_trace)
+                if lengths.from_trace
+                else LengthSampler.lognormal(
+                    lengths.prompt_tokens, lengths.output_tokens, lengths.spread, campaign.seed
+                )
+            )
             prompts, outputs = sampler.sample(len(times), np.random.default_rng(campaign.seed + 1))
         else:
             prompts = np.full(len(times), lengths.prompt_tokens)
             outputs = np.full(len(times), lengths.output_tokens)
-        workload = Workload(campaign.name, times, np.asarray(prompts, dtype=np.int64), np.asarray(outputs, dtype=np.int64))
+        workload = Workload(
+            campaign.name, times, np.asarray(prompts, dtype=np.int64), np.asarray(outputs, dtype=np.int64)
+        )
     if campaign.max_requests is not None and len(workload) > campaign.max_requests:
         keep = slice(0, campaign.max_requests)
-        workload = Workload(workload.name, workload.arrival_s[keep], workload.prompt_tokens[keep], workload.output_tokens[keep])
+        workload = Workload(
+            workload.name, workload.arrival_s[keep], workload.prompt_tokens[keep], workload.output_tokens[keep]
+        )
     return workload

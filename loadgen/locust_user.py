@@ -50,19 +50,35 @@ class Plan:
 
 def measure_request(client, campaign: Campaign, spec: RequestSpec) -> tuple[Measured, float]:
     """Send one request through Locust's fast client; (measurement, perf_counter when its request began to go out)."""
-    path, body = build_body(campaign.api, campaign.model, spec, stream=campaign.stream, ignore_eos=campaign.ignore_eos,
-                            shared_prefix=campaign.lengths.shared_prefix_tokens)
+    path, body = build_body(
+        campaign.api,
+        campaign.model,
+        spec,
+        stream=campaign.stream,
+        ignore_eos=campaign.ignore_eos,
+        shared_prefix=campaign.lengths.shared_prefix_tokens,
+    )
     payload = json.dumps(body).encode()  # encoded before the clock starts: TTFT times the server, not our JSON
     sent = time.perf_counter()  # kept where no request went out (no connection)
-    with client.post(path, data=payload, headers=_JSON, stream=campaign.stream, catch_response=True, name=path) as response:
+    with client.post(
+        path, data=payload, headers=_JSON, stream=campaign.stream, catch_response=True, name=path
+    ) as response:
         sent = getattr(getattr(response, "_response", None), "headroom_sent_s", sent)
         status = response.status_code or 0
         if getattr(response, "error", None) is not None and not status:
-            measured = Measured(ok=False, status=0, error=f"{type(response.error).__name__}: {response.error}",
-                                e2e_s=time.perf_counter() - sent)
+            measured = Measured(
+                ok=False,
+                status=0,
+                error=f"{type(response.error).__name__}: {response.error}",
+                e2e_s=time.perf_counter() - sent,
+            )
         elif not 200 <= status < 300:
-            measured = Measured(ok=False, status=status, error=error_from_body(response.content or b"", status),
-                                e2e_s=time.perf_counter() - sent)
+            measured = Measured(
+                ok=False,
+                status=status,
+                error=error_from_body(response.content or b"", status),
+                e2e_s=time.perf_counter() - sent,
+            )
         elif campaign.stream:
             measured = _read_stream(response, sent)
         else:
@@ -109,8 +125,14 @@ class CampaignUser(FastHttpUser):
 
     def _fire(self, name: str, seconds: float, tokens: int) -> None:
         if not math.isnan(seconds):
-            self.environment.events.request.fire(request_type="LLM", name=name, response_time=seconds * 1000.0,
-                                                 response_length=tokens, exception=None, context={})
+            self.environment.events.request.fire(
+                request_type="LLM",
+                name=name,
+                response_time=seconds * 1000.0,
+                response_length=tokens,
+                exception=None,
+                context={},
+            )
 
     def _one(self, plan: Plan, i: int, start: float) -> None:
         w, campaign = plan.workload, plan.campaign
@@ -122,15 +144,29 @@ class CampaignUser(FastHttpUser):
             if measured.itl_s:  # one entry per request keeps Locust's cost per token low; records keep every gap
                 self._fire("ITL (mean per request)", float(np.mean(measured.itl_s)), len(measured.itl_s))
         itl = measured.itl_s
-        plan.records.write({
-            "index": int(i), "worker": int(self.environment.runner.worker_index), "scheduled_s": float(w.arrival_s[i]),
-            "sent_s": sent - start, "lag_s": sent - start - float(w.arrival_s[i]), "ok": measured.ok, "status": measured.status,
-            "error": measured.error, "ttft_s": measured.ttft_s, "tpot_s": measured.tpot_s,
-            "itl_mean_s": float(np.mean(itl)) if itl else math.nan, "itls_s": itl, "e2e_s": measured.e2e_s,
-            "prompt_tokens": spec.prompt_tokens, "prompt_tokens_reported": measured.prompt_tokens,
-            "output_tokens_requested": spec.output_tokens, "output_tokens": measured.output_tokens,
-            "usage_reported": measured.usage_reported, "response_id": measured.response_id,
-        })
+        plan.records.write(
+            {
+                "index": int(i),
+                "worker": int(self.environment.runner.worker_index),
+                "scheduled_s": float(w.arrival_s[i]),
+                "sent_s": sent - start,
+                "lag_s": sent - start - float(w.arrival_s[i]),
+                "ok": measured.ok,
+                "status": measured.status,
+                "error": measured.error,
+                "ttft_s": measured.ttft_s,
+                "tpot_s": measured.tpot_s,
+                "itl_mean_s": float(np.mean(itl)) if itl else math.nan,
+                "itls_s": itl,
+                "e2e_s": measured.e2e_s,
+                "prompt_tokens": spec.prompt_tokens,
+                "prompt_tokens_reported": measured.prompt_tokens,
+                "output_tokens_requested": spec.output_tokens,
+                "output_tokens": measured.output_tokens,
+                "usage_reported": measured.usage_reported,
+                "response_id": measured.response_id,
+            }
+        )
 
     @task
     def dispatch(self) -> None:
@@ -176,8 +212,10 @@ def progress_line(plan: Plan, stats, elapsed: float) -> str:
     requests = stats.get(path, "POST")
     ttft = stats.get("TTFT", "LLM")
     p50 = ttft.get_response_time_percentile(0.5) if ttft.num_requests else float("nan")
-    return (f"\r  {plan.campaign.name}: {elapsed:6.0f} s  answered {requests.num_requests:>7,} of {len(plan.workload):,}"
-            f"  failed {requests.num_failures:,}  TTFT p50 {p50:.0f} ms   ")
+    return (
+        f"\r  {plan.campaign.name}: {elapsed:6.0f} s  answered {requests.num_requests:>7,} of {len(plan.workload):,}"
+        f"  failed {requests.num_failures:,}  TTFT p50 {p50:.0f} ms   "
+    )
 
 
 def report_progress(environment, plan: Plan, every_s: float = 5.0) -> None:

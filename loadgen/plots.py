@@ -30,11 +30,25 @@ def plot_campaign(records: pd.DataFrame, path: Path, title: str, bin_s: float | 
     latency.set_ylabel("ms")
     latency.legend(fontsize=7, ncol=2)
     latency.set_title(title)
-    sent = np.bincount((records["sent_s"].to_numpy(dtype=np.float64) // bin_s).astype(int)) / bin_s if len(records) else np.zeros(1)
+    sent = (
+        np.bincount((records["sent_s"].to_numpy(dtype=np.float64) // bin_s).astype(int)) / bin_s
+        if len(records)
+        else np.zeros(1)
+    )
     done_ok = finish[records["ok"].astype(bool).to_numpy()] if len(records) else np.zeros(0)
-    answered = np.bincount((done_ok // bin_s).astype(int), minlength=len(sent)) / bin_s if len(done_ok) else np.zeros(len(sent))
-    tokens = np.bincount((done_ok // bin_s).astype(int), weights=ok["output_tokens"].to_numpy(dtype=np.float64),
-                         minlength=len(sent)) / bin_s if len(done_ok) else np.zeros(len(sent))
+    answered = (
+        np.bincount((done_ok // bin_s).astype(int), minlength=len(sent)) / bin_s
+        if len(done_ok)
+        else np.zeros(len(sent))
+    )
+    tokens = (
+        np.bincount(
+            (done_ok // bin_s).astype(int), weights=ok["output_tokens"].to_numpy(dtype=np.float64), minlength=len(sent)
+        )
+        / bin_s
+        if len(done_ok)
+        else np.zeros(len(sent))
+    )
     throughput.plot(np.arange(len(sent)) * bin_s, sent, label="sent req/s")
     throughput.plot(np.arange(len(answered)) * bin_s, answered, label="answered req/s")
     throughput.set_ylabel("requests/s")

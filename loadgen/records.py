@@ -8,9 +8,27 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["index", "worker", "scheduled_s", "sent_s", "lag_s", "ok", "status", "error", "ttft_s", "tpot_s", "itl_mean_s",
-           "itls_s", "e2e_s", "prompt_tokens", "prompt_tokens_reported", "output_tokens_requested", "output_tokens",
-           "usage_reported", "response_id"]
+COLUMNS = [
+    "index",
+    "worker",
+    "scheduled_s",
+    "sent_s",
+    "lag_s",
+    "ok",
+    "status",
+    "error",
+    "ttft_s",
+    "tpot_s",
+    "itl_mean_s",
+    "itls_s",
+    "e2e_s",
+    "prompt_tokens",
+    "prompt_tokens_reported",
+    "output_tokens_requested",
+    "output_tokens",
+    "usage_reported",
+    "response_id",
+]
 
 
 class RecordWriter:

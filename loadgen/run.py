@@ -83,8 +83,9 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = False,
-                 overrides: dict | None = None) -> tuple[dict, int]:
+def run_campaign(
+    path: str, out: str | Path, workers: int = 0, quiet: bool = False, overrides: dict | None = None
+) -> tuple[dict, int]:
     """Run a campaign file (with some keys overridden, e.g. the target of a stack started just now);
     (summary, exit code: 0 complete, 1 partial, 2 could not start)."""
     campaign = load_campaign(path, overrides)
@@ -100,11 +101,24 @@ def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = Fal
     if problem:
         summary = _finish(campaign, workload, out, workers, partial_reason=problem)
         return summary, 2
-    env = {**os.environ, "HEADROOM_CAMPAIGN": str(Path(path).resolve()), "HEADROOM_RESULTS": str(out.resolve()),
-           "HEADROOM_PROCESSES": str(max(1, workers)), "PYTHONPATH": _pythonpath()}
+    env = {
+        **os.environ,
+        "HEADROOM_CAMPAIGN": str(Path(path).resolve()),
+        "HEADROOM_RESULTS": str(out.resolve()),
+        "HEADROOM_PROCESSES": str(max(1, workers)),
+        "PYTHONPATH": _pythonpath(),
+    }
     common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
-    report = ["--headless", "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--exit-code-on-error", "0",
-              "--only-summary"]
+    report = [
+        "--headless",
+        "--csv",
+        str(out / "locust"),
+        "--html",
+        str(out / "locust.html"),
+        "--exit-code-on-error",
+        "0",
+        "--only-summary",
+    ]
     output = subprocess.DEVNULL if quiet else None
     processes: list[subprocess.Popen] = []
     reason = None
@@ -112,15 +126,38 @@ def run_campaign(path: str, out: str | Path, workers: int = 0, quiet: bool = Fal
         try:
             if workers > 0:
                 port = _free_port()
-                master = subprocess.Popen([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
-                                           "--master-bind-port", str(port), "--expect-workers", str(workers)], env=env,
-                                          stdout=output, stderr=output, preexec_fn=die_with_parent)  # noqa: PLW1509
+                master = subprocess.Popen(
+                    [
+                        *common,
+                        *report,
+                        "--master",
+                        "--master-bind-host",
+                        "127.0.0.1",
+                        "--master-bind-port",
+                        str(port),
+                        "--expect-workers",
+                        str(workers),
+                    ],
+                    env=env,
+                    stdout=output,
+                    stderr=output,
+                    preexec_fn=die_with_parent,
+                )
                 processes.append(master)
                 for _ in range(workers):
-                    processes.append(subprocess.Popen([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                                      env=env, stdout=output, stderr=output, preexec_fn=die_with_parent))  # noqa: PLW1509
+                    processes.append(
+                        subprocess.Popen(
+                            [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                            env=env,
+                            stdout=output,
+                            stderr=output,
+                            preexec_fn=die_with_parent,
+                        )
+                    )
             else:
-                master = subprocess.Popen([*common, *report], env=env, stdout=output, stderr=output, preexec_fn=die_with_parent)  # noqa: PLW1509
+                master = subprocess.Popen(
+                    [*common, *report], env=env, stdout=output, stderr=output, preexec_fn=die_with_parent
+                )
                 processes.append(master)
             limit = (float(workload.arrival_s[-1]) if len(workload) else 0.0) + campaign.timeout_s + 120.0
             try:
@@ -150,9 +187,20 @@ def _finish(campaign: Campaign, workload, out: Path, workers: int, partial_reaso
     summary = summarize(records, len(workload), campaign.slo.ttft_s, campaign.slo.tpot_s, target_rate)
     if partial_reason is None and len(records) < len(workload):
         partial_reason = f"{len(workload) - len(records)} of {len(workload)} requests have no result"
-    summary.update({"campaign": campaign.name, "target": campaign.base_url, "model": campaign.model, "api": campaign.api,
-                    "stream": campaign.stream, "tags": campaign.tags, "seed": campaign.seed, "workers": workers,
-                    "partial": partial_reason is not None, "partial_reason": partial_reason})
+    summary.update(
+        {
+            "campaign": campaign.name,
+            "target": campaign.base_url,
+            "model": campaign.model,
+            "api": campaign.api,
+            "stream": campaign.stream,
+            "tags": campaign.tags,
+            "seed": campaign.seed,
+            "workers": workers,
+            "partial": partial_reason is not None,
+            "partial_reason": partial_reason,
+        }
+    )
     if len(records):
         tmp = out / "requests.parquet.tmp"
         records.to_parquet(tmp, index=False)

@@ -69,7 +69,9 @@ class Spike(_Shape):
 
     def rate_at(self, t):
         t = np.asarray(t)
-        return np.where((t >= self.at_s) & (t < self.at_s + self.width_s), self.peak_rate, self.base_rate).astype(np.float64)
+        return np.where((t >= self.at_s) & (t < self.at_s + self.width_s), self.peak_rate, self.base_rate).astype(
+            np.float64
+        )
 
 
 class Diurnal(_Shape):

@@ -17,19 +17,29 @@ def _stats(prefix: str, seconds: np.ndarray) -> dict:
     values = values[~np.isnan(values)]
     if not len(values):
         return {f"{k}_{prefix}_ms": math.nan for k in ("mean", "median", "std", "p90", "p95", "p99")}
-    return {f"mean_{prefix}_ms": float(values.mean()), f"median_{prefix}_ms": float(np.median(values)),
-            f"std_{prefix}_ms": float(values.std()), f"p90_{prefix}_ms": float(np.percentile(values, 90)),
-            f"p95_{prefix}_ms": float(np.percentile(values, 95)), f"p99_{prefix}_ms": float(np.percentile(values, 99))}
+    return {
+        f"mean_{prefix}_ms": float(values.mean()),
+        f"median_{prefix}_ms": float(np.median(values)),
+        f"std_{prefix}_ms": float(values.std()),
+        f"p90_{prefix}_ms": float(np.percentile(values, 90)),
+        f"p95_{prefix}_ms": float(np.percentile(values, 95)),
+        f"p99_{prefix}_ms": float(np.percentile(values, 99)),
+    }
 
 
 def good_requests(records: pd.DataFrame, slo_ttft_s: float, slo_tpot_s: float) -> np.ndarray:
     """Requests that succeeded within the TTFT and TPOT targets (a one-token answer has no TPOT to miss)."""
     tpot = records["tpot_s"].astype(float)
-    return (records["ok"].astype(bool) & (records["ttft_s"].astype(float) <= slo_ttft_s)
-            & (tpot.isna() | (tpot <= slo_tpot_s))).to_numpy()
+    return (
+        records["ok"].astype(bool)
+        & (records["ttft_s"].astype(float) <= slo_ttft_s)
+        & (tpot.isna() | (tpot <= slo_tpot_s))
+    ).to_numpy()
 
 
-def summarize(records: pd.DataFrame, planned: int, slo_ttft_s: float, slo_tpot_s: float, target_rate: float | None = None) -> dict:
+def summarize(
+    records: pd.DataFrame, planned: int, slo_ttft_s: float, slo_tpot_s: float, target_rate: float | None = None
+) -> dict:
     ok = records[records["ok"].astype(bool)]
     sent_end = (records["sent_s"] + records["e2e_s"]).max() if len(records) else 0.0
     duration = float(sent_end) if len(records) and sent_end > 0 else math.nan
@@ -47,7 +57,9 @@ def summarize(records: pd.DataFrame, planned: int, slo_ttft_s: float, slo_tpot_s
         "request_throughput": len(ok) / duration if not math.isnan(duration) else math.nan,
         "request_goodput": float(good.sum()) / duration if not math.isnan(duration) else math.nan,
         "output_throughput": float(ok["output_tokens"].sum()) / duration if not math.isnan(duration) else math.nan,
-        "total_token_throughput": float(ok["prompt_tokens"].sum() + ok["output_tokens"].sum()) / duration if not math.isnan(duration) else math.nan,
+        "total_token_throughput": float(ok["prompt_tokens"].sum() + ok["output_tokens"].sum()) / duration
+        if not math.isnan(duration)
+        else math.nan,
         "slo_attainment": float(good.mean()) if len(good) else math.nan,
         "goodput_slo": {"ttft_ms": slo_ttft_s * 1000.0, "tpot_ms": slo_tpot_s * 1000.0},
     }

@@ -27,6 +27,7 @@ class Probe(BaseModel):
 
 class CapacityFile(Strict):
     """Requests/s one target (one replica, or whatever the URL fronts) carries within the SLO for a length mix."""
+
     kind: str = "headroom-capacity/v1"
     model: str
     target: str
@@ -44,9 +45,19 @@ def load_capacity_file(path: str | Path) -> CapacityFile:
     return CapacityFile.model_validate(yaml.safe_load(Path(path).read_text()))
 
 
-def sweep_capacity(campaign_path: str, out: Path, goal: float = 0.99, probe_s: float = 60.0, start_rate: float = 1.0,
-                   max_rate: float = 1000.0, tolerance: float = 0.05, workers: int = 0, replicas: int = 1,
-                   quiet: bool = True, progress=print) -> CapacityFile:
+def sweep_capacity(
+    campaign_path: str,
+    out: Path,
+    goal: float = 0.99,
+    probe_s: float = 60.0,
+    start_rate: float = 1.0,
+    max_rate: float = 1000.0,
+    tolerance: float = 0.05,
+    workers: int = 0,
+    replicas: int = 1,
+    quiet: bool = True,
+    progress=print,
+) -> CapacityFile:
     from loadgen.run import run_campaign
 
     base = load_campaign(campaign_path)
@@ -58,10 +69,16 @@ def sweep_capacity(campaign_path: str, out: Path, goal: float = 0.99, probe_s: f
             summary, code = run_campaign(campaign_path, out / f"rate-{rate:.4g}", workers, quiet, overrides)
             if code == 2:
                 raise RuntimeError(f"sweep stopped: {summary['partial_reason']}")
-            probes[rate] = Probe(rate=rate, slo_attainment=_num(summary["slo_attainment"]),
-                                 request_throughput=_num(summary["request_throughput"]),
-                                 output_throughput=_num(summary["output_throughput"]), p99_ttft_ms=_num(summary["p99_ttft_ms"]),
-                                 p99_tpot_ms=_num(summary["p99_tpot_ms"]), failed=summary["failed"], partial=summary["partial"])
+            probes[rate] = Probe(
+                rate=rate,
+                slo_attainment=_num(summary["slo_attainment"]),
+                request_throughput=_num(summary["request_throughput"]),
+                output_throughput=_num(summary["output_throughput"]),
+                p99_ttft_ms=_num(summary["p99_ttft_ms"]),
+                p99_tpot_ms=_num(summary["p99_tpot_ms"]),
+                failed=summary["failed"],
+                partial=summary["partial"],
+            )
             p = probes[rate]
             progress(f"sweep: {rate:8.3f} req/s -> attainment {p.slo_attainment:.2%}, p99 TTFT {p.p99_ttft_ms:.0f} ms")
         return probes[rate]
@@ -85,10 +102,18 @@ def sweep_capacity(campaign_path: str, out: Path, goal: float = 0.99, probe_s: f
             else:
                 hi = mid
     workload = campaign_workload(base.model_copy(update={"max_requests": 2000}))
-    result = CapacityFile(model=base.model, target=base.base_url, replicas_behind_target=replicas, slo_ttft_s=base.slo.ttft_s,
-                          slo_tpot_s=base.slo.tpot_s, attainment_goal=goal, mean_prompt_tokens=float(workload.prompt_tokens.mean()),
-                          mean_output_tokens=float(workload.output_tokens.mean()), capacity_rps=lo / replicas,
-                          probes=sorted(probes.values(), key=lambda p: p.rate))
+    result = CapacityFile(
+        model=base.model,
+        target=base.base_url,
+        replicas_behind_target=replicas,
+        slo_ttft_s=base.slo.ttft_s,
+        slo_tpot_s=base.slo.tpot_s,
+        attainment_goal=goal,
+        mean_prompt_tokens=float(workload.prompt_tokens.mean()),
+        mean_output_tokens=float(workload.output_tokens.mean()),
+        capacity_rps=lo / replicas,
+        probes=sorted(probes.values(), key=lambda p: p.rate),
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "capacity.yaml").write_text(yaml.safe_dump(result.model_dump(), sort_keys=False))
     return result

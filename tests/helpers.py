@@ -97,14 +97,16 @@ class EmulatorServer:
 
 def sse_events(text: str) -> list[str]:
     """The `data:` payloads of an SSE body, in order."""
-    return [line[len("data: "):] for line in text.split("\n") if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in text.split("\n") if line.startswith("data: ")]
 
 
 def timed_stream(port: int, path: str, body: dict) -> tuple[float, list[float]]:
     """POST in one write on a TCP_NODELAY socket; returns (time to first data event, gaps between events)."""
     payload = json.dumps(body).encode()
-    request = (b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-               b"connection: close\r\n\r\n%b" % (path.encode(), len(payload), payload))
+    request = (
+        b"POST %b HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%b" % (path.encode(), len(payload), payload)
+    )
     stamps = []
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -130,8 +132,14 @@ class GatewayServer:
         from exporters.gateway.service import GatewayService
 
         self.thread = LoopThread()
-        config = parse_gateway_config({"host": "127.0.0.1", "port": 0, **self.config,
-                                       "backends": {"static": self.backends, **self.config.get("backends", {})}})
+        config = parse_gateway_config(
+            {
+                "host": "127.0.0.1",
+                "port": 0,
+                **self.config,
+                "backends": {"static": self.backends, **self.config.get("backends", {})},
+            }
+        )
 
         async def start():
             self.service = GatewayService(config)
@@ -173,7 +181,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"  # ../shared/data beside the repos
 class QuietHandler(BaseHTTPRequestHandler):
     """A stdlib request handler that logs nothing; `reply` answers with a whole body."""
 
-    def reply(self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
+    def reply(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

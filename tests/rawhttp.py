@@ -62,7 +62,9 @@ def parse(raw: bytes, head_only: frozenset[int] = frozenset()) -> list[Answer]:
         if isinstance(event, h11.InformationalResponse):
             interim.append(event.status_code)
         elif isinstance(event, h11.Response):
-            current = Answer(event.status_code, {k.decode().lower(): v.decode() for k, v in event.headers}, interim=interim)
+            current = Answer(
+                event.status_code, {k.decode().lower(): v.decode() for k, v in event.headers}, interim=interim
+            )
             interim = []
         elif isinstance(event, h11.Data):
             current.body += bytes(event.data)
@@ -71,8 +73,14 @@ def parse(raw: bytes, head_only: frozenset[int] = frozenset()) -> list[Answer]:
     return answers
 
 
-def exchange(port: int, *parts: bytes, pause_s: float = 0.0, read_timeout_s: float = 5.0,
-             head_only: frozenset[int] = frozenset(), until_answers: int | None = None) -> Exchange:
+def exchange(
+    port: int,
+    *parts: bytes,
+    pause_s: float = 0.0,
+    read_timeout_s: float = 5.0,
+    head_only: frozenset[int] = frozenset(),
+    until_answers: int | None = None,
+) -> Exchange:
     """Send `parts` (with `pause_s` between them), then read until the server closes, `read_timeout_s` passes with
     nothing new, or `until_answers` responses came."""
     with socket.create_connection(("127.0.0.1", port), timeout=read_timeout_s) as sock:

@@ -10,8 +10,10 @@ import streamlit as st
 
 from ui.prom import SourceUnavailable
 
-START_HINT = ("Start the local stack with `headroom up --autoscale` (or `make demo`), or point the console at your "
-              "Prometheus: `headroom console --prometheus URL`.")
+START_HINT = (
+    "Start the local stack with `headroom up --autoscale` (or `make demo`), or point the console at your "
+    "Prometheus: `headroom console --prometheus URL`."
+)
 
 
 @contextmanager
@@ -30,5 +32,7 @@ def source_caption(query: str, window: str, method: str, newest_s: float | None 
 
 
 def no_data(what: str) -> None:
-    st.info(f"No {what} yet. The recorded series appear a minute after the first requests: send traffic through the "
-            "gateway (`headroom loadtest run` or `make demo`).")
+    st.info(
+        f"No {what} yet. The recorded series appear a minute after the first requests: send traffic through the "
+        "gateway (`headroom loadtest run` or `make demo`)."
+    )

@@ -34,8 +34,9 @@ def rule_intervals(url: str) -> dict[str, float]:
     return {rule["name"]: float(group["interval"]) for group in body["data"]["groups"] for rule in group["rules"]}
 
 
-@st.cache_resource(show_spinner="Loading the capacity atlases (a profile without one is measured on the engine once: "
-                                "minutes)")
+@st.cache_resource(
+    show_spinner="Loading the capacity atlases (a profile without one is measured on the engine once: minutes)"
+)
 def candidates(cache_dir: Path) -> list:
     """Every shipped profile with its atlas and price, loaded once per console process."""
     from autoscaler.planner.inputs import candidates as load

@@ -46,7 +46,9 @@ def instant(url: str, query: str, at_s: float) -> Answer:
 
 
 def range_query(url: str, query: str, start_s: float, end_s: float, step_s: float) -> Answer:
-    body = get_json(url, "/api/v1/query_range", {"query": query, "start": start_s, "end": end_s, "step": step_s}, "Prometheus")
+    body = get_json(
+        url, "/api/v1/query_range", {"query": query, "start": start_s, "end": end_s, "step": step_s}, "Prometheus"
+    )
     return Answer(query, matrix_frame(body["data"]["result"]), end_s)
 
 

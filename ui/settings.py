@@ -20,5 +20,9 @@ class Settings:
 def settings() -> Settings:
     env = os.environ
     log = env.get("HEADROOM_DECISION_LOG")
-    return Settings(env.get("HEADROOM_PROMETHEUS_URL", "http://127.0.0.1:9090"), env.get("HEADROOM_ALERTMANAGER_URL") or None,
-                    Path(log) if log else None, cache_folder() / "atlas")
+    return Settings(
+        env.get("HEADROOM_PROMETHEUS_URL", "http://127.0.0.1:9090"),
+        env.get("HEADROOM_ALERTMANAGER_URL") or None,
+        Path(log) if log else None,
+        cache_folder() / "atlas",
+    )

@@ -42,15 +42,22 @@ class Backoff:
     max_s: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        base = min(self.max_s, self.first_s * 2 ** attempt)
+        base = min(self.max_s, self.first_s * 2**attempt)
         return max(base, retry_after or 0.0)
 
 
 class KubernetesActuator:
     """Scales one workload. `sleep` is injectable so tests do not wait for real backoffs."""
 
-    def __init__(self, api: client.ApiClient, ref: WorkloadRef, component: str = "headroom-autoscaler",
-                 instance: str = "", backoff: Backoff = Backoff(), sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        api: client.ApiClient,
+        ref: WorkloadRef,
+        component: str = "headroom-autoscaler",
+        instance: str = "",
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.apps, self.core = client.AppsV1Api(api), client.CoreV1Api(api)
         self.ref, self.component, self.instance, self.backoff, self.sleep = ref, component, instance, backoff, sleep
 
@@ -70,19 +77,29 @@ class KubernetesActuator:
                     log.warning("%s: HTTP %s, retrying in %.1f s", what, err.status, delay)
                     self.sleep(delay)
                     continue
-                raise ActuationError(f"{what} {self.ref.kind}/{self.ref.namespace}/{self.ref.name}: HTTP {err.status} "
-                                     f"{err.reason}: {_message(err)}") from None
-        raise ActuationError(f"{what} {self.ref.kind}/{self.ref.namespace}/{self.ref.name}: gave up after "
-                             f"{self.backoff.attempts} attempts")
+                raise ActuationError(
+                    f"{what} {self.ref.kind}/{self.ref.namespace}/{self.ref.name}: HTTP {err.status} "
+                    f"{err.reason}: {_message(err)}"
+                ) from None
+        raise ActuationError(
+            f"{what} {self.ref.kind}/{self.ref.namespace}/{self.ref.name}: gave up after "
+            f"{self.backoff.attempts} attempts"
+        )
 
     def _read_scale(self):
-        read = (self.apps.read_namespaced_deployment_scale if self.ref.kind == "Deployment"
-                else self.apps.read_namespaced_stateful_set_scale)
+        read = (
+            self.apps.read_namespaced_deployment_scale
+            if self.ref.kind == "Deployment"
+            else self.apps.read_namespaced_stateful_set_scale
+        )
         return read(self.ref.name, self.ref.namespace)
 
     def _read_workload(self):
-        read = (self.apps.read_namespaced_deployment if self.ref.kind == "Deployment"
-                else self.apps.read_namespaced_stateful_set)
+        read = (
+            self.apps.read_namespaced_deployment
+            if self.ref.kind == "Deployment"
+            else self.apps.read_namespaced_stateful_set
+        )
         return read(self.ref.name, self.ref.namespace)
 
     # ---- what the loop uses ---------------------------------------------------------------------
@@ -93,15 +110,22 @@ class KubernetesActuator:
         status = workload.status
         ready = int((status.ready_replicas if status else 0) or 0)
         current = int((status.replicas if status else 0) or 0)
-        return FleetCounts(desired=desired, ready=min(ready, desired) if desired else 0,
-                           starting=max(0, desired - ready), stopping=max(0, current - desired))
+        return FleetCounts(
+            desired=desired,
+            ready=min(ready, desired) if desired else 0,
+            starting=max(0, desired - ready),
+            stopping=max(0, current - desired),
+        )
 
     def scale(self, desired: int, reasons: tuple[str, ...] = ()) -> bool:
         """Set spec.replicas to `desired` (False if it already was); annotate the workload and record an Event."""
         if desired < 0:
             raise ValueError(f"replicas must be >= 0, got {desired}")
-        patch = (self.apps.patch_namespaced_deployment_scale if self.ref.kind == "Deployment"
-                 else self.apps.patch_namespaced_stateful_set_scale)
+        patch = (
+            self.apps.patch_namespaced_deployment_scale
+            if self.ref.kind == "Deployment"
+            else self.apps.patch_namespaced_stateful_set_scale
+        )
         before = {}
 
         def attempt():
@@ -123,8 +147,11 @@ class KubernetesActuator:
         return True
 
     def _annotate(self, message: str) -> None:
-        patch = (self.apps.patch_namespaced_deployment if self.ref.kind == "Deployment"
-                 else self.apps.patch_namespaced_stateful_set)
+        patch = (
+            self.apps.patch_namespaced_deployment
+            if self.ref.kind == "Deployment"
+            else self.apps.patch_namespaced_stateful_set
+        )
         body = {"metadata": {"annotations": {REASON_ANNOTATION: message[:1000]}}}
         try:
             self._call("annotate", lambda: patch(self.ref.name, self.ref.namespace, body))
@@ -135,11 +162,19 @@ class KubernetesActuator:
         now = datetime.datetime.now(datetime.UTC)
         event = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{self.ref.name}.headroom-", namespace=self.ref.namespace),
-            involved_object=client.V1ObjectReference(kind=self.ref.kind, name=self.ref.name, namespace=self.ref.namespace,
-                                                     api_version="apps/v1"),
-            reason="HeadroomScaled", message=message[:1000], type="Normal", first_timestamp=now, last_timestamp=now,
-            count=1, source=client.V1EventSource(component=self.component),
-            reporting_component=self.component, reporting_instance=self.instance or self.component)
+            involved_object=client.V1ObjectReference(
+                kind=self.ref.kind, name=self.ref.name, namespace=self.ref.namespace, api_version="apps/v1"
+            ),
+            reason="HeadroomScaled",
+            message=message[:1000],
+            type="Normal",
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component=self.component),
+            reporting_component=self.component,
+            reporting_instance=self.instance or self.component,
+        )
         try:
             self._call("event", lambda: self.core.create_namespaced_event(self.ref.namespace, event))
         except ActuationError as err:

@@ -31,9 +31,17 @@ class LeaderElector:
 
     def _body(self, now: datetime.datetime, transitions: int, acquired: datetime.datetime, version: str | None):
         return client.V1Lease(
-            metadata=client.V1ObjectMeta(name=self.config.name, namespace=self.config.namespace, resource_version=version),
-            spec=client.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=self.config.duration_s,
-                                    acquire_time=acquired, renew_time=now, lease_transitions=transitions))
+            metadata=client.V1ObjectMeta(
+                name=self.config.name, namespace=self.config.namespace, resource_version=version
+            ),
+            spec=client.V1LeaseSpec(
+                holder_identity=self.identity,
+                lease_duration_seconds=self.config.duration_s,
+                acquire_time=acquired,
+                renew_time=now,
+                lease_transitions=transitions,
+            ),
+        )
 
     def try_acquire_or_renew(self, now: datetime.datetime | None = None) -> bool:
         now = now or datetime.datetime.now(datetime.UTC)
@@ -58,8 +66,9 @@ class LeaderElector:
         transitions = (spec.lease_transitions or 0) + (0 if holder == self.identity else 1)
         acquired = _aware(spec.acquire_time) if holder == self.identity and spec.acquire_time else now
         try:
-            self.api.replace_namespaced_lease(cfg.name, cfg.namespace,
-                                              self._body(now, transitions, acquired, lease.metadata.resource_version))
+            self.api.replace_namespaced_lease(
+                cfg.name, cfg.namespace, self._body(now, transitions, acquired, lease.metadata.resource_version)
+            )
         except ApiException as err:
             return self._lost(f"lost the race for the lease (HTTP {err.status})")
         return self._won("renewed" if holder == self.identity else f"took over from {holder}")

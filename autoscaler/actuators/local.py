@@ -24,7 +24,9 @@ class LocalFleetActuator:
     def counts(self) -> FleetCounts:
         status = self._on_loop(self.fleet.status)
         active = status["ready"] + status["starting"]
-        return FleetCounts(desired=active, ready=status["ready"], starting=status["starting"], stopping=status["stopping"])
+        return FleetCounts(
+            desired=active, ready=status["ready"], starting=status["starting"], stopping=status["stopping"]
+        )
 
     def scale(self, desired: int, reasons: tuple[str, ...] = ()) -> bool:
         if self.counts().desired == desired:

@@ -24,8 +24,33 @@ RATE_FRACTIONS = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 TTFT_THRESHOLDS_S = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 ITL_THRESHOLDS_S = (0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.5)
 # quantile levels of each rate's TTFT and ITL, dense in the tail where attainment goals sit
-LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985,
-          0.99, 0.9925, 0.995, 0.9975, 0.999, 1.0)
+LEVELS = (
+    0.0,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.9,
+    0.92,
+    0.94,
+    0.95,
+    0.96,
+    0.97,
+    0.975,
+    0.98,
+    0.985,
+    0.99,
+    0.9925,
+    0.995,
+    0.9975,
+    0.999,
+    1.0,
+)
 FAILED_S = 1e9  # a failed request's latency in the quantiles: it misses every threshold
 SUBSTEPS = 32  # between two measured rates, attainment is evaluated at this many points
 
@@ -59,12 +84,18 @@ class Atlas:
             return 0.0
         ttft_q, itl_q = self.ttft_quantiles[i, j, k], self.itl_quantiles[i, j, k]
         r = int(below[0])
-        between = between_rates(ttft_q[r - 1:r + 1], itl_q[r - 1:r + 1], measured[r - 1:r + 1], TTFT_THRESHOLDS_S[ti],
-                                ITL_THRESHOLDS_S[ii])
+        between = between_rates(
+            ttft_q[r - 1 : r + 1],
+            itl_q[r - 1 : r + 1],
+            measured[r - 1 : r + 1],
+            TTFT_THRESHOLDS_S[ti],
+            ITL_THRESHOLDS_S[ii],
+        )
         return first_crossing(np.linspace(rates[r - 1], rates[r], SUBSTEPS + 1), between, goal)
 
-    def capacity_by_size(self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float,
-                         goal: float) -> np.ndarray:
+    def capacity_by_size(
+        self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float, goal: float
+    ) -> np.ndarray:
         """Requests/s per replica for each of FLEET_SIZES: bilinear in log(length) and log(capacity), clamped to the
         grid's edges (as the autoscaler's table); zeros when a corner cannot meet the SLO at any rate (the mix is
         then not servable at this SLO)."""
@@ -77,8 +108,15 @@ class Atlas:
             per_size.append(math.exp(sum(w * math.log(v) for w, v in zip(weights, values))))
         return np.asarray(per_size)
 
-    def capacity(self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float, goal: float,
-                 replicas: int = 1) -> float:
+    def capacity(
+        self,
+        prompt_mean: float,
+        output_mean: float,
+        slo_ttft_s: float,
+        slo_itl_s: float,
+        goal: float,
+        replicas: int = 1,
+    ) -> float:
         """Requests/s per replica in a fleet of `replicas` (see capacity_by_size and at_size)."""
         return at_size(self.capacity_by_size(prompt_mean, output_mean, slo_ttft_s, slo_itl_s, goal), replicas)
 
@@ -86,8 +124,16 @@ class Atlas:
         corners, weights = bilinear_corners(prompt_mean, output_mean)
         return float(math.exp(sum(w * math.log(self.saturated_rps[i, j]) for w, (i, j) in zip(weights, corners))))
 
-    def latency(self, prompt_mean: float, output_mean: float, rate_rps: float, slo_ttft_s: float, slo_itl_s: float,
-                goal: float, replicas: int = 1) -> tuple[float, float]:
+    def latency(
+        self,
+        prompt_mean: float,
+        output_mean: float,
+        rate_rps: float,
+        slo_ttft_s: float,
+        slo_itl_s: float,
+        goal: float,
+        replicas: int = 1,
+    ) -> tuple[float, float]:
         """(p95 TTFT, median ITL) of one replica offered `rate_rps`: each corner cell read at the same share of its
         own capacity at the SLO (of its saturated throughput where it has none), so that a replica planned at its
         capacity reads as at its capacity in every corner; combined in log space; inf past the measured rates."""
@@ -117,7 +163,9 @@ class Atlas:
         what = "measured at" if len(used) == 1 else "interpolated between measured mixes of"
         return f"{what} prompts {prompts} x outputs {outputs} tokens"
 
-    def light_load_attainment(self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float) -> float:
+    def light_load_attainment(
+        self, prompt_mean: float, output_mean: float, slo_ttft_s: float, slo_itl_s: float
+    ) -> float:
         """Share of requests within the SLO at the lowest measured rate, worst corner: what no replica count improves."""
         ti, ii = floor_index(TTFT_THRESHOLDS_S, slo_ttft_s, "TTFT"), floor_index(ITL_THRESHOLDS_S, slo_itl_s, "ITL")
         corners, _ = bilinear_corners(prompt_mean, output_mean)
@@ -138,7 +186,9 @@ def nearest_size(replicas: int) -> int:
     return int(np.argmin(np.abs(np.log(FLEET_SIZES) - math.log(max(replicas, 1)))))
 
 
-def between_rates(ttft_q: np.ndarray, itl_q: np.ndarray, measured: np.ndarray, ttft_s: float, itl_s: float) -> np.ndarray:
+def between_rates(
+    ttft_q: np.ndarray, itl_q: np.ndarray, measured: np.ndarray, ttft_s: float, itl_s: float
+) -> np.ndarray:
     """Attainment at SUBSTEPS+1 rates from one measured rate to the next: each latency's quantiles move linearly
     (a batch's ITL grows smoothly with the rate, so a cliff in attainment lands where it crosses the threshold),
     joined by the Frechet lower bound and corrected to equal the measured joint attainment at both ends."""

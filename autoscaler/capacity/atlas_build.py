@@ -29,8 +29,13 @@ def _run_fleet(profile: Profile, workload: Workload, replicas: int = 1):
     from autoscaler.sim.baselines.static import Static
     from autoscaler.sim.simulator import SimConfig, Simulator
 
-    config = SimConfig(profile=profile, cold_start_s=0.0, initial_replicas=replicas, scrape_interval_s=3600.0,
-                       timeline_interval_s=3600.0)
+    config = SimConfig(
+        profile=profile,
+        cold_start_s=0.0,
+        initial_replicas=replicas,
+        scrape_interval_s=3600.0,
+        timeline_interval_s=3600.0,
+    )
     return Simulator(config, workload, Static(replicas, interval_s=3600.0)).run().records
 
 
@@ -55,8 +60,15 @@ def quantiles(latency_s: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.quantile(np.where(ok, latency_s, grid.FAILED_S), grid.LEVELS)
 
 
-def attainment_at(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rate: float, seed: int,
-                  duration_s: float, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def attainment_at(
+    profile: Profile,
+    prompts: np.ndarray,
+    outputs: np.ndarray,
+    rate: float,
+    seed: int,
+    duration_s: float,
+    replicas: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The attainment cube and the TTFT and ITL quantiles at one offered rate per replica, over the requests that
     arrived after the warm-up share (a fleet's runs may be shorter: it sees more requests a second)."""
     requests = int(np.clip(replicas * rate * duration_s, 800, 2500 if replicas == 1 else 8000))
@@ -75,14 +87,17 @@ def measure_cell(profile: Profile, prompt_mean: float, output_mean: float, seed:
     mu = saturated_rps(profile, prompts, outputs, seed)
     per_size = []
     for replicas in grid.FLEET_SIZES:
-        rows = [attainment_at(profile, prompts, outputs, f * mu, seed, 180.0 if f >= 0.8 else 90.0, replicas)
-                for f in grid.RATE_FRACTIONS]
+        rows = [
+            attainment_at(profile, prompts, outputs, f * mu, seed, 180.0 if f >= 0.8 else 90.0, replicas)
+            for f in grid.RATE_FRACTIONS
+        ]
         per_size.append([np.stack(column) for column in zip(*rows)])
     return (mu, *(np.stack(column) for column in zip(*per_size)))
 
 
-def build_atlas(profile: Profile, name: str, digest: str, seed: int = 0,
-                progress: Callable[[str], None] | None = None) -> Atlas:
+def build_atlas(
+    profile: Profile, name: str, digest: str, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> Atlas:
     shape = (len(grid.PROMPT_MEANS), len(grid.OUTPUT_MEANS))
     sized = (*shape, len(grid.FLEET_SIZES), len(grid.RATE_FRACTIONS))
     saturated = np.zeros(shape)

@@ -21,8 +21,16 @@ BUILDER_VERSION = 2  # raise when the measurement changes: every atlas then coun
 
 def atlas_digest(profile: Profile) -> str:
     """What an atlas's numbers depend on besides the engine code: the resolved profile, the grids, the builder."""
-    grids = [grid.PROMPT_MEANS, grid.OUTPUT_MEANS, grid.FLEET_SIZES, grid.RATE_FRACTIONS, grid.TTFT_THRESHOLDS_S,
-             grid.ITL_THRESHOLDS_S, grid.LEVELS, BUILDER_VERSION]
+    grids = [
+        grid.PROMPT_MEANS,
+        grid.OUTPUT_MEANS,
+        grid.FLEET_SIZES,
+        grid.RATE_FRACTIONS,
+        grid.TTFT_THRESHOLDS_S,
+        grid.ITL_THRESHOLDS_S,
+        grid.LEVELS,
+        BUILDER_VERSION,
+    ]
     text = json.dumps([profile.model_dump(mode="json", exclude={"name", "sources"}), grids], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -31,16 +39,28 @@ def save_atlas(atlas: Atlas, path: Path) -> None:
     """Written whole or not at all (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, profile=atlas.profile, digest=atlas.digest, saturated_rps=atlas.saturated_rps,
-                        attainment=atlas.attainment.astype(np.float32), ttft_quantiles=atlas.ttft_quantiles.astype(np.float32),
-                        itl_quantiles=atlas.itl_quantiles.astype(np.float32))
+    np.savez_compressed(
+        tmp,
+        profile=atlas.profile,
+        digest=atlas.digest,
+        saturated_rps=atlas.saturated_rps,
+        attainment=atlas.attainment.astype(np.float32),
+        ttft_quantiles=atlas.ttft_quantiles.astype(np.float32),
+        itl_quantiles=atlas.itl_quantiles.astype(np.float32),
+    )
     os.replace(tmp, path)
 
 
 def read_atlas(path: Path) -> Atlas:
     with np.load(path) as data:
-        return Atlas(str(data["profile"]), str(data["digest"]), data["saturated_rps"], data["attainment"],
-                     data["ttft_quantiles"], data["itl_quantiles"])
+        return Atlas(
+            str(data["profile"]),
+            str(data["digest"]),
+            data["saturated_rps"],
+            data["attainment"],
+            data["ttft_quantiles"],
+            data["itl_quantiles"],
+        )
 
 
 def load_atlas(profile: Profile, cache_dir: Path, build: Callable[[Profile, str], Atlas]) -> tuple[Atlas, str]:

@@ -87,8 +87,17 @@ class _Row:
     throughput: float  # completions/s in the steady part
 
 
-def _measure_row(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rate: float, duration_s: float, seed: int,
-                 slo_ttft_s: float, slo_itl_s: float, saturated: bool = False) -> _Row:
+def _measure_row(
+    profile: Profile,
+    prompts: np.ndarray,
+    outputs: np.ndarray,
+    rate: float,
+    duration_s: float,
+    seed: int,
+    slo_ttft_s: float,
+    slo_itl_s: float,
+    saturated: bool = False,
+) -> _Row:
     """One row at `rate` from the steady part of a run (after a quarter of it). For a saturated replica the
     latencies count from scheduling: the time in its own queue is the fluid model's backlog, not the row's."""
     from autoscaler.sim.baselines.static import Static
@@ -96,8 +105,14 @@ def _measure_row(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rat
     from autoscaler.sim.simulator import SimConfig, Simulator
 
     workload = poisson_workload(rate, prompts, outputs, max(400, int(rate * duration_s)), seed)
-    config = SimConfig(profile=profile, slo_ttft_s=slo_ttft_s, slo_itl_s=slo_itl_s, cold_start_s=0.0,
-                       scrape_interval_s=5.0, timeline_interval_s=1.0)
+    config = SimConfig(
+        profile=profile,
+        slo_ttft_s=slo_ttft_s,
+        slo_itl_s=slo_itl_s,
+        cold_start_s=0.0,
+        scrape_interval_s=5.0,
+        timeline_interval_s=1.0,
+    )
     result = Simulator(config, workload, Static(1, interval_s=3600.0)).run()
     frame, timeline = result.records, result.timeline
     warm, last = workload.duration_s * 0.25, workload.duration_s
@@ -112,15 +127,29 @@ def _measure_row(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rat
         settled = frame[frame["arrival_s"] > warm]
     throughput = np.count_nonzero((finish > warm) & (finish <= last)) / (last - warm)
     running = steady["running"].to_numpy(dtype=np.float64)
-    ratio = np.quantile(running, TTFT_QUANTILES) / running.mean() if running.mean() > 0 else np.ones(len(TTFT_QUANTILES))
+    ratio = (
+        np.quantile(running, TTFT_QUANTILES) / running.mean() if running.mean() > 0 else np.ones(len(TTFT_QUANTILES))
+    )
     waiting = np.zeros(len(TTFT_QUANTILES)) if saturated else np.quantile(steady["waiting"], TTFT_QUANTILES)
-    return _Row(rate, float(attainment_mask(settled, slo_ttft_s, slo_itl_s).mean()), float(running.mean()),
-                0.0 if saturated else float(steady["waiting"].mean()), float(steady["gpu_util"].mean()),
-                float(steady["kv_usage"].mean()), np.quantile(settled["ttft_s"], TTFT_QUANTILES), ratio, waiting,
-                float(settled["mean_itl_s"].mean()), float(settled["e2e_s"].mean()), throughput)
+    return _Row(
+        rate,
+        float(attainment_mask(settled, slo_ttft_s, slo_itl_s).mean()),
+        float(running.mean()),
+        0.0 if saturated else float(steady["waiting"].mean()),
+        float(steady["gpu_util"].mean()),
+        float(steady["kv_usage"].mean()),
+        np.quantile(settled["ttft_s"], TTFT_QUANTILES),
+        ratio,
+        waiting,
+        float(settled["mean_itl_s"].mean()),
+        float(settled["e2e_s"].mean()),
+        throughput,
+    )
 
 
-def burst_prefill_rate(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, seed: int, requests: int = 400) -> float:
+def burst_prefill_rate(
+    profile: Profile, prompts: np.ndarray, outputs: np.ndarray, seed: int, requests: int = 400
+) -> float:
     """Requests/s that get their first token while a burst of `requests` arriving at once waits on one replica:
     the slope of their TTFTs over the first quarter of them, before a full batch makes the rest wait for
     completions (the fluid model's backlog term covers those): how fast a replica works through a burst's prefills."""
@@ -136,13 +165,21 @@ def burst_prefill_rate(profile: Profile, prompts: np.ndarray, outputs: np.ndarra
     return 0.2 * requests / max(late - early, 1e-9)
 
 
-def prompt_token_weight(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, rate: float, seed: int,
-                        stretch: float = 1.3, duration_s: float = 240.0) -> float:
+def prompt_token_weight(
+    profile: Profile,
+    prompts: np.ndarray,
+    outputs: np.ndarray,
+    rate: float,
+    seed: int,
+    stretch: float = 1.3,
+    duration_s: float = 240.0,
+) -> float:
     """How much a prompt token adds to a replica's load against an output token, measured on the engine at `rate`:
     the requests it holds (running and waiting) with every prompt `stretch` times longer, and with every output
     `stretch` times longer, over the same arrivals. A fluid model counts a request as (output + weight x prompt)
     tokens over the mix's mean, so a stretch of a trace with long prompts or short answers loads it as the engine
     would be loaded, not by its request count alone."""
+
     def held(p, o):
         row = _measure_row(profile, p, o, rate, duration_s, seed, 1.0, 1.0)
         return row.running + row.waiting
@@ -154,13 +191,22 @@ def prompt_token_weight(profile: Profile, prompts: np.ndarray, outputs: np.ndarr
     return float(max(0.0, per_prompt_token) / per_output_token) if per_output_token > 0 else 0.0
 
 
-def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray, slo_ttft_s: float, slo_itl_s: float,
-                     seed: int = 0, points: tuple[float, ...] = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2),
-                     attainment_goal: float = 0.99) -> LoadTable:
+def build_load_table(
+    profile: Profile,
+    prompts: np.ndarray,
+    outputs: np.ndarray,
+    slo_ttft_s: float,
+    slo_itl_s: float,
+    seed: int = 0,
+    points: tuple[float, ...] = (0.05, 0.15, 0.3, 0.45, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2),
+    attainment_goal: float = 0.99,
+) -> LoadTable:
     prompts, outputs = np.asarray(prompts), np.asarray(outputs)
     capacity = slo_capacity(profile, prompts, outputs, slo_ttft_s, slo_itl_s, attainment_goal, seed=seed)
     # far past capacity: the saturated engine (full batch), and the rate at which it works off a backlog
-    saturated = _measure_row(profile, prompts, outputs, max(1e-3, 4.0 * capacity), 300.0, seed, slo_ttft_s, slo_itl_s, True)
+    saturated = _measure_row(
+        profile, prompts, outputs, max(1e-3, 4.0 * capacity), 300.0, seed, slo_ttft_s, slo_itl_s, True
+    )
     mu = saturated.throughput
     rows = []
     for factor in points:
@@ -169,15 +215,52 @@ def build_load_table(profile: Profile, prompts: np.ndarray, outputs: np.ndarray,
             break  # not a steady state: the queue grows for as long as the run lasts
         duration = 120.0 if factor < 0.9 else 600.0  # near capacity the batch takes long to settle
         rows.append(_measure_row(profile, prompts, outputs, rate, duration, seed, slo_ttft_s, slo_itl_s))
-    idle = _Row(0.0, 1.0, 0.0, 0.0, 0.0, 0.0, rows[0].ttft, np.ones(len(TTFT_QUANTILES)), np.zeros(len(TTFT_QUANTILES)),
-                rows[0].itl, rows[0].e2e, 0.0)
-    top = _Row(mu, saturated.attainment, max(saturated.running, rows[-1].running), 0.0, saturated.gpu_util,
-               max(saturated.kv_usage, rows[-1].kv_usage), np.maximum(saturated.ttft, rows[-1].ttft), saturated.running_ratio,
-               saturated.waiting_quantiles, saturated.itl, saturated.e2e, mu)
+    idle = _Row(
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        rows[0].ttft,
+        np.ones(len(TTFT_QUANTILES)),
+        np.zeros(len(TTFT_QUANTILES)),
+        rows[0].itl,
+        rows[0].e2e,
+        0.0,
+    )
+    top = _Row(
+        mu,
+        saturated.attainment,
+        max(saturated.running, rows[-1].running),
+        0.0,
+        saturated.gpu_util,
+        max(saturated.kv_usage, rows[-1].kv_usage),
+        np.maximum(saturated.ttft, rows[-1].ttft),
+        saturated.running_ratio,
+        saturated.waiting_quantiles,
+        saturated.itl,
+        saturated.e2e,
+        mu,
+    )
     rows = [idle, *rows, top]
     column = lambda name: np.array([getattr(r, name) for r in rows])
-    return LoadTable(column("rate"), column("attainment"), column("running"), column("waiting"), column("gpu_util"),
-                     column("kv_usage"), np.vstack([r.ttft for r in rows]), np.vstack([r.running_ratio for r in rows]),
-                     np.vstack([r.waiting_quantiles for r in rows]), column("itl"), column("e2e"), capacity, mu,
-                     float(outputs.mean()), float(prompts.mean()), burst_prefill_rate(profile, prompts, outputs, seed),
-                     prompt_token_weight(profile, prompts, outputs, 0.5 * capacity, seed))
+    return LoadTable(
+        column("rate"),
+        column("attainment"),
+        column("running"),
+        column("waiting"),
+        column("gpu_util"),
+        column("kv_usage"),
+        np.vstack([r.ttft for r in rows]),
+        np.vstack([r.running_ratio for r in rows]),
+        np.vstack([r.waiting_quantiles for r in rows]),
+        column("itl"),
+        column("e2e"),
+        capacity,
+        mu,
+        float(outputs.mean()),
+        float(prompts.mean()),
+        burst_prefill_rate(profile, prompts, outputs, seed),
+        prompt_token_weight(profile, prompts, outputs, 0.5 * capacity, seed),
+    )

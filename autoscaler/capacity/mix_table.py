@@ -15,8 +15,9 @@ PROMPT_GRID = (128.0, 512.0, 2048.0, 8192.0)
 OUTPUT_GRID = (32.0, 128.0, 512.0, 1024.0)
 
 
-def log_bilinear_corners(prompt_means, output_means, prompt_mean: float,
-                         output_mean: float) -> tuple[list[tuple[int, int]], list[float]]:
+def log_bilinear_corners(
+    prompt_means, output_means, prompt_mean: float, output_mean: float
+) -> tuple[list[tuple[int, int]], list[float]]:
     """The four grid cells around a mix and their weights, bilinear in log(length), clamped to the grid's edges."""
     lp, lo = np.log(prompt_means), np.log(output_means)
     x = float(np.clip(math.log(max(prompt_mean, 1.0)), lp[0], lp[-1]))
@@ -42,7 +43,9 @@ class CapacityTable:
     def cell(self, i: int, j: int) -> float:
         if (i, j) not in self.cells:
             if self.measure is None:
-                raise KeyError(f"capacity for prompt {self.prompt_means[i]:g}, output {self.output_means[j]:g} tokens is not in the table")
+                raise KeyError(
+                    f"capacity for prompt {self.prompt_means[i]:g}, output {self.output_means[j]:g} tokens is not in the table"
+                )
             self.cells[(i, j)] = max(1e-3, float(self.measure(self.prompt_means[i], self.output_means[j])))
         return self.cells[(i, j)]
 
@@ -52,10 +55,15 @@ class CapacityTable:
         # capacities fall roughly geometrically with length
         return float(math.exp(sum(w * math.log(self.cell(i, j)) for w, (i, j) in zip(weights, corners))))
 
-    def for_rates(self, request_rate: float, prompt_tokens_rate: float, output_tokens_rate: float,
-                  fallback: tuple[float, float]) -> float:
+    def for_rates(
+        self, request_rate: float, prompt_tokens_rate: float, output_tokens_rate: float, fallback: tuple[float, float]
+    ) -> float:
         """Capacity for the mix the traffic shows now, or for `fallback` (prompt, output means) without traffic."""
-        if request_rate > 0 and math.isfinite(prompt_tokens_rate) and math.isfinite(output_tokens_rate) and output_tokens_rate > 0:
+        if (
+            request_rate > 0
+            and math.isfinite(prompt_tokens_rate)
+            and math.isfinite(output_tokens_rate)
+            and output_tokens_rate > 0
+        ):
             return self.at(prompt_tokens_rate / request_rate, output_tokens_rate / request_rate)
         return self.at(*fallback)
-

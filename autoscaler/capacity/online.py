@@ -17,8 +17,16 @@ class CapacityCorrection:
     over: float = 1.5  # ...and not beyond this (a reading far past capacity with good latency is not to be trusted)
 
 
-def corrected(factor: float, rate_per_replica: float, capacity_rps: float, ttft_p95_s: float, itl_mean_s: float,
-              slo_ttft_s: float, slo_itl_s: float, rule: CapacityCorrection = CapacityCorrection()) -> float:
+def corrected(
+    factor: float,
+    rate_per_replica: float,
+    capacity_rps: float,
+    ttft_p95_s: float,
+    itl_mean_s: float,
+    slo_ttft_s: float,
+    slo_itl_s: float,
+    rule: CapacityCorrection = CapacityCorrection(),
+) -> float:
     """The next correction factor from one interval's observations. NaN latencies (no traffic) leave it alone."""
     if not (math.isfinite(ttft_p95_s) and math.isfinite(itl_mean_s)) or capacity_rps <= 0:
         return factor

@@ -181,4 +181,3 @@ class RateForecaster:
                 self.forecast(float(t), horizon_s)
                 taken += 1
         return taken
-

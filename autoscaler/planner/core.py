@@ -93,13 +93,22 @@ def plan_one(traffic: Traffic, slo: Slo, candidate: Candidate, max_replicas: int
     capacity_of = lambda n: at_size(per_size, n)
     capacity = capacity_of(1)
     if capacity <= 0:
-        return _unmet(traffic, slo, candidate, 0.0, 0, f"no rate of this length mix meets the SLO on one replica: at "
-                      f"light load {atlas.light_load_attainment(traffic.prompt_tokens, traffic.output_tokens, slo.ttft_s, slo.itl_s):.2%} "
-                      f"of requests are within it, the goal is {slo.goal:.2%}")
+        return _unmet(
+            traffic,
+            slo,
+            candidate,
+            0.0,
+            0,
+            f"no rate of this length mix meets the SLO on one replica: at "
+            f"light load {atlas.light_load_attainment(traffic.prompt_tokens, traffic.output_tokens, slo.ttft_s, slo.itl_s):.2%} "
+            f"of requests are within it, the goal is {slo.goal:.2%}",
+        )
     replicas, capacity = fleet_for(traffic.rate_rps, capacity_of, max_replicas)
     if replicas > max_replicas or replicas * capacity < traffic.rate_rps * (1 - 1e-9):
         needed = max(replicas, math.ceil(traffic.rate_rps / capacity))
-        return _unmet(traffic, slo, candidate, capacity, needed, f"needs {needed} replicas, above the {max_replicas} allowed")
+        return _unmet(
+            traffic, slo, candidate, capacity, needed, f"needs {needed} replicas, above the {max_replicas} allowed"
+        )
     row = _row(traffic, slo, candidate, capacity, replicas, True, "")
     return replace(row, why_not_fewer=why_not_fewer(traffic, slo, atlas, capacity_of, replicas))
 
@@ -110,26 +119,47 @@ def why_not_fewer(traffic: Traffic, slo: Slo, atlas: Atlas, capacity_of: Callabl
         return ""
     fewer = replicas - 1
     load, capacity = traffic.rate_rps / fewer, capacity_of(fewer)
-    return (f"{fewer} replica(s) would each carry {load:.3g} req/s, {load / capacity - 1:.1%} above the {capacity:.3g} "
-            f"req/s per replica that keeps {slo.goal:.2%} within the SLO; capacity "
-            f"{atlas.mix_source(traffic.prompt_tokens, traffic.output_tokens)}")
+    return (
+        f"{fewer} replica(s) would each carry {load:.3g} req/s, {load / capacity - 1:.1%} above the {capacity:.3g} "
+        f"req/s per replica that keeps {slo.goal:.2%} within the SLO; capacity "
+        f"{atlas.mix_source(traffic.prompt_tokens, traffic.output_tokens)}"
+    )
 
 
 def _unmet(traffic: Traffic, slo: Slo, candidate: Candidate, capacity: float, replicas: int, note: str) -> PlanRow:
     return _row(traffic, slo, candidate, capacity, replicas, False, note)
 
 
-def _row(traffic: Traffic, slo: Slo, candidate: Candidate, capacity: float, replicas: int, meets: bool,
-         note: str) -> PlanRow:
+def _row(
+    traffic: Traffic, slo: Slo, candidate: Candidate, capacity: float, replicas: int, meets: bool, note: str
+) -> PlanRow:
     gpus = replicas * candidate.gpus_per_replica
     cost = gpus * candidate.price_per_gpu_hour
     million_per_hour = lambda tokens: traffic.rate_rps * tokens * 3600.0 / 1e6
-    ttft, itl = (candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo,
-                                         replicas=replicas) if replicas else (math.nan, math.nan))
-    return PlanRow(candidate.profile, candidate.gpu, candidate.gpus_per_replica, candidate.price_per_gpu_hour, capacity,
-                   replicas, gpus, cost, cost / million_per_hour(traffic.output_tokens) if meets else math.nan,
-                   cost / million_per_hour(traffic.prompt_tokens + traffic.output_tokens) if meets else math.nan,
-                   traffic.rate_rps / (replicas * capacity) if meets else math.nan, ttft, itl, meets, note)
+    ttft, itl = (
+        candidate.atlas.latency(
+            traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo, replicas=replicas
+        )
+        if replicas
+        else (math.nan, math.nan)
+    )
+    return PlanRow(
+        candidate.profile,
+        candidate.gpu,
+        candidate.gpus_per_replica,
+        candidate.price_per_gpu_hour,
+        capacity,
+        replicas,
+        gpus,
+        cost,
+        cost / million_per_hour(traffic.output_tokens) if meets else math.nan,
+        cost / million_per_hour(traffic.prompt_tokens + traffic.output_tokens) if meets else math.nan,
+        traffic.rate_rps / (replicas * capacity) if meets else math.nan,
+        ttft,
+        itl,
+        meets,
+        note,
+    )
 
 
 def plan(traffic: Traffic, slo: Slo, candidates: list[Candidate], max_replicas: int = 512) -> list[PlanRow]:
@@ -142,9 +172,16 @@ def cost_latency_curve(traffic: Traffic, slo: Slo, candidate: Candidate, first: 
     """Cost against latency for `first` .. `first + extra` replicas: what each replica more buys."""
     points = []
     for replicas in range(max(1, first), max(1, first) + extra + 1):
-        ttft, itl = candidate.atlas.latency(traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo,
-                                            replicas=replicas)
-        points.append({"profile": candidate.profile, "replicas": replicas,
-                       "cost_per_hour": replicas * candidate.gpus_per_replica * candidate.price_per_gpu_hour,
-                       "ttft_p95_s": ttft, "itl_p50_s": itl})
+        ttft, itl = candidate.atlas.latency(
+            traffic.prompt_tokens, traffic.output_tokens, traffic.rate_rps / replicas, *slo, replicas=replicas
+        )
+        points.append(
+            {
+                "profile": candidate.profile,
+                "replicas": replicas,
+                "cost_per_hour": replicas * candidate.gpus_per_replica * candidate.price_per_gpu_hour,
+                "ttft_p95_s": ttft,
+                "itl_p50_s": itl,
+            }
+        )
     return points

@@ -18,10 +18,15 @@ from serving.profiles import gpu_price_per_hour, list_profiles, load_profile
 PEAK_WINDOW_S = 300.0  # a trace's peak rate: its busiest five minutes (a minute's count is mostly noise)
 
 
-def candidates(names: list[str] | None, cache_dir: Path, prices: dict[str, float] | None = None,
-               progress: Callable[[str], None] | None = None) -> list[Candidate]:
+def candidates(
+    names: list[str] | None,
+    cache_dir: Path,
+    prices: dict[str, float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Candidate]:
     """Every shipped profile, or the named ones (names or YAML paths); a price per GPU type overrides the shipped
     on-demand price. A profile without a shipped atlas has one measured (minutes) and cached."""
+
     def build(profile, digest):
         if progress:
             progress(f"{profile.name}: no shipped capacity atlas; measuring one on the engine (minutes, then cached)")
@@ -32,8 +37,15 @@ def candidates(names: list[str] | None, cache_dir: Path, prices: dict[str, float
         profile = load_profile(name)
         atlas, _ = load_atlas(profile, cache_dir, build)
         price = (prices or {}).get(profile.gpu.name, None)
-        out.append(Candidate(profile.name, profile.gpu.name, profile.gpus,
-                             gpu_price_per_hour(profile.gpu.name) if price is None else price, atlas))
+        out.append(
+            Candidate(
+                profile.name,
+                profile.gpu.name,
+                profile.gpus,
+                gpu_price_per_hour(profile.gpu.name) if price is None else price,
+                atlas,
+            )
+        )
     return out
 
 
@@ -48,8 +60,11 @@ def peak_rate(arrival_s: np.ndarray, window_s: float = PEAK_WINDOW_S) -> float:
 
 
 def traffic_of(workload: Workload) -> Traffic:
-    return Traffic(peak_rate(np.asarray(workload.arrival_s, dtype=np.float64)), float(np.mean(workload.prompt_tokens)),
-                   float(np.mean(workload.output_tokens)))
+    return Traffic(
+        peak_rate(np.asarray(workload.arrival_s, dtype=np.float64)),
+        float(np.mean(workload.prompt_tokens)),
+        float(np.mean(workload.output_tokens)),
+    )
 
 
 def traffic_from_trace(path: str) -> tuple[Traffic, Workload]:

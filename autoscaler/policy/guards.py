@@ -36,7 +36,9 @@ def absorbs_without_one(count: int, peak_rate: float, capacity_rps: float, headr
     return count >= 1 and peak_rate <= count * capacity_rps * headroom
 
 
-def fewest_absorbing(current: int, target: int, peak_rate: float, capacity_rps: float, headroom: float) -> tuple[int, str | None]:
+def fewest_absorbing(
+    current: int, target: int, peak_rate: float, capacity_rps: float, headroom: float
+) -> tuple[int, str | None]:
     """Scale down from `current` toward `target` only as far as the remaining replicas absorb the load with headroom."""
     if target >= current:
         return target, None
@@ -46,8 +48,9 @@ def fewest_absorbing(current: int, target: int, peak_rate: float, capacity_rps: 
     return floor, None if floor == target else f"down only to {floor}: fewer would run above {headroom:.0%} of capacity"
 
 
-def headroom_after_rise(headroom: float, after_rise: float, last_rise_s: float | None, now: float,
-                        memory_s: float) -> float:
+def headroom_after_rise(
+    headroom: float, after_rise: float, last_rise_s: float | None, now: float, memory_s: float
+) -> float:
     """The scale-down headroom: `after_rise` within `memory_s` of a scale-up, else `headroom` (a replica asked for
     minutes ago goes again only when the load has clearly fallen)."""
     recently = last_rise_s is not None and now - last_rise_s < memory_s
@@ -61,7 +64,9 @@ def held_if_stale(desired: int, current: int, stale: bool) -> tuple[int, str | N
     return desired, None
 
 
-def cooled_down(desired: int, current: int, last_change_s: float | None, now: float, cooldown_s: float) -> tuple[int, str | None]:
+def cooled_down(
+    desired: int, current: int, last_change_s: float | None, now: float, cooldown_s: float
+) -> tuple[int, str | None]:
     """No scale-down within `cooldown_s` of the last change (scale-up is never delayed)."""
     if desired < current and last_change_s is not None and now - last_change_s < cooldown_s:
         return current, f"held: {now - last_change_s:.0f} s since the last change (cooldown {cooldown_s:g} s)"

@@ -40,7 +40,9 @@ class PredictiveConfig:
     step_up_max: int = 1000
     step_down_max: int = 1000
     backlog_per_replica: float = 4.0  # queued requests per ready replica that trigger the burst path...
-    burst_drain_s: float = 15.0  # ...which asks for enough replicas to clear the backlog in this time on top of the load
+    burst_drain_s: float = (
+        15.0  # ...which asks for enough replicas to clear the backlog in this time on top of the load
+    )
     gpu_util_high: float = 95.0  # percent: above this mean utilization, add replicas toward gpu_util_target
     gpu_util_target: float = 85.0
     stale_after_s: float = 60.0
@@ -92,17 +94,28 @@ class Predictive:
         state.forecaster.observe(now, snapshot.arrival_rate)
         base = cfg.capacity_rps
         if cfg.capacity_table is not None:
-            base = cfg.capacity_table.for_rates(snapshot.arrival_rate, snapshot.prompt_tokens_rate, snapshot.output_tokens_rate,
-                                                cfg.fallback_mix)
+            base = cfg.capacity_table.for_rates(
+                snapshot.arrival_rate, snapshot.prompt_tokens_rate, snapshot.output_tokens_rate, cfg.fallback_mix
+            )
         per_replica = snapshot.arrival_rate / max(1, snapshot.ready)
-        state.capacity_factor = corrected(state.capacity_factor, per_replica, base, snapshot.ttft_p95_s,
-                                          snapshot.itl_mean_s, cfg.slo_ttft_s, cfg.slo_itl_s, cfg.correction)
+        state.capacity_factor = corrected(
+            state.capacity_factor,
+            per_replica,
+            base,
+            snapshot.ttft_p95_s,
+            snapshot.itl_mean_s,
+            cfg.slo_ttft_s,
+            cfg.slo_itl_s,
+            cfg.correction,
+        )
         capacity = base * state.capacity_factor
         forecast = state.forecaster.forecast(now, self.horizon_s())
         state.last_forecast, state.last_capacity_rps = forecast, capacity
         predictive = math.ceil(forecast.upper / (capacity * cfg.fill)) if capacity > 0 else current
-        reasons.append(f"forecast peak {forecast.point:.1f} req/s (upper {forecast.upper:.1f}) over {self.horizon_s():.0f} s "
-                       f"at {capacity:.2f} req/s per replica -> {predictive}")
+        reasons.append(
+            f"forecast peak {forecast.point:.1f} req/s (upper {forecast.upper:.1f}) over {self.horizon_s():.0f} s "
+            f"at {capacity:.2f} req/s per replica -> {predictive}"
+        )
         desired = predictive
         backlog = snapshot.gateway_queue + snapshot.waiting
         if backlog > cfg.backlog_per_replica * max(1, snapshot.ready):
@@ -120,9 +133,14 @@ class Predictive:
                     reasons.append(f"GPU utilization {util:.0f}% over {cfg.gpu_util_high:g}% -> {by_util}")
         desired, why = guards.bounded(desired, cfg.min_replicas, cfg.max_replicas)
         reasons += [why] if why else []
-        headroom = guards.headroom_after_rise(cfg.down_headroom, cfg.down_headroom_after_rise, state.last_rise_s, now,
-                                              cfg.rise_memory_s)
-        window = cfg.scale_down_window_s if state.forecaster.proven else max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
+        headroom = guards.headroom_after_rise(
+            cfg.down_headroom, cfg.down_headroom_after_rise, state.last_rise_s, now, cfg.rise_memory_s
+        )
+        window = (
+            cfg.scale_down_window_s
+            if state.forecaster.proven
+            else max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
+        )
         kept = max(cfg.scale_down_window_s, cfg.scale_down_window_unproven_s)
         state.recommendations = tuple((t, c) for t, c in state.recommendations if t > now - kept) + ((now, desired),)
         if desired < current:
@@ -130,10 +148,12 @@ class Predictive:
             if stable > desired:
                 reasons.append(f"scale-down stabilization: highest of the last {window:g} s is {stable}")
                 desired = min(stable, current)
-        for rail in (lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, headroom),
-                     lambda d: guards.cooled_down(d, current, state.last_change_s, now, cfg.cooldown_s),
-                     lambda d: guards.step_capped(d, current, cfg.step_up_max, cfg.step_down_max),
-                     lambda d: guards.bounded(d, cfg.min_replicas, cfg.max_replicas)):
+        for rail in (
+            lambda d: guards.fewest_absorbing(current, d, forecast.upper, capacity, headroom),
+            lambda d: guards.cooled_down(d, current, state.last_change_s, now, cfg.cooldown_s),
+            lambda d: guards.step_capped(d, current, cfg.step_up_max, cfg.step_down_max),
+            lambda d: guards.bounded(d, cfg.min_replicas, cfg.max_replicas),
+        ):
             desired, why = rail(desired)
             if why:
                 reasons.append(why)

@@ -109,8 +109,15 @@ class CohortReplicas:
     shrinks (cohorts lose the requests whose outputs end: the output lengths of the steps they arrived in), and a completing
     request meets the SLO if its cohort met the TTFT target and its time over tokens is within the ITL target."""
 
-    def __init__(self, profile: Profile, outputs: StepOutputs, slo_ttft_s: float, slo_itl_s: float, step_s: float = 1.0,
-                 rows: int = 0):
+    def __init__(
+        self,
+        profile: Profile,
+        outputs: StepOutputs,
+        slo_ttft_s: float,
+        slo_itl_s: float,
+        step_s: float = 1.0,
+        rows: int = 0,
+    ):
         self.steps = StepTimeModel(profile)
         self.outputs, self.step_s = outputs, step_s
         self.slo_ttft_s, self.slo_itl_s = slo_ttft_s, slo_itl_s
@@ -129,7 +136,9 @@ class CohortReplicas:
     def add(self, count: int) -> None:
         self.queue.add_rows(count)
         self.cohorts.add_rows(count)
-        self.running, self.waiting, self.kv_usage = (np.append(a, np.zeros(count)) for a in (self.running, self.waiting, self.kv_usage))
+        self.running, self.waiting, self.kv_usage = (
+            np.append(a, np.zeros(count)) for a in (self.running, self.waiting, self.kv_usage)
+        )
         self.rows += count
 
     def keep(self, keep: np.ndarray) -> None:
@@ -138,8 +147,14 @@ class CohortReplicas:
         self.running, self.waiting, self.kv_usage = self.running[keep], self.waiting[keep], self.kv_usage[keep]
         self.rows = int(np.count_nonzero(keep))
 
-    def enqueue(self, requests: np.ndarray, prompt_tokens: np.ndarray, arrival_s: float, step: int,
-                prompt_squares: np.ndarray | None = None) -> None:
+    def enqueue(
+        self,
+        requests: np.ndarray,
+        prompt_tokens: np.ndarray,
+        arrival_s: float,
+        step: int,
+        prompt_squares: np.ndarray | None = None,
+    ) -> None:
         """Requests routed to each replica (with their prompt tokens, and the sum of their squares: by default
         prompts of one length), arrived in `step`, at `arrival_s` on average."""
         if not requests.any():
@@ -147,8 +162,11 @@ class CohortReplicas:
         slot = self.queue.take()
         self.queue["requests"][:, slot] = requests
         self.queue["tokens"][:, slot] = prompt_tokens
-        self.queue["squares"][:, slot] = (prompt_squares if prompt_squares is not None else
-                                          np.divide(prompt_tokens ** 2, requests, out=np.zeros_like(requests), where=requests > 0))
+        self.queue["squares"][:, slot] = (
+            prompt_squares
+            if prompt_squares is not None
+            else np.divide(prompt_tokens**2, requests, out=np.zeros_like(requests), where=requests > 0)
+        )
         self.queue["arrival"][slot] = arrival_s
         self.queue["step"][slot] = step
 
@@ -206,16 +224,24 @@ class CohortReplicas:
         per_request = np.divide(tokens, requests, out=np.zeros_like(tokens), where=requests > 0)
         cum_requests, cum_tokens = np.cumsum(requests, axis=1), np.cumsum(tokens, axis=1)
         queued = cum_requests[:, -1] if len(order) else np.zeros(rows)
-        head_prompt = np.divide(cum_tokens[:, -1], queued, out=np.ones(rows), where=queued > 0) if len(order) else np.ones(rows)
+        head_prompt = (
+            np.divide(cum_tokens[:, -1], queued, out=np.ones(rows), where=queued > 0) if len(order) else np.ones(rows)
+        )
         squares = q["squares"][:, order].sum(axis=1)
-        attended = np.divide(squares, cum_tokens[:, -1], out=head_prompt.copy(), where=cum_tokens[:, -1] > 0) if len(order) else head_prompt
+        attended = (
+            np.divide(squares, cum_tokens[:, -1], out=head_prompt.copy(), where=cum_tokens[:, -1] > 0)
+            if len(order)
+            else head_prompt
+        )
         chunk = np.maximum(0.0, self.budget - decoding)
         full_s, full_busy = self.steps.mixed_steps(decoding, context, chunk, head_prompt, attended)
         decode_s, _ = self.steps.mixed_steps(decoding, context, np.zeros(rows))
         prefill_rate = np.divide(chunk, full_s, out=np.zeros(rows), where=full_s > 0)  # tokens/s, beside the decodes
         decode_steps = dt / np.maximum(decode_s, self.lone_step_s)
         kv_room = self.kv_capacity - context - decoding * decode_steps  # what the batch grows into during the step
-        room = np.minimum(np.maximum(0.0, self.max_seqs - decoding), np.maximum(0.0, kv_room) / np.maximum(head_prompt, 1.0))
+        room = np.minimum(
+            np.maximum(0.0, self.max_seqs - decoding), np.maximum(0.0, kv_room) / np.maximum(head_prompt, 1.0)
+        )
         admitted = np.clip(room[:, None] - (cum_requests - requests), 0.0, requests)
         prefilled_tokens = np.minimum((admitted * per_request).sum(axis=1), prefill_rate * dt)
         take_tokens = np.clip(prefilled_tokens[:, None] - (cum_tokens - tokens), 0.0, tokens)
@@ -238,8 +264,19 @@ class CohortReplicas:
         arrival = q["arrival"][order][None, :]
         first = np.maximum(now + (cum_tokens - tokens) / rate - arrival, own)
         last = np.maximum(now + (cum_tokens - tokens + take_tokens) / rate - arrival, own)
-        ttft_ok = np.clip(np.divide(self.slo_ttft_s - first, last - first, out=(first <= self.slo_ttft_s).astype(float),
-                                    where=last - first > 1e-12), 0.0, 1.0) * take
+        ttft_ok = (
+            np.clip(
+                np.divide(
+                    self.slo_ttft_s - first,
+                    last - first,
+                    out=(first <= self.slo_ttft_s).astype(float),
+                    where=last - first > 1e-12,
+                ),
+                0.0,
+                1.0,
+            )
+            * take
+        )
         shares = (np.arange(TTFT_POINTS) + 0.5) / TTFT_POINTS
         ttft_points = first[..., None] + (last - first)[..., None] * shares
         served = take > 0
@@ -256,7 +293,9 @@ class CohortReplicas:
         if first_tokens.sum() > GONE:
             slot = c.take()
             c["count"][:, slot] = first_tokens
-            c["ttft_ok"][:, slot] = np.divide(ttft_ok.sum(axis=1), first_tokens, out=np.ones(rows), where=first_tokens > 0)
+            c["ttft_ok"][:, slot] = np.divide(
+                ttft_ok.sum(axis=1), first_tokens, out=np.ones(rows), where=first_tokens > 0
+            )
             c["prompt"][:, slot] = np.divide(first_prompt, first_tokens, out=np.zeros(rows), where=first_tokens > 0)
             c.table[slot] = self._cohort_survival(q["step"][order].astype(np.int64), take.sum(axis=0))
             live = np.flatnonzero(c.used)
@@ -274,7 +313,10 @@ class CohortReplicas:
         prefill_s = per_token_s * prefilled_tokens
         prefill_busy = prefill_s * np.divide(full_busy, full_s, out=np.zeros(rows), where=full_s > 0)
         concurrency_s = np.zeros(rows)  # request-seconds decoding in the step
-        decode_busy_s, decode_steps_s = np.zeros(rows), np.zeros(rows)  # GPU-busy and unstretched time of its steps (x batch)
+        decode_busy_s, decode_steps_s = (
+            np.zeros(rows),
+            np.zeros(rows),
+        )  # GPU-busy and unstretched time of its steps (x batch)
         advance = np.zeros(rows)
         completions, met, decoded = np.zeros(rows), np.zeros(rows), np.zeros(rows)
         itl_values, itl_weights = [], []
@@ -330,14 +372,31 @@ class CohortReplicas:
         # of those, the ones being prefilled run (vLLM counts them running): each for its prompt's step, or a full
         # chunk's worth of prompts all along while a backlog keeps the budget full
         bound = prefilled_tokens >= 0.999 * prefill_rate * dt
-        in_chunk = np.where(bound, chunk / np.maximum(head_prompt, 1.0), (take * prefill_step).sum(axis=1) / dt if len(order) else 0.0)
+        in_chunk = np.where(
+            bound, chunk / np.maximum(head_prompt, 1.0), (take * prefill_step).sum(axis=1) / dt if len(order) else 0.0
+        )
         # a scrape comes at a step's end: the queue then holds what is left of it, and of the step's own arrivals,
         # spread over it, those served in it for their time queued (under light load, what any instant holds)
         own = arrival >= now
-        queued_at_end = ((requests - take).sum(axis=1) + (take * (served_until - present_from) * own).sum(axis=1) / dt
-                         if len(order) else np.zeros(rows))
+        queued_at_end = (
+            (requests - take).sum(axis=1) + (take * (served_until - present_from) * own).sum(axis=1) / dt
+            if len(order)
+            else np.zeros(rows)
+        )
         in_chunk = np.minimum(queued_at_end, in_chunk)
         self.running, self.waiting = mean_decoding + in_chunk, queued_at_end - in_chunk
         self.kv_usage = np.minimum(1.0, (remaining * (prompt + age0 + advance[:, None])).sum(axis=1) / self.kv_capacity)
-        return StepServed(completions, met, first_tokens, first_prompt, first_tokens + decoded, busy, ttft_flat, ttft_weights, np.concatenate(itl_values) if itl_values else np.zeros(0),
-                          np.concatenate(itl_weights) if itl_weights else np.zeros(0), itl_sum, itl_count)
+        return StepServed(
+            completions,
+            met,
+            first_tokens,
+            first_prompt,
+            first_tokens + decoded,
+            busy,
+            ttft_flat,
+            ttft_weights,
+            np.concatenate(itl_values) if itl_values else np.zeros(0),
+            np.concatenate(itl_weights) if itl_weights else np.zeros(0),
+            itl_sum,
+            itl_count,
+        )

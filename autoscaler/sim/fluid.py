@@ -25,11 +25,17 @@ from serving.contracts.vllm_metrics import TTFT_BUCKETS
 def counts_from_workload(workload: Workload, step_s: float, weights: np.ndarray | None = None) -> np.ndarray:
     """Arrivals per step (each counted by its weight, or as one)."""
     bins = int(math.ceil(max(workload.duration_s, step_s) / step_s)) + 1
-    return np.bincount((workload.arrival_s // step_s).astype(np.int64), weights=weights, minlength=bins).astype(np.float64)
+    return np.bincount((workload.arrival_s // step_s).astype(np.int64), weights=weights, minlength=bins).astype(
+        np.float64
+    )
 
 
-def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: float | np.ndarray,
-                       period_of_request: np.ndarray | None = None) -> np.ndarray:
+def work_from_workload(
+    workload: Workload,
+    step_s: float,
+    prompt_token_weight: float | np.ndarray,
+    period_of_request: np.ndarray | None = None,
+) -> np.ndarray:
     """Arrivals per step in requests of the mean mix: each request counts as its (output + weight x prompt) tokens
     over the mean of the trace, or of its mix period (`period_of_request`, with a weight per period), so minutes of
     short answers or long prompts load the replicas as they would."""
@@ -38,7 +44,9 @@ def work_from_workload(workload: Workload, step_s: float, prompt_token_weight: f
         size = outputs + prompt_token_weight * prompts
         return counts_from_workload(workload, step_s, size / size.mean() if len(size) and size.mean() > 0 else None)
     size = outputs + np.asarray(prompt_token_weight, dtype=np.float64)[period_of_request] * prompts
-    mean = (np.bincount(period_of_request, weights=size) / np.maximum(np.bincount(period_of_request), 1))[period_of_request]
+    mean = (np.bincount(period_of_request, weights=size) / np.maximum(np.bincount(period_of_request), 1))[
+        period_of_request
+    ]
     return counts_from_workload(workload, step_s, np.divide(size, mean, out=np.ones_like(size), where=mean > 0))
 
 
@@ -87,7 +95,12 @@ class Fleet:
         self.paid_s += float(np.sum(when - self.requested[gone]))
         keep = ~gone
         self.requested, self.ready_at, self.retired = self.requested[keep], self.ready_at[keep], self.retired[keep]
-        self.n, self.lagged, self.order, self.burst = self.n[keep], self.lagged[keep], self.order[keep], self.burst[keep]
+        self.n, self.lagged, self.order, self.burst = (
+            self.n[keep],
+            self.lagged[keep],
+            self.order[keep],
+            self.burst[keep],
+        )
         self.busy = self.busy[keep]
         self.draining = int(np.count_nonzero(self.retired))
         self.version += 1
@@ -125,8 +138,12 @@ class Fleet:
         is_ready = ready_at <= when
         ready = int(np.count_nonzero(is_ready))
         answer = (ready, len(ready_at) - ready, len(self) - len(ready_at))
-        self._counts = (self.version, float(ready_at[is_ready].max(initial=-math.inf)),
-                        float(ready_at[~is_ready].min(initial=math.inf)), answer)
+        self._counts = (
+            self.version,
+            float(ready_at[is_ready].max(initial=-math.inf)),
+            float(ready_at[~is_ready].min(initial=math.inf)),
+            answer,
+        )
         return answer
 
     def paid_seconds(self, end: float) -> float:
@@ -137,8 +154,14 @@ class _Served:
     """What was served in which replica state, step by step. Scrapes need the TTFT histogram in Prometheus' buckets
     and the ITL sums at once; the summary's fine histograms and per-step SLO attainment are folded in batches."""
 
-    def __init__(self, models: list[ReplicaDynamics], slo_ttft_s: float, per_token: np.ndarray, judge_step: int = 0,
-                 period_of_step: np.ndarray | None = None):
+    def __init__(
+        self,
+        models: list[ReplicaDynamics],
+        slo_ttft_s: float,
+        per_token: np.ndarray,
+        judge_step: int = 0,
+        period_of_step: np.ndarray | None = None,
+    ):
         self.models, self.slo_ttft_s, self.per_token = models, slo_ttft_s, per_token
         self.period_of_step = period_of_step  # which model a step's rows are read with (None: the one model)
         self.judge_step = judge_step  # the summary's histograms count from this step on (the policy's view: all)
@@ -175,8 +198,9 @@ class _Served:
         points = self.read(periods, lambda model, rows: model.ttft_points(states[rows], waits[rows]))
         quantiles = points.shape[1]
         per_point = np.repeat(weights / quantiles, quantiles)
-        self.ttft_counts += np.bincount(np.searchsorted(_TTFT_BOUNDS, points.ravel()), weights=per_point,
-                                        minlength=len(self.ttft_counts))
+        self.ttft_counts += np.bincount(
+            np.searchsorted(_TTFT_BOUNDS, points.ravel()), weights=per_point, minlength=len(self.ttft_counts)
+        )
         itl = self.read(periods, lambda model, rows: model.column("itl_mean", states[rows]))
         if periods is None:
             self.itl_sum += float(np.dot(weights, itl)) * float(self.per_token[0])
@@ -199,9 +223,14 @@ class _Served:
         quantiles = points.shape[1]
         judged = steps >= self.judge_step
         points_judged, itl_judged, weights_judged = points[judged], itl[judged], weights[judged]
-        self.ttft_fine += np.bincount(np.searchsorted(_FINE, points_judged.ravel()),
-                                      weights=np.repeat(weights_judged / quantiles, quantiles), minlength=len(self.ttft_fine))
-        self.itl_fine += np.bincount(np.searchsorted(_FINE, itl_judged), weights=weights_judged, minlength=len(self.itl_fine))
+        self.ttft_fine += np.bincount(
+            np.searchsorted(_FINE, points_judged.ravel()),
+            weights=np.repeat(weights_judged / quantiles, quantiles),
+            minlength=len(self.ttft_fine),
+        )
+        self.itl_fine += np.bincount(
+            np.searchsorted(_FINE, itl_judged), weights=weights_judged, minlength=len(self.itl_fine)
+        )
         attainment = self.read(self.periods_of(steps), lambda model, rows: model.column("attainment", states[rows]))
         ok = np.minimum(attainment, np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
         self.met_steps.append(steps)
@@ -240,10 +269,22 @@ class FluidSimulator:
     With `tables` and `period_of_step`, each step is read with its length mix's table (autoscaler.sim.mix_periods):
     replicas then hold work in requests of that period's mix."""
 
-    def __init__(self, config: SimConfig, workload: Workload | None, policy: Policy, *, counts: np.ndarray | None = None,
-                 work: np.ndarray | None = None, lengths: LengthSampler | None = None, table: LoadTable | None = None,
-                 step_s: float = 1.0, name: str = "", tables: list[LoadTable] | None = None,
-                 period_of_step: np.ndarray | None = None, completion_lag_s: float | None = None):
+    def __init__(
+        self,
+        config: SimConfig,
+        workload: Workload | None,
+        policy: Policy,
+        *,
+        counts: np.ndarray | None = None,
+        work: np.ndarray | None = None,
+        lengths: LengthSampler | None = None,
+        table: LoadTable | None = None,
+        step_s: float = 1.0,
+        name: str = "",
+        tables: list[LoadTable] | None = None,
+        period_of_step: np.ndarray | None = None,
+        completion_lag_s: float | None = None,
+    ):
         if workload is None and (counts is None or lengths is None):
             raise ValueError("fluid mode needs a workload, or per-step counts with a length sampler")
         self.config, self.policy, self.step_s = config, policy, step_s
@@ -254,7 +295,9 @@ class FluidSimulator:
         self.lengths = lengths
         if (tables is None) != (period_of_step is None):
             raise ValueError("fluid mode: tables per mix period need their period_of_step, and the other way round")
-        self.tables, self.period_of_step = (list(tables), np.asarray(period_of_step, dtype=np.int64)) if tables else (None, None)
+        self.tables, self.period_of_step = (
+            (list(tables), np.asarray(period_of_step, dtype=np.int64)) if tables else (None, None)
+        )
         self.table = table if table is not None or not tables else tables[0]
         self.name = name or (workload.name if workload is not None else "rates")
         if work is None and workload is not None and counts is None:
@@ -264,7 +307,9 @@ class FluidSimulator:
             raise ValueError(f"fluid mode: {len(self.work)} steps of work for {len(self.counts)} steps of counts")
         if self.period_of_step is not None:
             if len(self.period_of_step) != len(self.counts):
-                raise ValueError(f"fluid mode: {len(self.period_of_step)} steps of mix periods for {len(self.counts)} steps of counts")
+                raise ValueError(
+                    f"fluid mode: {len(self.period_of_step)} steps of mix periods for {len(self.counts)} steps of counts"
+                )
             if len(self.counts) and not 0 <= self.period_of_step.min() <= self.period_of_step.max() < len(self.tables):
                 raise ValueError(f"fluid mode: mix periods must index the {len(self.tables)} tables given")
 
@@ -272,8 +317,14 @@ class FluidSimulator:
         if self.table is None:
             rng = np.random.default_rng(self.config.seed)
             prompts, outputs = self.lengths.sample(4000, rng)
-            self.table = build_load_table(self.config.profile, prompts, outputs, self.config.slo_ttft_s, self.config.slo_itl_s,
-                                          seed=self.config.seed)
+            self.table = build_load_table(
+                self.config.profile,
+                prompts,
+                outputs,
+                self.config.slo_ttft_s,
+                self.config.slo_itl_s,
+                seed=self.config.seed,
+            )
         return self.table
 
     def run(self) -> SimResult:
@@ -309,7 +360,11 @@ class FluidSimulator:
         step_index, t = 0, 0.0
         while step_index < n_steps or held > 0 or fleet.n.sum() > _EMPTY:
             t = step_index * dt
-            if period_of_step is not None and len(period_of_step) and period_of_step[min(step_index, n_steps - 1)] != period:
+            if (
+                period_of_step is not None
+                and len(period_of_step)
+                and period_of_step[min(step_index, n_steps - 1)] != period
+            ):
                 period = int(period_of_step[min(step_index, n_steps - 1)])  # the mix changes: read this period's table
                 model, table = models[period], tables[period]
                 prefill_per_step = table.prefill_rps * dt
@@ -376,13 +431,17 @@ class FluidSimulator:
                 if same and not joined_waits.any():  # one row stands for all
                     served.add(step_index, now_n[:1], np.array([incoming_requests]), joined_waits[:1])
                 else:
-                    served.add(step_index, now_n, (np.full(len(now_n), routed) if uniform else share) * per_work, joined_waits)
+                    served.add(
+                        step_index, now_n, (np.full(len(now_n), routed) if uniform else share) * per_work, joined_waits
+                    )
             done_requests = step_done * inside_requests / inside_work if inside_work > 0 else 0.0
             inside_requests, inside_work = max(0.0, inside_requests - done_requests), max(0.0, inside_work - step_done)
             arrivals_total += arrivals
             completions_total += done_requests
             completed_by_period[period] += done_requests
-            steps_out.append((t, arrivals, incoming_requests, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0))
+            steps_out.append(
+                (t, arrivals, incoming_requests, expired, len(serving), float(now_n.max()) if len(now_n) else 0.0)
+            )
             step_end = t + dt
             if next_scrape < step_end:
                 served.flush()
@@ -399,16 +458,36 @@ class FluidSimulator:
                 # requests inside, as the gateway counts them at this instant: sampled on serving replicas, the rest as held
                 in_flight = float(gauges[0].sum() + gauges[1].sum() + fleet.n.sum() - now_n.sum())
             while next_scrape < step_end or next_control < step_end:  # in time order; at a tie the control reads
-                if next_scrape < next_control:                           # the scrape before, as in the request level
+                if next_scrape < next_control:  # the scrape before, as in the request level
                     if period_of_step is None:
-                        prompt_tokens, output_tokens = completions_total * table.mean_prompt_tokens, completions_total * table.mean_output_tokens
+                        prompt_tokens, output_tokens = (
+                            completions_total * table.mean_prompt_tokens,
+                            completions_total * table.mean_output_tokens,
+                        )
                     else:
-                        prompt_tokens, output_tokens = float(completed_by_period @ prompt_means), float(completed_by_period @ output_means)
-                    observer.record(Scrape(next_scrape, arrivals_total, completions_total, prompt_tokens, output_tokens,
-                                           served.ttft_counts.copy(), served.itl_sum, served.itl_count, samples, held))
+                        prompt_tokens, output_tokens = (
+                            float(completed_by_period @ prompt_means),
+                            float(completed_by_period @ output_means),
+                        )
+                    observer.record(
+                        Scrape(
+                            next_scrape,
+                            arrivals_total,
+                            completions_total,
+                            prompt_tokens,
+                            output_tokens,
+                            served.ttft_counts.copy(),
+                            served.itl_sum,
+                            served.itl_count,
+                            samples,
+                            held,
+                        )
+                    )
                     next_scrape += cfg.scrape_interval_s
                     continue
-                desired, state = control(cfg, policy, observer, fleet, next_control, desired, state, in_flight + held, decisions)
+                desired, state = control(
+                    cfg, policy, observer, fleet, next_control, desired, state, in_flight + held, decisions
+                )
                 next_control += policy.interval_s
             while next_timeline <= step_end:
                 when = next_timeline
@@ -416,10 +495,22 @@ class FluidSimulator:
                 running, waiting, kv, util = gauges
                 came = arrivals_total - arrivals_at_timeline
                 k = max(1, len(kv))
-                timeline.append({"time_s": when, "desired": desired, "ready": ready, "starting": starting, "draining": draining,
-                                 "arrivals": came, "arrival_rate": came / max(1e-9, when - last_timeline),
-                                 "running": float(running.sum()), "waiting": float(waiting.sum()), "gateway_queue": held,
-                                 "kv_usage": float(kv.sum()) / k, "gpu_util": float(util.sum()) / k})
+                timeline.append(
+                    {
+                        "time_s": when,
+                        "desired": desired,
+                        "ready": ready,
+                        "starting": starting,
+                        "draining": draining,
+                        "arrivals": came,
+                        "arrival_rate": came / max(1e-9, when - last_timeline),
+                        "running": float(running.sum()),
+                        "waiting": float(waiting.sum()),
+                        "gateway_queue": held,
+                        "kv_usage": float(kv.sum()) / k,
+                        "gpu_util": float(util.sum()) / k,
+                    }
+                )
                 arrivals_at_timeline, last_timeline = arrivals_total, when
                 next_timeline += cfg.timeline_interval_s
             step_index += 1
@@ -441,18 +532,41 @@ class FluidSimulator:
             output_means = np.array([t.mean_output_tokens for t in self.tables])
             out_tokens = float(np.dot([row[1] - row[3] for row in steps[judged]], output_means[periods]))
         frame = pd.DataFrame(timeline)
-        summary = fluid_summary(cfg, self.policy.name, arrived, failed, met, paid_s, end, served.ttft_fine, served.itl_fine,
-                                out_tokens, frame, decisions)
+        summary = fluid_summary(
+            cfg,
+            self.policy.name,
+            arrived,
+            failed,
+            met,
+            paid_s,
+            end,
+            served.ttft_fine,
+            served.itl_fine,
+            out_tokens,
+            frame,
+            decisions,
+        )
         records = pd.DataFrame(steps, columns=["time_s", "arrivals", "routed", "failed", "ready", "queue_delay_s"])
         records.insert(3, "met", met_per_step)
         records.insert(6, "rate_per_replica", records["routed"] / self.step_s / records["ready"].clip(lower=1))
         fullest = records["queue_delay_s"].to_numpy()  # the fullest replica's state, read as its queue delay
-        records["queue_delay_s"] = served.read(served.periods_of(np.arange(len(records))), lambda model, rows: model.queue_delay(fullest[rows]))
+        records["queue_delay_s"] = served.read(
+            served.periods_of(np.arange(len(records))), lambda model, rows: model.queue_delay(fullest[rows])
+        )
         return SimResult(summary, records, frame, decisions)
 
 
-def control(cfg: SimConfig, policy: Policy, observer: Observer, fleet: Fleet, now: float, desired: int, state,
-            in_flight: float, decisions: list) -> tuple[int, object]:
+def control(
+    cfg: SimConfig,
+    policy: Policy,
+    observer: Observer,
+    fleet: Fleet,
+    now: float,
+    desired: int,
+    state,
+    in_flight: float,
+    decisions: list,
+) -> tuple[int, object]:
     """One control tick: the policy reads the snapshot Prometheus would give it now; the fleet is scaled to its
     answer (within max_replicas). Returns the replicas wanted and the policy's state."""
     snapshot = observer.snapshot(now, desired, *fleet.counts(now), extra={"in_flight_now": in_flight})
@@ -463,8 +577,20 @@ def control(cfg: SimConfig, policy: Policy, observer: Observer, fleet: Fleet, no
     return desired, state
 
 
-def fluid_summary(cfg: SimConfig, policy: str, arrived: float, failed: float, met: float, paid_s: float, end: float,
-                  ttft_hist: np.ndarray, itl_hist: np.ndarray, out_tokens: float, frame: pd.DataFrame, decisions) -> dict:
+def fluid_summary(
+    cfg: SimConfig,
+    policy: str,
+    arrived: float,
+    failed: float,
+    met: float,
+    paid_s: float,
+    end: float,
+    ttft_hist: np.ndarray,
+    itl_hist: np.ndarray,
+    out_tokens: float,
+    frame: pd.DataFrame,
+    decisions,
+) -> dict:
     """The summary of a fluid run over [judge_from_s, end): its counts, replica-seconds paid and fine histograms."""
     since = min(cfg.judge_from_s, end)
     span = max(end - since, 1e-9)
@@ -472,21 +598,37 @@ def fluid_summary(cfg: SimConfig, policy: str, arrived: float, failed: float, me
     cost = gpu_hours * cfg.price_per_gpu_hour
     window = frame[frame["time_s"] >= since] if len(frame) and since > 0 else frame
     return {
-        "policy": policy, "requests": int(round(arrived)), "failed": int(round(failed)),
-        "slo_attainment": met / arrived if arrived else float("nan"), "goodput_rps": met / span,
-        "ttft_p50_s": _hist_quantile(ttft_hist, 0.50), "ttft_p95_s": _hist_quantile(ttft_hist, 0.95),
-        "ttft_p99_s": _hist_quantile(ttft_hist, 0.99), "itl_p95_s": _hist_quantile(itl_hist, 0.95),
-        "gpu_hours": gpu_hours, "cost_usd": cost,
+        "policy": policy,
+        "requests": int(round(arrived)),
+        "failed": int(round(failed)),
+        "slo_attainment": met / arrived if arrived else float("nan"),
+        "goodput_rps": met / span,
+        "ttft_p50_s": _hist_quantile(ttft_hist, 0.50),
+        "ttft_p95_s": _hist_quantile(ttft_hist, 0.95),
+        "ttft_p99_s": _hist_quantile(ttft_hist, 0.99),
+        "itl_p95_s": _hist_quantile(itl_hist, 0.95),
+        "gpu_hours": gpu_hours,
+        "cost_usd": cost,
         "cost_per_million_output_tokens": cost / (out_tokens / 1e6) if out_tokens else float("nan"),
         "scale_actions": count_scale_actions(cfg.initial_replicas, decisions, since),
-        "max_replicas": int((window["ready"] + window["starting"] + window["draining"]).max()) if len(window) else cfg.initial_replicas,
-        "mean_replicas": gpu_hours * 3600.0 / span / cfg.profile.gpus, "duration_s": span, "output_tokens": out_tokens,
-        "slo_ttft_s": cfg.slo_ttft_s, "slo_itl_s": cfg.slo_itl_s, "cold_start_s": cfg.cold_start_s,
-        "profile": cfg.profile.name, "mode": "fluid", "judged_from_s": since,
+        "max_replicas": int((window["ready"] + window["starting"] + window["draining"]).max())
+        if len(window)
+        else cfg.initial_replicas,
+        "mean_replicas": gpu_hours * 3600.0 / span / cfg.profile.gpus,
+        "duration_s": span,
+        "output_tokens": out_tokens,
+        "slo_ttft_s": cfg.slo_ttft_s,
+        "slo_itl_s": cfg.slo_itl_s,
+        "cold_start_s": cfg.cold_start_s,
+        "profile": cfg.profile.name,
+        "mode": "fluid",
+        "judged_from_s": since,
     }
 
 
-def _merge_alike(states: np.ndarray, requests: np.ndarray, waits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _merge_alike(
+    states: np.ndarray, requests: np.ndarray, waits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One row per distinct (state, wait), holding the requests of all replicas in it."""
     order = np.lexsort((waits, states))
     states, waits = states[order], waits[order]

@@ -27,12 +27,19 @@ class MixPeriods:
 
     def period_of_steps(self, steps: int, step_s: float) -> np.ndarray:
         """The period of each simulation step (by its start); steps past the last window keep the last one."""
-        window = np.minimum((np.arange(steps) * step_s // self.window_s).astype(np.int64), len(self.period_of_window) - 1)
+        window = np.minimum(
+            (np.arange(steps) * step_s // self.window_s).astype(np.int64), len(self.period_of_window) - 1
+        )
         return self.period_of_window[window]
 
 
-def mix_periods(arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray,
-                window_s: float = WINDOW_S, tolerance: float = TOLERANCE) -> MixPeriods:
+def mix_periods(
+    arrival_s: np.ndarray,
+    prompt_tokens: np.ndarray,
+    output_tokens: np.ndarray,
+    window_s: float = WINDOW_S,
+    tolerance: float = TOLERANCE,
+) -> MixPeriods:
     """Windows in time order, each joined to the period whose pooled mean prompt and output lengths are nearest its own
     (largest of the two log ratios) if within `tolerance`, else the start of a new period. A window without requests
     keeps the period before it. A trace whose mix holds steady is one period: the whole trace."""
@@ -47,7 +54,11 @@ def mix_periods(arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens:
     windows = max(1, int(round(float(arrival_s.max()) / window_s)))
     window = np.minimum((arrival_s // window_s).astype(np.int64), windows - 1)
     per_window = lambda values: np.bincount(window, weights=np.asarray(values, dtype=np.float64), minlength=windows)
-    requests, prompts, outputs = per_window(np.ones(len(arrival_s))), per_window(prompt_tokens), per_window(output_tokens)
+    requests, prompts, outputs = (
+        per_window(np.ones(len(arrival_s))),
+        per_window(prompt_tokens),
+        per_window(output_tokens),
+    )
     sums: list[list[float]] = []  # per period: requests, prompt tokens, output tokens
     period_of_window = np.zeros(windows, dtype=np.int64)
     for k in range(windows):

@@ -58,14 +58,26 @@ class Observer:
         self.scrapes.append(scrape)
         self._times.append(scrape.time)
 
-    def snapshot(self, time: float, desired: int, ready: int, starting: int, stopping: int, extra: dict | None = None) -> Snapshot:
+    def snapshot(
+        self, time: float, desired: int, ready: int, starting: int, stopping: int, extra: dict | None = None
+    ) -> Snapshot:
         k = bisect.bisect_right(self._times, time) - 1
         if k < 0:
-            return Snapshot(time, desired, ready, starting, stopping, stale=True, window_s=self.window_s, extra=extra or {})
+            return Snapshot(
+                time, desired, ready, starting, stopping, stale=True, window_s=self.window_s, extra=extra or {}
+            )
         now = self.scrapes[k]
-        return Snapshot(time_s=time, desired=desired, ready=ready, starting=starting, stopping=stopping,
-                        sample_age_s=time - now.time, stale=time - now.time > 3 * self.scrape_interval_s, extra=extra or {},
-                        **self._read(k))
+        return Snapshot(
+            time_s=time,
+            desired=desired,
+            ready=ready,
+            starting=starting,
+            stopping=stopping,
+            sample_age_s=time - now.time,
+            stale=time - now.time > 3 * self.scrape_interval_s,
+            extra=extra or {},
+            **self._read(k),
+        )
 
     def _read(self, k: int) -> dict:
         """What the queries over the window ending at scrape k return; the same for every snapshot until the next scrape."""

@@ -67,7 +67,9 @@ def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
         return Kpa(target=_positive(spec, arg) if arg else 70.0, **bounds)
     if kind == "predictive":
         if ctx.predictive_factory is None:
-            raise PolicySpecError("policy 'predictive' needs the replica capacity at the SLO (the engine profile and lengths)")
+            raise PolicySpecError(
+                "policy 'predictive' needs the replica capacity at the SLO (the engine profile and lengths)"
+            )
         fill = _number(spec, arg) if arg else 0.9
         if not 0 < fill <= 1:
             raise PolicySpecError(f"policy {spec!r}: the share of capacity to plan for must be in (0, 1]")
@@ -85,8 +87,10 @@ def parse_policy(spec: str, ctx: PolicyContext) -> Policy:
         return ctx.oracle_factory(derate, window_s)
     if "." in kind and arg:
         return load_user_policy(spec)
-    raise PolicySpecError(f"unknown policy {spec!r}; use predictive[:FILL], static:N, hpa:METRIC=TARGET, keda[:N], kpa[:N], oracle, "
-                          "or package.module:ClassName")
+    raise PolicySpecError(
+        f"unknown policy {spec!r}; use predictive[:FILL], static:N, hpa:METRIC=TARGET, keda[:N], kpa[:N], oracle, "
+        "or package.module:ClassName"
+    )
 
 
 def load_user_policy(spec: str) -> Policy:

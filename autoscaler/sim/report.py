@@ -15,11 +15,20 @@ import matplotlib.pyplot as plt
 
 from autoscaler.sim.results import SimResult
 
-TABLE_COLUMNS = [("policy", "policy", "{}"), ("slo_attainment", "SLO att.", "{:.2%}"), ("goodput_rps", "goodput/s", "{:.2f}"),
-                 ("ttft_p95_s", "TTFT p95", "{:.3f}"), ("itl_p95_s", "ITL p95", "{:.4f}"), ("failed", "failed", "{}"),
-                 ("gpu_hours", "GPU-h", "{:.2f}"), ("cost_usd", "cost $", "{:.2f}"),
-                 ("cost_per_million_output_tokens", "$/1M out", "{:.2f}"), ("scale_actions", "actions", "{}"),
-                 ("max_replicas", "max", "{}"), ("mean_replicas", "mean", "{:.2f}")]
+TABLE_COLUMNS = [
+    ("policy", "policy", "{}"),
+    ("slo_attainment", "SLO att.", "{:.2%}"),
+    ("goodput_rps", "goodput/s", "{:.2f}"),
+    ("ttft_p95_s", "TTFT p95", "{:.3f}"),
+    ("itl_p95_s", "ITL p95", "{:.4f}"),
+    ("failed", "failed", "{}"),
+    ("gpu_hours", "GPU-h", "{:.2f}"),
+    ("cost_usd", "cost $", "{:.2f}"),
+    ("cost_per_million_output_tokens", "$/1M out", "{:.2f}"),
+    ("scale_actions", "actions", "{}"),
+    ("max_replicas", "max", "{}"),
+    ("mean_replicas", "mean", "{:.2f}"),
+]
 
 
 def _cell(value, fmt: str) -> str:
@@ -63,7 +72,11 @@ def save(results: list[SimResult], out: Path) -> list[Path]:
             written.append(path)
     summary_path = out / "summary.json"
     _write_atomic(summary_path, json.dumps([r.summary for r in results], indent=2))
-    written += [summary_path, plot_timelines(results, out / "replicas_over_time.png"), plot_frontier(results, out / "attainment_vs_gpu_hours.png")]
+    written += [
+        summary_path,
+        plot_timelines(results, out / "replicas_over_time.png"),
+        plot_frontier(results, out / "attainment_vs_gpu_hours.png"),
+    ]
     return written
 
 
@@ -80,8 +93,11 @@ def plot_timelines(results: list[SimResult], path: Path) -> Path:
         ax.step(h, t["ready"], where="post", label="ready")
         ax.step(h, t["ready"] + t["starting"], where="post", label="ready + starting", alpha=0.6)
         ax.set_ylabel("replicas")
-        ax.set_title(f"{result.summary['policy']}: {result.summary['slo_attainment']:.2%} within SLO, "
-                     f"{result.summary['gpu_hours']:.1f} GPU-h", fontsize=9)
+        ax.set_title(
+            f"{result.summary['policy']}: {result.summary['slo_attainment']:.2%} within SLO, "
+            f"{result.summary['gpu_hours']:.1f} GPU-h",
+            fontsize=9,
+        )
     axes[1].legend(loc="upper right", fontsize=8)
     axes[-1].set_xlabel("hours")
     fig.tight_layout()
@@ -95,7 +111,13 @@ def plot_frontier(results: list[SimResult], path: Path) -> Path:
     for result in results:
         s = result.summary
         ax.scatter(s["gpu_hours"], 100 * s["slo_attainment"])
-        ax.annotate(s["policy"], (s["gpu_hours"], 100 * s["slo_attainment"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            s["policy"],
+            (s["gpu_hours"], 100 * s["slo_attainment"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xlabel("GPU-hours")
     ax.set_ylabel("SLO attainment (%)")
     ax.set_title("SLO attainment against GPU-hours (up and left is better)")

@@ -36,10 +36,19 @@ def request_frame(sim: Simulator) -> pd.DataFrame:
     output = r.output.astype(np.float64)
     ttft = r.first - r.arrival
     itl = np.where(output > 1, (r.finish - r.first) / np.maximum(output - 1, 1), 0.0)
-    return pd.DataFrame({
-        "arrival_s": r.arrival, "replica": r.replica, "prompt_tokens": r.prompt, "output_tokens": r.output,
-        "queue_s": r.scheduled - r.arrival, "ttft_s": ttft, "mean_itl_s": itl, "e2e_s": r.finish - r.arrival, "ok": r.ok,
-    })
+    return pd.DataFrame(
+        {
+            "arrival_s": r.arrival,
+            "replica": r.replica,
+            "prompt_tokens": r.prompt,
+            "output_tokens": r.output,
+            "queue_s": r.scheduled - r.arrival,
+            "ttft_s": ttft,
+            "mean_itl_s": itl,
+            "e2e_s": r.finish - r.arrival,
+            "ok": r.ok,
+        }
+    )
 
 
 def attainment_mask(frame: pd.DataFrame, slo_ttft_s: float, slo_itl_s: float) -> np.ndarray:
@@ -61,7 +70,11 @@ def summarize(sim: Simulator, end: float) -> SimResult:
     out_tokens = float(ok["output_tokens"].sum())
     timeline = pd.DataFrame(sim.timeline)
     window = timeline[timeline["time_s"] >= since] if len(timeline) and since > 0 else timeline
-    paid_now = (window["ready"] + window["starting"] + window["draining"]) if len(window) else pd.Series([cfg.initial_replicas])
+    paid_now = (
+        (window["ready"] + window["starting"] + window["draining"])
+        if len(window)
+        else pd.Series([cfg.initial_replicas])
+    )
     summary = {
         "policy": sim.policy.name,
         "requests": len(judged),

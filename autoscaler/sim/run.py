@@ -62,7 +62,12 @@ class SimulateArgs:
 _FINITE = math.isfinite
 # (field, its flag, what it must be, the check): each failing one is a clear error before anything runs
 _ARG_RULES = (
-    ("scrape_interval_s", "--scrape-interval", "between 0.1 and 3600 seconds", lambda v: _FINITE(v) and 0.1 <= v <= 3600),
+    (
+        "scrape_interval_s",
+        "--scrape-interval",
+        "between 0.1 and 3600 seconds",
+        lambda v: _FINITE(v) and 0.1 <= v <= 3600,
+    ),
     ("cold_start_s", "--cold-start", "a finite number of seconds >= 0", lambda v: _FINITE(v) and v >= 0),
     ("slo_ttft_s", "--slo-ttft", "a finite number of seconds > 0", lambda v: _FINITE(v) and v > 0),
     ("slo_itl_s", "--slo-itl", "a finite number of seconds > 0", lambda v: _FINITE(v) and v > 0),
@@ -79,19 +84,31 @@ _ARG_RULES = (
 
 
 def _arg_problems(args: SimulateArgs) -> list[str]:
-    problems = [f"{flag} must be {what}, got {getattr(args, name)!r}" for name, flag, what, ok in _ARG_RULES
-                if not ok(getattr(args, name))]
+    problems = [
+        f"{flag} must be {what}, got {getattr(args, name)!r}"
+        for name, flag, what, ok in _ARG_RULES
+        if not ok(getattr(args, name))
+    ]
     if args.min_replicas > args.max_replicas:
         problems.append(f"--min-replicas ({args.min_replicas}) is above --max-replicas ({args.max_replicas})")
     if args.end_s is not None and not (_FINITE(args.end_s) and args.end_s > args.start_s):
-        problems.append(f"--end must be a finite number of seconds after --start ({args.start_s:g}), got {args.end_s!r}")
+        problems.append(
+            f"--end must be a finite number of seconds after --start ({args.start_s:g}), got {args.end_s!r}"
+        )
     return problems
 
 
 def load_trace(args: SimulateArgs) -> Workload:
     """Azure CSV, JSONL replay, or a ServeGen folder (synthesized over [start, end) with lengths from a trace)."""
-    return load_workload(args.trace, start_s=args.start_s, end_s=args.end_s, time_scale=args.time_scale,
-                         rate_scale=args.rate_scale, seed=args.seed, lengths_from=args.lengths_from)
+    return load_workload(
+        args.trace,
+        start_s=args.start_s,
+        end_s=args.end_s,
+        time_scale=args.time_scale,
+        rate_scale=args.rate_scale,
+        seed=args.seed,
+        lengths_from=args.lengths_from,
+    )
 
 
 def model_seed(args: SimulateArgs) -> int:
@@ -103,10 +120,19 @@ def model_seed(args: SimulateArgs) -> int:
 def sim_config(args: SimulateArgs) -> SimConfig:
     profile = load_profile(args.profile)
     price = args.price if args.price is not None else gpu_price_per_hour(profile.gpu.name)
-    return SimConfig(profile=profile, slo_ttft_s=args.slo_ttft_s, slo_itl_s=args.slo_itl_s, cold_start_s=args.cold_start_s,
-                     price_per_gpu_hour=price, initial_replicas=args.initial_replicas, max_replicas=args.max_replicas,
-                     scrape_interval_s=args.scrape_interval_s, seed=model_seed(args), judge_from_s=args.judge_from_s,
-                     clock_phase_s=args.clock_phase_s)
+    return SimConfig(
+        profile=profile,
+        slo_ttft_s=args.slo_ttft_s,
+        slo_itl_s=args.slo_itl_s,
+        cold_start_s=args.cold_start_s,
+        price_per_gpu_hour=price,
+        initial_replicas=args.initial_replicas,
+        max_replicas=args.max_replicas,
+        scrape_interval_s=args.scrape_interval_s,
+        seed=model_seed(args),
+        judge_from_s=args.judge_from_s,
+        clock_phase_s=args.clock_phase_s,
+    )
 
 
 def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> float:
@@ -115,39 +141,80 @@ def replica_capacity(config: SimConfig, workload: Workload, seed: int = 0) -> fl
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(workload), min(len(workload), 5000))
     prompts, outputs = workload.prompt_tokens[pick], workload.output_tokens[pick]
-    key = (config.profile.model_dump(), prompts.tobytes(), outputs.tobytes(), config.slo_ttft_s, config.slo_itl_s, TABLE_VERSION)
-    return cached("capacity", key, lambda: slo_capacity(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s))
+    key = (
+        config.profile.model_dump(),
+        prompts.tobytes(),
+        outputs.tobytes(),
+        config.slo_ttft_s,
+        config.slo_itl_s,
+        TABLE_VERSION,
+    )
+    return cached(
+        "capacity", key, lambda: slo_capacity(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s)
+    )
 
 
-def policy_context(args: SimulateArgs, config: SimConfig, future: FutureArrivals | None = None,
-                   capacity: Callable[[], float] | None = None) -> PolicyContext:
+def policy_context(
+    args: SimulateArgs,
+    config: SimConfig,
+    future: FutureArrivals | None = None,
+    capacity: Callable[[], float] | None = None,
+) -> PolicyContext:
     """Bounds for every policy; with the future arrivals and the replica capacity at the SLO, the oracle too."""
     oracle = None
     if future is not None and capacity is not None:
+
         def oracle(derate: float, window_s: float = 30.0) -> Oracle:
-            name = "oracle" + (f":{derate:g}" if derate != 1.0 or window_s != 30.0 else "") + (f"@{window_s:g}s" if window_s != 30.0 else "")
-            return Oracle(future, capacity() * derate, config.cold_start_s, window_s=window_s, min_replicas=args.min_replicas,
-                          name=name)
+            name = (
+                "oracle"
+                + (f":{derate:g}" if derate != 1.0 or window_s != 30.0 else "")
+                + (f"@{window_s:g}s" if window_s != 30.0 else "")
+            )
+            return Oracle(
+                future,
+                capacity() * derate,
+                config.cold_start_s,
+                window_s=window_s,
+                min_replicas=args.min_replicas,
+                name=name,
+            )
 
     predictive = None
     if capacity is not None:
+
         def predictive(fill: float) -> Predictive:
             lag = config.scrape_interval_s + config.rate_window_s / 2
-            return Predictive(PredictiveConfig(capacity_rps=capacity(), slo_ttft_s=config.slo_ttft_s, slo_itl_s=config.slo_itl_s,
-                                               cold_start_s=config.cold_start_s, observation_lag_s=lag, fill=fill,
-                                               min_replicas=args.min_replicas, max_replicas=args.max_replicas),
-                              name="predictive" + (f":{fill:g}" if fill != 0.9 else ""))
+            return Predictive(
+                PredictiveConfig(
+                    capacity_rps=capacity(),
+                    slo_ttft_s=config.slo_ttft_s,
+                    slo_itl_s=config.slo_itl_s,
+                    cold_start_s=config.cold_start_s,
+                    observation_lag_s=lag,
+                    fill=fill,
+                    min_replicas=args.min_replicas,
+                    max_replicas=args.max_replicas,
+                ),
+                name="predictive" + (f":{fill:g}" if fill != 0.9 else ""),
+            )
 
-    return PolicyContext(min_replicas=args.min_replicas, max_replicas=args.max_replicas, oracle_factory=oracle,
-                         predictive_factory=predictive)
+    return PolicyContext(
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        oracle_factory=oracle,
+        predictive_factory=predictive,
+    )
 
 
 def _progress(name: str):
     def report(fraction: float) -> None:
         filled = int(fraction * 30)
-        print(f"\r  {name:28s} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r  {name:28s} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}", end="", file=sys.stderr, flush=True
+        )
         if fraction >= 1.0:
             print(file=sys.stderr)
+
     return report
 
 
@@ -182,29 +249,56 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
         # window rates change every 600 s; steps of about 15 s (the HPA's sync period) that tile a window
         step = windows.window_s / max(1, round(windows.window_s / 15.0))
         end = args.end_s / args.time_scale if args.end_s is not None else None
-        counts = cached_window_counts(path, windows, step, args.seed, args.start_s / args.time_scale, end,
-                                      (args.time_scale, args.rate_scale))
+        counts = cached_window_counts(
+            path, windows, step, args.seed, args.start_s / args.time_scale, end, (args.time_scale, args.rate_scale)
+        )
         lengths = _lengths(args.lengths_from)
         table = _cached_table(args, config, lengths)
-        return FluidInput(counts, step, lengths, table, StepCounts(counts, step), path.name, lambda: table.slo_capacity_rps)
+        return FluidInput(
+            counts, step, lengths, table, StepCounts(counts, step), path.name, lambda: table.slo_capacity_rps
+        )
     step = 1.0
     lengths = LengthSampler.from_workload(workload)
     counts = counts_from_workload(workload, step)
     if fluid_model(args, servegen=False) == "cohort":  # the engine's step times on cohorts: no load table to measure
         whole = lambda: _cached_table(args, config, lengths).slo_capacity_rps  # measured only if a policy asks
-        return FluidInput(counts, step, lengths, None, ArrivalTimes(workload.arrival_s), workload.name, whole,
-                          workload=workload)
+        return FluidInput(
+            counts, step, lengths, None, ArrivalTimes(workload.arrival_s), workload.name, whole, workload=workload
+        )
     periods = mix_periods(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
     if periods.count == 1:
         table = _cached_table(args, config, lengths)
-        return FluidInput(counts, step, lengths, table, ArrivalTimes(workload.arrival_s), workload.name,
-                          lambda: table.slo_capacity_rps, work_from_workload(workload, step, table.prompt_token_weight))
+        return FluidInput(
+            counts,
+            step,
+            lengths,
+            table,
+            ArrivalTimes(workload.arrival_s),
+            workload.name,
+            lambda: table.slo_capacity_rps,
+            work_from_workload(workload, step, table.prompt_token_weight),
+        )
     owned = [periods.period_of_request == k for k in range(periods.count)]
-    tables = [_cached_table(args, config, LengthSampler(workload.prompt_tokens[mine], workload.output_tokens[mine])) for mine in owned]
+    tables = [
+        _cached_table(args, config, LengthSampler(workload.prompt_tokens[mine], workload.output_tokens[mine]))
+        for mine in owned
+    ]
     whole = lambda: _cached_table(args, config, lengths).slo_capacity_rps  # measured only if a policy asks
-    work = work_from_workload(workload, step, np.array([t.prompt_token_weight for t in tables]), periods.period_of_request)
-    return FluidInput(counts, step, lengths, tables[0], ArrivalTimes(workload.arrival_s), workload.name, whole, work,
-                      tables, periods.period_of_steps(len(counts), step))
+    work = work_from_workload(
+        workload, step, np.array([t.prompt_token_weight for t in tables]), periods.period_of_request
+    )
+    return FluidInput(
+        counts,
+        step,
+        lengths,
+        tables[0],
+        ArrivalTimes(workload.arrival_s),
+        workload.name,
+        whole,
+        work,
+        tables,
+        periods.period_of_steps(len(counts), step),
+    )
 
 
 def fluid_model(args: SimulateArgs, servegen: bool) -> str:
@@ -225,8 +319,19 @@ def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
 
         return CohortSimulator(config, policy, feed.workload, feed.step_s).run()
 
-    return FluidSimulator(config, None, policy, counts=feed.counts, work=feed.work, lengths=feed.lengths, table=feed.table,
-                          step_s=feed.step_s, name=feed.name, tables=feed.tables, period_of_step=feed.period_of_step).run()
+    return FluidSimulator(
+        config,
+        None,
+        policy,
+        counts=feed.counts,
+        work=feed.work,
+        lengths=feed.lengths,
+        table=feed.table,
+        step_s=feed.step_s,
+        name=feed.name,
+        tables=feed.tables,
+        period_of_step=feed.period_of_step,
+    ).run()
 
 
 _TABLES: dict = {}
@@ -247,12 +352,25 @@ def cached_load_table(config: SimConfig, prompts: np.ndarray, outputs: np.ndarra
     """A load table measured once per (engine profile, lengths, SLO, seed), kept on disk."""
     from autoscaler.capacity.load_table import build_load_table
 
-    key = (config.profile.model_dump(), prompts.tobytes(), outputs.tobytes(), config.slo_ttft_s, config.slo_itl_s, seed, TABLE_VERSION)
-    return cached("load-tables", key, lambda: build_load_table(config.profile, prompts, outputs, config.slo_ttft_s,
-                                                                config.slo_itl_s, seed=seed))
+    key = (
+        config.profile.model_dump(),
+        prompts.tobytes(),
+        outputs.tobytes(),
+        config.slo_ttft_s,
+        config.slo_itl_s,
+        seed,
+        TABLE_VERSION,
+    )
+    return cached(
+        "load-tables",
+        key,
+        lambda: build_load_table(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s, seed=seed),
+    )
 
 
-def cached_window_counts(folder: Path, windows, step_s: float, seed: int, start_s: float, end_s: float | None, scales: tuple) -> np.ndarray:
+def cached_window_counts(
+    folder: Path, windows, step_s: float, seed: int, start_s: float, end_s: float | None, scales: tuple
+) -> np.ndarray:
     """Per-step arrival counts of a ServeGen folder (seconds to synthesize for 14 days), kept on disk."""
     key = (files_digest(list(folder.glob("chunk-*-trace.csv"))), step_s, seed, start_s, end_s, scales, COUNTS_VERSION)
     return cached("servegen-counts", key, lambda: window_counts(windows, step_s, seed, start_s, end_s))
@@ -282,8 +400,12 @@ def run_one(args: SimulateArgs, spec: str, show_progress: bool = False) -> SimRe
         feed = fluid_input(args, config, workload)
         policy = parse_policy(spec, policy_context(args, config, feed.future, feed.capacity_rps))
         return fluid_run(config, policy, feed)
-    policy = parse_policy(spec, policy_context(args, config, ArrivalTimes(workload.arrival_s),
-                                               lambda: replica_capacity(config, workload, args.seed)))
+    policy = parse_policy(
+        spec,
+        policy_context(
+            args, config, ArrivalTimes(workload.arrival_s), lambda: replica_capacity(config, workload, args.seed)
+        ),
+    )
     result = Simulator(config, workload, policy, progress=_progress(policy.name) if show_progress else None).run()
     if show_progress:
         _progress(policy.name)(1.0)
@@ -295,7 +417,9 @@ def run_all(args: SimulateArgs) -> list[SimResult]:
     if not (args.mode == "fluid" and Path(args.trace).is_dir()):
         load_trace(args)  # fail early on a bad trace, before forking
     for spec in args.policies:
-        parse_policy(spec, PolicyContext(oracle_factory=lambda derate, window_s: None, predictive_factory=lambda fill: None))  # and on a bad policy spec
+        parse_policy(
+            spec, PolicyContext(oracle_factory=lambda derate, window_s: None, predictive_factory=lambda fill: None)
+        )  # and on a bad policy spec
     if args.jobs > 1 and len(args.policies) > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             return list(pool.map(run_one, [args] * len(args.policies), args.policies))

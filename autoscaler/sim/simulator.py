@@ -38,7 +38,9 @@ class SimConfig:
     timeline_interval_s: float = 15.0
     seed: int = 0
     judge_from_s: float = 0.0  # the summary covers [judge_from_s, end): what comes before is the policy's to learn from
-    clock_phase_s: float = 0.0  # where the scrape and control clocks stand against the trace's start (they are not aligned in a cluster)
+    clock_phase_s: float = (
+        0.0  # where the scrape and control clocks stand against the trace's start (they are not aligned in a cluster)
+    )
 
 
 @dataclass
@@ -66,8 +68,9 @@ class Records:
 class Simulator:
     """One run of one policy over one workload. Deterministic: same inputs, same results."""
 
-    def __init__(self, config: SimConfig, workload: Workload, policy: Policy,
-                 progress: Callable[[float], None] | None = None):
+    def __init__(
+        self, config: SimConfig, workload: Workload, policy: Policy, progress: Callable[[float], None] | None = None
+    ):
         self.config, self.workload, self.policy = config, workload, policy
         self.progress = progress
         self.records = Records(workload.arrival_s, workload.prompt_tokens, workload.output_tokens)
@@ -154,8 +157,15 @@ class Simulator:
         replica = tied[self._rr % len(tied)]
         self._rr += 1
         w = self.workload
-        request = EngineRequest(str(i), int(w.prompt_tokens[i]), int(w.output_tokens[i]), None, w.prefix(i),
-                                arrival=float(w.arrival_s[i]), payload=i)
+        request = EngineRequest(
+            str(i),
+            int(w.prompt_tokens[i]),
+            int(w.output_tokens[i]),
+            None,
+            w.prefix(i),
+            arrival=float(w.arrival_s[i]),
+            payload=i,
+        )
         self.records.replica[i] = replica.index
         replica.add(request, now, self)
         return True
@@ -188,12 +198,27 @@ class Simulator:
                 busy = r.busy_s - self._busy_at_scrape.get(r.index, 0.0)
                 span = max(1e-9, now - max(self._last_scrape, r.ready_at))
                 sched = r.engine.scheduler
-                samples.append(ReplicaSample(len(sched.running), len(sched.waiting), sched.kv.usage, min(100.0, 100.0 * busy / span)))
+                samples.append(
+                    ReplicaSample(
+                        len(sched.running), len(sched.waiting), sched.kv.usage, min(100.0, 100.0 * busy / span)
+                    )
+                )
             self._busy_at_scrape[r.index] = r.busy_s
         self._last_scrape = now
-        self.observer.record(Scrape(now, self._arrivals_seen, self._completions, self._prompt_tokens,
-                                    sum(r.tokens for r in self.replicas), self._ttft_counts.copy(), self._itl_sum,
-                                    self._itl_count, tuple(samples), len(self.gateway)))
+        self.observer.record(
+            Scrape(
+                now,
+                self._arrivals_seen,
+                self._completions,
+                self._prompt_tokens,
+                sum(r.tokens for r in self.replicas),
+                self._ttft_counts.copy(),
+                self._itl_sum,
+                self._itl_count,
+                tuple(samples),
+                len(self.gateway),
+            )
+        )
 
     def _control(self, now: float, state):
         ready, starting, draining = self._counts()
@@ -201,7 +226,9 @@ class Simulator:
             if r.state in (State.READY, State.STOPPING):
                 r.sync(now, self)
         in_flight = sum(r.outstanding for r in self.replicas) + len(self.gateway)
-        snapshot = self.observer.snapshot(now, self._desired, ready, starting, draining, extra={"in_flight_now": in_flight})
+        snapshot = self.observer.snapshot(
+            now, self._desired, ready, starting, draining, extra={"in_flight_now": in_flight}
+        )
         decision, state = self.policy.decide(snapshot, state)
         self.decisions.append((now, decision))
         if decision.desired != self._desired or decision.desired != len(self._active()):
@@ -217,10 +244,19 @@ class Simulator:
                 kv.append(r.engine.kv_usage)
         running = sum(r.engine.num_running for r in self.replicas if r.state is not State.EXITED)
         waiting = sum(r.engine.num_waiting for r in self.replicas if r.state is not State.EXITED)
-        return {"time_s": now, "desired": self._desired, "ready": ready, "starting": starting, "draining": draining,
-                "arrivals": self._arrivals_seen - arrivals_before, "arrival_rate": (self._arrivals_seen - arrivals_before) / max(1e-9, now - since),
-                "running": running, "waiting": waiting, "gateway_queue": len(self.gateway),
-                "kv_usage": float(np.mean(kv)) if kv else 0.0}
+        return {
+            "time_s": now,
+            "desired": self._desired,
+            "ready": ready,
+            "starting": starting,
+            "draining": draining,
+            "arrivals": self._arrivals_seen - arrivals_before,
+            "arrival_rate": (self._arrivals_seen - arrivals_before) / max(1e-9, now - since),
+            "running": running,
+            "waiting": waiting,
+            "gateway_queue": len(self.gateway),
+            "kv_usage": float(np.mean(kv)) if kv else 0.0,
+        }
 
     def run(self) -> SimResult:
         cfg, w = self.config, self.workload
@@ -259,8 +295,10 @@ class Simulator:
                     row = self._timeline_row(now, last_timeline, arrivals_at_timeline)
                     gpu_busy = sum(r.busy_s - busy_at_timeline.get(r.index, 0.0) for r in self.replicas)
                     # over the replica-seconds served in the interval, those of replicas gone since included
-                    served_s = sum(max(0.0, min(now, r.gone_at if r.gone_at is not None else now) - max(last_timeline, r.ready_at))
-                                   for r in self.replicas)
+                    served_s = sum(
+                        max(0.0, min(now, r.gone_at if r.gone_at is not None else now) - max(last_timeline, r.ready_at))
+                        for r in self.replicas
+                    )
                     row["gpu_util"] = 100.0 * gpu_busy / served_s if served_s > 0 else 0.0
                     busy_at_timeline = {r.index: r.busy_s for r in self.replicas}
                     self.timeline.append(row)

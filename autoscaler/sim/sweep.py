@@ -83,6 +83,8 @@ def sweep(args: SimulateArgs, goal: float = 0.99, progress=print) -> tuple[list[
             winner = best(runs, goal)
         tried += [r.summary for r in runs]
         tuned.append(winner)
-        progress(f"sweep {family(spec)}: {len(runs)} settings; chosen {winner.summary['policy']} "
-                 f"({winner.summary['slo_attainment']:.2%}, {winner.summary['gpu_hours']:.2f} GPU-h)")
+        progress(
+            f"sweep {family(spec)}: {len(runs)} settings; chosen {winner.summary['policy']} "
+            f"({winner.summary['slo_attainment']:.2%}, {winner.summary['gpu_hours']:.2f} GPU-h)"
+        )
     return tuned, tried

@@ -20,8 +20,10 @@ DEFAULT_QUERIES = {
     "prompt_tokens_rate": "sum by ({by}) (rate(vllm:prompt_tokens_total{{{sel}}}[{w}]))",
     "output_tokens_rate": "sum by ({by}) (rate(vllm:generation_tokens_total{{{sel}}}[{w}]))",
     "ttft_p95_s": "histogram_quantile(0.95, sum by ({by}, le) (rate(vllm:time_to_first_token_seconds_bucket{{{sel}}}[{w}])))",
-    "itl_mean_s": ("sum by ({by}) (rate(vllm:inter_token_latency_seconds_sum{{{sel}}}[{w}])) / "
-                   "sum by ({by}) (rate(vllm:inter_token_latency_seconds_count{{{sel}}}[{w}]))"),
+    "itl_mean_s": (
+        "sum by ({by}) (rate(vllm:inter_token_latency_seconds_sum{{{sel}}}[{w}])) / "
+        "sum by ({by}) (rate(vllm:inter_token_latency_seconds_count{{{sel}}}[{w}]))"
+    ),
     "newest_sample_s": "max by ({by}) (timestamp(vllm:num_requests_running{{{sel}}}))",
     "running": "sum by ({by}, instance) (vllm:num_requests_running{{{sel}}})",
     "waiting": "sum by ({by}, instance) (vllm:num_requests_waiting{{{sel}}})",
@@ -29,15 +31,26 @@ DEFAULT_QUERIES = {
     # the Headroom gateway in front, where it is scraped (its `model` label copied to the target label): requests that
     # reach it, answered or turned away (client errors aside), and those it holds for want of a backend slot. Without
     # them a fleet that sheds load, or whose only replica is out, shows the policy its completions, not its demand.
-    "gateway_arrival_rate": ('sum by ({by}) (label_replace(rate(headroom_gateway_requests_total{{status!~"400|401|404"}}[{w}]), '
-                             '"{by}", "$1", "model", "(.+)"))'),
+    "gateway_arrival_rate": (
+        'sum by ({by}) (label_replace(rate(headroom_gateway_requests_total{{status!~"400|401|404"}}[{w}]), '
+        '"{by}", "$1", "model", "(.+)"))'
+    ),
     "gateway_queue": 'sum by ({by}) (label_replace(headroom_gateway_queue_depth, "{by}", "$1", "model", "(.+)"))',
 }
 # the most each signal can read in a real fleet: a value beyond (or negative, or not finite) is a broken exporter
 # or query, and its target holds rather than scale on it. Latencies may be NaN (no traffic) or +Inf (past the last
 # histogram bucket): the policy reads those itself.
-PLAUSIBLE = {"arrival_rate": 1e7, "prompt_tokens_rate": 1e10, "output_tokens_rate": 1e10, "gateway_arrival_rate": 1e7,
-             "gateway_queue": 1e7, "running": 1e6, "waiting": 1e7, "kv_usage": 1.01, "gpu_util": 101.0}
+PLAUSIBLE = {
+    "arrival_rate": 1e7,
+    "prompt_tokens_rate": 1e10,
+    "output_tokens_rate": 1e10,
+    "gateway_arrival_rate": 1e7,
+    "gateway_queue": 1e7,
+    "running": 1e6,
+    "waiting": 1e7,
+    "kv_usage": 1.01,
+    "gpu_util": 101.0,
+}
 FLEET = ("arrival_rate", "prompt_tokens_rate", "output_tokens_rate", "ttft_p95_s", "itl_mean_s", "newest_sample_s")
 GATEWAY = ("gateway_arrival_rate", "gateway_queue")  # optional: a fleet without the gateway falls back on its engines
 PER_REPLICA = ("running", "waiting", "kv_usage")
@@ -49,15 +62,21 @@ class PrometheusSourceConfig(Strict):
     selector: str = Field("", description='extra PromQL matchers for every query, e.g. namespace="llm"')
     rate_window: str = Field("1m", description="range of rate() and histogram windows")
     stale_after_s: float = Field(60.0, gt=0, description="a target whose newest sample is older than this is stale")
-    max_clock_skew_s: float = Field(10.0, ge=0, description="a newest sample further than this in the future (clocks "
-                                                           "apart) makes its target stale")
+    max_clock_skew_s: float = Field(
+        10.0, ge=0, description="a newest sample further than this in the future (clocks apart) makes its target stale"
+    )
     timeout_s: float = Field(5.0, gt=0, description="per query")
     queries: dict[str, str] = Field(default_factory=dict, description="overrides of DEFAULT_QUERIES by signal name")
-    gateway: bool = Field(True, description="also read the Headroom gateway's arrivals and queue (gateway_arrival_rate, "
-                                           "gateway_queue): the policy then sees demand the fleet turns away or holds")
+    gateway: bool = Field(
+        True,
+        description="also read the Headroom gateway's arrivals and queue (gateway_arrival_rate, "
+        "gateway_queue): the policy then sees demand the fleet turns away or holds",
+    )
     gpu_util_query: str | None = Field(
-        None, description="per-replica GPU utilization (%), grouped like the replica queries, e.g. "
-                          "'avg by (model_name, instance) (DCGM_FI_DEV_GPU_UTIL)' when dcgm-exporter labels match")
+        None,
+        description="per-replica GPU utilization (%), grouped like the replica queries, e.g. "
+        "'avg by (model_name, instance) (DCGM_FI_DEV_GPU_UTIL)' when dcgm-exporter labels match",
+    )
 
     def query(self, name: str) -> str:
         template = self.queries.get(name, DEFAULT_QUERIES[name])
@@ -86,8 +105,11 @@ class PrometheusSource:
             from urllib3.util.retry import Retry
 
             # one quick retry at most: a source that is down must not stall the loop (the policy holds instead)
-            client = PrometheusConnect(url=config.url, timeout=config.timeout_s,
-                                       retry=Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504)))
+            client = PrometheusConnect(
+                url=config.url,
+                timeout=config.timeout_s,
+                retry=Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504)),
+            )
             query = client.custom_query
             self._range = lambda promql, start, end, step: client.custom_query_range(promql, start, end, step)
         self._query = query
@@ -159,35 +181,56 @@ class PrometheusSource:
                 else:
                     instance = item["metric"].get("instance", "")
                     replicas[target].setdefault(instance, {})[name] = value
-        return {target: self._snapshot(known, fleet[target], replicas[target], now, errors, optional_errors)
-                for target, known in counts.items()}
+        return {
+            target: self._snapshot(known, fleet[target], replicas[target], now, errors, optional_errors)
+            for target, known in counts.items()
+        }
 
-    def _snapshot(self, known: FleetCounts, values: dict[str, float], replicas: dict[str, dict[str, float]], now: float,
-                  errors: list[str], optional_errors: list[str]) -> Snapshot:
+    def _snapshot(
+        self,
+        known: FleetCounts,
+        values: dict[str, float],
+        replicas: dict[str, dict[str, float]],
+        now: float,
+        errors: list[str],
+        optional_errors: list[str],
+    ) -> Snapshot:
         newest = values.get("newest_sample_s", math.nan)
         age = now - newest if math.isfinite(newest) else math.inf
         rate = values.get("arrival_rate", math.nan)  # completions: what the engines finish
         problems = list(errors) + implausible(values, replicas)
         if age < -self.config.max_clock_skew_s:
-            problems.append(f"newest sample is {-age:.0f} s in the future: the clocks of Prometheus and the autoscaler "
-                            "differ")
+            problems.append(
+                f"newest sample is {-age:.0f} s in the future: the clocks of Prometheus and the autoscaler differ"
+            )
         stale = bool(problems) or not math.isfinite(age) or age > self.config.stale_after_s or not math.isfinite(rate)
         # demand, where the gateway is scraped: at least what the engines finish (some traffic may pass it by)
         offered = values.get("gateway_arrival_rate", math.nan)
         offered = max(offered, rate) if math.isfinite(offered) and math.isfinite(rate) else rate
         queued = values.get("gateway_queue", math.nan)
-        samples = tuple(ReplicaSample(r.get("running", 0.0), r.get("waiting", 0.0), r.get("kv_usage", 0.0),
-                                      r.get("gpu_util", 0.0)) for _, r in sorted(replicas.items()))
+        samples = tuple(
+            ReplicaSample(r.get("running", 0.0), r.get("waiting", 0.0), r.get("kv_usage", 0.0), r.get("gpu_util", 0.0))
+            for _, r in sorted(replicas.items())
+        )
         reported = problems + optional_errors
         return Snapshot(
-            time_s=now, desired=known.desired, ready=known.ready, starting=known.starting, stopping=known.stopping,
-            replicas=() if problems else samples, arrival_rate=offered if not problems else math.nan,
-            completion_rate=rate, gateway_queue=queued if math.isfinite(queued) and not problems else 0.0,
+            time_s=now,
+            desired=known.desired,
+            ready=known.ready,
+            starting=known.starting,
+            stopping=known.stopping,
+            replicas=() if problems else samples,
+            arrival_rate=offered if not problems else math.nan,
+            completion_rate=rate,
+            gateway_queue=queued if math.isfinite(queued) and not problems else 0.0,
             prompt_tokens_rate=values.get("prompt_tokens_rate", math.nan),
             output_tokens_rate=values.get("output_tokens_rate", math.nan),
-            ttft_p95_s=values.get("ttft_p95_s", math.nan), itl_mean_s=values.get("itl_mean_s", math.nan),
-            sample_age_s=max(age, 0.0) if math.isfinite(age) else math.inf, stale=stale,
-            extra={"errors": tuple(reported)} if reported else {})
+            ttft_p95_s=values.get("ttft_p95_s", math.nan),
+            itl_mean_s=values.get("itl_mean_s", math.nan),
+            sample_age_s=max(age, 0.0) if math.isfinite(age) else math.inf,
+            stale=stale,
+            extra={"errors": tuple(reported)} if reported else {},
+        )
 
 
 def implausible(fleet: dict[str, float], replicas: dict[str, dict[str, float]]) -> list[str]:

@@ -119,10 +119,19 @@ class Admission:
         if queue.size >= limits.max_queue:
             evicted = queue.evict_for(tenant, limits.max_queue)
             if evicted is None:
-                raise Rejected("queue_full", f"the queue for model {model!r} is full ({limits.max_queue} waiting)",
-                               self.retry_after_s(model))
-            evicted.future.set_exception(Rejected("evicted", f"turned away from the full queue for model {model!r} to make "
-                                                  "room for a tenant below its fair share", self.retry_after_s(model)))
+                raise Rejected(
+                    "queue_full",
+                    f"the queue for model {model!r} is full ({limits.max_queue} waiting)",
+                    self.retry_after_s(model),
+                )
+            evicted.future.set_exception(
+                Rejected(
+                    "evicted",
+                    f"turned away from the full queue for model {model!r} to make "
+                    "room for a tenant below its fair share",
+                    self.retry_after_s(model),
+                )
+            )
         waiter = _Waiter(tenant, affinity, asyncio.get_running_loop().create_future())
         queue.push(waiter)
         try:
@@ -130,11 +139,19 @@ class Admission:
         except TimeoutError:
             if queue.remove(waiter) or not waiter.future.done():
                 waiter.future.cancel()
-                raise Rejected("queue_timeout", f"waited {limits.queue_timeout_s:g} s for a free backend for model {model!r}",
-                               self.retry_after_s(model)) from None
+                raise Rejected(
+                    "queue_timeout",
+                    f"waited {limits.queue_timeout_s:g} s for a free backend for model {model!r}",
+                    self.retry_after_s(model),
+                ) from None
             backend = waiter.future.result()  # handed a slot as the wait ran out: take it
         except asyncio.CancelledError:  # the client went away while waiting
-            if not queue.remove(waiter) and waiter.future.done() and not waiter.future.cancelled() and waiter.future.exception() is None:
+            if (
+                not queue.remove(waiter)
+                and waiter.future.done()
+                and not waiter.future.cancelled()
+                and waiter.future.exception() is None
+            ):
                 self.release(waiter.future.result())
             raise
         return backend, time.monotonic() - waiter.since

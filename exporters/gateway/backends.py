@@ -51,8 +51,11 @@ class BackendPool:
         return any(b.discovered for b in self.backends.values())
 
     def routable(self, model: str | None = None) -> list[Backend]:
-        return [b for b in self.backends.values() if b.discovered and b.healthy
-                and (model is None or b.models is None or model in b.models)]
+        return [
+            b
+            for b in self.backends.values()
+            if b.discovered and b.healthy and (model is None or b.models is None or model in b.models)
+        ]
 
     def models(self) -> set[str] | None:
         """Models the healthy backends report, or None while none is healthy or any has not reported yet."""
@@ -66,10 +69,18 @@ class BackendPool:
             found |= backend.models
         return found
 
-    def pick(self, model: str | None, exclude: set[str] = frozenset(), affinity: str | None = None,
-             within_capacity: bool = True) -> Backend | None:
-        candidates = [b for b in self.routable(model) if b.address not in exclude
-                      and (not within_capacity or b.outstanding < self.max_in_flight)]
+    def pick(
+        self,
+        model: str | None,
+        exclude: set[str] = frozenset(),
+        affinity: str | None = None,
+        within_capacity: bool = True,
+    ) -> Backend | None:
+        candidates = [
+            b
+            for b in self.routable(model)
+            if b.address not in exclude and (not within_capacity or b.outstanding < self.max_in_flight)
+        ]
         if not candidates:
             return None
         low = min(b.outstanding for b in candidates)
@@ -86,8 +97,9 @@ class BackendPool:
         if backend.outstanding == 0 and not backend.discovered and self.backends.get(backend.address) is backend:
             del self.backends[backend.address]
 
-    def record_health(self, address: str, ok: bool, models: frozenset[str] | None, unhealthy_after: int,
-                      healthy_after: int) -> bool:
+    def record_health(
+        self, address: str, ok: bool, models: frozenset[str] | None, unhealthy_after: int, healthy_after: int
+    ) -> bool:
         """Count one health check; returns True when the backend's routability changed."""
         backend = self.backends.get(address)
         if backend is None:

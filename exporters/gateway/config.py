@@ -99,7 +99,13 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     raw = read_yaml(path, GatewayConfigError)
     config = parse_gateway_config(raw, str(path))
     relative = lambda p: p if p is None or p.is_absolute() else path.parent / p  # files beside the config
-    tls = config.tls and config.tls.model_copy(update={"cert_file": relative(config.tls.cert_file),
-                                                       "key_file": relative(config.tls.key_file)})
-    return config.model_copy(update={"keys_file": relative(config.keys_file), "tls": tls,
-                                      "backends": config.backends.model_copy(update={"file_sd": relative(config.backends.file_sd)})})
+    tls = config.tls and config.tls.model_copy(
+        update={"cert_file": relative(config.tls.cert_file), "key_file": relative(config.tls.key_file)}
+    )
+    return config.model_copy(
+        update={
+            "keys_file": relative(config.keys_file),
+            "tls": tls,
+            "backends": config.backends.model_copy(update={"file_sd": relative(config.backends.file_sd)}),
+        }
+    )

@@ -76,7 +76,9 @@ class Discovery:
             mtime = path.stat().st_mtime
         except OSError as err:
             if not self._file_missing:  # said once, not at every poll
-                log.warning("file_sd %s: cannot read (%s); keeping %d targets", path, err.strerror, len(self._file_targets))
+                log.warning(
+                    "file_sd %s: cannot read (%s); keeping %d targets", path, err.strerror, len(self._file_targets)
+                )
             self._file_missing = True
             return
         self._file_missing = False
@@ -99,7 +101,9 @@ class Discovery:
                 kube_config.load_kube_config()
             self._k8s_api = client.DiscoveryV1Api()
         namespace, name = self.config.kubernetes_service.split("/")
-        slices = self._k8s_api.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={name}")
+        slices = self._k8s_api.list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={name}"
+        )
         self._k8s_targets = endpoint_slice_targets(slices.items, self.config.kubernetes_port)
 
     async def poll_once(self) -> None:
@@ -109,7 +113,12 @@ class Discovery:
             try:
                 await asyncio.to_thread(self._read_kubernetes)
             except Exception as err:  # the API server away: keep routing to what was known  # noqa: BLE001
-                log.warning("EndpointSlices of %s: %s; keeping %d targets", self.config.kubernetes_service, err, len(self._k8s_targets))
+                log.warning(
+                    "EndpointSlices of %s: %s; keeping %d targets",
+                    self.config.kubernetes_service,
+                    err,
+                    len(self._k8s_targets),
+                )
         targets = sorted(set(self.config.static) | set(self._file_targets) | set(self._k8s_targets))
         if targets != self._last:
             self._last = targets

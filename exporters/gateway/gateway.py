@@ -53,8 +53,9 @@ async def _to_client(write):
 
 
 def json_error(status: int, message: str, param: str | None = None, headers: dict | None = None) -> web.Response:
-    return web.Response(status=status, body=error_body(status, message, param), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=status, body=error_body(status, message, param), content_type="application/json", headers=headers
+    )
 
 
 class Gateway:
@@ -123,8 +124,17 @@ class Gateway:
         body = {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "headroom"} for n in names]}
         return web.Response(body=json.dumps(body).encode(), content_type="application/json")
 
-    def _reject(self, status: int, reason: str, message: str, model: str = "", tenant: str = "other",
-                retry_after_s: int | None = None, param: str | None = None, close: bool = False) -> web.Response:
+    def _reject(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        model: str = "",
+        tenant: str = "other",
+        retry_after_s: int | None = None,
+        param: str | None = None,
+        close: bool = False,
+    ) -> web.Response:
         self.metrics.child(self.metrics.rejections, model, tenant, reason).inc()
         self.metrics.series(model, tenant).answered(str(status))
         headers = {"retry-after": str(retry_after_s)} if retry_after_s is not None else None
@@ -136,7 +146,9 @@ class Gateway:
     async def _generate(self, request: web.BaseRequest) -> web.StreamResponse:
         tenant = self.keys.tenant(request.headers.get("authorization"))
         if tenant is None:
-            return self._reject(401, "unauthorized", "missing or unknown API key: send Authorization: Bearer <key>", close=True)
+            return self._reject(
+                401, "unauthorized", "missing or unknown API key: send Authorization: Bearer <key>", close=True
+            )
         label = self.tenants.label(tenant)
         try:
             body = await read_body(request, self.config.limits)
@@ -147,7 +159,9 @@ class Gateway:
         unknown = self._admit_model_name(model)
         if unknown is not None:
             return self._reject(404, "unknown_model", unknown, tenant=label, param="model")
-        affinity = affinity_text[: self.config.prefix_affinity_chars] if self.config.routing == "prefix_affinity" else None
+        affinity = (
+            affinity_text[: self.config.prefix_affinity_chars] if self.config.routing == "prefix_affinity" else None
+        )
         model_label = self._model_label(model)
         try:
             backend, waited = await self.admission.acquire(model, tenant, affinity)
@@ -158,8 +172,16 @@ class Gateway:
             self.metrics.series(model_label, label).answered("499")
             raise
         self.metrics.model(model_label).queue_wait.observe(waited)
-        forwarding = _Forwarding(self, request, body, model, self.metrics.series(model_label, label), prompt_words,
-                                 (tenant, affinity), received_s)
+        forwarding = _Forwarding(
+            self,
+            request,
+            body,
+            model,
+            self.metrics.series(model_label, label),
+            prompt_words,
+            (tenant, affinity),
+            received_s,
+        )
         return await forwarding.run(backend)
 
     def _admit_model_name(self, model: str) -> str | None:
@@ -171,7 +193,7 @@ class Gateway:
         if model in self._unlisted_models:
             return None
         if len(self._unlisted_models) >= _MAX_UNLISTED_MODELS:
-            return (f"The model `{model[:256]}` is not known yet: the backends have not reported the models they serve")
+            return f"The model `{model[:256]}` is not known yet: the backends have not reported the models they serve"
         self._unlisted_models.add(model)
         return None
 
@@ -192,8 +214,17 @@ class _Forwarding:
     tenant and affinity) for one: a backend taken out for a refused connection comes back at its next passed health
     check, a new replica as it is discovered."""
 
-    def __init__(self, gateway: Gateway, request: web.BaseRequest, body: bytes, model: str, series, prompt_words: int,
-                 requeue_as: tuple[str, str | None], received_s: float):
+    def __init__(
+        self,
+        gateway: Gateway,
+        request: web.BaseRequest,
+        body: bytes,
+        model: str,
+        series,
+        prompt_words: int,
+        requeue_as: tuple[str, str | None],
+        received_s: float,
+    ):
         self.gateway, self.request, self.body, self.model = gateway, request, body, model
         self.series, self.prompt_words, self.requeue_as = series, prompt_words, requeue_as
         self.received_s = received_s  # when the body's last byte was read: client-side latencies count from here
@@ -259,8 +290,9 @@ class _Forwarding:
         g = self.gateway
         try:
             async with asyncio.timeout(g.config.request_timeout_s):
-                async with g.upstream.request(backend.address, self.request.method, self.path_qs, self.headers, self.body,
-                                              fresh) as answer:
+                async with g.upstream.request(
+                    backend.address, self.request.method, self.path_qs, self.headers, self.body, fresh
+                ) as answer:
                     if answer.status in _RETRYABLE_STATUS:
                         raise _Refused(f"{backend.address} answered {answer.status}")
                     if answer.headers.get("content-type", "").startswith("text/event-stream"):
@@ -278,8 +310,9 @@ class _Forwarding:
         return response
 
     async def _stream(self, answer, backend: Backend) -> web.StreamResponse:
-        response = self.response = web.StreamResponse(status=answer.status,
-                                                      headers=forwarded_headers(answer.headers, frozenset()))
+        response = self.response = web.StreamResponse(
+            status=answer.status, headers=forwarded_headers(answer.headers, frozenset())
+        )
         await _to_client(response.prepare(self.request))
         meter = StreamMeter(self.gateway.metrics.model(self.series.model).itl)
         async for data in answer.content.iter_any():
@@ -312,7 +345,12 @@ class _Forwarding:
         prompt, output = usage_tokens(body) or (self.prompt_words, meter.events if meter else 0)
         self.series.prompt_tokens.inc(prompt)
         self.series.output_tokens.inc(output)
-        timings = RequestTimings(e2e) if meter is None or meter.first is None else RequestTimings(
-            e2e, meter.first - self.received_s, time_per_output_token(meter.first, meter.last, output))
+        timings = (
+            RequestTimings(e2e)
+            if meter is None or meter.first is None
+            else RequestTimings(
+                e2e, meter.first - self.received_s, time_per_output_token(meter.first, meter.last, output)
+            )
+        )
         for slo, met in slo_outcomes(timings, self.gateway.slo_of(self.model)):
             self.series.judged(slo, met)

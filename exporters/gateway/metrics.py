@@ -11,37 +11,82 @@ from serving.contracts.vllm_metrics import ITL_BUCKETS, TTFT_BUCKETS
 from serving.contracts.vllm_metrics import REQUEST_TIME_BUCKETS as E2E_BUCKETS
 
 # vLLM's buckets (DESIGN.md), so gateway-side and engine-side latencies line up on one dashboard
-QUEUE_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120)
+QUEUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 UNKNOWN_MODEL = "unknown"  # the model label of requests for names no backend has reported (yet)
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry):
         mt = ["model", "tenant"]
-        self.requests = Counter("headroom_gateway_requests", "Requests through the gateway by model, tenant and HTTP status.",
-                                [*mt, "status"], registry=registry)
-        self.prompt_tokens = Counter("headroom_gateway_prompt_tokens", "Prompt tokens of completed requests.", mt, registry=registry)
-        self.output_tokens = Counter("headroom_gateway_output_tokens", "Output tokens of completed requests.", mt, registry=registry)
-        self.rejections = Counter("headroom_gateway_rejections", "Requests turned away before any backend saw them, by reason "
-                                  "(queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model).",
-                                  [*mt, "reason"], registry=registry)
-        self.queue_wait = Histogram("headroom_gateway_queue_wait_seconds", "Time from arrival until a backend slot was free.",
-                                    ["model"], buckets=QUEUE_BUCKETS, registry=registry)
-        self.ttft = Histogram("headroom_gateway_time_to_first_token_seconds", "Client-side time to first token: from the "
-                              "request's arrival at the gateway to the first event with choices leaving it.", mt,
-                              buckets=TTFT_BUCKETS, registry=registry)
-        self.itl = Histogram("headroom_gateway_inter_token_latency_seconds", "Gaps between streamed events with choices, "
-                             "as the client sees them.", ["model"], buckets=ITL_BUCKETS, registry=registry)
-        self.e2e = Histogram("headroom_gateway_e2e_request_latency_seconds", "Client-side end-to-end latency.", mt,
-                             buckets=E2E_BUCKETS, registry=registry)
-        self.retries = Counter("headroom_gateway_retries", "Requests retried on another backend before any byte reached the client.",
-                               ["model"], registry=registry)
-        self.slo_requests = Counter("headroom_gateway_slo_requests", "Answered requests counted against each latency "
-                                    "SLO of their model (ttft, tpot, e2e), met or missed, at the thresholds in the "
-                                    "gateway's config.", [*mt, "slo", "result"], registry=registry)
-        self.backend_failures = Counter("headroom_gateway_backend_failures", "Backend failures by phase (connect: before the "
-                                        "first byte, retried; mid_stream: after it, the client got an error event).",
-                                        ["backend", "phase"], registry=registry)
+        self.requests = Counter(
+            "headroom_gateway_requests",
+            "Requests through the gateway by model, tenant and HTTP status.",
+            [*mt, "status"],
+            registry=registry,
+        )
+        self.prompt_tokens = Counter(
+            "headroom_gateway_prompt_tokens", "Prompt tokens of completed requests.", mt, registry=registry
+        )
+        self.output_tokens = Counter(
+            "headroom_gateway_output_tokens", "Output tokens of completed requests.", mt, registry=registry
+        )
+        self.rejections = Counter(
+            "headroom_gateway_rejections",
+            "Requests turned away before any backend saw them, by reason "
+            "(queue_full, evicted, queue_timeout, no_backend, unauthorized, invalid, unknown_model).",
+            [*mt, "reason"],
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "headroom_gateway_queue_wait_seconds",
+            "Time from arrival until a backend slot was free.",
+            ["model"],
+            buckets=QUEUE_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "headroom_gateway_time_to_first_token_seconds",
+            "Client-side time to first token: from the "
+            "request's arrival at the gateway to the first event with choices leaving it.",
+            mt,
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.itl = Histogram(
+            "headroom_gateway_inter_token_latency_seconds",
+            "Gaps between streamed events with choices, as the client sees them.",
+            ["model"],
+            buckets=ITL_BUCKETS,
+            registry=registry,
+        )
+        self.e2e = Histogram(
+            "headroom_gateway_e2e_request_latency_seconds",
+            "Client-side end-to-end latency.",
+            mt,
+            buckets=E2E_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "headroom_gateway_retries",
+            "Requests retried on another backend before any byte reached the client.",
+            ["model"],
+            registry=registry,
+        )
+        self.slo_requests = Counter(
+            "headroom_gateway_slo_requests",
+            "Answered requests counted against each latency "
+            "SLO of their model (ttft, tpot, e2e), met or missed, at the thresholds in the "
+            "gateway's config.",
+            [*mt, "slo", "result"],
+            registry=registry,
+        )
+        self.backend_failures = Counter(
+            "headroom_gateway_backend_failures",
+            "Backend failures by phase (connect: before the "
+            "first byte, retried; mid_stream: after it, the client got an error event).",
+            ["backend", "phase"],
+            registry=registry,
+        )
         self._series: dict[tuple[str, str], Series] = {}
         self._models: dict[str, ModelSeries] = {}
         self._children: dict[str, set[tuple[object, tuple[str, ...]]]] = {}  # tenant -> (metric, label values) made
@@ -69,8 +114,9 @@ class GatewayMetrics:
     def model(self, model: str) -> ModelSeries:
         found = self._models.get(model)
         if found is None:
-            found = self._models[model] = ModelSeries(self.queue_wait.labels(model), self.itl.labels(model),
-                                                      self.retries.labels(model))
+            found = self._models[model] = ModelSeries(
+                self.queue_wait.labels(model), self.itl.labels(model), self.retries.labels(model)
+            )
         return found
 
     def backends_seen(self, addresses) -> None:
@@ -105,7 +151,9 @@ class Series:
     def answered(self, status: str) -> None:
         child = self._by_status.get(status)
         if child is None:
-            child = self._by_status[status] = self._metrics.child(self._metrics.requests, self.model, self.tenant, status)
+            child = self._by_status[status] = self._metrics.child(
+                self._metrics.requests, self.model, self.tenant, status
+            )
         child.inc()
 
     def judged(self, slo: str, met: bool) -> None:
@@ -113,8 +161,9 @@ class Series:
         children = self._by_slo.get(slo)
         if children is None:
             m = self._metrics
-            children = self._by_slo[slo] = {result: m.child(m.slo_requests, self.model, self.tenant, slo, result)
-                                            for result in ("met", "missed")}
+            children = self._by_slo[slo] = {
+                result: m.child(m.slo_requests, self.model, self.tenant, slo, result) for result in ("met", "missed")
+            }
         children["met" if met else "missed"].inc()
 
 
@@ -131,13 +180,15 @@ class StateCollector:
         ready = GaugeMetricFamily("headroom_gateway_ready_backends", "Backends the gateway routes to.")
         ready.add_metric([], len(self.pool.routable()))
         yield ready
-        in_flight = GaugeMetricFamily("headroom_gateway_backend_in_flight_requests", "Requests outstanding per backend.",
-                                      labels=["backend"])
+        in_flight = GaugeMetricFamily(
+            "headroom_gateway_backend_in_flight_requests", "Requests outstanding per backend.", labels=["backend"]
+        )
         for backend in self.pool.backends.values():
             in_flight.add_metric([backend.address], backend.outstanding)
         yield in_flight
-        depth = GaugeMetricFamily("headroom_gateway_queue_depth", "Requests waiting in the gateway for a backend slot.",
-                                  labels=["model"])
+        depth = GaugeMetricFamily(
+            "headroom_gateway_queue_depth", "Requests waiting in the gateway for a backend slot.", labels=["model"]
+        )
         by_label: dict[str, int] = {}
         for model in self.admission.queues:
             label = self.model_label(model)
@@ -158,9 +209,13 @@ class ListenerCollector:
         open_now = GaugeMetricFamily("headroom_gateway_open_connections", "Client connections open on the API port.")
         open_now.add_metric([], stats["open"])
         yield open_now
-        away = CounterMetricFamily("headroom_gateway_connections_turned_away", "Client connections closed by a guard: "
-                                   "over max_connections, headers not in within header_timeout_s, or a request the "
-                                   "parser refused (malformed, or over a size limit).", labels=["reason"])
+        away = CounterMetricFamily(
+            "headroom_gateway_connections_turned_away",
+            "Client connections closed by a guard: "
+            "over max_connections, headers not in within header_timeout_s, or a request the "
+            "parser refused (malformed, or over a size limit).",
+            labels=["reason"],
+        )
         for reason in ("max_connections", "header_timeout", "malformed"):
             away.add_metric([reason], stats[reason])
         yield away

@@ -42,7 +42,9 @@ async def read_body(request: web.BaseRequest, limits: ListenerLimits) -> bytes:
                     raise BodyError(413, f"request body exceeds {limits.max_body_bytes} bytes", close=True)
                 parts.append(chunk)
     except TimeoutError:
-        raise BodyError(408, f"the request body did not arrive within {limits.body_timeout_s:g} s", close=True) from None
+        raise BodyError(
+            408, f"the request body did not arrive within {limits.body_timeout_s:g} s", close=True
+        ) from None
     except web.RequestPayloadError as err:  # malformed chunked encoding, a body cut short
         raise BodyError(400, f"malformed request body: {err}", close=True) from None
     return b"".join(parts)

@@ -42,11 +42,15 @@ class GatewayService:
         self.gateway.registry.register(ListenerCollector(main.stats))
         self.port = main.port
         if config.metrics_port is not None:
-            metrics = await listen(self._metrics_only, config.host, config.metrics_port, ListenerLimits(max_body_bytes=1024))
+            metrics = await listen(
+                self._metrics_only, config.host, config.metrics_port, ListenerLimits(max_body_bytes=1024)
+            )
             self._listeners.append(metrics)
             self.metrics_port = metrics.port
         scheme = "https" if config.tls else "http"
-        log.info("gateway on %s://%s:%d, %d backend(s)", scheme, config.host, self.port, len(self.gateway.pool.backends))
+        log.info(
+            "gateway on %s://%s:%d, %d backend(s)", scheme, config.host, self.port, len(self.gateway.pool.backends)
+        )
 
     async def _metrics_only(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.path == "/metrics" and request.method in ("GET", "HEAD"):

@@ -29,7 +29,13 @@ def time_per_output_token(first_s: float | None, last_s: float | None, output_to
 
 def slo_outcomes(timings: RequestTimings, slo: SloThresholds) -> list[tuple[str, bool]]:
     """(SLO name, met) for every SLO with a threshold that this request's timings measure."""
-    measured = {"ttft": (timings.ttft_s, slo.ttft_s), "tpot": (timings.tpot_s, slo.tpot_s),
-                "e2e": (timings.e2e_s, slo.e2e_s)}
-    return [(name, value <= threshold) for name, (value, threshold) in measured.items()
-            if value is not None and threshold is not None]
+    measured = {
+        "ttft": (timings.ttft_s, slo.ttft_s),
+        "tpot": (timings.tpot_s, slo.tpot_s),
+        "e2e": (timings.e2e_s, slo.e2e_s),
+    }
+    return [
+        (name, value <= threshold)
+        for name, (value, threshold) in measured.items()
+        if value is not None and threshold is not None
+    ]

@@ -8,13 +8,16 @@ import re
 _USAGE = re.compile(rb'"usage": ?\{"prompt_tokens": ?(\d+), ?"total_tokens": ?\d+, ?"completion_tokens": ?(\d+)')
 TOKEN_EVENT = b'"finish_reason"'  # one per token event (and per chat role event)
 ROLE_EVENT = b'"role": "assistant"'
-CHOICES = (b'"choices": [{', b'"choices":[{')  # events carrying choices (vLLM bench's TTFT and ITL); usage-only ones: []
+CHOICES = (
+    b'"choices": [{',
+    b'"choices":[{',
+)  # events carrying choices (vLLM bench's TTFT and ITL); usage-only ones: []
 TAIL_BYTES = 4096
 
 
 def count_new(before: bytes, chunk: bytes, pattern: bytes) -> int:
     """Occurrences of `pattern` that end inside `chunk`, including those that started in `before`."""
-    carry = before[-(len(pattern) - 1):]
+    carry = before[-(len(pattern) - 1) :]
     return (carry + chunk).count(pattern) - carry.count(pattern)
 
 

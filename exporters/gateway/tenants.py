@@ -72,11 +72,14 @@ class KeyRing:
         keys = {}
         for key, (tenant, line) in _read_keys(path).items():
             if not isinstance(key, str) or len(key) < 8 or any(c.isspace() for c in key):
-                raise KeysFileError(f"keys file {path}: line {line}: API keys are strings of at least 8 characters "
-                                    "with no spaces")
+                raise KeysFileError(
+                    f"keys file {path}: line {line}: API keys are strings of at least 8 characters with no spaces"
+                )
             if not isinstance(tenant, str) or not tenant or tenant in (OTHER, ANONYMOUS):
-                raise KeysFileError(f"keys file {path}: line {line}: the tenant must be a name other than "
-                                    f"{OTHER!r} and {ANONYMOUS!r}, got {tenant!r}")
+                raise KeysFileError(
+                    f"keys file {path}: line {line}: the tenant must be a name other than "
+                    f"{OTHER!r} and {ANONYMOUS!r}, got {tenant!r}"
+                )
             keys[key] = tenant
         return cls(keys)
 
@@ -97,7 +100,9 @@ class TenantLabels:
     """The metric label for a tenant: its name for the `cap` busiest (by requests, decayed), "other" for the rest.
     The ranking is redone every `every` requests, so the label set stays bounded however many keys send traffic."""
 
-    def __init__(self, cap: int, every: int = 1000, decay: float = 0.5, on_dropped: Callable[[str], None] = lambda t: None):
+    def __init__(
+        self, cap: int, every: int = 1000, decay: float = 0.5, on_dropped: Callable[[str], None] = lambda t: None
+    ):
         self.cap, self.every, self.decay, self.on_dropped = cap, every, decay, on_dropped
         self.counts: dict[str, float] = {}
         self.labelled: set[str] = set()

@@ -14,8 +14,22 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 # hop-by-hop headers (RFC 9110 7.6.1) and those the gateway sets itself; never forwarded in either direction
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-                        "proxy-authenticate", "proxy-authorization", "content-length", "host", "expect"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "content-length",
+        "host",
+        "expect",
+    }
+)
 _NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
@@ -30,7 +44,11 @@ class StaleConnection(UpstreamError):
 def forwarded_headers(headers, drop: frozenset[str] = frozenset({"authorization"})) -> list[tuple[str, str]]:
     """End-to-end headers of a message: less hop-by-hop ones, those its Connection header names, and `drop`."""
     named = {t.strip().lower() for v in headers.getall("connection", ()) for t in v.split(",")}
-    return [(k, v) for k, v in headers.items() if (low := k.lower()) not in HOP_BY_HOP and low not in named and low not in drop]
+    return [
+        (k, v)
+        for k, v in headers.items()
+        if (low := k.lower()) not in HOP_BY_HOP and low not in named and low not in drop
+    ]
 
 
 class Upstream:
@@ -45,19 +63,32 @@ class Upstream:
 
     @staticmethod
     def _session(connector: aiohttp.TCPConnector, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                     skip_auto_headers=_NOT_ADDED, cookie_jar=aiohttp.DummyCookieJar())
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=_NOT_ADDED,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     @asynccontextmanager
-    async def request(self, address: str, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
-                      fresh: bool = False) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def request(
+        self, address: str, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes, fresh: bool = False
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The backend's response once its head arrived; raises UpstreamError (StaleConnection on a dropped idle
         connection) when nothing came. Leaving the block early closes the connection, so the backend stops."""
         session = self._fresh if fresh else self._pooled
         try:
             async with asyncio.timeout(self.first_byte_timeout_s):
-                response = await session.request(method, f"http://{address}{path_qs}", data=body, headers=headers,
-                                                 allow_redirects=False, compress=None, chunked=None)
+                response = await session.request(
+                    method,
+                    f"http://{address}{path_qs}",
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    compress=None,
+                    chunked=None,
+                )
         except TimeoutError:
             raise UpstreamError(f"{address}: no response within {self.first_byte_timeout_s:g} s") from None
         except aiohttp.ServerDisconnectedError:

@@ -31,8 +31,10 @@ def start_nvml() -> None:
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as err:
-        raise NoNvidiaDriver(f"no NVIDIA driver found ({err}): the GPU exporter needs an NVIDIA GPU and its driver "
-                             "(libnvidia-ml.so); on a machine without one, `headroom up` serves emulated GPU metrics") from None
+        raise NoNvidiaDriver(
+            f"no NVIDIA driver found ({err}): the GPU exporter needs an NVIDIA GPU and its driver "
+            "(libnvidia-ml.so); on a machine without one, `headroom up` serves emulated GPU metrics"
+        ) from None
     if nvml.nvmlDeviceGetCount() == 0:
         nvml.nvmlShutdown()
         raise NoNvidiaDriver("the NVIDIA driver is loaded but reports no GPU")
@@ -56,9 +58,14 @@ class NvmlGpu:
     def __init__(self, index: int):
         self.handle = handle = nvml.nvmlDeviceGetHandleByIndex(index)
         minor = _supported(nvml.nvmlDeviceGetMinorNumber, handle)
-        self.identity = GpuRow(index, _text(nvml.nvmlDeviceGetUUID(handle)),
-                               _pci_bus_id(_text(nvml.nvmlDeviceGetPciInfo(handle).busId)),
-                               f"nvidia{minor if minor is not None else index}", _text(nvml.nvmlDeviceGetName(handle)), {})
+        self.identity = GpuRow(
+            index,
+            _text(nvml.nvmlDeviceGetUUID(handle)),
+            _pci_bus_id(_text(nvml.nvmlDeviceGetPciInfo(handle).busId)),
+            f"nvidia{minor if minor is not None else index}",
+            _text(nvml.nvmlDeviceGetName(handle)),
+            {},
+        )
         support = _supported(nvml.nvmlGpmQueryDeviceSupport, handle)
         self.gpm = bool(support and support.isSupportedDevice)
         self._samples = [nvml.nvmlGpmSampleAlloc(), nvml.nvmlGpmSampleAlloc()] if self.gpm else []
@@ -84,7 +91,10 @@ class NvmlGpu:
         temperature = _supported(nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
         if temperature is not None:
             out["DCGM_FI_DEV_GPU_TEMP"] = float(temperature)
-        for field, clock in (("DCGM_FI_DEV_SM_CLOCK", nvml.NVML_CLOCK_SM), ("DCGM_FI_DEV_MEM_CLOCK", nvml.NVML_CLOCK_MEM)):
+        for field, clock in (
+            ("DCGM_FI_DEV_SM_CLOCK", nvml.NVML_CLOCK_SM),
+            ("DCGM_FI_DEV_MEM_CLOCK", nvml.NVML_CLOCK_MEM),
+        ):
             value = _supported(nvml.nvmlDeviceGetClockInfo, h, clock)
             if value is not None:
                 out[field] = float(value)
@@ -111,8 +121,11 @@ class NvmlGpu:
             request.metrics[i].metricId = metric
         if _supported(nvml.nvmlGpmMetricsGet, request) is None:
             return {}
-        return {field: min(1.0, max(0.0, request.metrics[i].value / 100.0)) for i, field in enumerate(_GPM_FIELDS)
-                if request.metrics[i].nvmlReturn == nvml.NVML_SUCCESS}
+        return {
+            field: min(1.0, max(0.0, request.metrics[i].value / 100.0))
+            for i, field in enumerate(_GPM_FIELDS)
+            if request.metrics[i].nvmlReturn == nvml.NVML_SUCCESS
+        }
 
     def close(self) -> None:
         for sample in self._samples:
@@ -135,7 +148,12 @@ class XidWatcher:
         self.watching = []
         if self.event_set is not None:
             for gpu in gpus:
-                if _supported(nvml.nvmlDeviceRegisterEvents, gpu.handle, nvml.nvmlEventTypeXidCriticalError, self.event_set) is not None:
+                if (
+                    _supported(
+                        nvml.nvmlDeviceRegisterEvents, gpu.handle, nvml.nvmlEventTypeXidCriticalError, self.event_set
+                    )
+                    is not None
+                ):
                     self.watching.append(gpu.identity.index)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="xid-events", daemon=True)

@@ -21,13 +21,22 @@ LIST_METHOD = "/v1.PodResourcesLister/List"
 GPU_RESOURCES = ("nvidia.com/gpu",)
 
 _STRING, _MESSAGE = descriptor_pb2.FieldDescriptorProto.TYPE_STRING, descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
-_OPTIONAL, _REPEATED = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+_OPTIONAL, _REPEATED = (
+    descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+    descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+)
 _MESSAGES = {  # message -> [(field, number, type, label, message type)]
     "ListPodResourcesRequest": [],
     "ListPodResourcesResponse": [("pod_resources", 1, _MESSAGE, _REPEATED, ".v1.PodResources")],
-    "PodResources": [("name", 1, _STRING, _OPTIONAL, None), ("namespace", 2, _STRING, _OPTIONAL, None),
-                     ("containers", 3, _MESSAGE, _REPEATED, ".v1.ContainerResources")],
-    "ContainerResources": [("name", 1, _STRING, _OPTIONAL, None), ("devices", 2, _MESSAGE, _REPEATED, ".v1.ContainerDevices")],
+    "PodResources": [
+        ("name", 1, _STRING, _OPTIONAL, None),
+        ("namespace", 2, _STRING, _OPTIONAL, None),
+        ("containers", 3, _MESSAGE, _REPEATED, ".v1.ContainerResources"),
+    ],
+    "ContainerResources": [
+        ("name", 1, _STRING, _OPTIONAL, None),
+        ("devices", 2, _MESSAGE, _REPEATED, ".v1.ContainerDevices"),
+    ],
     "ContainerDevices": [("resource_name", 1, _STRING, _OPTIONAL, None), ("device_ids", 2, _STRING, _REPEATED, None)],
 }
 
@@ -62,14 +71,22 @@ def gpu_owners(response, resources: tuple[str, ...] = GPU_RESOURCES) -> dict[str
 class KubeletPodResources:
     """The GPU-to-pod map, refreshed at most every `refresh_s`; on a failed call the last map stays (and is logged)."""
 
-    def __init__(self, socket_path: str = DEFAULT_SOCKET, refresh_s: float = 10.0, timeout_s: float = 2.0,
-                 resources: tuple[str, ...] = GPU_RESOURCES):
+    def __init__(
+        self,
+        socket_path: str = DEFAULT_SOCKET,
+        refresh_s: float = 10.0,
+        timeout_s: float = 2.0,
+        resources: tuple[str, ...] = GPU_RESOURCES,
+    ):
         self.refresh_s, self.timeout_s, self.resources = refresh_s, timeout_s, resources
         messages = podresources_messages()
         self._request = messages["ListPodResourcesRequest"]()
         self._channel = grpc.insecure_channel(f"unix://{socket_path}")
-        self._list = self._channel.unary_unary(LIST_METHOD, request_serializer=lambda m: m.SerializeToString(),
-                                               response_deserializer=messages["ListPodResourcesResponse"].FromString)
+        self._list = self._channel.unary_unary(
+            LIST_METHOD,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=messages["ListPodResourcesResponse"].FromString,
+        )
         self._owners: dict[str, tuple[str, str, str]] = {}
         self._fetched_at = -float("inf")
         self._lock = threading.Lock()
@@ -83,7 +100,11 @@ class KubeletPodResources:
                     self._owners = gpu_owners(self._list(self._request, timeout=self.timeout_s), self.resources)
                 except grpc.RpcError as err:
                     self.errors += 1
-                    log.warning("kubelet pod-resources: %s (%s); GPUs keep their last pod labels", err.code().name, err.details())
+                    log.warning(
+                        "kubelet pod-resources: %s (%s); GPUs keep their last pod labels",
+                        err.code().name,
+                        err.details(),
+                    )
             return dict(self._owners)
 
     def close(self) -> None:

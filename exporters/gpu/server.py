@@ -37,8 +37,13 @@ def build_registry(sampled: SampledGpus, hostname: str | None, pods=None) -> Col
     return registry
 
 
-def serve(config: GpuExporterConfig, source: GpuSource, pods=None, ready: threading.Event | None = None,
-          stop: threading.Event | None = None) -> None:
+def serve(
+    config: GpuExporterConfig,
+    source: GpuSource,
+    pods=None,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+) -> None:
     """Sample `source`, serve /metrics (and /health) until `stop` is set or SIGTERM/SIGINT arrives."""
     sampled = SampledGpus(source, config.interval_s).start()
     registry = build_registry(sampled, config.hostname, pods)
@@ -70,8 +75,13 @@ def serve(config: GpuExporterConfig, source: GpuSource, pods=None, ready: thread
             signal.signal(sig, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()
-    log.info("gpu exporter on http://%s:%d/metrics, reading %d GPU(s) every %g s", config.host, server.server_address[1],
-             len(sampled.rows()), config.interval_s)
+    log.info(
+        "gpu exporter on http://%s:%d/metrics, reading %d GPU(s) every %g s",
+        config.host,
+        server.server_address[1],
+        len(sampled.rows()),
+        config.interval_s,
+    )
     if ready is not None:
         ready.set()
     try:

@@ -9,9 +9,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_WORDS = ("time", "people", "water", "world", "house", "light", "story", "music", "river", "stone", "green",
-          "paper", "night", "table", "friend", "garden", "window", "market", "summer", "winter", "morning", "school",
-          "family", "number", "city", "road", "field", "paint", "voice", "dream", "horse", "bread")
+_WORDS = (
+    "time",
+    "people",
+    "water",
+    "world",
+    "house",
+    "light",
+    "story",
+    "music",
+    "river",
+    "stone",
+    "green",
+    "paper",
+    "night",
+    "table",
+    "friend",
+    "garden",
+    "window",
+    "market",
+    "summer",
+    "winter",
+    "morning",
+    "school",
+    "family",
+    "number",
+    "city",
+    "road",
+    "field",
+    "paint",
+    "voice",
+    "dream",
+    "horse",
+    "bread",
+)
 APIS = ("completions", "chat")
 
 
@@ -39,8 +70,16 @@ class RequestSpec:
     output_tokens: int
 
 
-def build_body(api: str, model: str, spec: RequestSpec, *, stream: bool = True, ignore_eos: bool = True,
-               shared_prefix: int = 0, temperature: float = 0.0) -> tuple[str, dict]:
+def build_body(
+    api: str,
+    model: str,
+    spec: RequestSpec,
+    *,
+    stream: bool = True,
+    ignore_eos: bool = True,
+    shared_prefix: int = 0,
+    temperature: float = 0.0,
+) -> tuple[str, dict]:
     """(path, JSON body). `max_tokens` and `ignore_eos` make the server produce the trace's output length."""
     if api not in APIS:
         raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")

@@ -53,7 +53,7 @@ class StreamTimer:
             end = self._buffer.find(b"\n\n")
             if end < 0:
                 return
-            message, self._buffer = self._buffer[:end], self._buffer[end + 2:]
+            message, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
             self._message(message, now)
 
     def _message(self, message: bytes, now: float) -> None:

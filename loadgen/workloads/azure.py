@@ -42,7 +42,9 @@ def load_azure(path: str | Path) -> Workload:
             except ValueError:
                 raise TraceError(path, line, "TIMESTAMP", row[0], "expected YYYY-MM-DD HH:MM:SS.fffffff") from None
             if times and stamp < times[-1]:
-                raise TraceError(path, line, "TIMESTAMP", row[0], "earlier than the previous row; the trace must be sorted")
+                raise TraceError(
+                    path, line, "TIMESTAMP", row[0], "earlier than the previous row; the trace must be sorted"
+                )
             times.append(stamp)
             prompts.append(parse_count(path, line, "ContextTokens", row[1], 1))
             outputs.append(parse_count(path, line, "GeneratedTokens", row[2], 0))

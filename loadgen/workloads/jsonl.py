@@ -61,8 +61,18 @@ def load_jsonl(path: str | Path, hash_block_size: int = 512) -> Workload:
     arrival = np.array([r[0] for r in rows])
     span_s = arrival[-1] - arrival[0]
     if span_s > MAX_SPAN_S:  # a unit mistake (seconds or microseconds for milliseconds), not a trace to simulate
-        raise TraceError(path, 1, "timestamp", f"{span_s / 86400:.0f} days from first to last",
-                         f"a trace may span at most {MAX_SPAN_S / 86400:.0f} days; timestamps are milliseconds")
+        raise TraceError(
+            path,
+            1,
+            "timestamp",
+            f"{span_s / 86400:.0f} days from first to last",
+            f"a trace may span at most {MAX_SPAN_S / 86400:.0f} days; timestamps are milliseconds",
+        )
     prefix = tuple(r[3] for r in rows)
-    return Workload(Path(path).stem, arrival - arrival[0], np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                    prefix if any(prefix) else None)
+    return Workload(
+        Path(path).stem,
+        arrival - arrival[0],
+        np.array([r[1] for r in rows]),
+        np.array([r[2] for r in rows]),
+        prefix if any(prefix) else None,
+    )

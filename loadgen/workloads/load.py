@@ -21,14 +21,24 @@ def length_sampler(lengths_from: str | None) -> LengthSampler:
     return LengthSampler.lognormal(1155, 211)
 
 
-def load_workload(trace: str, *, start_s: float = 0.0, end_s: float | None = None, time_scale: float = 1.0,
-                  rate_scale: float = 1.0, seed: int = 0, lengths_from: str | None = None) -> Workload:
+def load_workload(
+    trace: str,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    time_scale: float = 1.0,
+    rate_scale: float = 1.0,
+    seed: int = 0,
+    lengths_from: str | None = None,
+) -> Workload:
     path = Path(trace)
     if path.is_dir():
         # scaled as windows (shorter, busier), then synthesized: the same arrivals as the fluid mode's counts
         windows = load_servegen(path).scaled(time_scale, rate_scale)
         end = end_s if end_s is not None else start_s + SERVEGEN_DEFAULT_S
-        workload = synthesize(windows, length_sampler(lengths_from), seed, start_s / time_scale, end / time_scale, name=path.name)
+        workload = synthesize(
+            windows, length_sampler(lengths_from), seed, start_s / time_scale, end / time_scale, name=path.name
+        )
     elif path.suffix == ".jsonl":
         workload = load_jsonl(path)
     elif path.suffix == ".csv":

@@ -47,7 +47,9 @@ class RateWindows:
             raise ValueError(f"time_scale and rate_scale must be positive, got {time_scale} and {rate_scale}")
         if time_scale == 1.0 and rate_scale == 1.0:
             return self
-        clients = tuple(replace(c, start_s=c.start_s / time_scale, rate=c.rate * time_scale * rate_scale) for c in self.clients)
+        clients = tuple(
+            replace(c, start_s=c.start_s / time_scale, rate=c.rate * time_scale * rate_scale) for c in self.clients
+        )
         return RateWindows(self.window_s / time_scale, clients)
 
 
@@ -78,14 +80,22 @@ def _load_client_fast(path: str) -> ClientWindows | None:
         return None
     values = numbers.to_numpy()
     family = frame[3].map(FAMILIES)
-    if (len(frame) == 0 or frame.shape[1] != 6 or family.isna().any() or not np.isfinite(values).all() or (values < 0).any()
-            or np.any(np.diff(values[:, 0]) <= 0)):
+    if (
+        len(frame) == 0
+        or frame.shape[1] != 6
+        or family.isna().any()
+        or not np.isfinite(values).all()
+        or (values < 0).any()
+        or np.any(np.diff(values[:, 0]) <= 0)
+    ):
         return None
     rate, shape, scale = values[:, 1], values[:, 3], values[:, 4]
     active = rate > 0
     if np.any(active & ((family.to_numpy() == 0) | (shape <= 0) | (scale <= 0))):
         return None
-    return ClientWindows(Path(path).stem, values[:, 0], rate, values[:, 2], family.to_numpy().astype(np.int8), shape, scale)
+    return ClientWindows(
+        Path(path).stem, values[:, 0], rate, values[:, 2], family.to_numpy().astype(np.int8), shape, scale
+    )
 
 
 def _load_client_checked(path: str) -> ClientWindows:
@@ -95,7 +105,9 @@ def _load_client_checked(path: str) -> ClientWindows:
             if not row:
                 continue
             if len(row) != 6:
-                raise TraceError(path, line, "row", ",".join(row), "expected 6 columns (start, rate, cv, family, shape, scale)")
+                raise TraceError(
+                    path, line, "row", ",".join(row), "expected 6 columns (start, rate, cv, family, shape, scale)"
+                )
             start = _number(path, line, "window_start", row[0])
             rate = _number(path, line, "rate", row[1])
             cv = _number(path, line, "cv", row[2])
@@ -127,7 +139,9 @@ def load_servegen(folder: str | Path) -> RateWindows:
     first = clients[0].start_s
     for c, f in zip(clients, files):
         if len(c.start_s) != len(first) or not np.array_equal(c.start_s, first):
-            raise TraceError(str(f), 1, "window_start", c.start_s[:3].tolist(), "windows differ from the other clients' files")
+            raise TraceError(
+                str(f), 1, "window_start", c.start_s[:3].tolist(), "windows differ from the other clients' files"
+            )
     window = float(first[1] - first[0]) if len(first) > 1 else 600.0
     return RateWindows(window, clients)
 
@@ -143,7 +157,9 @@ class LengthSampler:
         return cls(workload.prompt_tokens, workload.output_tokens)
 
     @classmethod
-    def lognormal(cls, prompt_mean: float, output_mean: float, sigma: float = 1.0, seed: int = 0, n: int = 100_000) -> LengthSampler:
+    def lognormal(
+        cls, prompt_mean: float, output_mean: float, sigma: float = 1.0, seed: int = 0, n: int = 100_000
+    ) -> LengthSampler:
         rng = np.random.default_rng(seed)
         draw = lambda mean: np.maximum(1, rng.lognormal(math.log(mean) - sigma**2 / 2, sigma, n)).astype(np.int64)
         return cls(draw(prompt_mean), draw(output_mean))
@@ -213,8 +229,14 @@ def arrival_chunks(windows: RateWindows, seed: int = 0, start_s: float = 0.0, en
             first = last
 
 
-def synthesize(windows: RateWindows, lengths: LengthSampler, seed: int = 0, start_s: float = 0.0,
-               end_s: float | None = None, name: str = "servegen") -> Workload:
+def synthesize(
+    windows: RateWindows,
+    lengths: LengthSampler,
+    seed: int = 0,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    name: str = "servegen",
+) -> Workload:
     """Request-level arrivals for [start_s, end_s) (arrival_chunks), with token lengths drawn from `lengths`."""
     times = list(arrival_chunks(windows, seed, start_s, end_s))
     arrival = np.sort(np.concatenate(times)) if times else np.zeros(0)
@@ -222,7 +244,9 @@ def synthesize(windows: RateWindows, lengths: LengthSampler, seed: int = 0, star
     return Workload(name, arrival - start_s, prompts, outputs)
 
 
-def window_counts(windows: RateWindows, step_s: float, seed: int = 0, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+def window_counts(
+    windows: RateWindows, step_s: float, seed: int = 0, start_s: float = 0.0, end_s: float | None = None
+) -> np.ndarray:
     """Arrivals per `step_s` over [start_s, end_s): the same arrivals `synthesize` makes with this seed, binned, without
     holding days of timestamps at once."""
     end_s = end_s if end_s is not None else float(windows.start_s[-1] + windows.window_s)

@@ -51,8 +51,13 @@ class Workload:
     def window(self, start_s: float, end_s: float) -> Workload:
         """Requests arriving in [start_s, end_s), re-based to start at 0."""
         lo, hi = np.searchsorted(self.arrival_s, [start_s, end_s], side="left")
-        return Workload(f"{self.name}[{start_s:g}:{end_s:g}]", self.arrival_s[lo:hi] - start_s, self.prompt_tokens[lo:hi],
-                        self.output_tokens[lo:hi], self.prefix_ids[lo:hi] if self.prefix_ids is not None else None)
+        return Workload(
+            f"{self.name}[{start_s:g}:{end_s:g}]",
+            self.arrival_s[lo:hi] - start_s,
+            self.prompt_tokens[lo:hi],
+            self.output_tokens[lo:hi],
+            self.prefix_ids[lo:hi] if self.prefix_ids is not None else None,
+        )
 
     def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0, seed: int = 0) -> Workload:
         """Time scaling (2.0 replays twice as fast) and rate scaling (thinning below 1, jittered copies above 1)."""
@@ -75,8 +80,13 @@ class Workload:
         order = np.argsort(new_times, kind="stable")
         chosen = chosen[order]
         prefix = tuple(self.prefix_ids[i] for i in chosen) if self.prefix_ids is not None else None
-        return Workload(f"{self.name} x{rate_scale:g} rate /{time_scale:g} time", new_times[order],
-                        self.prompt_tokens[chosen], self.output_tokens[chosen], prefix)
+        return Workload(
+            f"{self.name} x{rate_scale:g} rate /{time_scale:g} time",
+            new_times[order],
+            self.prompt_tokens[chosen],
+            self.output_tokens[chosen],
+            prefix,
+        )
 
 
 def _mean_gap(times: np.ndarray) -> float:

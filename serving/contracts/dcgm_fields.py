@@ -32,7 +32,8 @@ def render_dcgm(registry: CollectorRegistry) -> bytes:
     """Text exposition as dcgm-exporter writes it: the energy counter keeps its name without `_total`."""
     text = generate_latest(registry)
     return text.replace(f"# HELP {ENERGY}_total ".encode(), f"# HELP {ENERGY} ".encode()).replace(
-        f"# TYPE {ENERGY}_total counter".encode(), f"# TYPE {ENERGY} counter".encode())
+        f"# TYPE {ENERGY}_total counter".encode(), f"# TYPE {ENERGY} counter".encode()
+    )
 
 
 def dcgm_families(label_names: list[str], rows: list[tuple[list[str], dict[str, float]]]):

@@ -10,8 +10,13 @@ from serving.engine.profile import GIB, Profile
 from serving.engine.steptime import StepTiming
 
 MIB = 1 << 20
-MODEL_NAMES = {"H100": "NVIDIA H100 80GB HBM3", "H200": "NVIDIA H200", "A100-80GB": "NVIDIA A100-SXM4-80GB",
-               "L4": "NVIDIA L4", "A10G": "NVIDIA A10G"}
+MODEL_NAMES = {
+    "H100": "NVIDIA H100 80GB HBM3",
+    "H200": "NVIDIA H200",
+    "A100-80GB": "NVIDIA A100-SXM4-80GB",
+    "L4": "NVIDIA L4",
+    "A10G": "NVIDIA A10G",
+}
 
 
 class GpuModel:
@@ -44,9 +49,11 @@ class GpuModel:
             bytes_ += nbytes * share
             flops += nflops * share
         gpu = self.profile.gpu
-        return (min(1.0, busy / self.window_s),
-                min(1.0, flops / (gpu.peak_flops(self.profile.model.dtype_bytes) * self.window_s)),
-                min(1.0, bytes_ / (gpu.bandwidth_bytes_s * self.window_s)))
+        return (
+            min(1.0, busy / self.window_s),
+            min(1.0, flops / (gpu.peak_flops(self.profile.model.dtype_bytes) * self.window_s)),
+            min(1.0, bytes_ / (gpu.bandwidth_bytes_s * self.window_s)),
+        )
 
     def power_w(self, busy: float, tensor: float, dram: float) -> float:
         gpu = self.profile.gpu
@@ -66,7 +73,11 @@ class GpuModel:
         used_mib = 0.0
         if now >= self.loaded_at:
             p = self.profile
-            used_mib = (p.weights_per_gpu_bytes + p.scheduler.runtime_reserve_gib * GIB + self.used_blocks * p.kv_block_bytes_per_gpu) / MIB
+            used_mib = (
+                p.weights_per_gpu_bytes
+                + p.scheduler.runtime_reserve_gib * GIB
+                + self.used_blocks * p.kv_block_bytes_per_gpu
+            ) / MIB
         return {
             "DCGM_FI_DEV_GPU_UTIL": round(busy * 100),
             "DCGM_FI_PROF_GR_ENGINE_ACTIVE": busy,
@@ -87,19 +98,29 @@ def gpu_labels(profile: Profile, hostname: str, index: int, instance: str) -> li
     """dcgm-exporter's label values for one GPU; the UUID is stable per replica address and index."""
     digest = hashlib.sha1(f"{instance}/{index}".encode()).hexdigest()
     uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
-    return [str(index), uuid, f"00000000:{0x18 + index:02X}:00.0", f"nvidia{index}",
-            MODEL_NAMES.get(profile.gpu.name, profile.gpu.name), hostname]
+    return [
+        str(index),
+        uuid,
+        f"00000000:{0x18 + index:02X}:00.0",
+        f"nvidia{index}",
+        MODEL_NAMES.get(profile.gpu.name, profile.gpu.name),
+        hostname,
+    ]
 
 
 class DcgmCollector:
     """Collector (no HTTP): reads a GpuModel at scrape time, one series per GPU of the replica."""
 
-    def __init__(self, model: GpuModel, clock, hostname: str, instance: str, extra_labels: dict[str, str] | None = None):
+    def __init__(
+        self, model: GpuModel, clock, hostname: str, instance: str, extra_labels: dict[str, str] | None = None
+    ):
         self.model, self.clock = model, clock
         extra = extra_labels or {}
         self.label_names = DCGM_LABELS + list(extra)
-        self.label_sets = [gpu_labels(model.profile, hostname, i, instance) + list(extra.values())
-                           for i in range(model.profile.tensor_parallel)]
+        self.label_sets = [
+            gpu_labels(model.profile, hostname, i, instance) + list(extra.values())
+            for i in range(model.profile.tensor_parallel)
+        ]
 
     def collect(self):
         readings = {**self.model.advance(self.clock()), ENERGY: self.model.energy_mj}

@@ -28,8 +28,14 @@ def buckets_1_2_5(maximum: int) -> tuple[int, ...]:
 class VllmMetrics:
     """Every vLLM metric the emulator exports, pre-labelled for one model and engine index."""
 
-    def __init__(self, model_name: str, max_model_len: int, cache_labels: dict[str, str], engine: str = "0",
-                 registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        model_name: str,
+        max_model_len: int,
+        cache_labels: dict[str, str],
+        engine: str = "0",
+        registry: CollectorRegistry | None = None,
+    ):
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r, names, labels = self.registry, ["model_name", "engine"], (model_name, engine)
 
@@ -45,39 +51,88 @@ class VllmMetrics:
         self.num_requests_running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.")
         self.num_requests_waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
         self.kv_cache_usage = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.")
-        info = Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", [*names, *cache_labels], registry=r)
+        info = Gauge(
+            "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", [*names, *cache_labels], registry=r
+        )
         info.labels(*labels, *cache_labels.values()).set(1)
 
         self.prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
         self.generation_tokens = counter("vllm:generation_tokens", "Number of generation tokens processed.")
-        success = Counter("vllm:request_success", "Count of successfully processed requests.", [*names, "finished_reason"], registry=r)
+        success = Counter(
+            "vllm:request_success", "Count of successfully processed requests.", [*names, "finished_reason"], registry=r
+        )
         self.request_success = {reason: success.labels(*labels, reason) for reason in FINISHED_REASONS}
         self.num_preemptions = counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.")
-        self.prefix_cache_queries = counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.")
-        self.prefix_cache_hits = counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.")
+        self.prefix_cache_queries = counter(
+            "vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens."
+        )
+        self.prefix_cache_hits = counter(
+            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
+        )
 
-        self.ttft = histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS)
-        self.itl = histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS)
-        self.tpot = histogram("vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request.", ITL_BUCKETS)
-        self.e2e = histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_TIME_BUCKETS)
-        self.queue_time = histogram("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_TIME_BUCKETS)
-        self.inference_time = histogram("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", REQUEST_TIME_BUCKETS)
-        self.prefill_time = histogram("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_TIME_BUCKETS)
-        self.decode_time = histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_TIME_BUCKETS)
+        self.ttft = histogram(
+            "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS
+        )
+        self.itl = histogram(
+            "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS
+        )
+        self.tpot = histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.",
+            ITL_BUCKETS,
+        )
+        self.e2e = histogram(
+            "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_TIME_BUCKETS
+        )
+        self.queue_time = histogram(
+            "vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.",
+            REQUEST_TIME_BUCKETS,
+        )
+        self.inference_time = histogram(
+            "vllm:request_inference_time_seconds",
+            "Histogram of time spent in RUNNING phase for request.",
+            REQUEST_TIME_BUCKETS,
+        )
+        self.prefill_time = histogram(
+            "vllm:request_prefill_time_seconds",
+            "Histogram of time spent in PREFILL phase for request.",
+            REQUEST_TIME_BUCKETS,
+        )
+        self.decode_time = histogram(
+            "vllm:request_decode_time_seconds",
+            "Histogram of time spent in DECODE phase for request.",
+            REQUEST_TIME_BUCKETS,
+        )
         token_buckets = buckets_1_2_5(max_model_len)
-        self.request_prompt_tokens = histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", token_buckets)
-        self.request_generation_tokens = histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", token_buckets)
-        self.iteration_tokens = histogram("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", ITERATION_TOKEN_BUCKETS)
+        self.request_prompt_tokens = histogram(
+            "vllm:request_prompt_tokens", "Number of prefill tokens processed.", token_buckets
+        )
+        self.request_generation_tokens = histogram(
+            "vllm:request_generation_tokens", "Number of generation tokens processed.", token_buckets
+        )
+        self.iteration_tokens = histogram(
+            "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", ITERATION_TOKEN_BUCKETS
+        )
 
 
 class HttpMetrics:
     """The API server's own request metrics (prometheus-fastapi-instrumentator's names)."""
 
     def __init__(self, registry: CollectorRegistry):
-        self.requests = Counter("http_requests", "Total number of requests by method, status and handler.",
-                                ["handler", "method", "status"], registry=registry)
-        self.duration = Histogram("http_request_duration_seconds", "Latency with only few buckets by handler.",
-                                  ["handler", "method"], buckets=(0.1, 0.5, 1.0), registry=registry)
+        self.requests = Counter(
+            "http_requests",
+            "Total number of requests by method, status and handler.",
+            ["handler", "method", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Latency with only few buckets by handler.",
+            ["handler", "method"],
+            buckets=(0.1, 0.5, 1.0),
+            registry=registry,
+        )
 
     def observe(self, handler: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(handler, method, f"{status // 100}xx").inc()

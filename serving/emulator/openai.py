@@ -10,7 +10,83 @@ from serving.contracts.tokens import words
 from serving.engine.profile import BLOCK_SIZE
 
 # Synthetic output vocabulary: plain ASCII words, so they need no JSON escaping.
-VOCABULARY = ("the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "more", "can", "about", "said", "time", "only", "new", "some", "could", "these", "two", "may", "first", "then", "do", "any", "like", "other", "my", "now", "over", "such", "our", "man", "me", "even", "most", "made", "after", "also")
+VOCABULARY = (
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+    "from",
+    "at",
+    "which",
+    "but",
+    "have",
+    "an",
+    "they",
+    "you",
+    "were",
+    "her",
+    "she",
+    "there",
+    "been",
+    "one",
+    "all",
+    "we",
+    "their",
+    "has",
+    "would",
+    "when",
+    "if",
+    "so",
+    "no",
+    "will",
+    "more",
+    "can",
+    "about",
+    "said",
+    "time",
+    "only",
+    "new",
+    "some",
+    "could",
+    "these",
+    "two",
+    "may",
+    "first",
+    "then",
+    "do",
+    "any",
+    "like",
+    "other",
+    "my",
+    "now",
+    "over",
+    "such",
+    "our",
+    "man",
+    "me",
+    "even",
+    "most",
+    "made",
+    "after",
+    "also",
+)
 _WORDS = tuple(w.encode() for w in VOCABULARY)
 _SPACED = tuple(b" " + w for w in _WORDS)
 
@@ -53,8 +129,14 @@ def _prompt_words(body: dict, chat: bool) -> tuple[list[str], int | None]:
             content = message.get("content")
             if isinstance(content, list):
                 for part in content:
-                    if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                        raise ApiError(400, f"messages[{i}].content parts must be {{'type': 'text', 'text': str}}", "messages")
+                    if (
+                        not isinstance(part, dict)
+                        or part.get("type") != "text"
+                        or not isinstance(part.get("text"), str)
+                    ):
+                        raise ApiError(
+                            400, f"messages[{i}].content parts must be {{'type': 'text', 'text': str}}", "messages"
+                        )
                     parts.append(part["text"])
             elif isinstance(content, str):
                 parts.append(content)
@@ -82,7 +164,9 @@ def _int_field(body: dict, name: str, minimum: int) -> int | None:
     return value
 
 
-def parse_generation(raw: bytes, chat: bool, served_model: str, max_model_len: int) -> tuple[GenerationRequest, list[str]]:
+def parse_generation(
+    raw: bytes, chat: bool, served_model: str, max_model_len: int
+) -> tuple[GenerationRequest, list[str]]:
     """Validate a request body; raises ApiError with vLLM's status (400 bad input, 404 unknown model)."""
     try:
         body = json.loads(raw)
@@ -129,8 +213,13 @@ def parse_generation(raw: bytes, chat: bool, served_model: str, max_model_len: i
     if not isinstance(ignore_eos, bool):
         raise ApiError(400, "'ignore_eos' must be a boolean", "ignore_eos")
     request = GenerationRequest(
-        chat=chat, model=model, prompt_tokens=prompt_tokens, max_tokens=max_tokens, stream=stream,
-        include_usage=bool(options.get("include_usage", False)), ignore_eos=ignore_eos,
+        chat=chat,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        stream=stream,
+        include_usage=bool(options.get("include_usage", False)),
+        ignore_eos=ignore_eos,
         prefix_block_ids=prefix_blocks(words),
     )
     return request, words
@@ -152,8 +241,14 @@ class StreamEncoder:
         self.request_id = request_id
         self.created = int(time.time())
         self.model = model
-        head = json.dumps({"id": request_id, "object": "chat.completion.chunk" if chat else "text_completion",
-                           "created": self.created, "model": model})[:-1].encode()
+        head = json.dumps(
+            {
+                "id": request_id,
+                "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": self.created,
+                "model": model,
+            }
+        )[:-1].encode()
         if chat:
             self._pre = b"data: " + head + b', "choices": [{"index": 0, "delta": {"content": "'
             self._post = b'"}, "logprobs": null, "finish_reason": null}]}\n\n'
@@ -164,8 +259,15 @@ class StreamEncoder:
             self._post_final_fmt = b'", "logprobs": null, "finish_reason": "%s", "stop_reason": null}]}\n\n'
 
     def role_chunk(self) -> bytes:
-        doc = {"id": self.request_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-               "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}
+        doc = {
+            "id": self.request_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+            ],
+        }
         return b"data: " + json.dumps(doc).encode() + b"\n\n"
 
     def token_chunk(self, text: bytes, finish_reason: str | None = None) -> bytes:
@@ -174,23 +276,46 @@ class StreamEncoder:
         return self._pre + text + self._post_final_fmt % finish_reason.encode()
 
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        doc = {"id": self.request_id, "object": "chat.completion.chunk" if self.chat else "text_completion",
-               "created": self.created, "model": self.model, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+        doc = {
+            "id": self.request_id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage(prompt_tokens, completion_tokens),
+        }
         return b"data: " + json.dumps(doc).encode() + b"\n\n"
 
     def full_response(self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> bytes:
         if self.chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish_reason}
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
             kind = "chat.completion"
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason, "stop_reason": None}
             kind = "text_completion"
-        return json.dumps({"id": self.request_id, "object": kind, "created": self.created, "model": self.model,
-                           "choices": [choice], "usage": usage(prompt_tokens, completion_tokens)}).encode()
+        return json.dumps(
+            {
+                "id": self.request_id,
+                "object": kind,
+                "created": self.created,
+                "model": self.model,
+                "choices": [choice],
+                "usage": usage(prompt_tokens, completion_tokens),
+            }
+        ).encode()
 
 
 DONE = b"data: [DONE]\n\n"
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion_tokens, "completion_tokens": completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "completion_tokens": completion_tokens,
+    }

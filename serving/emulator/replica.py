@@ -47,22 +47,29 @@ _now = time.monotonic
 
 class Faults(Strict):
     """Fault injection for tests; also settable at run time with POST /admin/faults."""
+
     error_rate: float = Field(0.0, ge=0, le=1, description="share of generation requests answered 500")
     slow_factor: float = Field(1.0, ge=1, description="multiplier on every step's duration")
     stall_s: float = Field(0.0, ge=0, description="freeze the engine for this long, from when it is set")
-    crash_after_s: float | None = Field(None, ge=0, description="exit abruptly this long after start (or after being set)")
+    crash_after_s: float | None = Field(
+        None, ge=0, description="exit abruptly this long after start (or after being set)"
+    )
 
 
 class EmulatorConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    gpu_port: int | None = Field(None, ge=0, le=65535, description="dcgm-exporter style endpoint; None: no GPU endpoint")
+    gpu_port: int | None = Field(
+        None, ge=0, le=65535, description="dcgm-exporter style endpoint; None: no GPU endpoint"
+    )
     served_model_name: str | None = None
     cold_start_s: float = Field(0.0, ge=0)
     eos_mean_tokens: float = Field(200.0, gt=0, description="mean natural output length when ignore_eos is false")
     seed: int = 0
     faults: Faults = Faults()
-    request_log: Path | None = Field(None, description="append one JSON line per finished request (id, server-side timing)")
+    request_log: Path | None = Field(
+        None, description="append one JSON line per finished request (id, server-side timing)"
+    )
     limits: ListenerLimits = ListenerLimits()
 
 
@@ -104,16 +111,25 @@ class Replica:
         prometheus_client.disable_created_metrics()  # vLLM's contract has no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
         sched = profile.scheduler
-        self.metrics = VllmMetrics(self.model_name, profile.model.max_model_len, {
-            "block_size": str(BLOCK_SIZE), "num_gpu_blocks": str(profile.num_gpu_blocks),
-            "gpu_memory_utilization": str(sched.gpu_memory_utilization), "cache_dtype": "auto",
-            "enable_prefix_caching": str(sched.enable_prefix_caching),
-        }, registry=self.registry)
+        self.metrics = VllmMetrics(
+            self.model_name,
+            profile.model.max_model_len,
+            {
+                "block_size": str(BLOCK_SIZE),
+                "num_gpu_blocks": str(profile.num_gpu_blocks),
+                "gpu_memory_utilization": str(sched.gpu_memory_utilization),
+                "cache_dtype": "auto",
+                "enable_prefix_caching": str(sched.enable_prefix_caching),
+            },
+            registry=self.registry,
+        )
         self.http_metrics = HttpMetrics(self.registry)
         self.gpu = GpuModel(profile, self.loop.time())
         self.gpu.loaded_at = self.started_at + config.cold_start_s
         self.gpu_registry = CollectorRegistry(auto_describe=False)
-        self.gpu_registry.register(DcgmCollector(self.gpu, self.loop.time, socket.gethostname(), f"{config.host}:{config.port}"))
+        self.gpu_registry.register(
+            DcgmCollector(self.gpu, self.loop.time, socket.gethostname(), f"{config.host}:{config.port}")
+        )
         self._apply_faults(self.faults)
 
     # ---- state -------------------------------------------------------------------------
@@ -239,10 +255,21 @@ class Replica:
         m.request_prompt_tokens.observe(request.prompt_tokens)
         m.request_generation_tokens.observe(n)
         if self._request_log is not None:
-            self._request_log.write(json.dumps({
-                "id": live.enc.request_id, "arrival": live.arrival, "ttft_s": (live.first or now) - live.arrival,
-                "e2e_s": now - live.arrival, "queue_s": scheduled - live.arrival, "prompt_tokens": request.prompt_tokens,
-                "output_tokens": n, "finish_reason": reason}) + "\n")
+            self._request_log.write(
+                json.dumps(
+                    {
+                        "id": live.enc.request_id,
+                        "arrival": live.arrival,
+                        "ttft_s": (live.first or now) - live.arrival,
+                        "e2e_s": now - live.arrival,
+                        "queue_s": scheduled - live.arrival,
+                        "prompt_tokens": request.prompt_tokens,
+                        "output_tokens": n,
+                        "finish_reason": reason,
+                    }
+                )
+                + "\n"
+            )
         if gen.stream:
             if gen.include_usage:
                 live.resp.write(live.enc.usage_chunk(request.prompt_tokens, n))
@@ -309,13 +336,32 @@ class Replica:
         return f"replica is starting (cold start, {max(0.0, left):.1f} s left)"
 
     def state(self) -> dict:
-        return {"ready": self.ready, "draining": self.draining, "in_flight": self.in_flight,
-                "running": self.engine.num_running, "waiting": self.engine.num_waiting, "kv_usage": self.engine.kv_usage}
+        return {
+            "ready": self.ready,
+            "draining": self.draining,
+            "in_flight": self.in_flight,
+            "running": self.engine.num_running,
+            "waiting": self.engine.num_waiting,
+            "kv_usage": self.engine.kv_usage,
+        }
 
     def _models(self) -> bytes:
-        return json.dumps({"object": "list", "data": [{
-            "id": self.model_name, "object": "model", "created": int(time.time()), "owned_by": "vllm",
-            "root": self.model_name, "parent": None, "max_model_len": self.profile.model.max_model_len}]}).encode()
+        return json.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.model_name,
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "vllm",
+                        "root": self.model_name,
+                        "parent": None,
+                        "max_model_len": self.profile.model.max_model_len,
+                    }
+                ],
+            }
+        ).encode()
 
     def _set_faults(self, request: Request, resp: Responder) -> None:
         try:
@@ -337,11 +383,25 @@ class Replica:
             return error_json(resp, 500, "injected fault: engine error")
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{os.getpid():x}{next(self._ids):08x}"
         # arrival: when the request's last byte reached the server, so the server's own timing covers its HTTP handling
-        live = _Live(gen, resp, StreamEncoder(chat, request_id, self.model_name), request.received_s or _now(),
-                     self._rng.randrange(1 << 30))
-        stop_after = None if gen.ignore_eos else max(1, math.ceil(self._rng.expovariate(1.0 / self.config.eos_mean_tokens)))
-        engine_req = EngineRequest(request_id, gen.prompt_tokens, gen.max_tokens, stop_after, gen.prefix_block_ids,
-                                   arrival=live.arrival, payload=live)
+        live = _Live(
+            gen,
+            resp,
+            StreamEncoder(chat, request_id, self.model_name),
+            request.received_s or _now(),
+            self._rng.randrange(1 << 30),
+        )
+        stop_after = (
+            None if gen.ignore_eos else max(1, math.ceil(self._rng.expovariate(1.0 / self.config.eos_mean_tokens)))
+        )
+        engine_req = EngineRequest(
+            request_id,
+            gen.prompt_tokens,
+            gen.max_tokens,
+            stop_after,
+            gen.prefix_block_ids,
+            arrival=live.arrival,
+            payload=live,
+        )
         live.engine_req = engine_req
         self.engine.add(engine_req)
         self._live.add(live)
@@ -361,8 +421,13 @@ class Replica:
 
 
 _ROUTES = {
-    "/v1/completions": ("POST",), "/v1/chat/completions": ("POST",), "/v1/models": ("GET", "HEAD"),
-    "/metrics": ("GET", "HEAD"), "/health": ("GET", "HEAD"), "/ready": ("GET", "HEAD"), "/admin/faults": ("POST",),
+    "/v1/completions": ("POST",),
+    "/v1/chat/completions": ("POST",),
+    "/v1/models": ("GET", "HEAD"),
+    "/metrics": ("GET", "HEAD"),
+    "/health": ("GET", "HEAD"),
+    "/ready": ("GET", "HEAD"),
+    "/admin/faults": ("POST",),
     "/admin/state": ("GET", "HEAD"),
 }
 
@@ -378,21 +443,31 @@ async def _serve_gpu(replica: Replica, request: Request, resp: Responder) -> Non
     resp.send(200, render_dcgm(replica.gpu_registry), CONTENT_TYPE_LATEST)
 
 
-async def run_replica(profile: Profile, config: EmulatorConfig, started: asyncio.Future | None = None,
-                      stop: asyncio.Event | None = None) -> None:
+async def run_replica(
+    profile: Profile, config: EmulatorConfig, started: asyncio.Future | None = None, stop: asyncio.Event | None = None
+) -> None:
     """Serve until `stop` is set (default: on SIGTERM/SIGINT), then drain and return."""
     replica = Replica(profile, config)
     servers = [await serve(replica.handle, config.host, config.port, config.limits)]
     if config.gpu_port is not None:
-        servers.append(await serve(lambda rq, rs: _serve_gpu(replica, rq, rs), config.host, config.gpu_port, config.limits))
+        servers.append(
+            await serve(lambda rq, rs: _serve_gpu(replica, rq, rs), config.host, config.gpu_port, config.limits)
+        )
     engine_task = asyncio.create_task(replica.run_engine())
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             replica.loop.add_signal_handler(sig, stop.set)
     ports = [s.port for s in servers]
-    log.info("emulating %s (%s) on %s:%s, GPU endpoint %s, cold start %.1f s", replica.model_name, profile.name,
-             config.host, ports[0], ports[1] if len(ports) > 1 else "off", config.cold_start_s)
+    log.info(
+        "emulating %s (%s) on %s:%s, GPU endpoint %s, cold start %.1f s",
+        replica.model_name,
+        profile.name,
+        config.host,
+        ports[0],
+        ports[1] if len(ports) > 1 else "off",
+        config.cold_start_s,
+    )
     if started is not None:
         started.set_result((replica, ports))
     await stop.wait()

@@ -139,7 +139,9 @@ class Engine:
             if not sched.kv.allocate(r.request_id, r.num_computed_tokens):
                 raise AssertionError("decode plan ran out of KV blocks")
         finished = [r for r in list(sched.running) if sched.finish_if_done(r)]
-        return FastForward(steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished)
+        return FastForward(
+            steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished
+        )
 
     def fast_forward(self, time_budget: float, max_steps: int = 100_000) -> FastForward | None:
         """Exactly what repeated `step()` calls would do for the decode steps that start before `time_budget`

@@ -92,7 +92,9 @@ def offline(profile: Profile, lengths: list[tuple[int, int]]) -> RunStats:
     return _run(Engine(profile), list(lengths), None, 0)
 
 
-def fixed_concurrency(profile: Profile, prompt: int, output: int, concurrency: int, requests: int | None = None) -> RunStats:
+def fixed_concurrency(
+    profile: Profile, prompt: int, output: int, concurrency: int, requests: int | None = None
+) -> RunStats:
     """`concurrency` clients each sending the next request when the last one ends; first wave discarded."""
     total = requests or max(6 * concurrency, 48)
     return _run(Engine(profile), [(prompt, output)] * total, concurrency, warmup=concurrency)

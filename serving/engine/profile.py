@@ -71,9 +71,16 @@ class Efficiency(_Strict):
     gemm_compute: float = Field(gt=0, le=1, description="achieved fraction of peak FLOP/s in GEMMs")
     attention_compute: float = Field(gt=0, le=1, description="achieved fraction of peak FLOP/s in attention")
     step_overhead_s: float = Field(ge=0, description="fixed CPU and launch cost of one engine step")
-    per_seq_overhead_s: float = Field(ge=0, description="CPU cost per scheduled sequence (scheduling, sampling, detokenizing)")
+    per_seq_overhead_s: float = Field(
+        ge=0, description="CPU cost per scheduled sequence (scheduling, sampling, detokenizing)"
+    )
     allreduce_latency_s: float = Field(ge=0, description="latency of one tensor-parallel all-reduce")
-    gpu_busy_fraction: float = Field(1.0, gt=0, le=1, description="share of a step the GPU is busy; <1 models releases whose CPU work did not overlap")
+    gpu_busy_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="share of a step the GPU is busy; <1 models releases whose CPU work did not overlap",
+    )
     source: str = ""
 
 

@@ -47,7 +47,6 @@ class EngineRequest:
         return self.prompt_tokens + self.output_tokens
 
 
-
 @dataclass
 class ScheduledBatch:
     items: list[tuple[EngineRequest, int]]  # (request, new tokens this step)

@@ -80,8 +80,12 @@ class StepTimeModel:
         total_bytes = self._weight_bytes + kv_bytes
         total_flops = gemm_flops + attn_flops
         floor = np.maximum(total_bytes / self._bandwidth, total_flops / self._peak)
-        gemm = np.maximum(self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute))
-        attention = np.maximum(kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute))
+        gemm = np.maximum(
+            self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute)
+        )
+        attention = np.maximum(
+            kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute)
+        )
         busy = gemm + attention + self._allreduce_fixed + self._allreduce_per_token * total_tokens
         cpu = eff.step_overhead_s + eff.per_seq_overhead_s * num_seqs
         duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
@@ -91,7 +95,8 @@ class StepTimeModel:
         if batch.num_seqs == 0:
             return StepTiming(0.0, 0.0, 0.0, 0.0, 0.0)
         duration, busy, floor, total_bytes, total_flops = self._cost(
-            batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs, batch.num_seqs)
+            batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs, batch.num_seqs
+        )
         return StepTiming(float(duration), float(floor), float(busy), float(total_bytes), float(total_flops))
 
     def duration(self, batch: BatchShape) -> float:
@@ -104,9 +109,14 @@ class StepTimeModel:
         duration, busy, *_ = self._cost(num_seqs, kv_read0 + grow + num_seqs, pairs0 + grow, num_seqs)
         return duration, np.broadcast_to(busy, duration.shape)
 
-    def mixed_steps(self, decode_seqs: np.ndarray, context_tokens: np.ndarray, prefill_tokens: np.ndarray,
-                    prompt_tokens: np.ndarray | float = 1.0,
-                    attended_prompt_tokens: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def mixed_steps(
+        self,
+        decode_seqs: np.ndarray,
+        context_tokens: np.ndarray,
+        prefill_tokens: np.ndarray,
+        prompt_tokens: np.ndarray | float = 1.0,
+        attended_prompt_tokens: np.ndarray | float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(duration, GPU-busy) of one step per element: `decode_seqs` sequences decoding one token each over
         `context_tokens` of context in all (fractional counts welcome: a fluid model's mean batch), plus a chunk of
         `prefill_tokens` from whole prompts of `prompt_tokens` each (their attention is causal within a prompt).

@@ -57,8 +57,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def file_sd_groups(replicas: list[Replica], host: str, gpu: bool) -> list[dict]:
     """Prometheus file_sd target groups: one per live replica, labelled with its name and state."""
-    return [{"targets": [f"{host}:{r.gpu_port if gpu else r.port}"], "labels": {"replica": r.name, "replica_state": r.state.value}}
-            for r in replicas if r.state is not ReplicaState.EXITED]
+    return [
+        {
+            "targets": [f"{host}:{r.gpu_port if gpu else r.port}"],
+            "labels": {"replica": r.name, "replica_state": r.state.value},
+        }
+        for r in replicas
+        if r.state is not ReplicaState.EXITED
+    ]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -91,8 +97,17 @@ class LocalFleet:
             "ready": len(self.by_state(ReplicaState.READY)),
             "starting": len(self.by_state(ReplicaState.STARTING)),
             "stopping": len(self.by_state(ReplicaState.STOPPING)),
-            "replicas": [{"name": r.name, "address": r.address, "gpu_address": f"127.0.0.1:{r.gpu_port}",
-                          "state": r.state.value, "pid": r.process.pid} for r in self.replicas if r.state is not ReplicaState.EXITED],
+            "replicas": [
+                {
+                    "name": r.name,
+                    "address": r.address,
+                    "gpu_address": f"127.0.0.1:{r.gpu_port}",
+                    "state": r.state.value,
+                    "pid": r.process.pid,
+                }
+                for r in self.replicas
+                if r.state is not ReplicaState.EXITED
+            ],
         }
 
     @property
@@ -123,15 +138,32 @@ class LocalFleet:
         self._counter += 1
         name = f"replica-{self._counter}"
         port, gpu_port = free_port(self.config.host), free_port(self.config.host)
-        cmd = [sys.executable, "-m", "headroom", "emulate", "--host", self.config.host, "--port", str(port),
-               "--gpu-port", str(gpu_port), "--profile", self.config.profile, "--cold-start", str(self.config.cold_start_s),
-               "--seed", str(self._counter), *self.config.extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "headroom",
+            "emulate",
+            "--host",
+            self.config.host,
+            "--port",
+            str(port),
+            "--gpu-port",
+            str(gpu_port),
+            "--profile",
+            self.config.profile,
+            "--cold-start",
+            str(self.config.cold_start_s),
+            "--seed",
+            str(self._counter),
+            *self.config.extra_args,
+        ]
         out = asyncio.subprocess.DEVNULL
         if self.config.log_dir:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.config.log_dir / f"{name}.log", "ab")  # noqa: ASYNC230, SIM115
-        process = await asyncio.create_subprocess_exec(*cmd, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL,
-                                                       preexec_fn=die_with_parent)
+        process = await asyncio.create_subprocess_exec(
+            *cmd, stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
         if out is not asyncio.subprocess.DEVNULL:
             out.close()
         replica = Replica(name, port, gpu_port, process)
@@ -181,15 +213,21 @@ class LocalFleet:
     def _write_sd(self) -> None:
         if self.config.sd_dir:
             host = self.config.host
-            write_atomically(self.config.sd_dir / "replicas.json", json.dumps(file_sd_groups(self.replicas, host, False), indent=1))
-            write_atomically(self.config.sd_dir / "gpus.json", json.dumps(file_sd_groups(self.replicas, host, True), indent=1))
+            write_atomically(
+                self.config.sd_dir / "replicas.json", json.dumps(file_sd_groups(self.replicas, host, False), indent=1)
+            )
+            write_atomically(
+                self.config.sd_dir / "gpus.json", json.dumps(file_sd_groups(self.replicas, host, True), indent=1)
+            )
 
     async def wait_for(self, predicate: Callable[[LocalFleet], bool], timeout: float) -> None:
         """Wait until `predicate(fleet)` holds; TimeoutError names the fleet's state."""
+
         async def loop():
             while not predicate(self):
                 self._changed.clear()
                 await self._changed.wait()
+
         try:
             await asyncio.wait_for(loop(), timeout)
         except TimeoutError:
@@ -203,7 +241,9 @@ class LocalFleet:
         self._publish()
         pending = [r for r in self.replicas if r.state is not ReplicaState.EXITED]
         if pending:
-            _done, _not_done = await asyncio.wait([asyncio.create_task(r.exited.wait()) for r in pending], timeout=timeout)
+            _done, _not_done = await asyncio.wait(
+                [asyncio.create_task(r.exited.wait()) for r in pending], timeout=timeout
+            )
             for replica in pending:
                 if replica.process.returncode is None:
                     replica.process.kill()

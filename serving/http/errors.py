@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 
-_ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 405: "BadRequestError",
-                408: "BadRequestError", 413: "BadRequestError", 417: "BadRequestError", 429: "RateLimitError",
-                503: "ServiceUnavailableError"}
+_ERROR_TYPES = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    405: "BadRequestError",
+    408: "BadRequestError",
+    413: "BadRequestError",
+    417: "BadRequestError",
+    429: "RateLimitError",
+    503: "ServiceUnavailableError",
+}
 
 
 def error_body(status: int, message: str, param: str | None = None, err_type: str | None = None) -> bytes:

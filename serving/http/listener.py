@@ -66,8 +66,9 @@ class _GuardedHandler(RequestHandler):
         reason = " ".join(str(reason).split())[:200]
         log.debug("refused a request from %s: %s", request.remote, reason)
         self.guard.malformed += 1
-        response = web.Response(status=status, body=error_body(status, f"malformed HTTP request: {reason}"),
-                                content_type="application/json")
+        response = web.Response(
+            status=status, body=error_body(status, f"malformed HTTP request: {reason}"), content_type="application/json"
+        )
         response.force_close()
         return response
 
@@ -110,9 +111,15 @@ class _GuardedServer(web.Server):
 
 def server_options(limits: ListenerLimits) -> dict:
     """aiohttp's own knobs for the limits it enforces itself."""
-    return {"max_line_size": limits.max_url_bytes, "max_field_size": limits.max_header_bytes,
-            "max_headers": limits.max_headers, "keepalive_timeout": limits.idle_timeout_s,
-            "lingering_time": 2.0, "access_log": None, "auto_decompress": False}
+    return {
+        "max_line_size": limits.max_url_bytes,
+        "max_field_size": limits.max_header_bytes,
+        "max_headers": limits.max_headers,
+        "keepalive_timeout": limits.idle_timeout_s,
+        "lingering_time": 2.0,
+        "access_log": None,
+        "auto_decompress": False,
+    }
 
 
 def tls_context(tls: TlsFiles) -> ssl.SSLContext:
@@ -128,8 +135,9 @@ def _load_chain(context: ssl.SSLContext, tls: TlsFiles) -> None:
     except FileNotFoundError as err:
         raise ValueError(f"TLS: {err.filename}: no such file") from None
     except ssl.SSLError as err:
-        raise ValueError(f"TLS: {tls.cert_file} and {tls.key_file} are not a PEM certificate chain and its key: "
-                         f"{err.reason or err}") from None
+        raise ValueError(
+            f"TLS: {tls.cert_file} and {tls.key_file} are not a PEM certificate chain and its key: {err.reason or err}"
+        ) from None
 
 
 def _mtimes(tls: TlsFiles) -> tuple[float, float]:
@@ -176,8 +184,12 @@ class Listener:
     def stats(self) -> dict[str, int]:
         """Open connections, and connections turned away by each guard since the start."""
         server = self.server
-        return {"open": len(server.connections), "max_connections": server.refused, "header_timeout": server.timed_out,
-                "malformed": server.malformed}
+        return {
+            "open": len(server.connections),
+            "max_connections": server.refused,
+            "header_timeout": server.timed_out,
+            "malformed": server.malformed,
+        }
 
     async def close(self) -> None:
         if self.tls_task is not None:
@@ -185,8 +197,14 @@ class Listener:
         await self.runner.cleanup()
 
 
-async def listen(handler: Handler, host: str, port: int, limits: ListenerLimits, tls: TlsFiles | None = None,
-                 shutdown_timeout_s: float = 5.0) -> Listener:
+async def listen(
+    handler: Handler,
+    host: str,
+    port: int,
+    limits: ListenerLimits,
+    tls: TlsFiles | None = None,
+    shutdown_timeout_s: float = 5.0,
+) -> Listener:
     """Serve `handler` on host:port (TLS when `tls` is given) within `limits`."""
     server = _GuardedServer(handler, limits, **server_options(limits))
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=shutdown_timeout_s)

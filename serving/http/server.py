@@ -85,7 +85,17 @@ class Responder:
     """Writes one response: whole (`send`) or streamed in chunks (`start_stream`, `write`, `end`). Every call after
     the response ended is a no-op, so a late writer (the engine loop) can never break the connection's next answer."""
 
-    __slots__ = ("_conn", "aborted", "bytes_sent", "finished", "head_only", "keep_alive", "on_close", "status", "streaming")
+    __slots__ = (
+        "_conn",
+        "aborted",
+        "bytes_sent",
+        "finished",
+        "head_only",
+        "keep_alive",
+        "on_close",
+        "status",
+        "streaming",
+    )
 
     def __init__(self, conn: _Connection, keep_alive: bool = True, head_only: bool = False):
         self._conn = conn
@@ -113,21 +123,36 @@ class Responder:
             lines.append("connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def send(self, status: int, body: bytes, content_type: str = "application/json", headers: list[tuple[str, str]] | None = None) -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         if self.status:
             return
         self.status = status
-        head = self._head(status, [("content-type", content_type), ("content-length", str(len(body))), *(headers or [])])
+        head = self._head(
+            status, [("content-type", content_type), ("content-length", str(len(body))), *(headers or [])]
+        )
         self._conn.write(head if self.head_only else head + body)
         self.bytes_sent += 0 if self.head_only else len(body)
         self._done()
 
-    def start_stream(self, status: int = 200, content_type: str = "text/event-stream", headers: list[tuple[str, str]] | None = None) -> None:
+    def start_stream(
+        self, status: int = 200, content_type: str = "text/event-stream", headers: list[tuple[str, str]] | None = None
+    ) -> None:
         if self.status:
             return
         self.status = status
         self.streaming = True
-        hdrs = [("content-type", content_type), ("transfer-encoding", "chunked"), ("cache-control", "no-cache"), *(headers or [])]
+        hdrs = [
+            ("content-type", content_type),
+            ("transfer-encoding", "chunked"),
+            ("cache-control", "no-cache"),
+            *(headers or []),
+        ]
         self._conn.write(self._head(status, hdrs))
 
     def write(self, data: bytes) -> None:
@@ -261,10 +286,18 @@ class _Connection(asyncio.Protocol):
             url = httptools.parse_url(p.url)
         except httptools.HttpParserInvalidURLError:
             raise _Refuse(400, "the request target is not a path") from None
-        self.queue.append(Request(
-            method=self.parser.get_method().decode(), path=url.path.decode("latin-1"),
-            query=(url.query or b"").decode("latin-1"), headers=p.headers, body=b"".join(p.body),
-            received_s=time.monotonic(), keep_alive=self.parser.should_keep_alive(), peer=self.peer))
+        self.queue.append(
+            Request(
+                method=self.parser.get_method().decode(),
+                path=url.path.decode("latin-1"),
+                query=(url.query or b"").decode("latin-1"),
+                headers=p.headers,
+                body=b"".join(p.body),
+                received_s=time.monotonic(),
+                keep_alive=self.parser.should_keep_alive(),
+                peer=self.peer,
+            )
+        )
         self.pending = _Pending()
         if not self.queue[-1].keep_alive:
             self.broken = True  # its answer is the last: read no further
@@ -379,8 +412,13 @@ class Server:
             conn.close()
 
 
-def error_json(responder: Responder, status: int, message: str, param: str | None = None,
-               headers: list[tuple[str, str]] | None = None) -> None:
+def error_json(
+    responder: Responder,
+    status: int,
+    message: str,
+    param: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> None:
     responder.send(status, error_body(status, message, param), headers=headers)
 
 
@@ -388,6 +426,7 @@ async def serve(handler: Handler, host: str, port: int, limits: ListenerLimits |
     """Listen on host:port; each connection parses requests and runs `handler` on them one at a time, in order."""
     server = Server(handler, limits or ListenerLimits())
     loop = asyncio.get_running_loop()
-    server.asyncio_server = await loop.create_server(lambda: _Connection(handler, server.limits, server), host, port,
-                                                     reuse_address=True, backlog=1024)
+    server.asyncio_server = await loop.create_server(
+        lambda: _Connection(handler, server.limits, server), host, port, reuse_address=True, backlog=1024
+    )
     return server

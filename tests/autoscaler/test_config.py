@@ -15,17 +15,20 @@ def test_the_shipped_example_is_valid():
     assert config.targets[0].actuator.kind == "dry-run" and config.interval_s == 15
 
 
-@pytest.mark.parametrize("raw, words", [
-    ({"targets": [{**TARGET, "max_replicas": 0}]}, ["targets.0.max_replicas", "got 0"]),
-    ({"targets": [{**TARGET, "min_replicas": 5, "max_replicas": 2}]}, ["min_replicas 5 is above max_replicas 2"]),
-    ({"targets": [{**TARGET, "capacity": {}}]}, ["targets.0.capacity", "exactly one of rps, file or profile"]),
-    ({"targets": [{**TARGET, "actuator": {"kind": "kubernetes"}}]}, ["namespace and workload"]),
-    ({"targets": [{**TARGET, "actuator": {"kind": "helm"}}]}, ["targets.0.actuator.kind", "'helm'"]),
-    ({"targets": [TARGET, TARGET]}, ["unique", "m given twice"]),
-    ({"targets": [TARGET], "intervl_s": 5}, ["intervl_s", "Extra inputs are not permitted"]),
-    ({"targets": []}, ["targets"]),
-    ({"targets": [TARGET], "prometheus": {"stale_after_s": -1}}, ["prometheus.stale_after_s", "got -1"]),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ({"targets": [{**TARGET, "max_replicas": 0}]}, ["targets.0.max_replicas", "got 0"]),
+        ({"targets": [{**TARGET, "min_replicas": 5, "max_replicas": 2}]}, ["min_replicas 5 is above max_replicas 2"]),
+        ({"targets": [{**TARGET, "capacity": {}}]}, ["targets.0.capacity", "exactly one of rps, file or profile"]),
+        ({"targets": [{**TARGET, "actuator": {"kind": "kubernetes"}}]}, ["namespace and workload"]),
+        ({"targets": [{**TARGET, "actuator": {"kind": "helm"}}]}, ["targets.0.actuator.kind", "'helm'"]),
+        ({"targets": [TARGET, TARGET]}, ["unique", "m given twice"]),
+        ({"targets": [TARGET], "intervl_s": 5}, ["intervl_s", "Extra inputs are not permitted"]),
+        ({"targets": []}, ["targets"]),
+        ({"targets": [TARGET], "prometheus": {"stale_after_s": -1}}, ["prometheus.stale_after_s", "got -1"]),
+    ],
+)
 def test_errors_name_the_key_and_value(raw, words):
     with pytest.raises(ConfigError) as err:
         parse_config(raw, "autoscaler.yaml")
@@ -46,9 +49,14 @@ def test_each_target_exports_its_gpu_price_and_gpus_per_replica():
     from autoscaler.metrics import AutoscalerMetrics
     from headroom.autoscale import build_loop
 
-    config = parse_config({"targets": [
-        {"name": "a", "gpu": "H100", "price_per_gpu_hour": 3.5, "gpus_per_replica": 4, "capacity": {"rps": 2}},
-        {"name": "b", "gpu": "H100", "capacity": {"rps": 2}}]})
+    config = parse_config(
+        {
+            "targets": [
+                {"name": "a", "gpu": "H100", "price_per_gpu_hour": 3.5, "gpus_per_replica": 4, "capacity": {"rps": 2}},
+                {"name": "b", "gpu": "H100", "capacity": {"rps": 2}},
+            ]
+        }
+    )
     metrics = AutoscalerMetrics()
     build_loop(config, metrics, source=object())
     value = metrics.registry.get_sample_value

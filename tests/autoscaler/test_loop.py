@@ -22,9 +22,18 @@ class ScriptedSource:
         out = {}
         for name, c in counts.items():
             rate = self.rates[name][min(self.calls, len(self.rates[name]) - 1)]
-            out[name] = Snapshot(time_s=now, desired=c.desired, ready=c.ready, starting=c.starting, stopping=c.stopping,
-                                 replicas=tuple(ReplicaSample(4, 0, 0.2, 50) for _ in range(c.ready)), arrival_rate=rate,
-                                 ttft_p95_s=0.2, itl_mean_s=0.02, stale=math.isnan(rate))
+            out[name] = Snapshot(
+                time_s=now,
+                desired=c.desired,
+                ready=c.ready,
+                starting=c.starting,
+                stopping=c.stopping,
+                replicas=tuple(ReplicaSample(4, 0, 0.2, 50) for _ in range(c.ready)),
+                arrival_rate=rate,
+                ttft_p95_s=0.2,
+                itl_mean_s=0.02,
+                stale=math.isnan(rate),
+            )
         self.calls += 1
         return out
 
@@ -49,8 +58,9 @@ class Clock:
 def test_decisions_metrics_and_stale_hold():
     metrics = AutoscalerMetrics()
     advice = DryRun(initial=1)
-    loop = AutoscalerLoop([Target("chat", predictive(), advice)], ScriptedSource({"chat": [45.0, math.nan]}), metrics,
-                          clock=Clock())
+    loop = AutoscalerLoop(
+        [Target("chat", predictive(), advice)], ScriptedSource({"chat": [45.0, math.nan]}), metrics, clock=Clock()
+    )
     first = loop.run_once()["chat"]
     assert first.desired == 7 and advice.advised == 7
     assert value(metrics, "headroom_autoscaler_desired_replicas", target="chat") == 7
@@ -78,8 +88,13 @@ def test_only_the_leader_actuates_and_a_broken_target_does_not_stop_the_others()
 
     metrics, elector = AutoscalerMetrics(), Follower()
     ok, broken = DryRun(initial=1), Broken(initial=1)
-    loop = AutoscalerLoop([Target("a", predictive(), broken), Target("b", predictive(), ok)],
-                          ScriptedSource({"a": [45.0], "b": [45.0]}), metrics, elector, clock=Clock())
+    loop = AutoscalerLoop(
+        [Target("a", predictive(), broken), Target("b", predictive(), ok)],
+        ScriptedSource({"a": [45.0], "b": [45.0]}),
+        metrics,
+        elector,
+        clock=Clock(),
+    )
     loop.run_once()
     assert ok.advised == 1 and value(metrics, "headroom_autoscaler_leader") == 0  # decided, not written
     elector.leading = True
@@ -91,8 +106,9 @@ def test_only_the_leader_actuates_and_a_broken_target_does_not_stop_the_others()
 def test_kubernetes_end_to_end_never_above_max():
     with FakeKube(replicas=1) as kube:
         actuator = KubernetesActuator(kube.api_client(), WorkloadRef("llm", "vllm"), sleep=lambda s: None)
-        loop = AutoscalerLoop([Target("vllm", predictive(max_replicas=5), actuator)], ScriptedSource({"vllm": [500.0]}),
-                              clock=Clock())
+        loop = AutoscalerLoop(
+            [Target("vllm", predictive(max_replicas=5), actuator)], ScriptedSource({"vllm": [500.0]}), clock=Clock()
+        )
         decision = loop.run_once()["vllm"]
         assert decision.desired == 5 and kube.workloads["vllm"]["replicas"] == 5
         assert any("capped at max 5" in r for r in decision.reasons)
@@ -118,8 +134,17 @@ def test_a_policy_that_fails_holds_its_target_and_the_others_go_on():
 
 def test_predictive_holds_on_infinite_gauges_that_reach_it():
     policy = predictive()
-    snapshot = Snapshot(time_s=1000.0, desired=2, ready=2, starting=0, stopping=0, arrival_rate=5.0,
-                        replicas=(ReplicaSample(4, math.inf, 0.2, math.inf),) * 2, ttft_p95_s=math.inf, itl_mean_s=0.02)
+    snapshot = Snapshot(
+        time_s=1000.0,
+        desired=2,
+        ready=2,
+        starting=0,
+        stopping=0,
+        arrival_rate=5.0,
+        replicas=(ReplicaSample(4, math.inf, 0.2, math.inf),) * 2,
+        ttft_p95_s=math.inf,
+        itl_mean_s=0.02,
+    )
     loop = AutoscalerLoop([Target("t", policy, DryRun(initial=2))], ScriptedSource({"t": [5.0]}), clock=Clock())
     decision = loop._decide(loop.targets[0], snapshot)
     assert decision.desired >= 2  # held or raised, never a crash

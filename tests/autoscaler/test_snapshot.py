@@ -33,8 +33,10 @@ def test_snapshot_totals_are_the_same_from_rows_and_columns():
     assert from_columns.waiting == 1.5 + 0.0 + 7.25
 
 
-@pytest.mark.parametrize("policy", [Hpa(HpaConfig(metric="gpu_util", target=40)), Hpa(HpaConfig(metric="running", target=2)),
-                                    Keda(threshold=2)])
+@pytest.mark.parametrize(
+    "policy",
+    [Hpa(HpaConfig(metric="gpu_util", target=40)), Hpa(HpaConfig(metric="running", target=2)), Keda(threshold=2)],
+)
 def test_policies_decide_alike_on_rows_and_columns(policy):
     from_rows = Snapshot(60.0, 3, 3, 0, 0, replicas=ROWS)
     from_columns = Snapshot(60.0, 3, 3, 0, 0, replicas=columns())

@@ -26,8 +26,9 @@ def exported_headroom_names() -> set[str]:
 
     async def exposition() -> str:
         gateway = Gateway(parse_gateway_config({}))  # its client session wants a running loop
-        gateway.registry.register(ListenerCollector(lambda: {"open": 0, "max_connections": 0, "header_timeout": 0,
-                                                             "malformed": 0}))
+        gateway.registry.register(
+            ListenerCollector(lambda: {"open": 0, "max_connections": 0, "header_timeout": 0, "malformed": 0})
+        )
         text = generate_latest(gateway.registry).decode()
         await gateway.close()
         return text
@@ -54,7 +55,9 @@ def queries(dashboard):
 
 
 def test_five_dashboards_with_stable_uids(compiled):
-    assert set(compiled["dashboards"]) == {f"headroom-{n}.json" for n in ("serving", "gpu", "gateway", "autoscaler", "slo-cost")}
+    assert set(compiled["dashboards"]) == {
+        f"headroom-{n}.json" for n in ("serving", "gpu", "gateway", "autoscaler", "slo-cost")
+    }
     for name, dashboard in compiled["dashboards"].items():
         assert dashboard["uid"] == name.removesuffix(".json") and dashboard["schemaVersion"] >= 36
 

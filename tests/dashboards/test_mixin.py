@@ -27,19 +27,28 @@ def alerts(compiled) -> list[dict]:
 def test_the_shipped_build_is_current(compiled):
     for name, text in render(compiled).items():
         shipped = SHIPPED / name
-        assert shipped.exists() and shipped.read_text() == text, f"{shipped} is out of date: run `headroom dashboards build`"
+        assert shipped.exists() and shipped.read_text() == text, (
+            f"{shipped} is out of date: run `headroom dashboards build`"
+        )
 
 
 def test_the_generated_docs_are_current(compiled):
     from dashboards.docs import render_docs
 
     for name, text in render_docs(compiled).items():
-        assert (REPO / "docs" / name).read_text() == text, f"docs/{name} is out of date: run `headroom dashboards build --docs docs`"
+        assert (REPO / "docs" / name).read_text() == text, (
+            f"docs/{name} is out of date: run `headroom dashboards build --docs docs`"
+        )
 
 
 def test_promtool_checks_the_rules(tmp_path):
     build(tmp_path)
-    run = subprocess.run(["promtool", "check", "rules", str(tmp_path / "prometheus-rules.yaml")], check=False, capture_output=True, text=True)
+    run = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "prometheus-rules.yaml")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -55,7 +64,9 @@ def test_every_alert_has_a_promtool_test_firing_and_not(compiled):
     for alert in alerts(compiled):
         name = alert["alert"]
         assert any(c["alertname"] == name and c["exp_alerts"] for c in cases), f"{name}: no test where it fires"
-        assert any(c["alertname"] == name and not c["exp_alerts"] for c in cases), f"{name}: no test where it stays quiet"
+        assert any(c["alertname"] == name and not c["exp_alerts"] for c in cases), (
+            f"{name}: no test where it stays quiet"
+        )
 
 
 def test_every_alert_has_severity_annotations_and_a_runbook(compiled):
@@ -84,8 +95,9 @@ def test_every_query_passes_the_lint(compiled):
 
 def test_slos_come_from_the_autoscalers_config(tmp_path):
     config = tmp_path / "autoscaler.yaml"
-    config.write_text(yaml.safe_dump({"targets": [{"name": "chat", "slo": {"ttft_s": 0.5, "itl_s": 0.025},
-                                                   "capacity": {"rps": 2}}]}))
+    config.write_text(
+        yaml.safe_dump({"targets": [{"name": "chat", "slo": {"ttft_s": 0.5, "itl_s": 0.025}, "capacity": {"rps": 2}}]})
+    )
     from headroom.cli import slo_by_model
 
     build(tmp_path / "out", slo_by_model(str(config)))
@@ -107,7 +119,9 @@ def test_latency_slis_prefer_the_gateways_counts_and_fall_back_to_vllm_buckets()
 
 
 def test_a_threshold_between_bucket_edges_is_counted_at_the_gateway_only():
-    expr = latency_rule(compile_mixin({"slo": {"ttftSeconds": 0.7}}), "model_name:headroom_slo_ttft_errors:ratio_rate5m")
+    expr = latency_rule(
+        compile_mixin({"slo": {"ttftSeconds": 0.7}}), "model_name:headroom_slo_ttft_errors:ratio_rate5m"
+    )
     assert "headroom_gateway_slo_requests_total" in expr and "vllm:" not in expr
 
 
@@ -141,8 +155,14 @@ def test_a_jsonnet_user_imports_the_mixin_with_their_own_config(tmp_path):
 };
 { rules: headroom.prometheusRules, alerts: headroom.prometheusAlerts, dashboards: headroom.grafanaDashboards }""")
     out = json.loads(_jsonnet.evaluate_file(str(main), jpathdir=[str(REPO)]))
-    ttft = next(r["expr"] for g in out["rules"]["groups"] for r in g["rules"]
-                if r.get("record") == "model_name:headroom_slo_ttft_errors:ratio_rate5m")
+    ttft = next(
+        r["expr"]
+        for g in out["rules"]["groups"]
+        for r in g["rules"]
+        if r.get("record") == "model_name:headroom_slo_ttft_errors:ratio_rate5m"
+    )
     assert 'vllm:time_to_first_token_seconds_bucket{job="vllm", namespace="llm", le="0.5"}' in ttft
-    assert 'tpotSeconds' not in ttft and len(out["dashboards"]) == 5  # the other SLO fields kept their defaults
-    assert all(a["annotations"]["runbook_url"].startswith("https://x/") for g in out["alerts"]["groups"] for a in g["rules"])
+    assert "tpotSeconds" not in ttft and len(out["dashboards"]) == 5  # the other SLO fields kept their defaults
+    assert all(
+        a["annotations"]["runbook_url"].startswith("https://x/") for g in out["alerts"]["groups"] for a in g["rules"]
+    )

@@ -38,9 +38,15 @@ def test_alertmanager_notifies_the_receiver_firing_then_resolved(tmp_path):
         try:
             await manager.start()
             now = datetime.now(UTC)
-            alert = {"labels": {"alertname": "HeadroomTTFTBudgetBurn", "severity": "critical", "model_name": "m"},
-                     "annotations": {"summary": "s", "description": "d", "runbook_url": "file:///r/HeadroomTTFTBudgetBurn.md"},
-                     "startsAt": now.isoformat()}
+            alert = {
+                "labels": {"alertname": "HeadroomTTFTBudgetBurn", "severity": "critical", "model_name": "m"},
+                "annotations": {
+                    "summary": "s",
+                    "description": "d",
+                    "runbook_url": "file:///r/HeadroomTTFTBudgetBurn.md",
+                },
+                "startsAt": now.isoformat(),
+            }
             async with aiohttp.ClientSession() as session:
                 async with session.post(f"{manager.url}/api/v2/alerts", json=[alert]) as resp:
                     assert resp.status == 200

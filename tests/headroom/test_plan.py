@@ -23,7 +23,9 @@ def test_missing_traffic_names_the_flags():
 
 def test_a_trace_gives_what_the_flags_leave_out(tmp_path):
     trace = tmp_path / "t.jsonl"
-    trace.write_text("".join(f'{{"timestamp": {i * 100}, "input_length": 300, "output_length": 50}}\n' for i in range(50)))
+    trace.write_text(
+        "".join(f'{{"timestamp": {i * 100}, "input_length": 300, "output_length": 50}}\n' for i in range(50))
+    )
     traffic = traffic_from_args(parsed("--trace", str(trace), "--output-tokens", "80"))
     assert traffic.prompt_tokens == 300 and traffic.output_tokens == 80
     assert traffic.rate_rps == pytest.approx(50 / 4.9)  # shorter than the peak window: its mean rate

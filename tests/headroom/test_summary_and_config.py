@@ -33,6 +33,8 @@ def test_summary_cost_reads_the_recorded_series_and_falls_back_to_the_exporters(
     from headroom.summary import summary_queries
 
     queries = summary_queries(600, 5, usd_per_gpu_hour=12.5, rule_interval_s=30)
-    assert queries["cost_usd"].startswith("sum(sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[600s])) * 30 / 3600")
+    assert queries["cost_usd"].startswith(
+        "sum(sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[600s])) * 30 / 3600"
+    )
     assert queries["cost_usd"].endswith("* 12.5") and "DCGM_FI_DEV_GPU_UTIL[600s]" in queries["cost_usd"]
     assert "model_name:headroom_gpus:sum[600s]" in queries["gpu_hours"]

@@ -12,20 +12,39 @@ import yaml
 from headroom.stack import LocalStack, StackConfig
 from loadgen.run import run_campaign
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live-autoscaling")]  # never beside each other: both time the fleet
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.xdist_group("live-autoscaling"),
+]  # never beside each other: both time the fleet
 
 STAGES = [(30, 4.0), (45, 30.0), (45, 55.0), (40, 6.0)]
 
 
 def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
-    campaign = {"name": "steps", "target": "http://127.0.0.1:1", "model": "m", "api": "completions",
-                "shape": {"kind": "step", "stages": [{"duration_s": d, "rate": r} for d, r in STAGES]},
-                "arrivals": {"process": "poisson"}, "lengths": {"prompt_tokens": 600, "output_tokens": 180, "spread": 0.8},
-                "slo": {"ttft_s": 1.0, "tpot_s": 0.05}, "seed": 3}
+    campaign = {
+        "name": "steps",
+        "target": "http://127.0.0.1:1",
+        "model": "m",
+        "api": "completions",
+        "shape": {"kind": "step", "stages": [{"duration_s": d, "rate": r} for d, r in STAGES]},
+        "arrivals": {"process": "poisson"},
+        "lengths": {"prompt_tokens": 600, "output_tokens": 180, "spread": 0.8},
+        "slo": {"ttft_s": 1.0, "tpot_s": 0.05},
+        "seed": 3,
+    }
     path = tmp_path / "steps.yaml"
     path.write_text(yaml.safe_dump(campaign))
-    config = StackConfig(replicas=1, cold_start_s=3.0, gateway_port=0, prometheus_port=0, scrape_interval_s=2,
-                         run_dir=tmp_path / "run", autoscale=True, autoscale_max=6, autoscale_interval_s=3.0)
+    config = StackConfig(
+        replicas=1,
+        cold_start_s=3.0,
+        gateway_port=0,
+        prometheus_port=0,
+        scrape_interval_s=2,
+        run_dir=tmp_path / "run",
+        autoscale=True,
+        autoscale_max=6,
+        autoscale_interval_s=3.0,
+    )
 
     async def scenario():
         stack = LocalStack(config)
@@ -36,7 +55,9 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
             start = asyncio.get_running_loop().time()
             while True:
                 status = stack.fleet.status()
-                counts.append((asyncio.get_running_loop().time() - start, status["ready"] + status["starting"], status["ready"]))
+                counts.append(
+                    (asyncio.get_running_loop().time() - start, status["ready"] + status["starting"], status["ready"])
+                )
                 await asyncio.sleep(1.0)
 
         watcher = asyncio.create_task(watch())
@@ -55,10 +76,16 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
     # on a slow or busy host the emulated replicas start later and the admission queue can fill in the 30 req/s step
     failed = records[~records["ok"]]
     frame = pd.DataFrame(counts, columns=["t", "asked", "ready"])
-    fleet = frame.iloc[::3].to_string()  # what the fleet was asked for and had ready, every 3 s: for a failure's message
+    fleet = frame.iloc[
+        ::3
+    ].to_string()  # what the fleet was asked for and had ready, every 3 s: for a failure's message
     by_status = failed.groupby([failed["scheduled_s"] // 5 * 5, "status"]).size().to_dict()
     assert code == 0 and summary["failed"] == len(failed), summary
-    assert (failed["status"] == 429).all(), (failed[["scheduled_s", "status", "error"]].head(10).to_string(), by_status, fleet)
+    assert (failed["status"] == 429).all(), (
+        failed[["scheduled_s", "status", "error"]].head(10).to_string(),
+        by_status,
+        fleet,
+    )
     assert len(failed) <= 0.02 * len(records), (len(failed), by_status, fleet)
     edges = [0.0]
     for duration, _ in STAGES:
@@ -71,11 +98,15 @@ def test_replicas_follow_a_step_campaign_and_ttft_recovers(tmp_path):
     # one cold start (3 s), the process start (2 s), a control interval (3 s) and the observation lag (~2 scrapes)
     # after each step up, what is sent meets the TTFT SLO at p95 again
     settle = 3.0 + 2.0 + 3.0 + 8.0
-    for (a, b) in ((edges[1], edges[2]), (edges[2], edges[3])):
+    for a, b in ((edges[1], edges[2]), (edges[2], edges[3])):
         stage = records[(records["scheduled_s"] >= a) & (records["scheduled_s"] < b)]
         after = stage[stage["scheduled_s"] >= a + settle]
         assert len(after) > 100
         by_5s = stage.groupby(stage["scheduled_s"] // 5 * 5)["ttft_s"].quantile(0.95).round(2).to_dict()
         assert after["ttft_s"].quantile(0.95) <= 1.0, (a, after["ttft_s"].quantile(0.95), by_5s, fleet)
-    assert metrics.registry.get_sample_value("headroom_autoscaler_actuations_total",
-                                            {"target": "meta-llama/Llama-3.1-8B-Instruct", "result": "changed"}) >= 3
+    assert (
+        metrics.registry.get_sample_value(
+            "headroom_autoscaler_actuations_total", {"target": "meta-llama/Llama-3.1-8B-Instruct", "result": "changed"}
+        )
+        >= 3
+    )

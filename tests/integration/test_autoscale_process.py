@@ -22,8 +22,10 @@ pytestmark = pytest.mark.integration
 def test_process_decides_exports_and_stops_cleanly(tmp_path):
     loop = LoopThread()
     with EmulatorServer(served_model_name="chat") as chat:
-        prom_config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                       "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [f"127.0.0.1:{chat.port}"]}]}]}
+        prom_config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "vllm", "static_configs": [{"targets": [f"127.0.0.1:{chat.port}"]}]}],
+        }
         prometheus = PrometheusProcess(prom_config, tmp_path / "prom", port=free_port())
         loop.call(prometheus.start())
         process = None
@@ -32,13 +34,21 @@ def test_process_decides_exports_and_stops_cleanly(tmp_path):
             load(chat.url, "chat", 20)
             time.sleep(3)
             port = free_port()
-            config = {"prometheus": {"url": prometheus.url, "rate_window": "30s"}, "interval_s": 1,
-                      "metrics": {"port": port},
-                      "targets": [{"name": "chat", "capacity": {"rps": 2.0}, "max_replicas": 8, "actuator": {"kind": "dry-run"}}]}
+            config = {
+                "prometheus": {"url": prometheus.url, "rate_window": "30s"},
+                "interval_s": 1,
+                "metrics": {"port": port},
+                "targets": [
+                    {"name": "chat", "capacity": {"rps": 2.0}, "max_replicas": 8, "actuator": {"kind": "dry-run"}}
+                ],
+            }
             path = tmp_path / "autoscaler.yaml"
             path.write_text(yaml.safe_dump(config))
-            process = subprocess.Popen([sys.executable, "-m", "headroom", "autoscale", "--config", str(path)],
-                                       stderr=subprocess.PIPE, text=True)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "headroom", "autoscale", "--config", str(path)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             deadline, text = time.time() + 30, ""
             while time.time() < deadline:
                 try:
@@ -70,15 +80,29 @@ def test_process_decides_exports_and_stops_cleanly(tmp_path):
 def test_bad_config_exits_2_naming_the_key(tmp_path):
     path = tmp_path / "autoscaler.yaml"
     path.write_text(yaml.safe_dump({"targets": [{"name": "chat", "capacity": {"rps": 0}}]}))
-    done = subprocess.run([sys.executable, "-m", "headroom", "autoscale", "--config", str(path)], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom", "autoscale", "--config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "targets.0.capacity.rps" in done.stderr
 
 
 def test_once_exits_1_when_prometheus_cannot_be_read(tmp_path):
     path = tmp_path / "autoscaler.yaml"
-    config = {"prometheus": {"url": f"http://127.0.0.1:{free_port()}", "timeout_s": 1}, "metrics": {"port": free_port()},
-              "targets": [{"name": "chat", "capacity": {"rps": 2.0}, "actuator": {"kind": "dry-run"}}]}
+    config = {
+        "prometheus": {"url": f"http://127.0.0.1:{free_port()}", "timeout_s": 1},
+        "metrics": {"port": free_port()},
+        "targets": [{"name": "chat", "capacity": {"rps": 2.0}, "actuator": {"kind": "dry-run"}}],
+    }
     path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "headroom", "autoscale", "--config", str(path), "--once"],
-                          check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom", "autoscale", "--config", str(path), "--once"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and "metrics could not be read" in done.stderr

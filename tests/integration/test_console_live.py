@@ -53,17 +53,32 @@ class RunningStack:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("console") / "run"
-    running = RunningStack(StackConfig(replicas=1, cold_start_s=0.5, gateway_port=0, prometheus_port=0,
-                                       scrape_interval_s=SCRAPE_S, run_dir=run_dir, autoscale=True, autoscale_max=3,
-                                       autoscale_interval_s=2.0))
+    running = RunningStack(
+        StackConfig(
+            replicas=1,
+            cold_start_s=0.5,
+            gateway_port=0,
+            prometheus_port=0,
+            scrape_interval_s=SCRAPE_S,
+            run_dir=run_dir,
+            autoscale=True,
+            autoscale_max=3,
+            autoscale_interval_s=2.0,
+        )
+    )
     try:
         running.call(running.stack.start())
         stack = running.stack
-        campaign = {"target": stack.gateway_url, "model": stack.profile.model.name, "duration_s": 15,
-                    "shape": {"kind": "constant", "rate": 20}, "lengths": {"prompt_tokens": 600, "output_tokens": 180,
-                                                                          "spread": 0.8}}
-        summary, code = run_campaign(str(SHIPPED / "demo.yaml"), run_dir.parent / "campaign", quiet=True,
-                                     overrides=campaign)
+        campaign = {
+            "target": stack.gateway_url,
+            "model": stack.profile.model.name,
+            "duration_s": 15,
+            "shape": {"kind": "constant", "rate": 20},
+            "lengths": {"prompt_tokens": 600, "output_tokens": 180, "spread": 0.8},
+        }
+        summary, code = run_campaign(
+            str(SHIPPED / "demo.yaml"), run_dir.parent / "campaign", quiet=True, overrides=campaign
+        )
         assert code == 0 and summary["completed"] > 200 and summary["failed"] == 0, summary
         time.sleep(4 * SCRAPE_S)  # the last scrapes and a rule evaluation after them
         yield stack
@@ -102,17 +117,28 @@ def test_cost_page_shows_what_promql_answers(console_env):
     def check(now):
         at = page("cost")
         intervals = fetch.rule_intervals(url)
-        expected = cost.model_table({s: prom.instant(url, q, now) for s, q in cost.model_queries(3600, intervals).items()})
+        expected = cost.model_table(
+            {s: prom.instant(url, q, now) for s, q in cost.model_queries(3600, intervals).items()}
+        )
         return at, expected, prom.instant(url, cost.RECORDED_1H, now).frame
 
     at, expected, recorded = same_bucket(check)
     assert not at.exception and not at.error, (at.exception, at.error)
     shown = at.dataframe[0].value
     assert len(shown) == 1 and shown["output_tokens"].iloc[0] > 0 and shown["cost_allocation"].iloc[0] > 0
-    for column in ("cost_allocation", "cost_idle", "gpu_hours", "output_tokens", "per_m_output_allocation",
-                   "per_m_output_usage", "per_m_prompt_allocation"):
+    for column in (
+        "cost_allocation",
+        "cost_idle",
+        "gpu_hours",
+        "output_tokens",
+        "per_m_output_allocation",
+        "per_m_output_usage",
+        "per_m_prompt_allocation",
+    ):
         assert shown[column].iloc[0] == pytest.approx(expected[column].iloc[0], rel=1e-9), column
-    assert not recorded.empty and any(f"{float(v):.3f}" in c.value for v in recorded["value"] for c in at.caption), "recorded 1h figure shown"
+    assert not recorded.empty and any(f"{float(v):.3f}" in c.value for v in recorded["value"] for c in at.caption), (
+        "recorded 1h figure shown"
+    )
     assert any("sum_over_time(model_name:headroom_cost_dollars_per_hour:sum[3600s])" in c.value for c in at.caption)
     assert at.get("download_button")
     assert any("GPU utilization" in m.label and m.value.endswith("%") for m in at.metric)
@@ -171,14 +197,20 @@ def test_headless_chromium_opens_every_page(console_env):
 
     port = free_port("127.0.0.1")
     env = env_for(console_env.prometheus.url, console_env.alertmanager.url, console_env.decision_log_path)
-    proc = subprocess.Popen(console_command("127.0.0.1", port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        console_command("127.0.0.1", port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     browser = None
     try:
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
         browser = chromium()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for path, title in (("", "Cost per token"), ("planner", "Capacity planner"), ("autoscaler", "Autoscaler"),
-                            ("slos", "SLOs and alerts")):
+        for path, title in (
+            ("", "Cost per token"),
+            ("planner", "Capacity planner"),
+            ("autoscaler", "Autoscaler"),
+            ("slos", "SLOs and alerts"),
+        ):
             found = open_page(browser, f"http://127.0.0.1:{port}/{path}")
             time.sleep(1.0)  # the charts' canvases draw after their elements appear
             path = path or "cost"
@@ -214,8 +246,11 @@ def test_a_prometheus_without_data_yet_says_what_to_start(tmp_path, monkeypatch)
     from headroom.prometheus import PrometheusProcess
     from serving.fleet.fleet import free_port
 
-    bare = PrometheusProcess({"global": {"scrape_interval": "15s"}, "scrape_configs": []}, tmp_path / "prometheus",
-                             port=free_port("127.0.0.1"))
+    bare = PrometheusProcess(
+        {"global": {"scrape_interval": "15s"}, "scrape_configs": []},
+        tmp_path / "prometheus",
+        port=free_port("127.0.0.1"),
+    )
     loop = asyncio.new_event_loop()  # the process is started and stopped on one loop
     loop.run_until_complete(bare.start())
     try:
@@ -223,7 +258,11 @@ def test_a_prometheus_without_data_yet_says_what_to_start(tmp_path, monkeypatch)
         monkeypatch.delenv("HEADROOM_ALERTMANAGER_URL", raising=False)
         fetch.instant.clear()
         fetch.range_query.clear()
-        for module, words in (("cost", "No cost series"), ("slos", "No SLO series"), ("autoscaler", "No autoscaler series")):
+        for module, words in (
+            ("cost", "No cost series"),
+            ("slos", "No SLO series"),
+            ("autoscaler", "No autoscaler series"),
+        ):
             at = page(module)
             assert not at.exception and not at.error, (module, at.exception, at.error)
             assert any(words in i.value and "yet" in i.value for i in at.info), (module, [i.value for i in at.info])

@@ -20,7 +20,10 @@ from headroom.drill import DRILL_ALERT, alert_drill, set_faults
 from headroom.stack import LocalStack, StackConfig
 from headroom.summary import query_summary
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("live-autoscaling")]  # never beside each other: both time the fleet
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.xdist_group("live-autoscaling"),
+]  # never beside each other: both time the fleet
 EMPTY_NOTE = "Empty in a healthy system."
 SCRAPE_S = 2
 RECORDED_COST = "model_name:headroom_cost_per_million_output_tokens:ratio_rate1h"
@@ -48,9 +51,18 @@ def panel_queries():
 
 
 def test_every_panel_query_alerts_and_cost_against_a_live_stack(tmp_path):
-    config = StackConfig(replicas=1, profile=str(small_kv_profile(tmp_path)), cold_start_s=0.5, gateway_port=0,
-                         prometheus_port=0, scrape_interval_s=SCRAPE_S, run_dir=tmp_path / "run", autoscale=True,
-                         autoscale_max=3, autoscale_interval_s=2.0)
+    config = StackConfig(
+        replicas=1,
+        profile=str(small_kv_profile(tmp_path)),
+        cold_start_s=0.5,
+        gateway_port=0,
+        prometheus_port=0,
+        scrape_interval_s=SCRAPE_S,
+        run_dir=tmp_path / "run",
+        autoscale=True,
+        autoscale_max=3,
+        autoscale_interval_s=2.0,
+    )
 
     async def scenario():
         stack = LocalStack(config)
@@ -64,20 +76,28 @@ def test_every_panel_query_alerts_and_cost_against_a_live_stack(tmp_path):
             client = PrometheusConnect(stack.prometheus.url)
             # queries off the event loop: the gateway on it must keep answering scrapes, or its gauges go stale
             query = lambda *args: asyncio.to_thread(client.custom_query, *args)
-            healthy = await asyncio.to_thread(lambda: [(n, p["title"], e, *evaluate(client, e)) for n, p, e in panel_queries()])
+            healthy = await asyncio.to_thread(
+                lambda: [(n, p["title"], e, *evaluate(client, e)) for n, p, e in panel_queries()]
+            )
             # the summary over the stack's life, at the instant the rules last ran (a sample later is 2% more cost)
             recorded = await query(f"timestamp({RECORDED_COST})")
             at_s = min(float(r["value"][1]) for r in recorded)
-            summary = await asyncio.to_thread(query_summary, stack.prometheus.url, math.ceil(at_s - started), SCRAPE_S,
-                                              12.29, at_s=at_s)
+            summary = await asyncio.to_thread(
+                query_summary, stack.prometheus.url, math.ceil(at_s - started), SCRAPE_S, 12.29, at_s=at_s
+            )
             recorded = await query(RECORDED_COST, {"time": at_s})
             # faults for the panels that stay empty while healthy: a malformed request (a rejection) and engine errors
             await asyncio.to_thread(_bad_request, stack.gateway_url)
             drilled = await alert_drill(stack, 15.0, lambda line: None, fire_timeout_s=60, resolve_timeout_s=120)
             await preempt_then_crash_a_replica(stack, query)
             # over a window that holds every fault (Grafana's would: a dashboard's range spans them)
-            faulted = await asyncio.to_thread(lambda: {(n, p["title"], e): evaluate(client, e, "10m")
-                                                       for n, p, e in panel_queries() if EMPTY_NOTE in p["description"]})
+            faulted = await asyncio.to_thread(
+                lambda: {
+                    (n, p["title"], e): evaluate(client, e, "10m")
+                    for n, p, e in panel_queries()
+                    if EMPTY_NOTE in p["description"]
+                }
+            )
             alerts = [json.loads(line) for line in (tmp_path / "run" / "alerts.jsonl").read_text().splitlines()]
             return load, healthy, faulted, summary, recorded, drilled, alerts
         finally:
@@ -107,18 +127,32 @@ def test_every_panel_query_alerts_and_cost_against_a_live_stack(tmp_path):
 def small_kv_profile(tmp_path):
     """The 8B-on-H100 profile with a KV cache of 44,576 tokens, so that a burst of long answers preempts."""
     path = tmp_path / "small-kv.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "llama-3.1-8b-h100-small-kv", "model": "llama-3.1-8b", "model_overrides": {"max_model_len": 16384},
-        "gpu": "H100", "tensor_parallel": 1, "efficiency": "vllm-v1",
-        "scheduler": {"max_num_seqs": 1024, "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.28}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "llama-3.1-8b-h100-small-kv",
+                "model": "llama-3.1-8b",
+                "model_overrides": {"max_model_len": 16384},
+                "gpu": "H100",
+                "tensor_parallel": 1,
+                "efficiency": "vllm-v1",
+                "scheduler": {"max_num_seqs": 1024, "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.28},
+            }
+        )
+    )
     return path
 
 
 async def preempt_then_crash_a_replica(stack, query) -> None:
     """Faults for the Preemptions and Backend failures panels: long answers that outgrow the fleet's KV cache, then
     one replica killed under them (its streams fail mid-way, new requests to it are refused and retried)."""
-    body = {"model": stack.profile.model.name, "prompt": "w " * 2500, "max_tokens": 1500, "ignore_eos": True,
-            "stream": True}
+    body = {
+        "model": stack.profile.model.name,
+        "prompt": "w " * 2500,
+        "max_tokens": 1500,
+        "ignore_eos": True,
+        "stream": True,
+    }
 
     async def one(session):
         async with session.post(f"{stack.gateway_url}/v1/completions", json=body) as resp:

@@ -19,8 +19,9 @@ REAL_SCRAPE = SHARED_DATA / "reference" / "vllm-0.20.2-metrics.txt"
 
 
 def completion(url: str, model: str, tokens: int) -> None:
-    body = (f'{{"model": "{model}", "prompt": "a b c d", "max_tokens": {tokens}, "ignore_eos": true, '
-            '"stream": true}').encode()
+    body = (
+        f'{{"model": "{model}", "prompt": "a b c d", "max_tokens": {tokens}, "ignore_eos": true, "stream": true}}'
+    ).encode()
     request = urllib.request.Request(f"{url}/v1/completions", body, {"content-type": "application/json"})
     urllib.request.urlopen(request, timeout=120).read()
 

@@ -22,9 +22,18 @@ HEADROOM = [sys.executable, "-m", "headroom"]
 
 
 def campaign_file(tmp_path, url: str, model: str, **fields) -> str:
-    body = {"name": "t", "target": url, "model": model, "api": "chat", "shape": {"kind": "constant", "rate": 4},
-            "duration_s": 8, "arrivals": {"process": "constant"}, "lengths": {"prompt_tokens": 200, "output_tokens": 50},
-            "timeout_s": 60, **fields}
+    body = {
+        "name": "t",
+        "target": url,
+        "model": model,
+        "api": "chat",
+        "shape": {"kind": "constant", "rate": 4},
+        "duration_s": 8,
+        "arrivals": {"process": "constant"},
+        "lengths": {"prompt_tokens": 200, "output_tokens": 50},
+        "timeout_s": 60,
+        **fields,
+    }
     path = tmp_path / "campaign.yaml"
     path.write_text(json.dumps(body))  # JSON is YAML
     return str(path)
@@ -38,8 +47,11 @@ def emulator_means(url: str) -> dict:
         for sample in family.samples:
             sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
     mean = lambda name: sums[f"{name}_sum"] / sums[f"{name}_count"]
-    return {"ttft": mean("vllm:time_to_first_token_seconds"), "itl": mean("vllm:inter_token_latency_seconds"),
-            "count": sums["vllm:time_to_first_token_seconds_count"]}
+    return {
+        "ttft": mean("vllm:time_to_first_token_seconds"),
+        "itl": mean("vllm:inter_token_latency_seconds"),
+        "count": sums["vllm:time_to_first_token_seconds_count"],
+    }
 
 
 def test_timing_and_tokens_agree_with_the_emulator_and_workers_send_the_same(tmp_path):
@@ -71,8 +83,14 @@ def test_timing_and_tokens_agree_with_the_emulator_and_workers_send_the_same(tmp
 
 def test_open_loop_holds_its_rate_against_a_slow_server(tmp_path):
     with EmulatorServer(faults=Faults(slow_factor=40.0)) as emulator:
-        path = campaign_file(tmp_path, emulator.url, emulator.model, duration_s=20,
-                             shape={"kind": "constant", "rate": 10}, lengths={"prompt_tokens": 64, "output_tokens": 4})
+        path = campaign_file(
+            tmp_path,
+            emulator.url,
+            emulator.model,
+            duration_s=20,
+            shape={"kind": "constant", "rate": 10},
+            lengths={"prompt_tokens": 64, "output_tokens": 4},
+        )
         summary, code = run_campaign(path, tmp_path / "out", quiet=True)
     records = pd.read_parquet(tmp_path / "out" / "requests.parquet")
     assert code == 0 and summary["planned"] == 200
@@ -85,11 +103,18 @@ def test_open_loop_holds_its_rate_against_a_slow_server(tmp_path):
 def test_bad_campaign_and_unreachable_target_exit_non_zero(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntarget: http://127.0.0.1:9\nmodel: m\nshape: {kind: constant, rate: -2}\nduration_s: 5\n")
-    proc = subprocess.run([*HEADROOM, "loadtest", "run", str(bad)], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*HEADROOM, "loadtest", "run", str(bad)], check=False, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "shape.constant.rate" in proc.stderr and "(got -2)" in proc.stderr
     path = campaign_file(tmp_path, "http://127.0.0.1:9", "m")
-    proc = subprocess.run([*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
-                          check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "unreachable" in proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["partial"] and summary["unanswered"] == 32
@@ -104,9 +129,14 @@ def test_interrupted_run_keeps_partial_results(tmp_path, stop):
     with EmulatorServer() as emulator:
         # ten minutes of arrivals: interrupted long before the end, however slowly a busy machine starts Locust
         path = campaign_file(tmp_path, emulator.url, emulator.model, duration_s=600)
-        proc = subprocess.Popen([*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": os.getcwd()}, preexec_fn=_default_sigint)  # noqa: PLW1509
+        proc = subprocess.Popen(
+            [*HEADROOM, "loadtest", "run", path, "--out", str(tmp_path / "out"), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+            preexec_fn=_default_sigint,
+        )
         deadline = time.time() + 180
         records = tmp_path / "out" / "records"
         while time.time() < deadline and not any(p.stat().st_size for p in records.glob("*.jsonl")):
@@ -124,9 +154,17 @@ def test_sweep_finds_the_highest_rate_within_the_slo_and_writes_a_capacity_file(
     from loadgen.sweep import load_capacity_file, sweep_capacity
 
     with EmulatorServer(faults=Faults(slow_factor=10.0)) as emulator:
-        path = campaign_file(tmp_path, emulator.url, emulator.model, lengths={"prompt_tokens": 512, "output_tokens": 64},
-                             slo={"ttft_s": 1.0, "tpot_s": 0.1}, arrivals={"process": "poisson"})
-        result = sweep_capacity(path, tmp_path / "sweep", probe_s=8.0, start_rate=2.0, tolerance=0.2, progress=lambda line: None)
+        path = campaign_file(
+            tmp_path,
+            emulator.url,
+            emulator.model,
+            lengths={"prompt_tokens": 512, "output_tokens": 64},
+            slo={"ttft_s": 1.0, "tpot_s": 0.1},
+            arrivals={"process": "poisson"},
+        )
+        result = sweep_capacity(
+            path, tmp_path / "sweep", probe_s=8.0, start_rate=2.0, tolerance=0.2, progress=lambda line: None
+        )
     meeting = [p.rate for p in result.probes if p.slo_attainment >= 0.99]
     missing = [p.rate for p in result.probes if p.slo_attainment < 0.99]
     assert result.capacity_rps == max(meeting) and missing and min(missing) > result.capacity_rps

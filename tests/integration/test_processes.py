@@ -27,15 +27,33 @@ def alive(pid: int) -> bool:
 
 def test_crash_fault_exits_abruptly():
     t0 = time.time()
-    proc = subprocess.run([*HEADROOM, "emulate", "--port", "0", "--crash-after", "0.5"], check=False, capture_output=True, timeout=30)
+    proc = subprocess.run(
+        [*HEADROOM, "emulate", "--port", "0", "--crash-after", "0.5"], check=False, capture_output=True, timeout=30
+    )
     assert proc.returncode == 3 and time.time() - t0 < 20
     assert b"crashing" in proc.stderr
 
 
 def started_up(run_dir) -> tuple[subprocess.Popen, str]:
     """`headroom up` on free ports, and what it printed until it said it was up."""
-    proc = subprocess.Popen([*HEADROOM, "up", "--port", "0", "--prometheus-port", "0", "--console-port", "0", "--cold-start", "0.5",
-                             "--run-dir", str(run_dir)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *HEADROOM,
+            "up",
+            "--port",
+            "0",
+            "--prometheus-port",
+            "0",
+            "--console-port",
+            "0",
+            "--cold-start",
+            "0.5",
+            "--run-dir",
+            str(run_dir),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -73,14 +91,22 @@ def test_up_stops_everything_on_sigterm(tmp_path):
     assert not [p for p in pids + [prometheus_pid] if alive(p)], "a process was left behind"
 
 
-@pytest.mark.parametrize("args, words", [
-    (["emulate", "--profile", "nope"], ["unknown profile 'nope'"]),
-    (["up", "--profile", "nope", "--port", "0", "--prometheus-port", "0"], ["unknown profile 'nope'"]),
-    (["emulate", "--cold-start", "-1", "--port", "0"], ["cold_start_s"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["emulate", "--profile", "nope"], ["unknown profile 'nope'"]),
+        (["up", "--profile", "nope", "--port", "0", "--prometheus-port", "0"], ["unknown profile 'nope'"]),
+        (["emulate", "--cold-start", "-1", "--port", "0"], ["cold_start_s"]),
+    ],
+)
 def test_cli_errors_name_what_is_wrong(args, words, tmp_path):
-    proc = subprocess.run([*HEADROOM, *args, *(["--run-dir", str(tmp_path)] if args[0] == "up" else [])],
-                          check=False, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [*HEADROOM, *args, *(["--run-dir", str(tmp_path)] if args[0] == "up" else [])],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     for word in words:
         assert word in proc.stderr

@@ -20,8 +20,11 @@ def scalar(client, promql):
 
 async def started_stack(run_dir) -> LocalStack:
     """Two replicas (1 s cold start), the gateway and Prometheus scraping every second, on free ports."""
-    stack = LocalStack(StackConfig(replicas=2, cold_start_s=1.0, gateway_port=0, prometheus_port=0, scrape_interval_s=1,
-                                   run_dir=run_dir))
+    stack = LocalStack(
+        StackConfig(
+            replicas=2, cold_start_s=1.0, gateway_port=0, prometheus_port=0, scrape_interval_s=1, run_dir=run_dir
+        )
+    )
     await stack.start()
     return stack
 
@@ -35,8 +38,11 @@ def test_prometheus_scrapes_fleet_under_load(tmp_path):
             client = PrometheusConnect(stack.prometheus.url)
             found = {
                 "tokens": await asyncio.to_thread(scalar, client, "sum(rate(vllm:generation_tokens_total[20s]))"),
-                "ttft": await asyncio.to_thread(scalar, client,
-                                                "histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[20s])))"),
+                "ttft": await asyncio.to_thread(
+                    scalar,
+                    client,
+                    "histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[20s])))",
+                ),
                 "util": await asyncio.to_thread(scalar, client, "max_over_time(DCGM_FI_DEV_GPU_UTIL[20s])"),
                 "replicas": await asyncio.to_thread(scalar, client, 'count(up{job="vllm"} == 1)'),
                 "gateway": await asyncio.to_thread(scalar, client, "sum(headroom_gateway_requests_total)"),
@@ -63,7 +69,9 @@ def test_scaling_up_and_down_under_load_loses_nothing(tmp_path):
     async def scenario():
         stack = await started_stack(tmp_path)
         try:
-            load = asyncio.create_task(run_demo_load(stack.gateway_url, stack.profile.model.name, rate=12, duration_s=14))
+            load = asyncio.create_task(
+                run_demo_load(stack.gateway_url, stack.profile.model.name, rate=12, duration_s=14)
+            )
             await asyncio.sleep(2)
             await stack.fleet.scale(4)  # two more go through their cold start while traffic flows
             await stack.fleet.wait_for(lambda f: f.status()["ready"] == 4, 30)

@@ -40,8 +40,12 @@ def test_time_varying_shapes():
 
 
 def test_reproducible_by_seed_and_rejects_bad_input():
-    assert np.array_equal(arrival_times(constant(5), 30, "gamma", 2.0, seed=7), arrival_times(constant(5), 30, "gamma", 2.0, seed=7))
-    assert not np.array_equal(arrival_times(constant(5), 30, "poisson", seed=7), arrival_times(constant(5), 30, "poisson", seed=8))
+    assert np.array_equal(
+        arrival_times(constant(5), 30, "gamma", 2.0, seed=7), arrival_times(constant(5), 30, "gamma", 2.0, seed=7)
+    )
+    assert not np.array_equal(
+        arrival_times(constant(5), 30, "poisson", seed=7), arrival_times(constant(5), 30, "poisson", seed=8)
+    )
     with pytest.raises(ValueError, match="arrival process must be one of"):
         arrival_times(constant(5), 30, "weibull")
     assert len(arrival_times(constant(0), 30)) == 0

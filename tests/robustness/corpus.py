@@ -50,7 +50,11 @@ BODIES: list[tuple[str, str, bytes]] = [
     ("max_tokens fractional", "/v1/completions", _with(max_tokens=1.5)),
     ("max_tokens string", "/v1/completions", _with(max_tokens="2")),
     ("max_tokens NaN", "/v1/completions", b'{"model": "%s", "prompt": "x", "max_tokens": NaN}' % MODEL.encode()),
-    ("max_tokens Infinity", "/v1/completions", b'{"model": "%s", "prompt": "x", "max_tokens": Infinity}' % MODEL.encode()),
+    (
+        "max_tokens Infinity",
+        "/v1/completions",
+        b'{"model": "%s", "prompt": "x", "max_tokens": Infinity}' % MODEL.encode(),
+    ),
     ("max_tokens 1e400", "/v1/completions", b'{"model": "%s", "prompt": "x", "max_tokens": 1e400}' % MODEL.encode()),
     ("temperature negative", "/v1/completions", _with(temperature=-1)),
     ("stream not a boolean", "/v1/completions", _with(stream="yes")),
@@ -58,10 +62,18 @@ BODIES: list[tuple[str, str, bytes]] = [
     ("ignore_eos not a boolean", "/v1/completions", _with(ignore_eos="no")),
     ("n of 1000", "/v1/completions", _with(n=1000)),
     ("unknown fields", "/v1/completions", _with(frobnicate={"a": [1, 2]}, logit_bias={"1": 100})),
-    ("duplicate keys", "/v1/completions", b'{"model": "x", "model": "%s", "prompt": "a", "max_tokens": 2}' % MODEL.encode()),
+    (
+        "duplicate keys",
+        "/v1/completions",
+        b'{"model": "x", "model": "%s", "prompt": "a", "max_tokens": 2}' % MODEL.encode(),
+    ),
     ("lone surrogate", "/v1/completions", b'{"model": "%s", "prompt": "\\ud800", "max_tokens": 2}' % MODEL.encode()),
     ("100,000 deep", "/v1/completions", b"[" * 100_000 + b"]" * 100_000),
-    ("100,000 deep inside an object", "/v1/completions", b'{"model": "%s", "prompt": ' % MODEL.encode() + b"[" * 100_000),
+    (
+        "100,000 deep inside an object",
+        "/v1/completions",
+        b'{"model": "%s", "prompt": ' % MODEL.encode() + b"[" * 100_000,
+    ),
     ("5 MB of whitespace", "/v1/completions", b" " * (5 << 20) + json.dumps(_OK).encode()),
     ("body over the limit", "/v1/completions", b"x" * (9 << 20)),
     ("messages missing", "/v1/chat/completions", json.dumps({"model": MODEL}).encode()),
@@ -70,8 +82,11 @@ BODIES: list[tuple[str, str, bytes]] = [
     ("messages of numbers", "/v1/chat/completions", _chat(messages=[1, 2])),
     ("message without role", "/v1/chat/completions", _chat(messages=[{"content": "a"}])),
     ("message content null", "/v1/chat/completions", _chat(messages=[{"role": "user", "content": None}])),
-    ("message content parts", "/v1/chat/completions",
-     _chat(messages=[{"role": "user", "content": [{"type": "text", "text": "a b"}, {"type": "image_url"}]}])),
+    (
+        "message content parts",
+        "/v1/chat/completions",
+        _chat(messages=[{"role": "user", "content": [{"type": "text", "text": "a b"}, {"type": "image_url"}]}]),
+    ),
     ("message content number", "/v1/chat/completions", _chat(messages=[{"role": "user", "content": 5}])),
 ]
 
@@ -82,16 +97,38 @@ _COMPLETION = rawhttp.post("/v1/completions", json.dumps(_OK).encode())
 PROTOCOL: list[tuple[str, tuple[bytes, ...]]] = [
     ("garbage after a request, one packet", (_COMPLETION + b"\x00\x01 garbage\r\n\r\n",)),
     ("garbage after a request, next packet", (_COMPLETION, b"\x00\x01 garbage\r\n\r\n")),
-    ("pipelined, the last one closing", (_COMPLETION + rawhttp.get("/health") + rawhttp.post(
-        "/v1/completions", json.dumps(_OK).encode(), {"connection": "close"}),)),
+    (
+        "pipelined, the last one closing",
+        (
+            _COMPLETION
+            + rawhttp.get("/health")
+            + rawhttp.post("/v1/completions", json.dumps(_OK).encode(), {"connection": "close"}),
+        ),
+    ),
     ("expect 100-continue", (rawhttp.post("/v1/completions", json.dumps(_OK).encode(), {"expect": "100-continue"}),)),
     ("expect something else", (rawhttp.post("/v1/completions", json.dumps(_OK).encode(), {"expect": "bananas"}),)),
-    ("content-length and chunked together", ((b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
-                                             b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"),)),
-    ("two content-lengths", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 40\r\n\r\n{}",)),
+    (
+        "content-length and chunked together",
+        (
+            (
+                b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
+                b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+        ),
+    ),
+    (
+        "two content-lengths",
+        (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 40\r\n\r\n{}",),
+    ),
     ("negative content-length", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n",)),
-    ("bad chunk size", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",)),
-    ("chunked body cut short", (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n10\r\nabc",)),
+    (
+        "bad chunk size",
+        (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",),
+    ),
+    (
+        "chunked body cut short",
+        (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n10\r\nabc",),
+    ),
     ("http/0.9 request line", (b"GET /\r\n\r\n",)),
     ("http/2 preface", (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",)),
     ("tls client hello", (bytes.fromhex("16030100a5010000a10303") + b"\x00" * 160,)),
@@ -107,8 +144,10 @@ PROTOCOL: list[tuple[str, tuple[bytes, ...]]] = [
     ("url of 1 MiB", (rawhttp.get("/health?" + "a" * (1 << 20)),)),
     ("header of 1 MiB", (rawhttp.get("/health", headers={"x-big": "b" * (1 << 20)}),)),
     ("500 headers", (rawhttp.get("/health", headers={f"x-h{i}": "1" for i in range(500)}),)),
-    ("bearer token of 4 MiB", (rawhttp.post("/v1/completions", json.dumps(_OK).encode(),
-                                            {"authorization": "Bearer " + "k" * (4 << 20)}),)),
+    (
+        "bearer token of 4 MiB",
+        (rawhttp.post("/v1/completions", json.dumps(_OK).encode(), {"authorization": "Bearer " + "k" * (4 << 20)}),),
+    ),
     ("100 pipelined requests", (rawhttp.get("/health") * 100,)),
     ("head requests", (rawhttp.get("/v1/models", "HEAD") + rawhttp.get("/health", "HEAD"),)),
     ("unknown method", (b"BREW /health HTTP/1.1\r\nhost: x\r\n\r\n",)),
@@ -116,5 +155,11 @@ PROTOCOL: list[tuple[str, tuple[bytes, ...]]] = [
     ("only a request line, then a close", (b"POST /v1/completions HTTP/1.1\r\n",)),
 ]
 
-KEPT_OPEN = {"expect 100-continue": 1, "websocket upgrade": 1, "absolute-form target": 1, "connect method": 1,
-             "100 pipelined requests": 100, "head requests": 2}
+KEPT_OPEN = {
+    "expect 100-continue": 1,
+    "websocket upgrade": 1,
+    "absolute-form target": 1,
+    "connect method": 1,
+    "100 pipelined requests": 100,
+    "head requests": 2,
+}

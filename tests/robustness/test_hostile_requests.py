@@ -36,8 +36,10 @@ def held(target) -> tuple[float, ...]:
     """What the target holds: the gateway's slots and queue, or the emulator's requests in flight."""
     if isinstance(target, GatewayServer):
         text = httpx.get(f"{target.url}/metrics").text
-        return (metric_value(text, "headroom_gateway_backend_in_flight_requests"),
-                metric_value(text, "headroom_gateway_queue_depth"))
+        return (
+            metric_value(text, "headroom_gateway_backend_in_flight_requests"),
+            metric_value(text, "headroom_gateway_queue_depth"),
+        )
     return (float(httpx.get(f"{target.url}/admin/state").json()["in_flight"]),)
 
 
@@ -63,8 +65,14 @@ def run_corpus(target) -> None:
         ex = rawhttp.exchange(target.port, rawhttp.post(route, body, {"connection": "close"}), read_timeout_s=10)
         check_exchange(ex, name)
     for name, parts in PROTOCOL:
-        ex = rawhttp.exchange(target.port, *parts, pause_s=0.05, read_timeout_s=10, head_only=HEAD_CASES.get(name, frozenset()),
-                              until_answers=KEPT_OPEN.get(name))
+        ex = rawhttp.exchange(
+            target.port,
+            *parts,
+            pause_s=0.05,
+            read_timeout_s=10,
+            head_only=HEAD_CASES.get(name, frozenset()),
+            until_answers=KEPT_OPEN.get(name),
+        )
         check_exchange(ex, name)
 
 
@@ -79,14 +87,29 @@ def test_the_corpus_gets_clean_answers_holds_nothing_and_does_not_grow_memory(ta
     assert grown_mib < 64, f"peak memory grew {grown_mib:.0f} MiB over a second pass of the corpus"
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=12)
-FIELDS = st.fixed_dictionaries({}, optional={"model": st.sampled_from([MODEL, "", "x"]) | JSON_VALUES, "prompt": JSON_VALUES,
-                                             "messages": JSON_VALUES, "max_tokens": st.integers(-5, 5) | JSON_VALUES,
-                                             "stream": JSON_VALUES, "stream_options": JSON_VALUES, "n": JSON_VALUES})
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.sampled_from([MODEL, "", "x"]) | JSON_VALUES,
+        "prompt": JSON_VALUES,
+        "messages": JSON_VALUES,
+        "max_tokens": st.integers(-5, 5) | JSON_VALUES,
+        "stream": JSON_VALUES,
+        "stream_options": JSON_VALUES,
+        "n": JSON_VALUES,
+    },
+)
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @SETTINGS
@@ -100,8 +123,9 @@ def test_generated_json_bodies(target, fields, chat):
     check_exchange(ex, body[:200])
 
 
-VALID = rawhttp.post("/v1/completions", json.dumps({"model": MODEL, "prompt": "a", "max_tokens": 1}).encode(),
-                     {"connection": "close"})
+VALID = rawhttp.post(
+    "/v1/completions", json.dumps({"model": MODEL, "prompt": "a", "max_tokens": 1}).encode(), {"connection": "close"}
+)
 
 
 @SETTINGS
@@ -109,7 +133,7 @@ VALID = rawhttp.post("/v1/completions", json.dumps({"model": MODEL, "prompt": "a
 def test_generated_mutations_of_a_valid_request(target, cuts):
     mutated = VALID
     for at, insert in cuts:
-        mutated = mutated[:at] + insert + mutated[at + 1:]
+        mutated = mutated[:at] + insert + mutated[at + 1 :]
     ex = rawhttp.exchange(target.port, mutated, read_timeout_s=10)
     check_exchange(ex, mutated[:200])
 

@@ -20,8 +20,11 @@ def test_vector_and_matrix_frames_keep_labels_and_values():
 
 class Answers(BaseHTTPRequestHandler):
     def do_GET(self):
-        status, body = (400, {"status": "error", "error": "parse error at char 3"}) if "bad" in self.path else (
-            200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        status, body = (
+            (400, {"status": "error", "error": "parse error at char 3"})
+            if "bad" in self.path
+            else (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        )
         if "html" in self.path:
             status, text = 502, b"<html>bad gateway</html>"
         else:

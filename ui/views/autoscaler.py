@@ -10,8 +10,12 @@ import pandas as pd
 
 from ui.prom import Answer
 
-REPLICAS = {"desired": "headroom_autoscaler_desired_replicas", "current": "headroom_autoscaler_current_replicas",
-            "ready": "headroom_autoscaler_ready_replicas", "starting": "headroom_autoscaler_starting_replicas"}
+REPLICAS = {
+    "desired": "headroom_autoscaler_desired_replicas",
+    "current": "headroom_autoscaler_current_replicas",
+    "ready": "headroom_autoscaler_ready_replicas",
+    "starting": "headroom_autoscaler_starting_replicas",
+}
 FORECAST = "headroom_autoscaler_forecast_requests_per_second"
 CAPACITY = "headroom_autoscaler_capacity_requests_per_second"
 LOAD = 'sum by (model_name) (rate(vllm:request_success_total{job="vllm"}[1m]))'  # raw: a 5m rate would flatten the bursts the forecast is for
@@ -57,8 +61,10 @@ def read_decisions(path: Path, last: int = 500) -> pd.DataFrame:
                 continue
             if isinstance(event, dict) and event.get("event") == "decision":
                 rows.append(event)
-    frame = pd.DataFrame(rows[-last:], columns=["time", "target", "current", "ready", "desired", "changed", "stale",
-                                                "leading", "reasons"])
+    frame = pd.DataFrame(
+        rows[-last:],
+        columns=["time", "target", "current", "ready", "desired", "changed", "stale", "leading", "reasons"],
+    )
     frame["time"] = pd.to_datetime(frame["time"], unit="s")
     frame["reasons"] = frame["reasons"].map(lambda r: "; ".join(r) if isinstance(r, list) else str(r))
     return frame.iloc[::-1].reset_index(drop=True)
@@ -70,12 +76,18 @@ def why_now(decisions: pd.DataFrame, target: str) -> str:
     if mine.empty:
         return f"No decision for {target} in the log yet."
     d = mine.iloc[0]
-    verb = "holds" if d["desired"] == d["current"] else ("scales up to" if d["desired"] > d["current"] else "scales down to")
+    verb = (
+        "holds"
+        if d["desired"] == d["current"]
+        else ("scales up to" if d["desired"] > d["current"] else "scales down to")
+    )
     ready = f", {d['ready']} of them ready" if d["ready"] != d["desired"] else ""
     stale = " Its metrics are stale, so it holds what it has." if d["stale"] else ""
     follower = " This instance does not hold the lease: another one writes the count." if not d["leading"] else ""
-    return (f"{target} {verb} {d['desired']} replica(s){ready} (decided {d['time']:%H:%M:%S} UTC). "
-            f"Because: {d['reasons'] or 'no reason recorded'}.{stale}{follower}")
+    return (
+        f"{target} {verb} {d['desired']} replica(s){ready} (decided {d['time']:%H:%M:%S} UTC). "
+        f"Because: {d['reasons'] or 'no reason recorded'}.{stale}{follower}"
+    )
 
 
 def render() -> None:
@@ -112,7 +124,9 @@ def render() -> None:
     source_caption(f"{FORECAST}; {LOAD}", label, "the forecast is for the peak one cold start ahead")
     st.subheader("Decisions")
     if decisions is None:
-        st.info("No decision log given: `headroom console --decision-log FILE` (the JSON lines `headroom autoscale` "
-                "logs; the local stack writes them to .run/autoscaler-decisions.jsonl).")
+        st.info(
+            "No decision log given: `headroom console --decision-log FILE` (the JSON lines `headroom autoscale` "
+            "logs; the local stack writes them to .run/autoscaler-decisions.jsonl)."
+        )
     else:
         st.dataframe(decisions, hide_index=True)

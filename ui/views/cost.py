@@ -18,7 +18,10 @@ RECORDED_1H = "model_name:headroom_cost_per_million_output_tokens:ratio_rate1h"
 # the range would miss the last minutes' tokens and count some from before it)
 OUTPUT_TOKENS, PROMPT_TOKENS = "output_tokens", "prompt_tokens"
 MODEL_COUNTERS = {OUTPUT_TOKENS: "vllm:generation_tokens_total", PROMPT_TOKENS: "vllm:prompt_tokens_total"}
-TENANT_COUNTERS = {OUTPUT_TOKENS: "headroom_gateway_output_tokens_total", PROMPT_TOKENS: "headroom_gateway_prompt_tokens_total"}
+TENANT_COUNTERS = {
+    OUTPUT_TOKENS: "headroom_gateway_output_tokens_total",
+    PROMPT_TOKENS: "headroom_gateway_prompt_tokens_total",
+}
 GPU_UTIL = 'avg(avg_over_time(DCGM_FI_DEV_GPU_UTIL{{job="dcgm"}}[{range_s}s]))'  # percent, every GPU reporting
 RANGES_S = {"1 hour": 3600, "6 hours": 6 * 3600, "1 day": 86400, "7 days": 7 * 86400}
 
@@ -31,12 +34,16 @@ def integral_query(series: str, range_s: int, interval_s: float) -> str:
 
 def model_queries(range_s: int, intervals: dict[str, float]) -> dict[str, str]:
     queries = {s: integral_query(s, range_s, intervals.get(s, 60.0)) for s in (COST, IDLE_COST, GPUS)}
-    queries.update({k: f'sum by (model_name) (increase({c}{{job="vllm"}}[{range_s}s]))' for k, c in MODEL_COUNTERS.items()})
+    queries.update(
+        {k: f'sum by (model_name) (increase({c}{{job="vllm"}}[{range_s}s]))' for k, c in MODEL_COUNTERS.items()}
+    )
     return queries
 
 
 def tenant_queries(range_s: int, intervals: dict[str, float]) -> dict[str, str]:
-    relabel = lambda c: f'label_replace(increase({c}{{job="gateway"}}[{range_s}s]), "model_name", "$1", "model", "(.+)")'
+    relabel = lambda c: (
+        f'label_replace(increase({c}{{job="gateway"}}[{range_s}s]), "model_name", "$1", "model", "(.+)")'
+    )
     queries = {TENANT_COST: integral_query(TENANT_COST, range_s, intervals.get(TENANT_COST, 60.0))}
     queries.update({k: f"sum by (model_name, tenant) ({relabel(c)})" for k, c in TENANT_COUNTERS.items()})
     return queries
@@ -54,11 +61,22 @@ def model_table(answers: dict[str, Answer]) -> pd.DataFrame:
         paid, idle = values[COST][model], values[IDLE_COST].get(model, 0.0)
         out, prompt = values[OUTPUT_TOKENS].get(model, 0.0), values[PROMPT_TOKENS].get(model, 0.0)
         used = max(paid - idle, 0.0)
-        rows.append({"model": model, "gpu_hours": values[GPUS].get(model, math.nan), "cost_allocation": paid,
-                     "cost_idle": idle, "cost_usage": used, "busy_share": used / paid if paid > 0 else math.nan,
-                     "output_tokens": out, "prompt_tokens": prompt,
-                     "per_m_output_allocation": per_million(paid, out), "per_m_output_usage": per_million(used, out),
-                     "per_m_prompt_allocation": per_million(paid, prompt), "per_m_prompt_usage": per_million(used, prompt)})
+        rows.append(
+            {
+                "model": model,
+                "gpu_hours": values[GPUS].get(model, math.nan),
+                "cost_allocation": paid,
+                "cost_idle": idle,
+                "cost_usage": used,
+                "busy_share": used / paid if paid > 0 else math.nan,
+                "output_tokens": out,
+                "prompt_tokens": prompt,
+                "per_m_output_allocation": per_million(paid, out),
+                "per_m_output_usage": per_million(used, out),
+                "per_m_prompt_allocation": per_million(paid, prompt),
+                "per_m_prompt_usage": per_million(used, prompt),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -70,16 +88,26 @@ def tenant_table(answers: dict[str, Answer]) -> pd.DataFrame:
         return pd.DataFrame(columns=["model", "tenant", "cost", "output_tokens", "prompt_tokens", "per_m_output"])
     key = lambda f: {(r.get("model_name", ""), r.get("tenant", "")): r["value"] for r in f.to_dict("records")}
     dollars, out, prompt = key(cost), key(frames[OUTPUT_TOKENS]), key(frames[PROMPT_TOKENS])
-    rows = [{"model": m, "tenant": t, "cost": d, "output_tokens": out.get((m, t), 0.0),
-             "prompt_tokens": prompt.get((m, t), 0.0), "per_m_output": per_million(d, out.get((m, t), 0.0))}
-            for (m, t), d in sorted(dollars.items())]
+    rows = [
+        {
+            "model": m,
+            "tenant": t,
+            "cost": d,
+            "output_tokens": out.get((m, t), 0.0),
+            "prompt_tokens": prompt.get((m, t), 0.0),
+            "per_m_output": per_million(d, out.get((m, t), 0.0)),
+        }
+        for (m, t), d in sorted(dollars.items())
+    ]
     return pd.DataFrame(rows)
 
 
-DEFAULT_API_PRICES = pd.DataFrame([  # examples to edit: what a hosted API would charge for the same tokens
-    {"offer": "hosted 8B-class model (example)", "usd_per_m_prompt": 0.10, "usd_per_m_output": 0.20},
-    {"offer": "hosted 70B-class model (example)", "usd_per_m_prompt": 0.60, "usd_per_m_output": 0.80},
-])
+DEFAULT_API_PRICES = pd.DataFrame(
+    [  # examples to edit: what a hosted API would charge for the same tokens
+        {"offer": "hosted 8B-class model (example)", "usd_per_m_prompt": 0.10, "usd_per_m_output": 0.20},
+        {"offer": "hosted 70B-class model (example)", "usd_per_m_prompt": 0.60, "usd_per_m_output": 0.80},
+    ]
+)
 
 
 def api_comparison(models: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
@@ -88,8 +116,15 @@ def api_comparison(models: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
     for m in models.to_dict("records"):
         for p in prices.dropna().to_dict("records"):
             api = m["prompt_tokens"] / 1e6 * p["usd_per_m_prompt"] + m["output_tokens"] / 1e6 * p["usd_per_m_output"]
-            rows.append({"model": m["model"], "offer": p["offer"], "api_cost": api, "gpu_cost": m["cost_allocation"],
-                         "gpu_over_api": m["cost_allocation"] / api if api > 0 else math.nan})
+            rows.append(
+                {
+                    "model": m["model"],
+                    "offer": p["offer"],
+                    "api_cost": api,
+                    "gpu_cost": m["cost_allocation"],
+                    "gpu_over_api": m["cost_allocation"] / api if api > 0 else math.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -123,19 +158,29 @@ def render() -> None:
     st.subheader("Per model")
     st.dataframe(table, hide_index=True)
     st.download_button("Download per-model CSV", table.to_csv(index=False), "cost-per-model.csv", "text/csv")
-    method = (f"allocation: every paid GPU-hour (reconciles with the bill); usage: paid minus idle GPU-hours; "
-              f"each recorded sample stands for its rule group's interval ({intervals.get(COST, 60):g} s)")
+    method = (
+        f"allocation: every paid GPU-hour (reconciles with the bill); usage: paid minus idle GPU-hours; "
+        f"each recorded sample stands for its rule group's interval ({intervals.get(COST, 60):g} s)"
+    )
     source_caption(models[COST].query, label, method, float(newest["value"].max()) if not newest.empty else None)
     cols = st.columns(len(table))
     for col, row in zip(cols, table.to_dict("records")):
-        col.metric(f"{row['model']}: $ per 1M output tokens", f"{row['per_m_output_allocation']:.3f}",
-                   help=f"usage basis {row['per_m_output_usage']:.3f}; busy share of paid GPU-hours {row['busy_share']:.0%}")
+        col.metric(
+            f"{row['model']}: $ per 1M output tokens",
+            f"{row['per_m_output_allocation']:.3f}",
+            help=f"usage basis {row['per_m_output_usage']:.3f}; busy share of paid GPU-hours {row['busy_share']:.0%}",
+        )
     if not util.frame.empty:
-        st.metric("GPU utilization (DCGM, every GPU reporting)", f"{util.frame['value'].iloc[0]:.0f}%",
-                  help=f"`{util.query}`: the share of time a kernel ran, averaged over the range")
+        st.metric(
+            "GPU utilization (DCGM, every GPU reporting)",
+            f"{util.frame['value'].iloc[0]:.0f}%",
+            help=f"`{util.query}`: the share of time a kernel ran, averaged over the range",
+        )
     if not recorded.frame.empty:
-        st.caption(f"Recorded over the last hour (`{RECORDED_1H}`): " + ", ".join(
-            f"{m}: {v:.3f}" for m, v in by_label(recorded.frame, "model_name").items()))
+        st.caption(
+            f"Recorded over the last hour (`{RECORDED_1H}`): "
+            + ", ".join(f"{m}: {v:.3f}" for m, v in by_label(recorded.frame, "model_name").items())
+        )
     st.bar_chart(table.set_index("model")[["cost_usage", "cost_idle"]], y_label="dollars over the range")
     st.subheader("Per tenant")
     per_tenant = tenant_table(tenants)

@@ -12,8 +12,11 @@ from ui.prom import Answer, by_label
 SLIS = ("ttft", "tpot", "availability")
 WINDOWS = ("5m", "1h", "6h", "1d", "3d")
 BUDGET_WINDOW = "3d"  # the longest recorded window: the error budget is read over it
-OBJECTIVE = {"ttft": "model_name:headroom_slo_latency_objective:ratio", "tpot": "model_name:headroom_slo_latency_objective:ratio",
-             "availability": "model_name:headroom_slo_availability_objective:ratio"}
+OBJECTIVE = {
+    "ttft": "model_name:headroom_slo_latency_objective:ratio",
+    "tpot": "model_name:headroom_slo_latency_objective:ratio",
+    "availability": "model_name:headroom_slo_availability_objective:ratio",
+}
 
 
 def error_series(sli: str, window: str) -> str:
@@ -48,11 +51,20 @@ def slo_table(answers: dict[tuple[str, str], Answer]) -> pd.DataFrame:
 def alert_rows(alerts: list[dict]) -> pd.DataFrame:
     """The firing alerts, most severe first, with their runbook links."""
     rank = {"critical": 0, "warning": 1, "info": 2}
-    rows = [{"alert": a["labels"].get("alertname", ""), "severity": a["labels"].get("severity", ""),
-             "state": a.get("status", {}).get("state", ""), "since": a.get("startsAt", ""),
-             "summary": a.get("annotations", {}).get("summary", ""), "runbook": a.get("annotations", {}).get("runbook_url", ""),
-             "labels": ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "severity"))}
-            for a in alerts]
+    rows = [
+        {
+            "alert": a["labels"].get("alertname", ""),
+            "severity": a["labels"].get("severity", ""),
+            "state": a.get("status", {}).get("state", ""),
+            "since": a.get("startsAt", ""),
+            "summary": a.get("annotations", {}).get("summary", ""),
+            "runbook": a.get("annotations", {}).get("runbook_url", ""),
+            "labels": ", ".join(
+                f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "severity")
+            ),
+        }
+        for a in alerts
+    ]
     rows.sort(key=lambda r: (rank.get(r["severity"], 9), r["alert"]))
     return pd.DataFrame(rows, columns=["alert", "severity", "state", "since", "summary", "runbook", "labels"])
 
@@ -73,14 +85,28 @@ def render() -> None:
     if table.empty:
         no_data("SLO series")
     else:
-        st.dataframe(table, hide_index=True, column_config={
-            c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c.startswith(("attainment", "objective"))})
-        source_caption(error_series("ttft", "5m") + " (and the tpot and availability ones)", ", ".join(WINDOWS),
-                       "attainment = 1 - error ratio; burn rate = error ratio / (1 - objective); "
-                       f"budget left over {BUDGET_WINDOW} = 1 - burn rate there",
-                       float(newest["value"].max()) if not newest.empty else None)
-        burns = table.melt(id_vars=["model", "sli"], value_vars=[f"burn_{w}" for w in WINDOWS], var_name="window",
-                           value_name="burn rate")
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                c: st.column_config.NumberColumn(format="%.4f")
+                for c in table.columns
+                if c.startswith(("attainment", "objective"))
+            },
+        )
+        source_caption(
+            error_series("ttft", "5m") + " (and the tpot and availability ones)",
+            ", ".join(WINDOWS),
+            "attainment = 1 - error ratio; burn rate = error ratio / (1 - objective); "
+            f"budget left over {BUDGET_WINDOW} = 1 - burn rate there",
+            float(newest["value"].max()) if not newest.empty else None,
+        )
+        burns = table.melt(
+            id_vars=["model", "sli"],
+            value_vars=[f"burn_{w}" for w in WINDOWS],
+            var_name="window",
+            value_name="burn rate",
+        )
         st.bar_chart(burns, x="window", y="burn rate", color="sli")
     st.subheader("Alerts firing now")
     if not config.alertmanager_url:

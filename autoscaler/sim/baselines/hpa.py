@@ -51,8 +51,9 @@ def pod_metric(snapshot: Snapshot, metric: str) -> list[float]:
     return replica_column(snapshot.replicas, attribute)
 
 
-def replicas_for_pod_metric(current: int, values: list[float], missing: int, unready: int, target: float,
-                            tolerance: float) -> int:
+def replicas_for_pod_metric(
+    current: int, values: list[float], missing: int, unready: int, target: float, tolerance: float
+) -> int:
     """replica_calculator.go GetMetricReplicas for AverageValue targets (pod and resource metrics)."""
     if not values:
         return current
@@ -90,7 +91,9 @@ class BehaviorState:
     events: tuple[tuple[float, int], ...] = ()  # (time, replica change) for the rate limits
 
 
-def apply_behavior(cfg: HpaConfig, now: float, current: int, recommended: int, state: BehaviorState) -> tuple[int, BehaviorState]:
+def apply_behavior(
+    cfg: HpaConfig, now: float, current: int, recommended: int, state: BehaviorState
+) -> tuple[int, BehaviorState]:
     """horizontal.go normalizeDesiredReplicasWithBehaviors: stabilization windows, then rate limits, then bounds.
     On its first call the controller records the current count as a recommendation (recordInitialRecommendation),
     so a freshly started HPA does not scale down before a whole stabilization window has passed."""
@@ -146,5 +149,10 @@ class Hpa:
         recommended = replicas_for_pod_metric(current, values, missing, snapshot.starting, cfg.target, cfg.tolerance)
         desired, state = apply_behavior(cfg, snapshot.time_s, current, recommended, state)
         mean = sum(values) / len(values) if values else float("nan")
-        return Decision(desired, (f"{cfg.metric} per pod {mean:.2f} vs target {cfg.target:g} -> {recommended}",
-                                  f"after behavior: {desired}")), state
+        return Decision(
+            desired,
+            (
+                f"{cfg.metric} per pod {mean:.2f} vs target {cfg.target:g} -> {recommended}",
+                f"after behavior: {desired}",
+            ),
+        ), state

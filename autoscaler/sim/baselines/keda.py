@@ -31,8 +31,13 @@ class Keda:
         return self.polling_interval_s
 
     def _hpa(self) -> HpaConfig:
-        return HpaConfig(metric="waiting", target=self.threshold, min_replicas=self.min_replicas, max_replicas=self.max_replicas,
-                         interval_s=self.polling_interval_s)
+        return HpaConfig(
+            metric="waiting",
+            target=self.threshold,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            interval_s=self.polling_interval_s,
+        )
 
     def initial_state(self) -> BehaviorState:
         return BehaviorState()
@@ -42,4 +47,6 @@ class Keda:
         current = snapshot.desired
         recommended = replicas_for_external_total(current, total, self.threshold, 0.1)
         desired, state = apply_behavior(self._hpa(), snapshot.time_s, current, recommended, state)
-        return Decision(desired, (f"sum(vllm:num_requests_waiting) {total:g} / threshold {self.threshold:g} -> {recommended}",)), state
+        return Decision(
+            desired, (f"sum(vllm:num_requests_waiting) {total:g} / threshold {self.threshold:g} -> {recommended}",)
+        ), state

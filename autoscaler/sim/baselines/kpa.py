@@ -54,10 +54,10 @@ class Kpa:
         now = snapshot.time_s
         extra = snapshot.extra
         concurrency = extra.get("in_flight_now", snapshot.in_flight)
-        times = state.times[bisect.bisect_right(state.times, now - self.stable_window_s):] + (now,)
-        values = state.values[len(state.values) + 1 - len(times):] + (concurrency,)
+        times = state.times[bisect.bisect_right(state.times, now - self.stable_window_s) :] + (now,)
+        values = state.values[len(state.values) + 1 - len(times) :] + (concurrency,)
         stable = sum(values) / len(values)
-        recent = values[bisect.bisect_right(times, now - self.panic_window_s):]
+        recent = values[bisect.bisect_right(times, now - self.panic_window_s) :]
         panic_avg = sum(recent) / len(recent)
         want_stable = math.ceil(stable / self.target)
         want_panic = math.ceil(panic_avg / self.target)

@@ -50,7 +50,9 @@ class StepCounts:
         """Arrivals in every run of `steps` consecutive steps (index: the run's first step), computed once."""
         if steps not in self._window_sums:
             cumulative = np.concatenate(([0.0], np.cumsum(self.counts, dtype=np.float64)))
-            self._window_sums[steps] = cumulative[steps:] - cumulative[:-steps] if steps <= len(self.counts) else cumulative[-1:]
+            self._window_sums[steps] = (
+                cumulative[steps:] - cumulative[:-steps] if steps <= len(self.counts) else cumulative[-1:]
+            )
         return self._window_sums[steps]
 
     def peak_rate(self, start: float, end: float, window_s: float) -> float:

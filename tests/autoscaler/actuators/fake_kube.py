@@ -16,16 +16,30 @@ from tests.helpers import LoopbackHttpServer, QuietHandler
 
 
 def status(code: int, reason: str, message: str, **details) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "details": details, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": details,
+        "code": code,
+    }
 
 
 class FakeKube:
     def __init__(self, namespace: str = "llm", name: str = "vllm", replicas: int = 2, ready: int | None = None):
         self.namespace, self.lock = namespace, threading.Lock()
         self.version = 100
-        self.workloads = {name: {"replicas": replicas, "ready": replicas if ready is None else ready, "annotations": {},
-                                 "resourceVersion": self._next()}}
+        self.workloads = {
+            name: {
+                "replicas": replicas,
+                "ready": replicas if ready is None else ready,
+                "annotations": {},
+                "resourceVersion": self._next(),
+            }
+        }
         self.events: list[dict] = []
         self.leases: dict[str, dict] = {}
         self.calls: list[tuple[str, str]] = []
@@ -63,21 +77,46 @@ class FakeKube:
 
     # ---- bodies ------------------------------------------------------------------------
     def _meta(self, name: str, w: dict) -> dict:
-        return {"name": name, "namespace": self.namespace, "uid": f"uid-{name}", "resourceVersion": w["resourceVersion"],
-                "creationTimestamp": "2026-11-30T00:00:00Z", "annotations": dict(w["annotations"])}
+        return {
+            "name": name,
+            "namespace": self.namespace,
+            "uid": f"uid-{name}",
+            "resourceVersion": w["resourceVersion"],
+            "creationTimestamp": "2026-11-30T00:00:00Z",
+            "annotations": dict(w["annotations"]),
+        }
 
     def _scale(self, name: str, w: dict) -> dict:
         meta = self._meta(name, w)
         meta.pop("annotations")
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta, "spec": {"replicas": w["replicas"]},
-                "status": {"replicas": w["replicas"], "selector": f"app={name}"}}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": meta,
+            "spec": {"replicas": w["replicas"]},
+            "status": {"replicas": w["replicas"], "selector": f"app={name}"},
+        }
 
     def _workload(self, kind: str, name: str, w: dict) -> dict:
-        return {"kind": kind, "apiVersion": "apps/v1", "metadata": self._meta(name, w),
-                "spec": {"replicas": w["replicas"], "selector": {"matchLabels": {"app": name}},
-                         "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "vllm", "image": "vllm"}]}}},
-                "status": {"replicas": w["replicas"], "readyReplicas": min(w["ready"], w["replicas"]),
-                           "availableReplicas": min(w["ready"], w["replicas"]), "observedGeneration": 1}}
+        return {
+            "kind": kind,
+            "apiVersion": "apps/v1",
+            "metadata": self._meta(name, w),
+            "spec": {
+                "replicas": w["replicas"],
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "vllm", "image": "vllm"}]},
+                },
+            },
+            "status": {
+                "replicas": w["replicas"],
+                "readyReplicas": min(w["ready"], w["replicas"]),
+                "availableReplicas": min(w["ready"], w["replicas"]),
+                "observedGeneration": 1,
+            },
+        }
 
     def _handler(self):
         fake = self
@@ -96,15 +135,24 @@ class FakeKube:
                 for i, (m, pattern, code, headers) in enumerate(fake.faults):
                     if m == method and re.search(pattern, path):
                         del fake.faults[i]
-                        reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(code, "Error")
+                        reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(
+                            code, "Error"
+                        )
                         return self._send(code, status(code, reason, f"injected {code}"), headers)
                 ns = re.escape(fake.namespace)
                 m = re.fullmatch(rf"/apis/apps/v1/namespaces/{ns}/(deployments|statefulsets)/([^/]+)(/scale)?", path)
                 if m:
-                    return self._apps(method, "Deployment" if m.group(1) == "deployments" else "StatefulSet", m.group(2), bool(m.group(3)))
+                    return self._apps(
+                        method,
+                        "Deployment" if m.group(1) == "deployments" else "StatefulSet",
+                        m.group(2),
+                        bool(m.group(3)),
+                    )
                 if re.fullmatch(rf"/api/v1/namespaces/{ns}/events", path) and method == "POST":
                     event = self._body()
-                    event.setdefault("metadata", {})["name"] = event["metadata"].get("generateName", "e-") + str(len(fake.events))
+                    event.setdefault("metadata", {})["name"] = event["metadata"].get("generateName", "e-") + str(
+                        len(fake.events)
+                    )
                     fake.events.append(event)
                     return self._send(201, event)
                 m = re.fullmatch(rf"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases(?:/([^/]+))?", path)
@@ -116,7 +164,9 @@ class FakeKube:
                 with fake.lock:
                     w = fake.workloads.get(name)
                 if w is None:
-                    return self._send(404, status(404, "NotFound", f'{kind.lower()}s.apps "{name}" not found', name=name))
+                    return self._send(
+                        404, status(404, "NotFound", f'{kind.lower()}s.apps "{name}" not found', name=name)
+                    )
                 if method == "GET":
                     with fake.lock:
                         return self._send(200, fake._scale(name, w) if scale else fake._workload(kind, name, w))
@@ -128,9 +178,18 @@ class FakeKube:
                     with fake.lock:
                         wanted = body.get("metadata", {}).get("resourceVersion")
                         if wanted is not None and wanted != w["resourceVersion"]:
-                            return self._send(409, status(409, "Conflict", f'Operation cannot be fulfilled on {kind.lower()}s.apps "{name}": '
-                                              "the object has been modified; please apply your changes to the latest version and try again",
-                                              name=name, group="apps", kind=f"{kind.lower()}s"))
+                            return self._send(
+                                409,
+                                status(
+                                    409,
+                                    "Conflict",
+                                    f'Operation cannot be fulfilled on {kind.lower()}s.apps "{name}": '
+                                    "the object has been modified; please apply your changes to the latest version and try again",
+                                    name=name,
+                                    group="apps",
+                                    kind=f"{kind.lower()}s",
+                                ),
+                            )
                         if "spec" in body and "replicas" in body["spec"]:
                             w["replicas"] = int(body["spec"]["replicas"])
                         w["annotations"].update(body.get("metadata", {}).get("annotations") or {})
@@ -143,13 +202,21 @@ class FakeKube:
                     if method == "GET":
                         lease = fake.leases.get(name)
                         if lease is None:
-                            return self._send(404, status(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found', name=name))
+                            return self._send(
+                                404,
+                                status(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found', name=name),
+                            )
                         return self._send(200, lease)
                     body = self._body()
                     lease_name = body["metadata"]["name"]
                     if method == "POST":
                         if lease_name in fake.leases:
-                            return self._send(409, status(409, "AlreadyExists", f'leases.coordination.k8s.io "{lease_name}" already exists'))
+                            return self._send(
+                                409,
+                                status(
+                                    409, "AlreadyExists", f'leases.coordination.k8s.io "{lease_name}" already exists'
+                                ),
+                            )
                     elif method == "PUT":
                         current = fake.leases.get(lease_name)
                         if current is None:

@@ -15,7 +15,9 @@ SCALE = r"/deployments/vllm/scale$"
 
 def actuator(kube, sleeps=None, kind="Deployment"):
     record = sleeps if sleeps is not None else []
-    return KubernetesActuator(kube.api_client(), WorkloadRef("llm", "vllm", kind), instance="pod-a", sleep=record.append)
+    return KubernetesActuator(
+        kube.api_client(), WorkloadRef("llm", "vllm", kind), instance="pod-a", sleep=record.append
+    )
 
 
 def test_scale_patches_with_the_version_it_read_and_leaves_a_trail():

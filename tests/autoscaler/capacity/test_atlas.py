@@ -18,7 +18,9 @@ RATES = np.asarray(grid.RATE_FRACTIONS)
 SHAPE = (len(grid.PROMPT_MEANS), len(grid.OUTPUT_MEANS))
 
 
-def cliff_atlas(cliff_share: float, saturated: float = 100.0, itl_at_full: float = 0.1, pooled_cliff: float | None = None) -> Atlas:
+def cliff_atlas(
+    cliff_share: float, saturated: float = 100.0, itl_at_full: float = 0.1, pooled_cliff: float | None = None
+) -> Atlas:
     """Every cell: all requests meet every threshold below `cliff_share` of saturation (`pooled_cliff` in the
     largest fleet, the same by default) and none above; ITL grows linearly with the load up to `itl_at_full`, TTFT
     is 0.1 s throughout."""

@@ -22,7 +22,8 @@ def test_every_shipped_profile_has_a_current_atlas(name):
     path = SHIPPED_DIR / f"{name}.npz"
     assert path.exists(), f"no atlas for {name}: run `python -m bench.capacity_atlas {name}`"
     assert read_atlas(path).digest == atlas_digest(load_profile(name)), (
-        f"{name}'s atlas is stale (profile, grids or builder changed): run `python -m bench.capacity_atlas {name}`")
+        f"{name}'s atlas is stale (profile, grids or builder changed): run `python -m bench.capacity_atlas {name}`"
+    )
 
 
 def test_a_shipped_rate_measures_again_to_the_same_figures():
@@ -31,9 +32,15 @@ def test_a_shipped_rate_measures_again_to_the_same_figures():
     profile, atlas = load_profile(name), read_atlas(SHIPPED_DIR / f"{name}.npz")
     prompts, outputs = cell_lengths(profile, grid.PROMPT_MEANS[i], grid.OUTPUT_MEANS[j], seed=0)
     rate = grid.RATE_FRACTIONS[r] * atlas.saturated_rps[i, j]
-    cube, ttft_q, _ = attainment_at(profile, prompts, outputs, rate, 0, 180.0 if grid.RATE_FRACTIONS[r] >= 0.8 else 90.0)
-    np.testing.assert_allclose(cube, atlas.attainment[i, j, k, r], atol=1e-6,
-                               err_msg=f"the engine changed since {name}'s atlas was built: rebuild the atlases")
+    cube, ttft_q, _ = attainment_at(
+        profile, prompts, outputs, rate, 0, 180.0 if grid.RATE_FRACTIONS[r] >= 0.8 else 90.0
+    )
+    np.testing.assert_allclose(
+        cube,
+        atlas.attainment[i, j, k, r],
+        atol=1e-6,
+        err_msg=f"the engine changed since {name}'s atlas was built: rebuild the atlases",
+    )
     np.testing.assert_allclose(ttft_q, atlas.ttft_quantiles[i, j, k, r], rtol=1e-5)
 
 

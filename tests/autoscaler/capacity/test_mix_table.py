@@ -14,10 +14,17 @@ def test_lookup_is_geometric_between_cells_and_clamped_at_the_edges():
 
 def test_missing_cells_are_measured_once_when_first_needed():
     measured = []
-    table = CapacityTable((100.0, 1000.0, 10000.0), (100.0, 1000.0), measure=lambda p, o: measured.append((p, o)) or 1e4 / (p + o))
+    table = CapacityTable(
+        (100.0, 1000.0, 10000.0), (100.0, 1000.0), measure=lambda p, o: measured.append((p, o)) or 1e4 / (p + o)
+    )
     table.at(200.0, 300.0)
     table.at(150.0, 500.0)
-    assert sorted(measured) == [(100.0, 100.0), (100.0, 1000.0), (1000.0, 100.0), (1000.0, 1000.0)]  # one cell's corners
+    assert sorted(measured) == [
+        (100.0, 100.0),
+        (100.0, 1000.0),
+        (1000.0, 100.0),
+        (1000.0, 1000.0),
+    ]  # one cell's corners
     with pytest.raises(KeyError, match="not in the table"):
         CapacityTable((1.0, 2.0), (1.0, 2.0)).at(1.5, 1.5)
 

@@ -40,8 +40,9 @@ def test_a_row_prices_the_gpus_and_the_tokens():
 
 def test_cheapest_first_then_the_ones_that_cannot():
     traffic = Traffic(100.0, 512, 128)
-    rows = plan(traffic, Slo(), [candidate("dear", 1, 9.0), candidate("never", 1, 0.1, cliff=0.0),
-                                 candidate("cheap", 1, 2.0)])
+    rows = plan(
+        traffic, Slo(), [candidate("dear", 1, 9.0), candidate("never", 1, 0.1, cliff=0.0), candidate("cheap", 1, 2.0)]
+    )
     assert [r.profile for r in rows] == ["cheap", "dear", "never"]
     assert not rows[-1].meets_slo and "no rate of this length mix meets the SLO" in rows[-1].note
     assert math.isnan(rows[-1].cost_per_million_output_tokens)
@@ -64,7 +65,9 @@ def test_too_many_replicas_and_an_off_grid_slo_are_a_no_with_the_reason():
     assert not row.meets_slo and "tighter than the atlas's tightest" in row.note
 
 
-@pytest.mark.parametrize("kwargs, word", [({"rate_rps": 0}, "rate_rps"), ({"prompt_tokens": math.nan}, "prompt_tokens")])
+@pytest.mark.parametrize(
+    "kwargs, word", [({"rate_rps": 0}, "rate_rps"), ({"prompt_tokens": math.nan}, "prompt_tokens")]
+)
 def test_bad_traffic_names_the_field(kwargs, word):
     with pytest.raises(ValueError, match=word):
         Traffic(**{"rate_rps": 1.0, "prompt_tokens": 10.0, "output_tokens": 10.0, **kwargs})
@@ -85,10 +88,15 @@ def test_each_replica_more_costs_more_and_lowers_latency():
 
 def test_one_fewer_replica_is_explained_by_its_load_and_where_the_capacity_comes_from():
     measured = plan_one(Traffic(130.0, 512, 128), Slo(), candidate("a", 1, 1.0))
-    fewer, capacity = measured.replicas - 1, candidate("a", 1, 1.0).atlas.capacity(512, 128, *Slo(), replicas=measured.replicas - 1)
+    fewer, capacity = (
+        measured.replicas - 1,
+        candidate("a", 1, 1.0).atlas.capacity(512, 128, *Slo(), replicas=measured.replicas - 1),
+    )
     assert f"{fewer} replica(s) would each carry {130.0 / fewer:.3g} req/s" in measured.why_not_fewer
     assert f"{130.0 / fewer / capacity - 1:.1%} above the {capacity:.3g} req/s" in measured.why_not_fewer
     assert measured.why_not_fewer.endswith("measured at prompts 512 x outputs 128 tokens")
     between = plan_one(Traffic(130.0, 2000, 150), Slo(), candidate("a", 1, 1.0))
-    assert between.why_not_fewer.endswith("interpolated between measured mixes of prompts 512-2048 x outputs 128-512 tokens")
+    assert between.why_not_fewer.endswith(
+        "interpolated between measured mixes of prompts 512-2048 x outputs 128-512 tokens"
+    )
     assert plan_one(Traffic(1.0, 512, 128), Slo(), candidate("a", 1, 1.0)).why_not_fewer == ""

@@ -23,7 +23,10 @@ def test_stabilization_takes_the_highest_recent_recommendation():
 
 def test_scale_down_only_as_far_as_the_rest_absorb_the_load():
     # 10 req/s at 2 req/s per replica and 80% headroom needs 7
-    assert guards.fewest_absorbing(10, 4, 10.0, 2.0, 0.8) == (7, "down only to 7: fewer would run above 80% of capacity")
+    assert guards.fewest_absorbing(10, 4, 10.0, 2.0, 0.8) == (
+        7,
+        "down only to 7: fewer would run above 80% of capacity",
+    )
     assert guards.fewest_absorbing(7, 4, 10.0, 2.0, 0.8)[0] == 7
     assert guards.fewest_absorbing(10, 8, 10.0, 2.0, 0.8) == (8, None)
     assert guards.fewest_absorbing(5, 9, 10.0, 2.0, 0.8) == (9, None)  # scale-up untouched

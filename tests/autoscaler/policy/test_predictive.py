@@ -17,8 +17,18 @@ def policy(**kw):
 def snap(t, rate, desired, ready=None, **kw):
     ready = desired if ready is None else ready
     replicas = kw.pop("replicas", tuple(ReplicaSample(5.0, 0.0, 0.3, 60.0) for _ in range(ready)))
-    return Snapshot(time_s=t, desired=desired, ready=ready, starting=0, stopping=0, replicas=replicas,
-                    arrival_rate=rate, ttft_p95_s=0.2, itl_mean_s=0.02, **kw)
+    return Snapshot(
+        time_s=t,
+        desired=desired,
+        ready=ready,
+        starting=0,
+        stopping=0,
+        replicas=replicas,
+        arrival_rate=rate,
+        ttft_p95_s=0.2,
+        itl_mean_s=0.02,
+        **kw,
+    )
 
 
 def run(p, rates, start=1, dt=15.0, **kw):
@@ -88,8 +98,18 @@ def test_capacity_follows_the_length_mix_the_traffic_shows():
     table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), {(0, 0): 40.0, (0, 1): 10.0, (1, 0): 20.0, (1, 1): 5.0})
     p = Predictive(PredictiveConfig(capacity_rps=40.0, capacity_table=table, fallback_mix=(100.0, 100.0)))
     state = p.initial_state()
-    long = Snapshot(time_s=0.0, desired=1, ready=1, starting=0, stopping=0, arrival_rate=10.0, prompt_tokens_rate=10000.0,
-                    output_tokens_rate=10000.0, ttft_p95_s=0.2, itl_mean_s=0.02)
+    long = Snapshot(
+        time_s=0.0,
+        desired=1,
+        ready=1,
+        starting=0,
+        stopping=0,
+        arrival_rate=10.0,
+        prompt_tokens_rate=10000.0,
+        output_tokens_rate=10000.0,
+        ttft_p95_s=0.2,
+        itl_mean_s=0.02,
+    )
     decision, state = p.decide(long, state)
     assert state.last_capacity_rps == pytest.approx(5.0)  # 1000-token prompts and answers: the slow corner
     assert decision.desired == math.ceil(10.0 * 1.25 / (5.0 * 0.9))
@@ -98,8 +118,11 @@ def test_capacity_follows_the_length_mix_the_traffic_shows():
 def reversals(counts, within):
     """Up-down-up or down-up-down inside `within` steps."""
     changes = [(i, counts[i] - counts[i - 1]) for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
-    return sum(1 for (i, a), (_, b), (k, c) in zip(changes, changes[1:], changes[2:])
-               if (a > 0) == (c > 0) != (b > 0) and k - i <= within)
+    return sum(
+        1
+        for (i, a), (_, b), (k, c) in zip(changes, changes[1:], changes[2:])
+        if (a > 0) == (c > 0) != (b > 0) and k - i <= within
+    )
 
 
 def test_no_up_down_up_on_a_noisy_plateau():

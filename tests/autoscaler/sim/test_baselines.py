@@ -69,8 +69,14 @@ def test_hpa_behavior_defaults():
 
 
 def test_hpa_decides_from_snapshot():
-    snap = Snapshot(30.0, desired=2, ready=2, starting=0, stopping=0,
-                    replicas=(ReplicaSample(10, 12, 0.5, 90), ReplicaSample(10, 8, 0.5, 90)))
+    snap = Snapshot(
+        30.0,
+        desired=2,
+        ready=2,
+        starting=0,
+        stopping=0,
+        replicas=(ReplicaSample(10, 12, 0.5, 90), ReplicaSample(10, 8, 0.5, 90)),
+    )
     decision, _ = Hpa(HpaConfig(metric="waiting", target=5)).decide(snap, BehaviorState())
     assert decision.desired == 4 and decision.reasons
 
@@ -109,15 +115,25 @@ def test_policy_specs():
     assert parse_policy("hpa:waiting=5", ctx).config.max_replicas == 9
     assert parse_policy("keda", ctx).threshold == 5
     assert parse_policy("kpa:40", ctx).target == 40
-    for bad, words in (("static", "whole replica count"), ("hpa:queue=3", "metric"), ("kpa:x", "not a number"),
-                       ("bogus", "unknown policy"), ("oracle", "workload"), ("no.such.module:Thing", "cannot import")):
+    for bad, words in (
+        ("static", "whole replica count"),
+        ("hpa:queue=3", "metric"),
+        ("kpa:x", "not a number"),
+        ("bogus", "unknown policy"),
+        ("oracle", "workload"),
+        ("no.such.module:Thing", "cannot import"),
+    ):
         with pytest.raises(PolicySpecError, match=words):
             parse_policy(bad, ctx)
     oracles = PolicyContext(oracle_factory=lambda derate, window_s: (derate, window_s))
     assert parse_policy("oracle", oracles) == (1.0, 30.0)
     assert parse_policy("oracle:0.8", oracles) == (0.8, 30.0)
     assert parse_policy("oracle:1@5s", oracles) == parse_policy("oracle:1@5", oracles) == (1.0, 5.0)
-    for bad, words in (("oracle:1.5", "capacity factor"), ("oracle:1@-2", "burst window"), ("oracle:1@x", "not a number")):
+    for bad, words in (
+        ("oracle:1.5", "capacity factor"),
+        ("oracle:1@-2", "burst window"),
+        ("oracle:1@x", "not a number"),
+    ):
         with pytest.raises(PolicySpecError, match=words):
             parse_policy(bad, oracles)
 

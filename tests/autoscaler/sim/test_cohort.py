@@ -63,7 +63,9 @@ def test_gpu_hours_by_hand_and_determinism():
     a = CohortSimulator(cfg, Static(2), w).run().summary
     b = CohortSimulator(cfg, Static(2), w).run().summary
     assert a == b
-    assert a["gpu_hours"] == pytest.approx(2 * a["duration_s"] / 3600) and a["cost_usd"] == pytest.approx(10 * a["gpu_hours"])
+    assert a["gpu_hours"] == pytest.approx(2 * a["duration_s"] / 3600) and a["cost_usd"] == pytest.approx(
+        10 * a["gpu_hours"]
+    )
     assert a["slo_attainment"] > 0.99 and a["fluid_model"] == "cohort"
 
 
@@ -99,8 +101,12 @@ def test_a_burst_of_long_prompts_slows_the_answers_beside_it():
     burst_at = np.full(120, 60.0)
     arrivals = np.concatenate([background.arrival_s, burst_at])
     order = np.argsort(arrivals, kind="stable")
-    w = Workload("burst", arrivals[order], np.concatenate([background.prompt_tokens, np.full(120, 6000)])[order],
-                 np.concatenate([background.output_tokens, np.full(120, 20)])[order])
+    w = Workload(
+        "burst",
+        arrivals[order],
+        np.concatenate([background.prompt_tokens, np.full(120, 6000)])[order],
+        np.concatenate([background.output_tokens, np.full(120, 20)])[order],
+    )
     cfg = SimConfig(PROFILE, initial_replicas=1)
     quiet = CohortSimulator(cfg, Static(1), background).run().summary["slo_attainment"]
     request = Simulator(cfg, w, Static(1)).run().summary["slo_attainment"]
@@ -147,11 +153,18 @@ def test_a_scrape_reads_the_fleet_at_its_instant_as_the_request_level_does():
     burst = np.linspace(30.1, 30.9, 200)
     arrivals = np.concatenate([background.arrival_s, burst])
     order = np.argsort(arrivals, kind="stable")
-    w = Workload("late-burst", arrivals[order], np.concatenate([background.prompt_tokens, np.full(200, 1000)])[order],
-                 np.concatenate([background.output_tokens, np.full(200, 1500)])[order])
+    w = Workload(
+        "late-burst",
+        arrivals[order],
+        np.concatenate([background.prompt_tokens, np.full(200, 1000)])[order],
+        np.concatenate([background.output_tokens, np.full(200, 1500)])[order],
+    )
     cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=25.0)
     seen = {}
-    for mode, simulator in (("request", lambda p: Simulator(cfg, w, p)), ("cohort", lambda p: CohortSimulator(cfg, p, w))):
+    for mode, simulator in (
+        ("request", lambda p: Simulator(cfg, w, p)),
+        ("cohort", lambda p: CohortSimulator(cfg, p, w)),
+    ):
         policy = Watching()
         simulator(policy).run()
         seen[mode] = policy.seen
@@ -178,11 +191,18 @@ def test_a_scrape_reads_the_queue_a_burst_left_at_its_instant():
     background = lognormal(60, 1.0, seed=7)
     arrivals = np.concatenate([background.arrival_s, np.linspace(29.0, 29.99, 150)])
     order = np.argsort(arrivals, kind="stable")
-    w = Workload("burst-before-scrape", arrivals[order], np.concatenate([background.prompt_tokens, np.full(150, 3000)])[order],
-                 np.concatenate([background.output_tokens, np.full(150, 50)])[order])
+    w = Workload(
+        "burst-before-scrape",
+        arrivals[order],
+        np.concatenate([background.prompt_tokens, np.full(150, 3000)])[order],
+        np.concatenate([background.output_tokens, np.full(150, 50)])[order],
+    )
     cfg = SimConfig(PROFILE, initial_replicas=1)
     seen = {}
-    for mode, simulator in (("request", lambda p: Simulator(cfg, w, p)), ("cohort", lambda p: CohortSimulator(cfg, p, w))):
+    for mode, simulator in (
+        ("request", lambda p: Simulator(cfg, w, p)),
+        ("cohort", lambda p: CohortSimulator(cfg, p, w)),
+    ):
         policy = ReadingWaiting()
         simulator(policy).run()
         seen[mode] = policy.seen[35.0]  # the scrape at 30 s

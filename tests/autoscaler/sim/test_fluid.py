@@ -67,7 +67,13 @@ def test_fluid_oracle_meets_the_slo_on_step_counts(table):
     counts = counts_from_workload(w, 15.0)
     oracle = Oracle(StepCounts(counts, 15.0), 0.9 * cap, cold_start_s=90.0)
     cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=90.0)
-    s = FluidSimulator(cfg, None, oracle, counts=counts, lengths=LengthSampler.from_workload(w), table=table, step_s=15.0).run().summary
+    s = (
+        FluidSimulator(
+            cfg, None, oracle, counts=counts, lengths=LengthSampler.from_workload(w), table=table, step_s=15.0
+        )
+        .run()
+        .summary
+    )
     assert s["slo_attainment"] >= 0.99
     assert s["max_replicas"] >= 4 and s["mean_replicas"] < 4
 
@@ -86,7 +92,9 @@ def test_a_burst_waits_for_its_prefills(table):
     cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=0.0)
     request = Simulator(cfg, w, Static(1)).run().summary["slo_attainment"]
     fluid = FluidSimulator(cfg, w, Static(1), table=table).run().summary["slo_attainment"]
-    blind = FluidSimulator(cfg, w, Static(1), table=with_field(table, prefill_rps=np.inf)).run().summary["slo_attainment"]
+    blind = (
+        FluidSimulator(cfg, w, Static(1), table=with_field(table, prefill_rps=np.inf)).run().summary["slo_attainment"]
+    )
     assert request < 0.9 and abs(fluid - request) <= 0.1
     assert blind > request + 0.1
 
@@ -134,13 +142,23 @@ def test_fluid_load_follows_the_length_mix(drifting):
     w, table = drifting
     assert 0.0 < table.prompt_token_weight < 0.5  # a prompt token loads a replica less than an output token
     cfg = SimConfig(PROFILE, initial_replicas=1)
-    held = lambda result: [result.timeline.loc[(result.timeline.time_s > a) & (result.timeline.time_s <= b), "running"].mean()
-                           for a, b in ((120, 600), (720, 1200))]
+    held = lambda result: [
+        result.timeline.loc[(result.timeline.time_s > a) & (result.timeline.time_s <= b), "running"].mean()
+        for a, b in ((120, 600), (720, 1200))
+    ]
     request = held(Simulator(cfg, w, Static(1)).run())
     fluid_run = FluidSimulator(cfg, w, Static(1), table=table).run()
     fluid = held(fluid_run)
-    by_count = held(FluidSimulator(cfg, None, Static(1), counts=counts_from_workload(w, 1.0), lengths=LengthSampler.from_workload(w),
-                                   table=table).run())
+    by_count = held(
+        FluidSimulator(
+            cfg,
+            None,
+            Static(1),
+            counts=counts_from_workload(w, 1.0),
+            lengths=LengthSampler.from_workload(w),
+            table=table,
+        ).run()
+    )
     assert fluid[0] == pytest.approx(request[0], rel=0.15)
     assert fluid[1] / fluid[0] < 0.6 and request[1] / request[0] < 0.6 and by_count[1] / by_count[0] > 0.9
     assert fluid_run.summary["requests"] == len(w) and fluid_run.records["routed"].sum() == pytest.approx(len(w))
@@ -151,7 +169,9 @@ class Recorder(Scripted):
 
     def decide(self, snapshot, state):
         utils = [r.gpu_util for r in snapshot.replicas]
-        self.seen.append((snapshot.time_s, snapshot.time_s - snapshot.sample_age_s, float(np.mean(utils)) if utils else 0.0))
+        self.seen.append(
+            (snapshot.time_s, snapshot.time_s - snapshot.sample_age_s, float(np.mean(utils)) if utils else 0.0)
+        )
         return super().decide(snapshot, state)
 
 
@@ -168,7 +188,10 @@ def test_clock_phase_in_both_modes(table):
 
     w = poisson([(120, 2.0)], seed=6, prompt=1500, output=300)
     cfg = SimConfig(PROFILE, initial_replicas=1, clock_phase_s=7.0)
-    for simulator in (Simulator(cfg, w, Recorder(((0, 1),), interval_s=15.0)), FluidSimulator(cfg, w, Recorder(((0, 1),), interval_s=15.0), table=table)):
+    for simulator in (
+        Simulator(cfg, w, Recorder(((0, 1),), interval_s=15.0)),
+        FluidSimulator(cfg, w, Recorder(((0, 1),), interval_s=15.0), table=table),
+    ):
         seen = recorded(simulator)
         assert seen[0][0] == pytest.approx(22.0) and seen[1][0] == pytest.approx(37.0)
         assert all(scraped == pytest.approx(when - 15.0, abs=1e-6) for when, scraped, _ in seen)
@@ -219,14 +242,28 @@ def test_one_table_per_mix_period_reads_each_period_at_its_own_mix(table):
     short = build_load_table(PROFILE, np.full(50, 1500), np.full(50, 60), 1.0, 0.05)
     long_half = poisson([(900, 0.8 * table.slo_capacity_rps)], seed=5, prompt=1500, output=300)
     short_half = poisson([(900, 0.8 * short.slo_capacity_rps)], seed=6, prompt=1500, output=60)
-    w = Workload("halves", np.concatenate([long_half.arrival_s, 900.0 + short_half.arrival_s]),
-                 np.concatenate([long_half.prompt_tokens, short_half.prompt_tokens]),
-                 np.concatenate([long_half.output_tokens, short_half.output_tokens]))
+    w = Workload(
+        "halves",
+        np.concatenate([long_half.arrival_s, 900.0 + short_half.arrival_s]),
+        np.concatenate([long_half.prompt_tokens, short_half.prompt_tokens]),
+        np.concatenate([long_half.output_tokens, short_half.output_tokens]),
+    )
     cfg = SimConfig(PROFILE, initial_replicas=1)
     counts = counts_from_workload(w, 1.0)
     halves = (np.arange(len(counts)) >= 900).astype(np.int64)
-    run = lambda tables: FluidSimulator(cfg, None, Static(1), counts=counts, lengths=LengthSampler.from_workload(w),
-                                        tables=tables, period_of_step=halves).run().summary
+    run = lambda tables: (
+        FluidSimulator(
+            cfg,
+            None,
+            Static(1),
+            counts=counts,
+            lengths=LengthSampler.from_workload(w),
+            tables=tables,
+            period_of_step=halves,
+        )
+        .run()
+        .summary
+    )
     request = Simulator(cfg, w, Static(1)).run().summary
     by_period, first_throughout = run([table, short]), run([table, table])
     assert abs(by_period["slo_attainment"] - request["slo_attainment"]) <= 0.02
@@ -240,8 +277,19 @@ def test_tables_per_period_with_one_table_change_nothing(table):
     counts = counts_from_workload(w, 1.0)
     alternating = (np.arange(len(counts)) // 37 % 2).astype(np.int64)
     one = FluidSimulator(cfg, w, Static(2), table=table).run().summary
-    split = FluidSimulator(cfg, None, Static(2), counts=counts, lengths=LengthSampler.from_workload(w), tables=[table, table],
-                           period_of_step=alternating).run().summary
+    split = (
+        FluidSimulator(
+            cfg,
+            None,
+            Static(2),
+            counts=counts,
+            lengths=LengthSampler.from_workload(w),
+            tables=[table, table],
+            period_of_step=alternating,
+        )
+        .run()
+        .summary
+    )
     for key, value in one.items():
         assert split[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
 
@@ -249,7 +297,9 @@ def test_tables_per_period_with_one_table_change_nothing(table):
 def test_mix_periods_must_match_the_steps_and_the_tables(table):
     w = poisson([(60, 2.0)], seed=8, prompt=1500, output=300)
     counts = counts_from_workload(w, 1.0)
-    make = lambda **kw: FluidSimulator(SimConfig(PROFILE), None, Static(1), counts=counts, lengths=LengthSampler.from_workload(w), **kw)
+    make = lambda **kw: FluidSimulator(
+        SimConfig(PROFILE), None, Static(1), counts=counts, lengths=LengthSampler.from_workload(w), **kw
+    )
     with pytest.raises(ValueError, match="steps of mix periods for"):
         make(tables=[table], period_of_step=np.zeros(len(counts) - 1, dtype=np.int64))
     with pytest.raises(ValueError, match="must index the 1 tables given"):
@@ -259,7 +309,9 @@ def test_mix_periods_must_match_the_steps_and_the_tables(table):
 
 
 def test_work_is_weighed_within_each_mix_period():
-    w = Workload("two mixes", np.array([0.5, 1.5, 2.5, 3.5]), np.array([100, 100, 1000, 1000]), np.array([10, 30, 100, 300]))
+    w = Workload(
+        "two mixes", np.array([0.5, 1.5, 2.5, 3.5]), np.array([100, 100, 1000, 1000]), np.array([10, 30, 100, 300])
+    )
     work = work_from_workload(w, 1.0, np.array([0.0, 0.0]), np.array([0, 0, 1, 1]))
     np.testing.assert_allclose(work[:4], [0.5, 1.5, 0.5, 1.5])  # each request against its own period's mean
 
@@ -288,7 +340,7 @@ def test_a_burst_lifts_the_concurrency_for_as_long_as_on_the_engine():
 
     def after_bursts(simulator) -> float:
         seen = np.array(recorded(simulator))  # ticks at 2, 4, ... s
-        return float(np.mean([seen[(t + 2) // 2 - 1:(t + 8) // 2 - 1].mean() for t in range(30, 600, 60)]))
+        return float(np.mean([seen[(t + 2) // 2 - 1 : (t + 8) // 2 - 1].mean() for t in range(30, 600, 60)]))
 
     ConcurrencyProbe.seen = []
     probe = lambda: ConcurrencyProbe(((0, 1),), interval_s=2.0)

@@ -60,9 +60,14 @@ def test_an_empty_trace_is_one_period():
     assert periods.count == 1 and len(periods.period_of_request) == 0
 
 
-@pytest.mark.parametrize("window_s, tolerance, message", [(0.0, 0.2, "mix window must be a positive number of seconds, got 0.0"),
-                                                          (300.0, -1.0, "mix tolerance must be a non-negative number, got -1.0"),
-                                                          (float("nan"), 0.2, "mix window must be a positive number")])
+@pytest.mark.parametrize(
+    "window_s, tolerance, message",
+    [
+        (0.0, 0.2, "mix window must be a positive number of seconds, got 0.0"),
+        (300.0, -1.0, "mix tolerance must be a non-negative number, got -1.0"),
+        (float("nan"), 0.2, "mix window must be a positive number"),
+    ],
+)
 def test_bad_settings_are_named(window_s, tolerance, message):
     with pytest.raises(ValueError, match=message):
         mix_periods(*_trace([(1000, 250)]), window_s=window_s, tolerance=tolerance)

@@ -11,13 +11,16 @@ from autoscaler.sim.observe import histogram_quantile
 BOUNDS = (0.1, 0.5, 1.0)
 
 
-@pytest.mark.parametrize("counts, q, expected", [
-    ([10, 0, 0, 0], 0.5, 0.05),            # first bucket: from 0 to its bound
-    ([0, 10, 10, 0], 0.5, 0.5),            # rank 10 ends the second bucket exactly
-    ([0, 10, 10, 0], 0.75, 0.75),          # halfway through the third
-    ([5, 5, 0, 10], 0.9, 1.0),             # in +Inf: the highest finite bound
-    ([0.5, 1.5, 2.0, 0.0], 0.95, 0.5 + 0.5 * (3.8 - 2.0) / 2.0),  # counts from rates are fractional
-])
+@pytest.mark.parametrize(
+    "counts, q, expected",
+    [
+        ([10, 0, 0, 0], 0.5, 0.05),  # first bucket: from 0 to its bound
+        ([0, 10, 10, 0], 0.5, 0.5),  # rank 10 ends the second bucket exactly
+        ([0, 10, 10, 0], 0.75, 0.75),  # halfway through the third
+        ([5, 5, 0, 10], 0.9, 1.0),  # in +Inf: the highest finite bound
+        ([0.5, 1.5, 2.0, 0.0], 0.95, 0.5 + 0.5 * (3.8 - 2.0) / 2.0),  # counts from rates are fractional
+    ],
+)
 def test_prometheus_semantics(counts, q, expected):
     assert histogram_quantile(q, BOUNDS, np.array(counts, dtype=float)) == pytest.approx(expected)
 

@@ -11,7 +11,9 @@ from autoscaler.sim.run import SimulateArgs, run_one
 @pytest.fixture(scope="module")
 def servegen(tmp_path_factory):
     folder = tmp_path_factory.mktemp("servegen")
-    (folder / "chunk-1-trace.csv").write_text("0,6.0,2.0,Gamma,0.25,0.67\n600,20.0,1.5,Weibull,0.7,0.04\n1200,4.0,1.0,Gamma,1.0,0.25\n")
+    (folder / "chunk-1-trace.csv").write_text(
+        "0,6.0,2.0,Gamma,0.25,0.67\n600,20.0,1.5,Weibull,0.7,0.04\n1200,4.0,1.0,Gamma,1.0,0.25\n"
+    )
     (folder / "chunk-2-trace.csv").write_text("0,2.0,1.0,Gamma,1.0,0.5\n600,0,0,,0,0\n1200,2.0,1.0,Gamma,1.0,0.5\n")
     return folder
 
@@ -49,18 +51,29 @@ def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path, m
     from autoscaler.sim.run import _cached_table, _lengths, sim_config
 
     built = []
-    monkeypatch.setattr(load_table, "build_load_table", lambda profile, prompts, outputs, *a, **kw: built.append(
-        len(prompts)) or SimpleNamespace(mean_prompt_tokens=float(prompts.mean())))
+    monkeypatch.setattr(
+        load_table,
+        "build_load_table",
+        lambda profile, prompts, outputs, *a, **kw: (
+            built.append(len(prompts)) or SimpleNamespace(mean_prompt_tokens=float(prompts.mean()))
+        ),
+    )
     from loadgen.workloads.load import load_workload
     from loadgen.workloads.servegen import LengthSampler
 
     trace = tmp_path / "trace.jsonl"
-    trace.write_text("".join(f'{{"timestamp": {i * 100}, "input_length": {50 if i < 100 else 800}, "output_length": 20}}\n'
-                             for i in range(300)))
+    trace.write_text(
+        "".join(
+            f'{{"timestamp": {i * 100}, "input_length": {50 if i < 100 else 800}, "output_length": 20}}\n'
+            for i in range(300)
+        )
+    )
     args = SimulateArgs(trace=str(servegen), policies=[], mode="fluid", lengths_from=str(trace))
     config = sim_config(args)
     whole = _cached_table(args, config, _lengths(args.lengths_from))
-    start = _cached_table(replace(args, trace=str(trace)), config, LengthSampler.from_workload(load_workload(str(trace), end_s=10.0)))
+    start = _cached_table(
+        replace(args, trace=str(trace)), config, LengthSampler.from_workload(load_workload(str(trace), end_s=10.0))
+    )
     assert start.mean_prompt_tokens == 50 and whole.mean_prompt_tokens > 400 and len(built) == 2
     assert _cached_table(args, config, _lengths(args.lengths_from)) is whole and len(built) == 2  # the same mix: kept
 
@@ -69,7 +82,9 @@ def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen
     """--model-seed: another load table and other gauge draws over the very same arrivals; by default it is --seed."""
     from autoscaler.sim.run import _cached_table, _lengths, sim_config
 
-    args = SimulateArgs(trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2, mode="fluid")
+    args = SimulateArgs(
+        trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2, mode="fluid"
+    )
     other = replace(args, model_seed=7)
     assert sim_config(args).seed == 0 and sim_config(other).seed == 7
     first, second = run_one(args, "hpa:running=8").summary, run_one(other, "hpa:running=8").summary
@@ -114,8 +129,24 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
     def measured(config, prompts, outputs, seed):
         asked.append(float(outputs.mean()))
         two, rows = np.array([0.0, 1.0]), np.zeros((2, len(TTFT_QUANTILES)))
-        return LoadTable(two, two, two, two, two, two, rows, rows, rows, two, two, 1.0, 1.0, float(outputs.mean()),
-                         float(prompts.mean()), prompt_token_weight=0.1 * len(asked))
+        return LoadTable(
+            two,
+            two,
+            two,
+            two,
+            two,
+            two,
+            rows,
+            rows,
+            rows,
+            two,
+            two,
+            1.0,
+            1.0,
+            float(outputs.mean()),
+            float(prompts.mean()),
+            prompt_token_weight=0.1 * len(asked),
+        )
 
     monkeypatch.setattr(run, "cached_load_table", measured)
     run._TABLES.clear()
@@ -130,14 +161,17 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
     np.testing.assert_allclose(feed.work, feed.counts)  # alike requests within a period: each weighs one
 
 
-@pytest.mark.parametrize("flags, named", [
-    ({"scrape_interval_s": 0}, "--scrape-interval must be between 0.1 and 3600 seconds, got 0"),
-    ({"cold_start_s": -5}, "--cold-start must be a finite number of seconds >= 0, got -5"),
-    ({"max_replicas": 0}, "--max-replicas must be a whole number from 1 to 100000, got 0"),
-    ({"min_replicas": 5, "max_replicas": 3}, "--min-replicas (5) is above --max-replicas (3)"),
-    ({"time_scale": float("nan")}, "--time-scale must be a finite number > 0"),
-    ({"start_s": 100, "end_s": 50}, "--end must be a finite number of seconds after --start"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        ({"scrape_interval_s": 0}, "--scrape-interval must be between 0.1 and 3600 seconds, got 0"),
+        ({"cold_start_s": -5}, "--cold-start must be a finite number of seconds >= 0, got -5"),
+        ({"max_replicas": 0}, "--max-replicas must be a whole number from 1 to 100000, got 0"),
+        ({"min_replicas": 5, "max_replicas": 3}, "--min-replicas (5) is above --max-replicas (3)"),
+        ({"time_scale": float("nan")}, "--time-scale must be a finite number > 0"),
+        ({"start_s": 100, "end_s": 50}, "--end must be a finite number of seconds after --start"),
+    ],
+)
 def test_nonsensical_flags_are_refused_before_anything_runs(flags, named):
     with pytest.raises(ValueError, match=re.escape(named)):
         SimulateArgs(trace="t.csv", policies=["static:1"], **flags)
@@ -151,14 +185,18 @@ def test_policy_targets_must_be_positive_and_finite(spec):
         parse_policy(spec, PolicyContext())
 
 
-@pytest.mark.parametrize("stamp, problem", [("NaN", "must be a finite number"), ("Infinity", "must be a finite number"),
-                                            ("1e15", "at most 366 days")])
+@pytest.mark.parametrize(
+    "stamp, problem",
+    [("NaN", "must be a finite number"), ("Infinity", "must be a finite number"), ("1e15", "at most 366 days")],
+)
 def test_traces_with_absurd_timestamps_are_refused(tmp_path, stamp, problem):
     from loadgen.workloads.jsonl import load_jsonl
     from loadgen.workloads.workload import TraceError
 
     path = tmp_path / "t.jsonl"
-    path.write_text('{"timestamp": 0, "input_length": 5, "output_length": 5}\n'
-                    f'{{"timestamp": {stamp}, "input_length": 5, "output_length": 5}}\n')
+    path.write_text(
+        '{"timestamp": 0, "input_length": 5, "output_length": 5}\n'
+        f'{{"timestamp": {stamp}, "input_length": 5, "output_length": 5}}\n'
+    )
     with pytest.raises(TraceError, match=re.escape(problem)):
         load_jsonl(path)

@@ -22,7 +22,9 @@ def load(url: str, model: str, n: int, max_tokens: int = 4) -> list[int]:
     """`n` requests one after another; their HTTP statuses."""
     statuses = []
     for _ in range(n):
-        body = json.dumps({"model": model, "prompt": "one two three four", "max_tokens": max_tokens, "ignore_eos": True}).encode()
+        body = json.dumps(
+            {"model": model, "prompt": "one two three four", "max_tokens": max_tokens, "ignore_eos": True}
+        ).encode()
         request = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
@@ -36,12 +38,23 @@ def load(url: str, model: str, n: int, max_tokens: int = 4) -> list[int]:
 @pytest.mark.integration
 def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     loop = LoopThread()
-    with (EmulatorServer(served_model_name="chat") as chat, EmulatorServer(served_model_name="code") as code,
-          GatewayServer([f"127.0.0.1:{chat.port}"], max_in_flight_per_backend=1, default_limits={"max_queue": 3}) as gateway):
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "scrape_configs": [{"job_name": "vllm", "static_configs": [
-                      {"targets": [f"127.0.0.1:{chat.port}", f"127.0.0.1:{code.port}"]}]},
-                      {"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{gateway.port}"]}]}]}
+    with (
+        EmulatorServer(served_model_name="chat") as chat,
+        EmulatorServer(served_model_name="code") as code,
+        GatewayServer(
+            [f"127.0.0.1:{chat.port}"], max_in_flight_per_backend=1, default_limits={"max_queue": 3}
+        ) as gateway,
+    ):
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "vllm",
+                    "static_configs": [{"targets": [f"127.0.0.1:{chat.port}", f"127.0.0.1:{code.port}"]}],
+                },
+                {"job_name": "gateway", "static_configs": [{"targets": [f"127.0.0.1:{gateway.port}"]}]},
+            ],
+        }
         load(gateway.url, "chat", 1)  # the gateway's series for the model exist from its first request on
         prometheus = PrometheusProcess(config, tmp_path / "prom", port=free_port())
         loop.call(prometheus.start())
@@ -53,8 +66,10 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             # through the gateway, more at once than its one slot and queue of 3 hold: some wait there, the rest are
             # turned away (429), and the engine finishes fewer than came
             statuses: list[int] = []
-            senders = [threading.Thread(target=lambda: statuses.extend(load(gateway.url, "chat", 1, max_tokens=300)))
-                       for _ in range(12)]
+            senders = [
+                threading.Thread(target=lambda: statuses.extend(load(gateway.url, "chat", 1, max_tokens=300)))
+                for _ in range(12)
+            ]
             for sender in senders:
                 sender.start()
             time.sleep(2)
@@ -66,6 +81,7 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
                 def run(promql):
                     queries.append(promql)
                     return client_query(promql)
+
                 return run
 
             source = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="30s"))
@@ -73,7 +89,9 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             snaps = source.snapshots(COUNTS)
             now = time.time()
             history = source.history(["chat", "code", "ghost"], now - 30, now, 1.0)
-            engines_only = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="30s", gateway=False))
+            engines_only = PrometheusSource(
+                PrometheusSourceConfig(url=prometheus.url, rate_window="30s", gateway=False)
+            )
             completions = engines_only.history(["chat", "code"], now - 30, now, 1.0)
             for sender in senders:
                 sender.join(60)
@@ -87,7 +105,9 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     # the demand at the gateway, turned away or held, not only what the engine finished
     assert chat_snap.arrival_rate > chat_snap.completion_rate > code_snap.completion_rate > 0, chat_snap
     assert chat_snap.gateway_queue >= 1, chat_snap
-    assert code_snap.arrival_rate == code_snap.completion_rate and code_snap.gateway_queue == 0  # no gateway: its engine
+    assert (
+        code_snap.arrival_rate == code_snap.completion_rate and code_snap.gateway_queue == 0
+    )  # no gateway: its engine
     assert chat_snap.output_tokens_rate > 0 and 0 < chat_snap.ttft_p95_s < 1.0
     assert len(chat_snap.replicas) == 1 and chat_snap.sample_age_s < 5.0
     assert math.isnan(ghost.arrival_rate) and ghost.desired == 2
@@ -132,12 +152,21 @@ class FakePrometheus:
                 if outer.mode == "slow":
                     time.sleep(3)
                 now = time.time()
-                result = [] if outer.mode == "empty" else [
-                    {"metric": {"model_name": "chat", "instance": "a"}, "value": [now, "NaN"]}]
+                result = (
+                    []
+                    if outer.mode == "empty"
+                    else [{"metric": {"model_name": "chat", "instance": "a"}, "value": [now, "NaN"]}]
+                )
                 if outer.mode == "nan-rate-fresh-sample":
-                    result = [{"metric": {"model_name": "chat", "instance": "a"},
-                               "value": [now, str(now) if "timestamp" in self.path else "NaN"]}]
-                self.reply(200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode())
+                    result = [
+                        {
+                            "metric": {"model_name": "chat", "instance": "a"},
+                            "value": [now, str(now) if "timestamp" in self.path else "NaN"],
+                        }
+                    ]
+                self.reply(
+                    200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+                )
 
         self.http = LoopbackHttpServer(Handler)
 
@@ -158,7 +187,9 @@ def test_nan_empty_or_slow_answers_are_stale(mode):
 
 
 def test_prometheus_down_is_stale_not_an_exception():
-    snap = PrometheusSource(PrometheusSourceConfig(url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)).snapshots(COUNTS)
+    snap = PrometheusSource(PrometheusSourceConfig(url=f"http://127.0.0.1:{free_port()}", timeout_s=1.0)).snapshots(
+        COUNTS
+    )
     assert all(s.stale for s in snap.values())
     assert "ConnectionError" in " ".join(snap["chat"].extra["errors"]) or snap["chat"].extra["errors"]
 
@@ -201,14 +232,22 @@ def scripted(values: dict[str, str], sample_time: float):
     return query
 
 
-@pytest.mark.parametrize("fragment, value, named", [
-    ("num_requests_waiting", "+Inf", "waiting of a reads inf"), ("num_requests_running", "-3", "running of a reads -3.0"),
-    ("kv_cache_usage", "NaN", "kv_usage of a reads nan"), ("request_success_total", "1e300", "arrival_rate reads 1e+300"),
-    ("DCGM", "+Inf", "gpu_util of a reads inf")])
+@pytest.mark.parametrize(
+    "fragment, value, named",
+    [
+        ("num_requests_waiting", "+Inf", "waiting of a reads inf"),
+        ("num_requests_running", "-3", "running of a reads -3.0"),
+        ("kv_cache_usage", "NaN", "kv_usage of a reads nan"),
+        ("request_success_total", "1e300", "arrival_rate reads 1e+300"),
+        ("DCGM", "+Inf", "gpu_util of a reads inf"),
+    ],
+)
 def test_non_finite_or_absurd_values_make_the_target_stale(fragment, value, named):
     now = time.time()
     config = PrometheusSourceConfig(gpu_util_query="avg by (model_name, instance) (DCGM_FI_DEV_GPU_UTIL)")
-    snap = PrometheusSource(config, query=scripted({fragment: value}, now)).snapshots({"chat": FleetCounts(1, 1)}, now)["chat"]
+    snap = PrometheusSource(config, query=scripted({fragment: value}, now)).snapshots({"chat": FleetCounts(1, 1)}, now)[
+        "chat"
+    ]
     assert snap.stale and named in " ".join(snap.extra["errors"])
     assert snap.replicas == () and math.isnan(snap.arrival_rate)  # nothing of it reaches a policy
 
@@ -218,5 +257,7 @@ def test_samples_from_the_future_are_stale():
     source = PrometheusSource(PrometheusSourceConfig(), query=scripted({}, now + 3600))
     snap = source.snapshots({"chat": FleetCounts(1, 1)}, now)["chat"]
     assert snap.stale and "3600 s in the future" in " ".join(snap.extra["errors"])
-    within_skew = PrometheusSource(PrometheusSourceConfig(), query=scripted({}, now + 2)).snapshots({"chat": FleetCounts(1, 1)}, now)
+    within_skew = PrometheusSource(PrometheusSourceConfig(), query=scripted({}, now + 2)).snapshots(
+        {"chat": FleetCounts(1, 1)}, now
+    )
     assert not within_skew["chat"].stale

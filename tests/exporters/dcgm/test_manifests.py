@@ -27,8 +27,12 @@ def generated_configmap() -> dict:
     kustomization = yaml.safe_load((DCGM / "kustomization.yaml").read_text())
     (generator,) = kustomization["configMapGenerator"]
     data = {Path(f).name: (DCGM / f).read_text() for f in generator["files"]}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"], "namespace": kustomization["namespace"]},
-            "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": generator["name"], "namespace": kustomization["namespace"]},
+        "data": data,
+    }
 
 
 @pytest.mark.parametrize("kind", ["DaemonSet", "Service"])
@@ -49,8 +53,14 @@ def test_generated_configmap_matches_the_schema_and_is_what_the_daemonset_mounts
 
 
 def test_counters_cover_every_field_headroom_reads():
-    rows = [r for r in csv.reader(line for line in (DCGM / "counters.csv").read_text().splitlines()
-                                  if line.strip() and not line.startswith("#"))]
+    rows = [
+        r
+        for r in csv.reader(
+            line
+            for line in (DCGM / "counters.csv").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
+    ]
     counters = {name.strip(): kind.strip() for name, kind, *_ in rows}
     assert set(counters) == set(HELP), "counters.csv and the DCGM field contract name the same fields"
     assert all(kind == ("counter" if name == ENERGY else "gauge") for name, kind in counters.items())

@@ -31,6 +31,7 @@ def test_free_slot_is_taken_at_once_then_requests_wait():
         adm.release(first)
         backend, waited = await third
         assert backend is first and waited > 0 and adm.depth("m") == 0
+
     run(scenario())
 
 
@@ -53,6 +54,7 @@ def test_waiters_are_served_round_robin_over_tenants():
         adm.release(holder)
         await asyncio.gather(*tasks)
         assert order[:4] == ["a", "b", "a", "b"]  # b does not wait behind all of a's requests
+
     run(scenario())
 
 
@@ -72,6 +74,7 @@ def test_full_queue_rejects_with_retry_after_and_evicts_for_a_tenant_below_its_s
         for task in [*flood[:-1], b]:
             task.cancel()
         await asyncio.gather(*flood[:-1], b, return_exceptions=True)
+
     run(scenario())
 
 
@@ -85,6 +88,7 @@ def test_queue_timeout_and_no_backend():
         with pytest.raises(Rejected) as none:
             await admission(backends=()).acquire("m", "a")
         assert none.value.reason == "no_backend"
+
     run(scenario())
 
 
@@ -99,4 +103,5 @@ def test_a_waiter_whose_client_left_takes_no_slot():
         assert adm.depth("m") == 0
         adm.release(holder)
         assert holder.outstanding == 0  # the slot was not handed to the departed waiter
+
     run(scenario())

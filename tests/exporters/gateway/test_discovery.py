@@ -12,7 +12,9 @@ from tests.helpers import EmulatorServer, LoopbackHttpServer, QuietHandler
 
 
 def test_file_sd_targets_and_errors():
-    text = json.dumps([{"targets": ["10.0.0.1:8000", "10.0.0.2:8000"], "labels": {"replica": "a"}}, {"targets": ["h:1"]}])
+    text = json.dumps(
+        [{"targets": ["10.0.0.1:8000", "10.0.0.2:8000"], "labels": {"replica": "a"}}, {"targets": ["h:1"]}]
+    )
     assert parse_file_sd(text, "t.json") == ["10.0.0.1:8000", "10.0.0.2:8000", "h:1"]
     assert parse_file_sd("- targets: [a:1]\n", "t.yaml") == ["a:1"]
     with pytest.raises(DiscoveryError, match="t.json: group 0: backend 'nope' is not host:port"):
@@ -49,8 +51,17 @@ class FakeKubernetes:
         class Handler(QuietHandler):
             def do_GET(self):
                 outer.requests.append(self.path)
-                self.reply(200, json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {},
-                                            "items": outer.slices}).encode())
+                self.reply(
+                    200,
+                    json.dumps(
+                        {
+                            "apiVersion": "discovery.k8s.io/v1",
+                            "kind": "EndpointSliceList",
+                            "metadata": {},
+                            "items": outer.slices,
+                        }
+                    ).encode(),
+                )
 
         self.http = LoopbackHttpServer(Handler).start()
         self.url = self.http.url
@@ -59,16 +70,24 @@ class FakeKubernetes:
 def endpoint_slice(name, ready_ips, unready_ips=(), port=8000):
     endpoints = [{"addresses": [ip], "conditions": {"ready": True}} for ip in ready_ips]
     endpoints += [{"addresses": [ip], "conditions": {"ready": False}} for ip in unready_ips]
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-            "metadata": {"name": name, "namespace": "llm", "labels": {"kubernetes.io/service-name": "vllm"}},
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}], "endpoints": endpoints}
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "addressType": "IPv4",
+        "metadata": {"name": name, "namespace": "llm", "labels": {"kubernetes.io/service-name": "vllm"}},
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    }
 
 
 def test_endpoint_slices_give_the_ready_endpoints(monkeypatch):
     from kubernetes import client
 
     api = FakeKubernetes()
-    api.slices = [endpoint_slice("vllm-a", ["10.1.0.1", "10.1.0.2"], ["10.1.0.3"]), endpoint_slice("vllm-b", ["10.1.0.4"])]
+    api.slices = [
+        endpoint_slice("vllm-a", ["10.1.0.1", "10.1.0.2"], ["10.1.0.3"]),
+        endpoint_slice("vllm-b", ["10.1.0.4"]),
+    ]
     configuration = client.Configuration()
     configuration.host = api.url
     seen = []

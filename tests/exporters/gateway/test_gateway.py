@@ -26,8 +26,14 @@ def dead_address() -> str:
 def test_streaming_passes_through_with_usage_and_counters(backends):
     a, b = backends
     with GatewayServer([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]) as gw:
-        body = {"model": a.model, "prompt": "w " * 30, "max_tokens": 25, "ignore_eos": True, "stream": True,
-                "stream_options": {"include_usage": True}}
+        body = {
+            "model": a.model,
+            "prompt": "w " * 30,
+            "max_tokens": 25,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         r = httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30)
         events = sse_events(r.text)
         assert events[-1] == "[DONE]"
@@ -36,7 +42,12 @@ def test_streaming_passes_through_with_usage_and_counters(backends):
         assert docs[-1]["usage"]["completion_tokens"] == 25
         del body["stream_options"]
         httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30)  # no usage: tokens counted from events
-        chat = {"model": a.model, "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 4, "ignore_eos": True}
+        chat = {
+            "model": a.model,
+            "messages": [{"role": "user", "content": "a b c"}],
+            "max_tokens": 4,
+            "ignore_eos": True,
+        }
         httpx.post(f"{gw.url}/v1/chat/completions", json=chat, timeout=30)
         text = httpx.get(f"{gw.url}/metrics").text
         assert metric_value(text, "headroom_gateway_requests_total", model=a.model, status="200") == 3
@@ -58,8 +69,12 @@ def test_least_outstanding_spreads_concurrent_streams(backends):
     before = [metric_value(httpx.get(f"{s.url}/metrics").text, "vllm:request_success_total") for s in (a, b)]
     with GatewayServer([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"]) as gw:
         body = {"model": a.model, "prompt": "w " * 10, "max_tokens": 80, "ignore_eos": True}
-        threads = [threading.Thread(target=httpx.post, args=(f"{gw.url}/v1/completions",), kwargs={"json": body, "timeout": 60})
-                   for _ in range(10)]
+        threads = [
+            threading.Thread(
+                target=httpx.post, args=(f"{gw.url}/v1/completions",), kwargs={"json": body, "timeout": 60}
+            )
+            for _ in range(10)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -73,7 +88,9 @@ def test_retries_refused_and_starting_backends_before_first_byte(backends):
     with EmulatorServer(cold_start_s=60) as cold:
         with GatewayServer([dead_address(), f"127.0.0.1:{cold.port}", f"127.0.0.1:{a.port}"]) as gw:
             for _ in range(6):
-                r = httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
+                r = httpx.post(
+                    f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30
+                )
                 assert r.status_code == 200
             assert metric_value(httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_retries_total") > 0
 
@@ -83,15 +100,21 @@ def test_failure_counters_exist_at_zero_before_the_first_failure(backends):
     from prometheus_client.parser import text_string_to_metric_families
 
     a, _ = backends
-    served = lambda samples: any(name == "headroom_gateway_requests_total" and ("model", a.model) in labels
-                                 for name, labels in samples)
+    served = lambda samples: any(
+        name == "headroom_gateway_requests_total" and ("model", a.model) in labels for name, labels in samples
+    )
     with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
         deadline = time.monotonic() + 15
-        while True:  # until the gateway has learnt the backend's model (its first health check): before, it is 'unknown'
+        while (
+            True
+        ):  # until the gateway has learnt the backend's model (its first health check): before, it is 'unknown'
             httpx.post(f"{gw.url}/v1/completions", json={"model": a.model, "prompt": "x", "max_tokens": 2}, timeout=30)
             text = httpx.get(f"{gw.url}/metrics").text
-            samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                       for f in text_string_to_metric_families(text) for s in f.samples}
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+            }
             if served(samples) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -146,7 +169,10 @@ def test_unknown_model_is_refused_before_any_backend(backends):
         assert r.json()["error"]["param"] == "model"
         text = httpx.get(f"{gw.url}/metrics").text
         assert metric_value(text, "headroom_gateway_rejections_total", model="", reason="unknown_model") == 1
-        assert metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions") == seen_before
+        assert (
+            metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions")
+            == seen_before
+        )
 
 
 def test_backend_dying_mid_stream_ends_the_stream_with_an_error_event():
@@ -185,9 +211,15 @@ def bearer(i: int) -> dict:
 
 
 # what a recording backend streams: odd chunk boundaries (an event split in two, two events in one chunk), UTF-8
-SCRIPTED_CHUNKS = [b'data: {"id":"x","choices":[{"index":0,"text":"h\xc3\xa9', b'llo","finish_reason":null}]}\n\n',
-                   (b'data: {"id":"x","choices":[{"index":0,"text":" w","finish_reason":null}]}\n\ndata: {"id":"x","choices":'
-                   b'[{"index":0,"text":"orld","finish_reason":"length"}]}\n\n'), b"data: [DONE]\n\n"]
+SCRIPTED_CHUNKS = [
+    b'data: {"id":"x","choices":[{"index":0,"text":"h\xc3\xa9',
+    b'llo","finish_reason":null}]}\n\n',
+    (
+        b'data: {"id":"x","choices":[{"index":0,"text":" w","finish_reason":null}]}\n\ndata: {"id":"x","choices":'
+        b'[{"index":0,"text":"orld","finish_reason":"length"}]}\n\n'
+    ),
+    b"data: [DONE]\n\n",
+]
 
 
 async def scripted(request, resp):
@@ -264,14 +296,22 @@ def test_streamed_bytes_equal_the_backends():
         text = httpx.get(f"{gw.url}/metrics").text
         assert metric_value(text, "headroom_gateway_time_to_first_token_seconds_count", model="scripted") == 1
         assert metric_value(text, "headroom_gateway_inter_token_latency_seconds_count", model="scripted") == 2
-        assert metric_value(text, "headroom_gateway_output_tokens_total", model="scripted") == 3  # no usage: events counted
+        assert (
+            metric_value(text, "headroom_gateway_output_tokens_total", model="scripted") == 3
+        )  # no usage: events counted
 
 
 def test_auth_and_per_tenant_token_accounting(backends, tmp_path):
     a, _ = backends
     with GatewayServer([f"127.0.0.1:{a.port}"], keys_file=keys_file(tmp_path)) as gw:
-        body = {"model": a.model, "prompt": "w " * 12, "max_tokens": 9, "ignore_eos": True, "stream": True,
-                "stream_options": {"include_usage": True}}
+        body = {
+            "model": a.model,
+            "prompt": "w " * 12,
+            "max_tokens": 9,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         assert httpx.post(f"{gw.url}/v1/completions", json=body).status_code == 401
         wrong = httpx.post(f"{gw.url}/v1/completions", json=body, headers={"authorization": "Bearer sk-nobody-00"})
         assert wrong.status_code == 401 and "API key" in wrong.json()["error"]["message"]
@@ -282,8 +322,12 @@ def test_auth_and_per_tenant_token_accounting(backends, tmp_path):
         text = httpx.get(f"{gw.url}/metrics").text
         for i in (0, 1):
             mine = [u for t, u in usage if t == i]
-            assert metric_value(text, "headroom_gateway_output_tokens_total", tenant=f"tenant-{i}") == sum(u["completion_tokens"] for u in mine)
-            assert metric_value(text, "headroom_gateway_prompt_tokens_total", tenant=f"tenant-{i}") == sum(u["prompt_tokens"] for u in mine)
+            assert metric_value(text, "headroom_gateway_output_tokens_total", tenant=f"tenant-{i}") == sum(
+                u["completion_tokens"] for u in mine
+            )
+            assert metric_value(text, "headroom_gateway_prompt_tokens_total", tenant=f"tenant-{i}") == sum(
+                u["prompt_tokens"] for u in mine
+            )
         assert metric_value(text, "headroom_gateway_rejections_total", reason="unauthorized") == 2
         assert metric_value(text, "headroom_gateway_time_to_first_token_seconds_count", tenant="tenant-1") == 2
 
@@ -292,17 +336,28 @@ def test_bad_requests_get_openai_errors_before_any_backend(backends):
     a, _ = backends
     with GatewayServer([f"127.0.0.1:{a.port}"], limits={"max_body_bytes": 4096}) as gw:
         seen_before = metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions")
-        cases = [(b"{not json", 400, "not valid JSON"), (b"[1, 2]", 400, "JSON object"), (b'{"prompt": "x"}', 400, "names no model"),
-                 (json.dumps({"model": a.model, "prompt": "w " * 4000}).encode(), 413, "exceeds 4096 bytes")]
+        cases = [
+            (b"{not json", 400, "not valid JSON"),
+            (b"[1, 2]", 400, "JSON object"),
+            (b'{"prompt": "x"}', 400, "names no model"),
+            (json.dumps({"model": a.model, "prompt": "w " * 4000}).encode(), 413, "exceeds 4096 bytes"),
+        ]
         for raw, status, message in cases:
             r = httpx.post(f"{gw.url}/v1/completions", content=raw, headers={"content-type": "application/json"})
             assert r.status_code == status and message in r.json()["error"]["message"], (raw[:20], r.text)
-        assert metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions") == seen_before
+        assert (
+            metric_value(httpx.get(f"{a.url}/metrics").text, "http_requests_total", handler="/v1/completions")
+            == seen_before
+        )
 
 
 def test_full_queue_answers_429_and_two_tenants_share_the_backend(backends, tmp_path):
     a, _ = backends
-    config = {"keys_file": keys_file(tmp_path), "max_in_flight_per_backend": 2, "default_limits": {"max_queue": 6, "queue_timeout_s": 60}}
+    config = {
+        "keys_file": keys_file(tmp_path),
+        "max_in_flight_per_backend": 2,
+        "default_limits": {"max_queue": 6, "queue_timeout_s": 60},
+    }
     with GatewayServer([f"127.0.0.1:{a.port}"], **config) as gw:
         body = {"model": a.model, "prompt": "w " * 10, "max_tokens": 60, "ignore_eos": True}
         done = []
@@ -339,8 +394,12 @@ def test_tenant_label_cap_holds_under_many_keys(backends, tmp_path):
             for i in range(40):
                 assert client.post(f"{gw.url}/v1/completions", json=body, headers=bearer(i)).status_code == 200
         text = httpx.get(f"{gw.url}/metrics").text
-        tenants = {s.labels["tenant"] for f in __import__("prometheus_client.parser").parser.text_string_to_metric_families(text)
-                   for s in f.samples if "tenant" in s.labels}
+        tenants = {
+            s.labels["tenant"]
+            for f in __import__("prometheus_client.parser").parser.text_string_to_metric_families(text)
+            for s in f.samples
+            if "tenant" in s.labels
+        }
         assert len(tenants - {"other"}) <= 5 and "other" in tenants
         assert metric_value(text, "headroom_gateway_requests_total", status="200") == 40
 
@@ -348,7 +407,9 @@ def test_tenant_label_cap_holds_under_many_keys(backends, tmp_path):
 def test_prefix_affinity_keeps_a_prompt_prefix_on_one_replica(backends):
     a, b = backends
     count = lambda: [metric_value(httpx.get(f"{s.url}/metrics").text, "vllm:request_success_total") for s in (a, b)]
-    with GatewayServer([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], routing="prefix_affinity", prefix_affinity_chars=64) as gw:
+    with GatewayServer(
+        [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], routing="prefix_affinity", prefix_affinity_chars=64
+    ) as gw:
         spread = []
         for prefix in ("system: you are a pirate. ", "system: you answer in French. ", "system: be brief. "):
             before = count()
@@ -368,13 +429,17 @@ async def closes_reused_connections(reader, writer):
             writer.close()
             return
         body = json.dumps({"data": [{"id": "m"}]}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
+        )
         served += 1
 
 
 def test_a_stale_keep_alive_connection_is_resent_fresh_without_ejecting_the_backend():
-    with StreamBackend(closes_reused_connections) as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
-                                                             backends={"health_interval_s": 3600}) as gw:
+    with (
+        StreamBackend(closes_reused_connections) as backend,
+        GatewayServer([f"127.0.0.1:{backend.port}"], backends={"health_interval_s": 3600}) as gw,
+    ):
         with httpx.Client(timeout=10) as client:
             for _ in range(3):
                 r = client.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": "x"})
@@ -394,13 +459,21 @@ def test_configured_models_are_the_only_ones_accepted(backends):
 
 
 def test_model_names_stay_bounded_before_backends_report_them():
-    with ScriptedBackend() as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
-                                                     backends={"health_path": "/health", "health_interval_s": 3600}) as gw:
+    with (
+        ScriptedBackend() as backend,
+        GatewayServer(
+            [f"127.0.0.1:{backend.port}"], backends={"health_path": "/health", "health_interval_s": 3600}
+        ) as gw,
+    ):
         # a health path that lists no models: the gateway never learns them and accepts names, up to a bound
-        codes = [httpx.post(f"{gw.url}/v1/completions", json={"model": f"m{i}", "prompt": "x"}, timeout=10).status_code
-                 for i in range(40)]
+        codes = [
+            httpx.post(f"{gw.url}/v1/completions", json={"model": f"m{i}", "prompt": "x"}, timeout=10).status_code
+            for i in range(40)
+        ]
         assert codes[:32] == [200] * 32 and codes[32:] == [404] * 8
-        assert httpx.post(f"{gw.url}/v1/completions", json={"model": "m0", "prompt": "x"}, timeout=10).status_code == 200
+        assert (
+            httpx.post(f"{gw.url}/v1/completions", json={"model": "m0", "prompt": "x"}, timeout=10).status_code == 200
+        )
 
 
 def test_giving_up_after_the_last_attempt_holds_no_backend_slot():
@@ -424,7 +497,9 @@ def test_a_client_leaving_mid_stream_stops_the_backends_work(backends):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             running = metric_value(httpx.get(f"{a.url}/metrics").text, "vllm:num_requests_running")
-            answered = metric_value(httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_requests_total", status="499")
+            answered = metric_value(
+                httpx.get(f"{gw.url}/metrics").text, "headroom_gateway_requests_total", status="499"
+            )
             if running == 0 and answered == 1:
                 break
             time.sleep(0.1)
@@ -434,11 +509,20 @@ def test_a_client_leaving_mid_stream_stops_the_backends_work(backends):
 def test_each_answer_is_counted_against_its_models_slo_at_any_threshold():
     # 0.3 s and 0.03 s are no vLLM bucket edges: counted per request, the SLI holds at them all the same
     slo = {"ttft_s": 0.3, "tpot_s": 0.03, "e2e_s": 0.5}
-    with ScriptedBackend(paced) as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
-                                                          default_limits={"slo": slo}) as gw:
+    with (
+        ScriptedBackend(paced) as backend,
+        GatewayServer([f"127.0.0.1:{backend.port}"], default_limits={"slo": slo}) as gw,
+    ):
+
         def ask(first_s, gap_s, stream=True):
-            body = {"model": "scripted", "prompt": "x", "max_tokens": 5, "first_s": first_s, "gap_s": gap_s,
-                    "stream": stream}
+            body = {
+                "model": "scripted",
+                "prompt": "x",
+                "max_tokens": 5,
+                "first_s": first_s,
+                "gap_s": gap_s,
+                "stream": stream,
+            }
             assert httpx.post(f"{gw.url}/v1/completions", json=body, timeout=30).status_code == 200
 
         ask(0.0, 0.01)  # all met (TPOT 0.01 s, end to end 0.04 s)
@@ -446,8 +530,9 @@ def test_each_answer_is_counted_against_its_models_slo_at_any_threshold():
         ask(0.0, 0.06)  # TPOT missed (0.06 s), end to end 0.24 s met
         ask(0.0, 0.2, stream=False)  # whole answer: end to end only (0.8 s, missed)
         text = httpx.get(f"{gw.url}/metrics").text
-    count = lambda slo_name, result: metric_value(text, "headroom_gateway_slo_requests_total", model="scripted",
-                                                  tenant="anonymous", slo=slo_name, result=result)
+    count = lambda slo_name, result: metric_value(
+        text, "headroom_gateway_slo_requests_total", model="scripted", tenant="anonymous", slo=slo_name, result=result
+    )
     assert (count("ttft", "met"), count("ttft", "missed")) == (2, 1)
     assert (count("tpot", "met"), count("tpot", "missed")) == (2, 1)
     assert (count("e2e", "met"), count("e2e", "missed")) == (2, 2)

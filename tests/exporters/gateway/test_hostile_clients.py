@@ -21,8 +21,9 @@ async def interim_first(reader, writer):
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            )
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = await reader.readexactly(length)
             if head.startswith(b"GET"):
@@ -30,8 +31,10 @@ async def interim_first(reader, writer):
             else:
                 await asyncio.sleep(random.uniform(0, 0.02))
                 answer = json.dumps({"echo": json.loads(body)["prompt"]}).encode()
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
-                         % (len(answer), answer))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                % (len(answer), answer)
+            )
     except (asyncio.IncompleteReadError, ConnectionError):
         writer.close()
 
@@ -41,21 +44,30 @@ def settled(gw, timeout_s: float = 10.0) -> tuple[float, float]:
     deadline = time.monotonic() + timeout_s
     while True:
         text = httpx.get(f"{gw.url}/metrics").text
-        state = (metric_value(text, "headroom_gateway_backend_in_flight_requests"),
-                 metric_value(text, "headroom_gateway_queue_depth"))
+        state = (
+            metric_value(text, "headroom_gateway_backend_in_flight_requests"),
+            metric_value(text, "headroom_gateway_queue_depth"),
+        )
         if state == (0, 0) or time.monotonic() > deadline:
             return state
         time.sleep(0.05)
 
 
 def test_each_client_gets_its_own_answer_when_backends_send_interim_responses():
-    with StreamBackend(interim_first) as backend, GatewayServer([f"127.0.0.1:{backend.port}"], max_in_flight_per_backend=4) as gw:
+    with (
+        StreamBackend(interim_first) as backend,
+        GatewayServer([f"127.0.0.1:{backend.port}"], max_in_flight_per_backend=4) as gw,
+    ):
         got = {}
 
         def client(i):
             body = json.dumps({"model": "echo", "prompt": f"client-{i}"}).encode()
-            ex = rawhttp.exchange(gw.port, rawhttp.post("/v1/completions", body, {"expect": "100-continue"}),
-                                  until_answers=1, read_timeout_s=10)
+            ex = rawhttp.exchange(
+                gw.port,
+                rawhttp.post("/v1/completions", body, {"expect": "100-continue"}),
+                until_answers=1,
+                read_timeout_s=10,
+            )
             got[i] = ex.answers
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
@@ -100,8 +112,14 @@ def test_garbage_after_a_valid_request_frees_its_backend_slot(backends_one):
 
         def poisoned(pause_s):  # the garbage in the request's own packet, or in the next one once it is being served
             parts = (rawhttp.post("/v1/completions", body), b"\x00\x01 garbage\r\n\r\n")
-            results.append((pause_s, rawhttp.exchange(gw.port, *parts, pause_s=pause_s) if pause_s else
-                            rawhttp.exchange(gw.port, b"".join(parts))))
+            results.append(
+                (
+                    pause_s,
+                    rawhttp.exchange(gw.port, *parts, pause_s=pause_s)
+                    if pause_s
+                    else rawhttp.exchange(gw.port, b"".join(parts)),
+                )
+            )
 
         threads = [threading.Thread(target=poisoned, args=(0.05 * (i % 2),)) for i in range(8)]
         for t in threads:
@@ -120,7 +138,9 @@ def test_clients_that_leave_free_their_slot_and_their_place_in_the_queue(backend
     a = backends_one
     config = {"max_in_flight_per_backend": 1, "default_limits": {"max_queue": 2, "queue_timeout_s": 60}}
     with GatewayServer([f"127.0.0.1:{a.port}"], **config) as gw:
-        long = json.dumps({"model": a.model, "prompt": "x", "max_tokens": 4000, "ignore_eos": True, "stream": True}).encode()
+        long = json.dumps(
+            {"model": a.model, "prompt": "x", "max_tokens": 4000, "ignore_eos": True, "stream": True}
+        ).encode()
         socks = []
         for _ in range(3):  # one holds the only slot, two wait in the queue
             sock = socket.create_connection(("127.0.0.1", gw.port))
@@ -133,15 +153,27 @@ def test_clients_that_leave_free_their_slot_and_their_place_in_the_queue(backend
             sock.close()
         assert settled(gw) == (0, 0)
         text = httpx.get(f"{gw.url}/metrics").text
-        statuses = {s: metric_value(text, "headroom_gateway_requests_total", status=s) for s in ("200", "429", "499", "502", "503")}
+        statuses = {
+            s: metric_value(text, "headroom_gateway_requests_total", status=s)
+            for s in ("200", "429", "499", "502", "503")
+        }
         assert statuses["499"] == 3, statuses
-        assert metric_value(text, "headroom_gateway_backend_failures_total") == 0  # a client leaving is not the backend's
+        assert (
+            metric_value(text, "headroom_gateway_backend_failures_total") == 0
+        )  # a client leaving is not the backend's
         short = json.dumps({"model": a.model, "prompt": "x", "max_tokens": 2}).encode()
         assert httpx.post(f"{gw.url}/v1/completions", content=short, timeout=10).status_code == 200
 
 
-LIMITS = {"header_timeout_s": 0.5, "body_timeout_s": 0.5, "idle_timeout_s": 2.0, "max_url_bytes": 2048,
-          "max_header_bytes": 1024, "max_headers": 20, "max_body_bytes": 4096}
+LIMITS = {
+    "header_timeout_s": 0.5,
+    "body_timeout_s": 0.5,
+    "idle_timeout_s": 2.0,
+    "max_url_bytes": 2048,
+    "max_header_bytes": 1024,
+    "max_headers": 20,
+    "max_body_bytes": 4096,
+}
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +183,11 @@ def strict_gateway(backends_one):
 
 
 def test_slowloris_headers_are_cut_at_the_header_timeout(strict_gateway):
-    before = metric_value(httpx.get(f"{strict_gateway.url}/metrics").text, "headroom_gateway_connections_turned_away_total",
-                          reason="header_timeout")
+    before = metric_value(
+        httpx.get(f"{strict_gateway.url}/metrics").text,
+        "headroom_gateway_connections_turned_away_total",
+        reason="header_timeout",
+    )
     drip = [b"POST /v1/completions HTTP/1.1\r\n"] + [b"x-drip-%d: 1\r\n" % i for i in range(12)]
     ex = rawhttp.exchange(strict_gateway.port, *drip, pause_s=0.2, read_timeout_s=5)
     assert ex.closed and ex.seconds < 2.5 and not ex.answers
@@ -179,14 +214,23 @@ def test_silent_and_idle_connections_are_closed(strict_gateway):
         sock.close()
 
 
-@pytest.mark.parametrize("request_bytes, status", [
-    (rawhttp.get("/health?" + "a" * 4000), 400),  # URL over max_url_bytes
-    (rawhttp.get("/health", headers={"x-big": "b" * 2000}), 400),  # one header over max_header_bytes
-    (rawhttp.get("/health", headers={f"x-{i}": "1" for i in range(40)}), 400),  # more than max_headers
-    (rawhttp.post("/v1/completions", b"{" * 5000), 413),  # body over max_body_bytes, by its content-length
-    (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n1000\r\n" + b"a" * 4096
-     + b"\r\n1000\r\n" + b"a" * 4096 + b"\r\n0\r\n\r\n", 413),  # chunked, over the limit as it arrives
-])
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (rawhttp.get("/health?" + "a" * 4000), 400),  # URL over max_url_bytes
+        (rawhttp.get("/health", headers={"x-big": "b" * 2000}), 400),  # one header over max_header_bytes
+        (rawhttp.get("/health", headers={f"x-{i}": "1" for i in range(40)}), 400),  # more than max_headers
+        (rawhttp.post("/v1/completions", b"{" * 5000), 413),  # body over max_body_bytes, by its content-length
+        (
+            b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n1000\r\n"
+            + b"a" * 4096
+            + b"\r\n1000\r\n"
+            + b"a" * 4096
+            + b"\r\n0\r\n\r\n",
+            413,
+        ),  # chunked, over the limit as it arrives
+    ],
+)
 def test_oversized_requests_are_refused_and_the_connection_closed(strict_gateway, request_bytes, status):
     ex = rawhttp.exchange(strict_gateway.port, request_bytes)
     assert ex.answers and ex.answers[0].status == status and ex.closed
@@ -196,15 +240,20 @@ def test_pipelined_requests_are_all_answered_in_order_before_a_close(backends_on
     a = backends_one
     with GatewayServer([f"127.0.0.1:{a.port}"]) as gw:
         body = json.dumps({"model": a.model, "prompt": "x", "max_tokens": 3}).encode()
-        pipeline = rawhttp.post("/v1/completions", body) + rawhttp.get("/health") + rawhttp.post(
-            "/v1/completions", body, {"connection": "close"})
+        pipeline = (
+            rawhttp.post("/v1/completions", body)
+            + rawhttp.get("/health")
+            + rawhttp.post("/v1/completions", body, {"connection": "close"})
+        )
         ex = rawhttp.exchange(gw.port, pipeline)
         assert [x.status for x in ex.answers] == [200, 200, 200] and ex.closed
         assert all(json.loads(x.body)["usage"]["completion_tokens"] == 3 for x in (ex.answers[0], ex.answers[2]))
 
 
 def test_head_has_no_body_and_other_methods_are_refused(strict_gateway):
-    ex = rawhttp.exchange(strict_gateway.port, rawhttp.get("/v1/models", "HEAD"), until_answers=1, head_only=frozenset({0}))
+    ex = rawhttp.exchange(
+        strict_gateway.port, rawhttp.get("/v1/models", "HEAD"), until_answers=1, head_only=frozenset({0})
+    )
     assert ex.answers[0].status == 200 and ex.answers[0].body == b""
     assert b"{" not in ex.raw  # the bytes on the wire: no body after the head
     r = httpx.get(f"{strict_gateway.url}/v1/completions")
@@ -221,8 +270,12 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(backends_one):
 def test_model_labels_come_only_from_known_models():
     from tests.exporters.gateway.test_gateway import ScriptedBackend
 
-    with ScriptedBackend() as backend, GatewayServer([f"127.0.0.1:{backend.port}"],
-                                                     backends={"health_path": "/health", "health_interval_s": 3600}) as gw:
+    with (
+        ScriptedBackend() as backend,
+        GatewayServer(
+            [f"127.0.0.1:{backend.port}"], backends={"health_path": "/health", "health_interval_s": 3600}
+        ) as gw,
+    ):
         names = ["x" * 200, "a-model", "\u00e9t\u00e9"]
         for name in names:
             assert httpx.post(f"{gw.url}/v1/completions", json={"model": name, "prompt": "x"}).status_code == 200
@@ -251,7 +304,9 @@ def test_tenant_series_stay_within_the_cap_however_many_keys_send(tmp_path):
         series.output_tokens.inc(3)
         metrics.child(metrics.rejections, "m", labels.label(tenant), "queue_full").inc()
     text = generate_latest(registry).decode()
-    tenants = {s.labels["tenant"] for f in text_string_to_metric_families(text) for s in f.samples if "tenant" in s.labels}
+    tenants = {
+        s.labels["tenant"] for f in text_string_to_metric_families(text) for s in f.samples if "tenant" in s.labels
+    }
     assert len(tenants - {"other"}) <= 20 and "other" in tenants
     assert len(labels.labelled) <= 20
 

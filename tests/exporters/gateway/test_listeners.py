@@ -15,7 +15,10 @@ def served_certificate(port: int, ca: trustme.CA) -> bytes:
     """The DER certificate a fresh TLS handshake on `port` presents."""
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         return tls.getpeercert(binary_form=True)
 
 

@@ -9,7 +9,10 @@ from exporters.gateway.slo import RequestTimings, slo_outcomes, time_per_output_
 def test_a_streamed_answer_is_judged_on_every_slo_with_a_threshold():
     slo = SloThresholds(ttft_s=0.3, tpot_s=0.03, e2e_s=2.0)
     assert slo_outcomes(RequestTimings(e2e_s=2.5, ttft_s=0.3, tpot_s=0.031), slo) == [
-        ("ttft", True), ("tpot", False), ("e2e", False)]
+        ("ttft", True),
+        ("tpot", False),
+        ("e2e", False),
+    ]
 
 
 def test_a_whole_answer_is_judged_end_to_end_only():
@@ -17,7 +20,9 @@ def test_a_whole_answer_is_judged_end_to_end_only():
 
 
 def test_an_slo_without_threshold_is_not_counted():
-    assert slo_outcomes(RequestTimings(e2e_s=9.0, ttft_s=0.1, tpot_s=0.01), SloThresholds(tpot_s=None)) == [("ttft", True)]
+    assert slo_outcomes(RequestTimings(e2e_s=9.0, ttft_s=0.1, tpot_s=0.01), SloThresholds(tpot_s=None)) == [
+        ("ttft", True)
+    ]
 
 
 def test_time_per_output_token_spans_the_tokens_after_the_first():

@@ -30,7 +30,9 @@ def test_first_event_and_gaps_between_reads():
 
 
 def test_usage_is_read_from_the_last_usage_object():
-    body = (b'{"usage": {"prompt_tokens": 3, "total_tokens": 5, "completion_tokens": 2}} '
-            b'{"usage":{"prompt_tokens":7,"total_tokens":16,"completion_tokens":9}}')
+    body = (
+        b'{"usage": {"prompt_tokens": 3, "total_tokens": 5, "completion_tokens": 2}} '
+        b'{"usage":{"prompt_tokens":7,"total_tokens":16,"completion_tokens":9}}'
+    )
     assert usage_tokens(body) == (7, 9)
     assert usage_tokens(b'{"choices": []}') is None

@@ -12,9 +12,16 @@ def test_bearer_keys_map_to_tenants(tmp_path):
     assert KeyRing.from_file(None).tenant(None) == ANONYMOUS
 
 
-@pytest.mark.parametrize("text, problem", [("- a\n- b\n", "mapping"), ("short: alpha\n", "at least 8"),
-                                           ("sk-alpha-123: other\n", "tenant must be a name"), ("a: [\n", "not valid YAML"),
-                                           ("sk-alpha-123: a\nsk-beta-4567: b\nsk-alpha-123: c\n", "line 3: .* already given on line 1")])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("- a\n- b\n", "mapping"),
+        ("short: alpha\n", "at least 8"),
+        ("sk-alpha-123: other\n", "tenant must be a name"),
+        ("a: [\n", "not valid YAML"),
+        ("sk-alpha-123: a\nsk-beta-4567: b\nsk-alpha-123: c\n", "line 3: .* already given on line 1"),
+    ],
+)
 def test_bad_keys_files_name_the_problem(tmp_path, text, problem):
     path = tmp_path / "keys.yaml"
     path.write_text(text)
@@ -32,8 +39,16 @@ def test_tenant_label_is_capped_to_the_busiest():
     assert len(labels.counts) < 200  # one-off tenants are forgotten as their counts decay
 
 
-@pytest.mark.parametrize("text", ["sk-secret-0001: alpha\nsk-secret-0002: [\n", "sk-secret-0001: alpha\nsk-secret-0001: b\n",
-                                  "sk-secret-0001: other\n", "sk-secret-0001: {nested: map}\n", "sk-se: alpha\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sk-secret-0001: alpha\nsk-secret-0002: [\n",
+        "sk-secret-0001: alpha\nsk-secret-0001: b\n",
+        "sk-secret-0001: other\n",
+        "sk-secret-0001: {nested: map}\n",
+        "sk-se: alpha\n",
+    ],
+)
 def test_keys_file_errors_never_show_a_key(tmp_path, text):
     path = tmp_path / "keys.yaml"
     path.write_text(text)

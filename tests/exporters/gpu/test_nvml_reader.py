@@ -23,6 +23,12 @@ def test_pci_bus_id_in_dcgm_exporters_form():
 def test_no_driver_gives_a_clear_message_and_exit():
     with pytest.raises(NoNvidiaDriver, match="no NVIDIA driver found"):
         start_nvml()
-    done = subprocess.run([sys.executable, "-m", "headroom", "gpu-exporter", "--port", "9400"], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom", "gpu-exporter", "--port", "9400"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "headroom gpu-exporter: error: no NVIDIA driver found" in done.stderr

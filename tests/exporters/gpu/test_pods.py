@@ -28,9 +28,16 @@ class FakeKubelet:
                     c.devices.add(resource_name=resource, device_ids=ids)
             return out
 
-        handler = grpc.method_handlers_generic_handler("v1.PodResourcesLister", {
-            "List": grpc.unary_unary_rpc_method_handler(list_pods, request_deserializer=messages["ListPodResourcesRequest"].FromString,
-                                                        response_serializer=lambda m: m.SerializeToString())})
+        handler = grpc.method_handlers_generic_handler(
+            "v1.PodResourcesLister",
+            {
+                "List": grpc.unary_unary_rpc_method_handler(
+                    list_pods,
+                    request_deserializer=messages["ListPodResourcesRequest"].FromString,
+                    response_serializer=lambda m: m.SerializeToString(),
+                )
+            },
+        )
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
         self.server.add_insecure_port(f"unix://{path}")
         self.server.start()
@@ -46,11 +53,16 @@ def kubelet(tmp_path):
 
 def test_maps_gpus_to_the_pods_holding_them(kubelet):
     fake, path = kubelet
-    fake.pods = [("vllm-0", "llm", [("vllm", "nvidia.com/gpu", ["GPU-aaaa", "GPU-bbbb"]), ("sidecar", "cpu", ["0"])]),
-                 ("trainer", "ml", [("main", "nvidia.com/gpu", ["GPU-cccc"])])]
+    fake.pods = [
+        ("vllm-0", "llm", [("vllm", "nvidia.com/gpu", ["GPU-aaaa", "GPU-bbbb"]), ("sidecar", "cpu", ["0"])]),
+        ("trainer", "ml", [("main", "nvidia.com/gpu", ["GPU-cccc"])]),
+    ]
     owners = KubeletPodResources(path, refresh_s=0)()
-    assert owners == {"GPU-aaaa": ("vllm-0", "llm", "vllm"), "GPU-bbbb": ("vllm-0", "llm", "vllm"),
-                      "GPU-cccc": ("trainer", "ml", "main")}
+    assert owners == {
+        "GPU-aaaa": ("vllm-0", "llm", "vllm"),
+        "GPU-bbbb": ("vllm-0", "llm", "vllm"),
+        "GPU-cccc": ("trainer", "ml", "main"),
+    }
     assert LIST_METHOD == "/v1.PodResourcesLister/List"
 
 

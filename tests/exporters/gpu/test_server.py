@@ -18,7 +18,11 @@ class CountingSource:
 
     def read_all(self):
         self.reads += 1
-        return [GpuRow(0, "GPU-aaaa", "00000000:18:00.0", "nvidia0", "NVIDIA H200", {"DCGM_FI_DEV_GPU_UTIL": float(self.reads)})]
+        return [
+            GpuRow(
+                0, "GPU-aaaa", "00000000:18:00.0", "nvidia0", "NVIDIA H200", {"DCGM_FI_DEV_GPU_UTIL": float(self.reads)}
+            )
+        ]
 
 
 @pytest.fixture
@@ -26,7 +30,9 @@ def exporter():
     port = free_port()
     ready, stop = threading.Event(), threading.Event()
     config = GpuExporterConfig(host="127.0.0.1", port=port, interval_s=0.1, hostname="node-a")
-    thread = threading.Thread(target=serve, args=(config, CountingSource()), kwargs={"ready": ready, "stop": stop}, daemon=True)
+    thread = threading.Thread(
+        target=serve, args=(config, CountingSource()), kwargs={"ready": ready, "stop": stop}, daemon=True
+    )
     thread.start()
     assert ready.wait(10)
     yield f"http://127.0.0.1:{port}"

@@ -34,17 +34,20 @@ def test_messages_split_across_chunks_and_counted_tokens_without_usage():
     body = b"".join(sse(chunk(w)) for w in ["x", "y", "z"]) + sse(b"[DONE]")
     timer = StreamTimer(sent_at=0.0)
     for i in range(0, len(body), 7):  # arbitrary chunk boundaries
-        timer.feed(body[i:i + 7], 1.0 + i / 1000)
+        timer.feed(body[i : i + 7], 1.0 + i / 1000)
     m = timer.finish(2.0)
     assert m.ok and m.output_tokens == 3 and not m.usage_reported and len(m.itl_s) == 2
 
 
-@pytest.mark.parametrize("body, error", [
-    (sse(chunk("a")), "before data: [DONE]"),
-    (sse(b"[DONE]"), "no choices"),
-    (sse(b"{not json"), "malformed SSE"),
-    (sse({"error": {"message": "boom", "code": 500}}), "boom"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (sse(chunk("a")), "before data: [DONE]"),
+        (sse(b"[DONE]"), "no choices"),
+        (sse(b"{not json"), "malformed SSE"),
+        (sse({"error": {"message": "boom", "code": 500}}), "boom"),
+    ],
+)
 def test_broken_streams_fail_with_the_reason(body, error):
     timer = StreamTimer(0.0)
     timer.feed(body, 0.1)

@@ -35,16 +35,19 @@ def write(tmp_path, name, text):
     return p
 
 
-@pytest.mark.parametrize("text, line, column", [
-    ("TIME,ContextTokens,GeneratedTokens\n", 1, "header"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,12,3\nyesterday,1,1\n", 3, "TIMESTAMP"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,twelve,3\n", 2, "ContextTokens"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,0,3\n", 2, "ContextTokens"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,5,-1\n", 2, "GeneratedTokens"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,5\n", 2, "row"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:05,5,1\n2023-11-16 18:17:04,5,1\n", 3, "TIMESTAMP"),
-    ("TIMESTAMP,ContextTokens,GeneratedTokens\n", 2, "row"),
-])
+@pytest.mark.parametrize(
+    "text, line, column",
+    [
+        ("TIME,ContextTokens,GeneratedTokens\n", 1, "header"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,12,3\nyesterday,1,1\n", 3, "TIMESTAMP"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,twelve,3\n", 2, "ContextTokens"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,0,3\n", 2, "ContextTokens"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,5,-1\n", 2, "GeneratedTokens"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,5\n", 2, "row"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:05,5,1\n2023-11-16 18:17:04,5,1\n", 3, "TIMESTAMP"),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\n", 2, "row"),
+    ],
+)
 def test_azure_errors_name_line_and_column(tmp_path, text, line, column):
     path = write(tmp_path, "t.csv", text)
     with pytest.raises(TraceError) as err:
@@ -54,29 +57,40 @@ def test_azure_errors_name_line_and_column(tmp_path, text, line, column):
 
 
 def test_azure_crlf_without_final_newline(tmp_path):
-    path = write(tmp_path, "t.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03.9799600,4808,10\r\n"
-                 "2023-11-16 18:17:04.0319600,3180,8")
+    path = write(
+        tmp_path,
+        "t.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:03.9799600,4808,10\r\n"
+        "2023-11-16 18:17:04.0319600,3180,8",
+    )
     w = load_azure(path)
     assert w.arrival_s.tolist() == pytest.approx([0.0, 0.052]) and w.prompt_tokens.tolist() == [4808, 3180]
 
 
 def test_jsonl_loads_sorts_and_expands_hash_ids(tmp_path):
-    path = write(tmp_path, "t.jsonl", '{"timestamp": 1500, "input_length": 10, "output_length": 2}\n\n'
-                 '{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [7, 8]}\n')
+    path = write(
+        tmp_path,
+        "t.jsonl",
+        '{"timestamp": 1500, "input_length": 10, "output_length": 2}\n\n'
+        '{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [7, 8]}\n',
+    )
     w = load_jsonl(path)
     assert w.arrival_s.tolist() == [0.0, 1.5] and w.prompt_tokens.tolist() == [600, 10]
     assert len(w.prefix(0)) == 64 and w.prefix(1) == ()
 
 
-@pytest.mark.parametrize("text, column", [
-    ("{not json}\n", "line"),
-    ("[1, 2]\n", "line"),
-    ('{"input_length": 1, "output_length": 1}\n', "timestamp"),
-    ('{"timestamp": "soon", "input_length": 1, "output_length": 1}\n', "timestamp"),
-    ('{"timestamp": 1, "input_length": 0, "output_length": 1}\n', "input_length"),
-    ('{"timestamp": 1, "input_length": 2, "output_length": 1.5}\n', "output_length"),
-    ('{"timestamp": 1, "input_length": 2, "output_length": 1, "hash_ids": "abc"}\n', "hash_ids"),
-])
+@pytest.mark.parametrize(
+    "text, column",
+    [
+        ("{not json}\n", "line"),
+        ("[1, 2]\n", "line"),
+        ('{"input_length": 1, "output_length": 1}\n', "timestamp"),
+        ('{"timestamp": "soon", "input_length": 1, "output_length": 1}\n', "timestamp"),
+        ('{"timestamp": 1, "input_length": 0, "output_length": 1}\n', "input_length"),
+        ('{"timestamp": 1, "input_length": 2, "output_length": 1.5}\n', "output_length"),
+        ('{"timestamp": 1, "input_length": 2, "output_length": 1, "hash_ids": "abc"}\n', "hash_ids"),
+    ],
+)
 def test_jsonl_errors(tmp_path, text, column):
     path = write(tmp_path, "t.jsonl", '{"timestamp": 0, "input_length": 1, "output_length": 1}\n' + text)
     with pytest.raises(TraceError) as err:
@@ -84,14 +98,17 @@ def test_jsonl_errors(tmp_path, text, column):
     assert err.value.line == 2 and err.value.column == column
 
 
-@pytest.mark.parametrize("row, column", [
-    ("600,abc,0,,0,0", "rate"),
-    ("600,1.0,2.0,Pareto,1,1", "family"),
-    ("600,1.0,2.0,,0,0", "family"),
-    ("600,1.0,2.0,Gamma,0,1", "shape"),
-    ("600,1.0", "row"),
-    ("0,1.0,1.0,Gamma,1,1", "window_start"),
-])
+@pytest.mark.parametrize(
+    "row, column",
+    [
+        ("600,abc,0,,0,0", "rate"),
+        ("600,1.0,2.0,Pareto,1,1", "family"),
+        ("600,1.0,2.0,,0,0", "family"),
+        ("600,1.0,2.0,Gamma,0,1", "shape"),
+        ("600,1.0", "row"),
+        ("0,1.0,1.0,Gamma,1,1", "window_start"),
+    ],
+)
 def test_servegen_errors(tmp_path, row, column):
     path = write(tmp_path, "chunk-1-trace.csv", "0,0,0,,0,0\n" + row + "\n")
     with pytest.raises(TraceError) as err:

@@ -22,7 +22,9 @@ def completion(server, **fields):
 
 
 def test_streamed_completion_counts_and_usage(server):
-    r = completion(server, prompt="a " * 37, max_tokens=12, stream=True, ignore_eos=True, stream_options={"include_usage": True})
+    r = completion(
+        server, prompt="a " * 37, max_tokens=12, stream=True, ignore_eos=True, stream_options={"include_usage": True}
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = sse_events(r.text)
     assert events[-1] == "[DONE]"
@@ -60,9 +62,17 @@ def test_token_id_prompt_counts_ids(server):
 
 
 def test_chat_stream_role_then_content_then_usage(server):
-    body = {"model": server.model, "messages": [{"role": "system", "content": "be brief"},
-                                                  {"role": "user", "content": [{"type": "text", "text": "hello there friend"}]}],
-            "max_completion_tokens": 5, "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": server.model,
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hello there friend"}]},
+        ],
+        "max_completion_tokens": 5,
+        "stream": True,
+        "ignore_eos": True,
+        "stream_options": {"include_usage": True},
+    }
     r = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30)
     docs = [json.loads(e) for e in sse_events(r.text)[:-1]]
     assert docs[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -73,7 +83,12 @@ def test_chat_stream_role_then_content_then_usage(server):
 
 
 def test_chat_non_streamed(server):
-    body = {"model": server.model, "messages": [{"role": "user", "content": "hi you"}], "max_tokens": 3, "ignore_eos": True}
+    body = {
+        "model": server.model,
+        "messages": [{"role": "user", "content": "hi you"}],
+        "max_tokens": 3,
+        "ignore_eos": True,
+    }
     doc = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30).json()
     assert doc["object"] == "chat.completion"
     assert len(doc["choices"][0]["message"]["content"].split()) == 3
@@ -96,34 +111,42 @@ def assert_error(r, status, *words):
     return err
 
 
-@pytest.mark.parametrize("body, status, words", [
-    (b"{not json", 400, ["malformed JSON"]),
-    (b"[1, 2]", 400, ["JSON object"]),
-    (b'{"prompt": "hi"}', 400, ["'model'"]),
-    (b'{"model": "MODEL"}', 400, ["'prompt'"]),
-    (b'{"model": "MODEL", "prompt": "hi", "max_tokens": "ten"}', 400, ["max_tokens"]),
-    (b'{"model": "MODEL", "prompt": "hi", "max_tokens": 0}', 400, ["max_tokens"]),
-    (b'{"model": "MODEL", "prompt": "hi", "max_tokens": 131072}', 400, ["maximum context length is 131072"]),
-    (b'{"model": "MODEL", "prompt": "hi", "stream": "yes"}', 400, ["stream"]),
-    (b'{"model": "MODEL", "prompt": "hi", "stream_options": {"include_usage": true}}', 400, ["stream=True"]),
-    (b'{"model": "MODEL", "prompt": "hi", "n": 2}', 400, ["n=1"]),
-    (b'{"model": "MODEL", "prompt": ""}', 400, ["at least one token"]),
-    (b'{"model": "other-model", "prompt": "hi"}', 404, ["other-model", "does not exist"]),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        (b"{not json", 400, ["malformed JSON"]),
+        (b"[1, 2]", 400, ["JSON object"]),
+        (b'{"prompt": "hi"}', 400, ["'model'"]),
+        (b'{"model": "MODEL"}', 400, ["'prompt'"]),
+        (b'{"model": "MODEL", "prompt": "hi", "max_tokens": "ten"}', 400, ["max_tokens"]),
+        (b'{"model": "MODEL", "prompt": "hi", "max_tokens": 0}', 400, ["max_tokens"]),
+        (b'{"model": "MODEL", "prompt": "hi", "max_tokens": 131072}', 400, ["maximum context length is 131072"]),
+        (b'{"model": "MODEL", "prompt": "hi", "stream": "yes"}', 400, ["stream"]),
+        (b'{"model": "MODEL", "prompt": "hi", "stream_options": {"include_usage": true}}', 400, ["stream=True"]),
+        (b'{"model": "MODEL", "prompt": "hi", "n": 2}', 400, ["n=1"]),
+        (b'{"model": "MODEL", "prompt": ""}', 400, ["at least one token"]),
+        (b'{"model": "other-model", "prompt": "hi"}', 404, ["other-model", "does not exist"]),
+    ],
+)
 def test_bad_completion_input(server, body, status, words):
     r = httpx.post(f"{server.url}/v1/completions", content=body.replace(b"MODEL", server.model.encode()), timeout=10)
     assert_error(r, status, *words)
 
 
-@pytest.mark.parametrize("body, words", [
-    (b'{"model": "MODEL"}', ["'messages'"]),
-    (b'{"model": "MODEL", "messages": []}', ["'messages'"]),
-    (b'{"model": "MODEL", "messages": [{"content": "x"}]}', ["role"]),
-    (b'{"model": "MODEL", "messages": [{"role": "user", "content": 5}]}', ["content"]),
-    (b'{"model": "MODEL", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', ["text"]),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b'{"model": "MODEL"}', ["'messages'"]),
+        (b'{"model": "MODEL", "messages": []}', ["'messages'"]),
+        (b'{"model": "MODEL", "messages": [{"content": "x"}]}', ["role"]),
+        (b'{"model": "MODEL", "messages": [{"role": "user", "content": 5}]}', ["content"]),
+        (b'{"model": "MODEL", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}', ["text"]),
+    ],
+)
 def test_bad_chat_input(server, body, words):
-    r = httpx.post(f"{server.url}/v1/chat/completions", content=body.replace(b"MODEL", server.model.encode()), timeout=10)
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions", content=body.replace(b"MODEL", server.model.encode()), timeout=10
+    )
     assert_error(r, 400, *words)
 
 
@@ -184,8 +207,11 @@ def test_pipelined_requests_and_a_late_parse_error_leave_the_engine_alive(server
     # a generation in flight, then bytes the parser refuses: the 400 waits its turn; the engine goes on
     ex = rawhttp.exchange(server.port, rawhttp.post("/v1/completions", body), b"\x00 nonsense\r\n\r\n", pause_s=0.05)
     assert [a.status for a in ex.answers] == [200, 400] and ex.closed
-    pipeline = rawhttp.post("/v1/completions", body) + rawhttp.get("/health") + rawhttp.post(
-        "/v1/completions", body, {"connection": "close"})
+    pipeline = (
+        rawhttp.post("/v1/completions", body)
+        + rawhttp.get("/health")
+        + rawhttp.post("/v1/completions", body, {"connection": "close"})
+    )
     ex = rawhttp.exchange(server.port, pipeline)
     assert [a.status for a in ex.answers] == [200, 200, 200] and ex.closed
     assert httpx.get(f"{server.url}/health").status_code == 200

@@ -14,7 +14,13 @@ from tests.helpers import EmulatorServer, timed_stream
 
 
 def stream_timing(server, prompt_tokens=100, max_tokens=40):
-    body = {"model": server.model, "prompt": "w " * prompt_tokens, "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
+    body = {
+        "model": server.model,
+        "prompt": "w " * prompt_tokens,
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "stream": True,
+    }
     return timed_stream(server.port, "/v1/completions", body)
 
 
@@ -57,22 +63,32 @@ def test_stall_fault_freezes_then_resumes():
     with EmulatorServer() as s:
         httpx.post(f"{s.url}/admin/faults", json={"stall_s": 0.6})
         t0 = time.perf_counter()
-        r = httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "hi", "max_tokens": 3, "ignore_eos": True}, timeout=10)
+        r = httpx.post(
+            f"{s.url}/v1/completions",
+            json={"model": s.model, "prompt": "hi", "max_tokens": 3, "ignore_eos": True},
+            timeout=10,
+        )
         assert r.status_code == 200 and time.perf_counter() - t0 >= 0.5
 
 
 def test_client_disconnect_aborts_and_frees_kv():
     with EmulatorServer() as s:
-        body = json.dumps({"model": s.model, "prompt": "w " * 500, "max_tokens": 5000, "ignore_eos": True, "stream": True}).encode()
+        body = json.dumps(
+            {"model": s.model, "prompt": "w " * 500, "max_tokens": 5000, "ignore_eos": True, "stream": True}
+        ).encode()
         with socket.create_connection(("127.0.0.1", s.port)) as sock:
-            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
-                         % (len(body), body))
+            sock.sendall(
+                b"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                % (len(body), body)
+            )
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")
             time.sleep(0.2)
         deadline = time.time() + 5
         while time.time() < deadline:
             fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{s.url}/metrics").text)}
-            abort = next(x.value for x in fams["vllm:request_success"].samples if x.labels["finished_reason"] == "abort")
+            abort = next(
+                x.value for x in fams["vllm:request_success"].samples if x.labels["finished_reason"] == "abort"
+            )
             if abort == 1:
                 break
             time.sleep(0.05)
@@ -85,9 +101,19 @@ def test_gpu_busy_under_load_and_idle_after():
     with EmulatorServer() as s:
         with httpx.Client(timeout=30) as c:
             for _ in range(3):
-                c.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "w " * 50, "max_tokens": 60, "ignore_eos": True})
-            util = lambda: next(f for f in text_string_to_metric_families(c.get(f"{s.gpu_url}/metrics").text)
-                                if f.name == "DCGM_FI_DEV_GPU_UTIL").samples[0].value
+                c.post(
+                    f"{s.url}/v1/completions",
+                    json={"model": s.model, "prompt": "w " * 50, "max_tokens": 60, "ignore_eos": True},
+                )
+            util = lambda: (
+                next(
+                    f
+                    for f in text_string_to_metric_families(c.get(f"{s.gpu_url}/metrics").text)
+                    if f.name == "DCGM_FI_DEV_GPU_UTIL"
+                )
+                .samples[0]
+                .value
+            )
             busy = util()
             time.sleep(1.1)
             assert busy > 30 and util() == 0
@@ -97,7 +123,9 @@ def test_prefix_cache_hits_on_shared_prompt_prefix():
     with EmulatorServer() as s:
         shared = "w " * 160
         for tail in ("alpha beta", "gamma delta"):
-            httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": shared + tail, "max_tokens": 2}, timeout=30)
+            httpx.post(
+                f"{s.url}/v1/completions", json={"model": s.model, "prompt": shared + tail, "max_tokens": 2}, timeout=30
+            )
         fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{s.url}/metrics").text)}
         hits = next(x.value for x in fams["vllm:prefix_cache_hits"].samples if x.name.endswith("_total"))
         assert hits == 160
@@ -105,6 +133,7 @@ def test_prefix_cache_hits_on_shared_prompt_prefix():
 
 def test_engine_failure_fails_open_requests_instead_of_hanging():
     with EmulatorServer() as s:
+
         def broken_step():
             raise RuntimeError("planted bug")
 

@@ -7,9 +7,32 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import EmulatorServer
 
 # Written out from DESIGN.md, independently of the emulator's own constants.
-TTFT = [.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560]
-ITL = [.01, .025, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80]
-REQ = [.3, .5, .8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680]
+TTFT = [
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+    20,
+    40,
+    80,
+    160,
+    640,
+    2560,
+]
+ITL = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80]
+REQ = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680]
 ITER = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 VLLM_CONTRACT = {
     "vllm:num_requests_running": ("gauge", None),
@@ -34,10 +57,21 @@ VLLM_CONTRACT = {
     "vllm:request_generation_tokens": ("histogram", "1-2-5"),
     "vllm:iteration_tokens_total": ("histogram", ITER),
 }
-DCGM = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_DRAM_ACTIVE",
-        "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_RESERVED", "DCGM_FI_DEV_POWER_USAGE",
-        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK",
-        "DCGM_FI_DEV_XID_ERRORS"}
+DCGM = {
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+    "DCGM_FI_PROF_DRAM_ACTIVE",
+    "DCGM_FI_DEV_FB_USED",
+    "DCGM_FI_DEV_FB_FREE",
+    "DCGM_FI_DEV_FB_RESERVED",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+    "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_SM_CLOCK",
+    "DCGM_FI_DEV_MEM_CLOCK",
+    "DCGM_FI_DEV_XID_ERRORS",
+}
 DCGM_LABELS = {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"}
 
 
@@ -46,15 +80,20 @@ def families(url):
 
 
 def buckets(family):
-    return sorted(float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket") and s.labels["le"] != "+Inf")
+    return sorted(
+        float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket") and s.labels["le"] != "+Inf"
+    )
 
 
 @pytest.fixture(scope="module")
 def loaded_server():
     with EmulatorServer() as s:
         for i in range(5):
-            r = httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "w " * (50 + i), "max_tokens": 10,
-                                                             "ignore_eos": True}, timeout=30)
+            r = httpx.post(
+                f"{s.url}/v1/completions",
+                json={"model": s.model, "prompt": "w " * (50 + i), "max_tokens": 10, "ignore_eos": True},
+                timeout=30,
+            )
             assert r.status_code == 200
         yield s
 
@@ -97,7 +136,9 @@ def test_vllm_metric_values_follow_traffic(loaded_server):
 def test_http_metrics(loaded_server):
     fams = families(f"{loaded_server.url}/metrics")
     samples = [s for s in fams["http_requests"].samples if s.name == "http_requests_total"]
-    assert any(s.labels == {"handler": "/v1/completions", "method": "POST", "status": "2xx"} and s.value >= 5 for s in samples)
+    assert any(
+        s.labels == {"handler": "/v1/completions", "method": "POST", "status": "2xx"} and s.value >= 5 for s in samples
+    )
     assert fams["http_request_duration_seconds"].type == "histogram"
 
 
@@ -112,7 +153,9 @@ def test_gpu_endpoint_matches_dcgm_contract(loaded_server):
             assert set(sample.labels) == DCGM_LABELS, name
     get = lambda n: fams[n].samples[0].value
     assert get("DCGM_FI_DEV_FB_USED") > 15_000  # 16 GB of weights are resident
-    assert get("DCGM_FI_DEV_FB_USED") + get("DCGM_FI_DEV_FB_FREE") + get("DCGM_FI_DEV_FB_RESERVED") == pytest.approx(80 * 1024, abs=2)
+    assert get("DCGM_FI_DEV_FB_USED") + get("DCGM_FI_DEV_FB_FREE") + get("DCGM_FI_DEV_FB_RESERVED") == pytest.approx(
+        80 * 1024, abs=2
+    )
     assert 70 <= get("DCGM_FI_DEV_POWER_USAGE") <= 700
     assert get("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION") > 0
 

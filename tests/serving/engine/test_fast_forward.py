@@ -38,9 +38,18 @@ def run(engine: Engine, arrivals: list[tuple[float, EngineRequest]], use_fast_fo
 @pytest.mark.parametrize("seed", range(8))
 def test_fast_forward_matches_stepping(seed):
     rng = random.Random(seed)
-    engine = small_profile(blocks=rng.choice([60, 200, 2000]), max_num_seqs=rng.choice([4, 32]), max_batched=rng.choice([256, 2048]))
-    reqs = [(rng.uniform(0, 3), EngineRequest(f"r{i}", rng.randint(1, 400), rng.randint(1, 300),
-                                              stop_after=rng.choice([None, rng.randint(1, 100)]))) for i in range(60)]
+    engine = small_profile(
+        blocks=rng.choice([60, 200, 2000]), max_num_seqs=rng.choice([4, 32]), max_batched=rng.choice([256, 2048])
+    )
+    reqs = [
+        (
+            rng.uniform(0, 3),
+            EngineRequest(
+                f"r{i}", rng.randint(1, 400), rng.randint(1, 300), stop_after=rng.choice([None, rng.randint(1, 100)])
+            ),
+        )
+        for i in range(60)
+    ]
     slow = run(copy.deepcopy(engine), copy.deepcopy(reqs), False)
     fast = run(engine, reqs, True)
     assert slow.keys() == fast.keys() and len(slow) == 60
@@ -59,7 +68,9 @@ def test_decode_run_matches_timing():
         for c in contexts:
             shape.add(1, c + j)
         t = engine.steptime.timing(shape)
-        assert durations[j] == pytest.approx(t.duration_s, rel=1e-12) and busy[j] == pytest.approx(t.gpu_busy_s, rel=1e-12)
+        assert durations[j] == pytest.approx(t.duration_s, rel=1e-12) and busy[j] == pytest.approx(
+            t.gpu_busy_s, rel=1e-12
+        )
 
 
 def test_not_in_a_stretch_during_prefill_or_with_admissible_waiting():

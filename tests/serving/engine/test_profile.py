@@ -4,8 +4,15 @@ import pytest
 
 from serving.profiles import ProfileError, gpu_price_per_hour, list_profiles, load_profile
 
-REQUIRED = ["llama-3.1-8b-l4", "llama-3.1-8b-a10g", "llama-3.1-8b-a100-80gb", "llama-3.1-8b-h100", "llama-3.1-8b-h200",
-            "llama-3.1-70b-h100-tp4", "llama-3.1-70b-h200-tp2"]
+REQUIRED = [
+    "llama-3.1-8b-l4",
+    "llama-3.1-8b-a10g",
+    "llama-3.1-8b-a100-80gb",
+    "llama-3.1-8b-h100",
+    "llama-3.1-8b-h200",
+    "llama-3.1-70b-h100-tp4",
+    "llama-3.1-70b-h200-tp2",
+]
 
 
 def test_required_profiles_are_shipped():

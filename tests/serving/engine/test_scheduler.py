@@ -13,9 +13,14 @@ from serving.profiles import load_profile
 def small_profile(blocks: int, max_num_seqs: int = 32, max_batched: int = 512, chunked: bool = True):
     """A real profile shrunk so that the KV cache runs out quickly."""
     base = load_profile("llama-3.1-8b-h100")
-    profile = base.with_changes(scheduler={"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_batched,
-                                           "enable_chunked_prefill": chunked},
-                                model={"max_model_len": 4096})
+    profile = base.with_changes(
+        scheduler={
+            "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_batched,
+            "enable_chunked_prefill": chunked,
+        },
+        model={"max_model_len": 4096},
+    )
     engine = Engine(profile)
     engine.scheduler.kv.__init__(blocks, True)  # same class, fewer blocks
     return engine
@@ -55,10 +60,15 @@ def drive(engine: Engine, arrivals: list[tuple[int, EngineRequest]], max_steps: 
 @pytest.mark.parametrize("seed", range(6))
 def test_invariants_under_random_load_with_preemption(seed):
     rng = random.Random(seed)
-    engine = small_profile(blocks=rng.choice([40, 80, 160]), max_num_seqs=rng.choice([4, 16, 64]),
-                           max_batched=rng.choice([64, 256, 1024]))
-    requests = [EngineRequest(f"r{i}", rng.randint(1, 300), rng.randint(1, 200),
-                              stop_after=rng.choice([None, rng.randint(1, 50)])) for i in range(80)]
+    engine = small_profile(
+        blocks=rng.choice([40, 80, 160]), max_num_seqs=rng.choice([4, 16, 64]), max_batched=rng.choice([64, 256, 1024])
+    )
+    requests = [
+        EngineRequest(
+            f"r{i}", rng.randint(1, 300), rng.randint(1, 200), stop_after=rng.choice([None, rng.randint(1, 50)])
+        )
+        for i in range(80)
+    ]
     arrivals = [(rng.randint(0, 400), r) for r in requests]
     emitted, finished = drive(engine, arrivals)
     assert sorted(finished) == sorted(r.request_id for r in requests), "every request finishes exactly once"

@@ -53,7 +53,9 @@ def test_tensor_parallel_is_faster_per_step_than_fewer_gpus():
     assert tp8 < tp4
 
 
-@pytest.mark.parametrize("decodes,context,prompts,prompt", [(0, 0, 1, 2048), (16, 700, 0, 1), (64, 1500, 3, 1024), (200, 300, 1, 7000)])
+@pytest.mark.parametrize(
+    "decodes,context,prompts,prompt", [(0, 0, 1, 2048), (16, 700, 0, 1), (64, 1500, 3, 1024), (200, 300, 1, 7000)]
+)
 def test_mixed_steps_times_a_batch_as_the_engine_does(decodes, context, prompts, prompt):
     """The fluid models' vectorized step time: decodes over their context plus whole prompts, as one BatchShape."""
     import numpy as np
@@ -62,8 +64,12 @@ def test_mixed_steps_times_a_batch_as_the_engine_does(decodes, context, prompts,
     shape = batch(decodes, context)
     for _ in range(prompts):
         shape.add(prompt, 0)
-    duration, busy = model.mixed_steps(np.array([float(decodes)]), np.array([float(decodes * context)]),
-                                       np.array([float(prompts * prompt)]), float(prompt))
+    duration, busy = model.mixed_steps(
+        np.array([float(decodes)]),
+        np.array([float(decodes * context)]),
+        np.array([float(prompts * prompt)]),
+        float(prompt),
+    )
     timing = model.timing(shape)
     assert duration[0] == pytest.approx(timing.duration_s, rel=1e-9)
     assert busy[0] == pytest.approx(timing.gpu_busy_s, rel=1e-9)
@@ -83,7 +89,7 @@ def test_mixed_steps_weigh_a_chunk_of_many_prompt_lengths_by_their_squares(promp
         shape.add(prompt, 0)
     lengths = np.array(prompts, dtype=float)
     args = (np.array([8.0]), np.array([8.0 * 600]), np.array([lengths.sum()]), lengths.mean())
-    duration, busy = model.mixed_steps(*args, (lengths ** 2).sum() / lengths.sum())
+    duration, busy = model.mixed_steps(*args, (lengths**2).sum() / lengths.sum())
     timing = model.timing(shape)
     assert duration[0] == pytest.approx(timing.duration_s, rel=1e-9)
     assert busy[0] == pytest.approx(timing.gpu_busy_s, rel=1e-9)

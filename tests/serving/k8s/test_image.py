@@ -29,11 +29,16 @@ def test_the_base_is_a_pinned_patch_release_and_the_user_is_not_root():
 def test_the_files_the_entry_points_read_are_package_data():
     """What `headroom plan` and `headroom k8s render` open at run time ships in the wheel, hence in the image."""
     data = PYPROJECT["tool"]["setuptools"]["package-data"]
-    needed = {"serving.k8s": ["base/gateway/deployment.yaml", "components/metric-mode/role.yaml"],
-              "exporters.dcgm": ["daemonset.yaml", "counters.csv"],
-              "autoscaler.capacity": ["atlases/llama-3.1-8b-h100.npz"], "serving.profiles": ["gpus.yaml"]}
+    needed = {
+        "serving.k8s": ["base/gateway/deployment.yaml", "components/metric-mode/role.yaml"],
+        "exporters.dcgm": ["daemonset.yaml", "counters.csv"],
+        "autoscaler.capacity": ["atlases/llama-3.1-8b-h100.npz"],
+        "serving.profiles": ["gpus.yaml"],
+    }
     for package, files in needed.items():
         folder = ROOT / package.replace(".", "/")
         for file in files:
             assert (folder / file).exists(), f"{package}/{file}"
-            assert any(Path(file).match(pattern) for pattern in data.get(package, [])), f"{package}/{file} is not package data"
+            assert any(Path(file).match(pattern) for pattern in data.get(package, [])), (
+                f"{package}/{file} is not package data"
+            )

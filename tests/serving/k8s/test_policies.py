@@ -79,8 +79,11 @@ def test_selectors_select_real_pods_and_ports(docs):
         (pod,) = [pod for _, labels, pod in labelled if selects(service["spec"]["selector"], labels)]
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= container_ports(pod), service["metadata"]["name"]
     for monitor in of_kind(docs, "ServiceMonitor"):
-        (service,) = [s for s in of_kind(docs, "Service")
-                      if selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+        (service,) = [
+            s
+            for s in of_kind(docs, "Service")
+            if selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
     for monitor in of_kind(docs, "PodMonitor"):
         (pod,) = [pod for _, labels, pod in labelled if selects(monitor["spec"]["selector"]["matchLabels"], labels)]
@@ -90,8 +93,11 @@ def test_selectors_select_real_pods_and_ports(docs):
 def test_network_policies_select_real_pods_and_admit_only_their_peers(docs):
     labelled = {name: pod for name, pod in pods(docs)}
     for policy in of_kind(docs, "NetworkPolicy"):
-        (name,) = [n for n, pod in labelled.items()
-                   if selects(policy["spec"]["podSelector"]["matchLabels"], pod["metadata"]["labels"])]
+        (name,) = [
+            n
+            for n, pod in labelled.items()
+            if selects(policy["spec"]["podSelector"]["matchLabels"], pod["metadata"]["labels"])
+        ]
         ports = {p["name"] for c in labelled[name]["spec"]["containers"] for p in c.get("ports", [])}
         for rule in policy["spec"]["ingress"]:
             assert {p["port"] for p in rule["ports"]} <= ports, name
@@ -99,10 +105,16 @@ def test_network_policies_select_real_pods_and_admit_only_their_peers(docs):
                 if "namespaceSelector" in peer:  # Prometheus, in its own namespace
                     assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
                 else:  # a peer of this namespace: it must exist
-                    assert any(selects(peer["podSelector"]["matchLabels"], pod["metadata"]["labels"])
-                               for pod in labelled.values()), name
-    metrics_open = [(p["metadata"]["name"], r) for p in of_kind(docs, "NetworkPolicy") for r in p["spec"]["ingress"]
-                    if "from" not in r]
+                    assert any(
+                        selects(peer["podSelector"]["matchLabels"], pod["metadata"]["labels"])
+                        for pod in labelled.values()
+                    ), name
+    metrics_open = [
+        (p["metadata"]["name"], r)
+        for p in of_kind(docs, "NetworkPolicy")
+        for r in p["spec"]["ingress"]
+        if "from" not in r
+    ]
     assert metrics_open == [("headroom-gateway", {"ports": [{"port": "http"}]})]  # only the API is open to clients
 
 
@@ -134,8 +146,10 @@ def test_the_rendered_configs_hold_the_profile_and_the_code_accepts_them(name):
     autoscaler = parse_config(config_in(docs, "headroom-autoscaler", "autoscaler.yaml"))
     (target,) = autoscaler.targets
     assert target.name == profile.model.name and target.capacity.profile == profile.name
-    assert (target.slo.ttft_s, target.slo.itl_s) == (gateway.models[profile.model.name].slo.ttft_s,
-                                                     gateway.models[profile.model.name].slo.tpot_s)
+    assert (target.slo.ttft_s, target.slo.itl_s) == (
+        gateway.models[profile.model.name].slo.ttft_s,
+        gateway.models[profile.model.name].slo.tpot_s,
+    )
     assert target.cold_start_s == round(cold_start_s(profile)) and target.gpu == profile.gpu.name
     assert gateway.max_in_flight_per_backend == profile.scheduler.max_num_seqs
     assert gateway.backends.kubernetes_service == f"{settings.namespace}/vllm"
@@ -148,8 +162,10 @@ def test_the_rendered_configs_hold_the_profile_and_the_code_accepts_them(name):
     if settings.scaler == "keda":
         assert target.actuator.kind == "metric" and not writes  # KEDA writes the count; the Role only reads
         (keda,) = scaled
-        assert (keda["spec"]["minReplicaCount"], keda["spec"]["maxReplicaCount"]) == (target.min_replicas,
-                                                                                     target.max_replicas)
+        assert (keda["spec"]["minReplicaCount"], keda["spec"]["maxReplicaCount"]) == (
+            target.min_replicas,
+            target.max_replicas,
+        )
         assert f'target="{profile.model.name}"' in keda["spec"]["triggers"][0]["metadata"]["query"]
     else:
         assert target.actuator.kind == "kubernetes" and writes and not scaled

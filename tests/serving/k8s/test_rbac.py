@@ -42,15 +42,23 @@ def permission(method: str, path: str) -> tuple[str, str, str, str | None]:
 
 
 def granted(role: dict) -> set[tuple[str, str, str, str | None]]:
-    return {(group, resource, verb, name) for rule in role["rules"] for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"] for name in rule.get("resourceNames", [None])}
+    return {
+        (group, resource, verb, name)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in rule.get("resourceNames", [None])
+    }
 
 
 def calls_of_a_full_round(metric_mode: bool = False) -> list[tuple[str, str]]:
     """The calls of `headroom autoscale` with a kubernetes actuator, or in metric mode (MetricOnly reading the
     workload's counts, as headroom.autoscale builds it), plus the leader election."""
     with FakeKube(replicas=2, ready=2) as kube:
-        actuator = KubernetesActuator(kube.api_client(), WorkloadRef("llm", "vllm"), instance="pod-a", sleep=lambda s: None)
+        actuator = KubernetesActuator(
+            kube.api_client(), WorkloadRef("llm", "vllm"), instance="pod-a", sleep=lambda s: None
+        )
         if metric_mode:
             exported = MetricOnly(read=actuator.counts)
             exported.counts()
@@ -80,7 +88,10 @@ def test_the_role_grants_exactly_what_the_code_calls(role_file, metric_mode):
 def test_the_check_fails_on_a_role_too_wide_or_too_narrow():
     needed = {permission(method, path) for method, path in calls_of_a_full_round()}
     role = yaml.safe_load(ROLE.read_text())
-    wider = {**role, "rules": role["rules"] + [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["delete"]}]}
+    wider = {
+        **role,
+        "rules": role["rules"] + [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["delete"]}],
+    }
     assert granted(wider) - needed
     narrower = {**role, "rules": role["rules"][1:]}
     assert needed - granted(narrower)

@@ -86,9 +86,21 @@ def test_shipped_overlays_are_what_render_writes_now(name):
 @pytest.mark.parametrize("name", sorted({*list_profiles(), *SHIPPED}))
 def test_every_profile_renders_to_valid_objects(name, tmp_path):
     docs = rendered_all(name, tmp_path)
-    assert {d["kind"] for d in docs} >= {"Deployment", "Service", "PodDisruptionBudget", "PodMonitor", "NetworkPolicy",
-                                         "PersistentVolumeClaim", "Role", "RoleBinding", "ServiceAccount", "DaemonSet",
-                                         "ServiceMonitor", "PrometheusRule", "ConfigMap"}
+    assert {d["kind"] for d in docs} >= {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "PodMonitor",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "DaemonSet",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ConfigMap",
+    }
     for doc in docs:
         if doc["kind"] not in CRDS:
             for version in KUBERNETES:
@@ -119,11 +131,16 @@ def test_vllm_runs_the_limits_the_engine_model_assumes(name, tmp_path):
     profile, c = load_profile(name), container(rendered(name, tmp_path))
     args = dict(zip(c["args"][::2], c["args"][1::2]))
     s = profile.scheduler
-    assert args == {"--model": profile.model.name, "--served-model-name": profile.model.name,
-                    "--tensor-parallel-size": str(profile.tensor_parallel),
-                    "--max-model-len": str(profile.model.max_model_len),
-                    "--gpu-memory-utilization": f"{s.gpu_memory_utilization:g}", "--max-num-seqs": str(s.max_num_seqs),
-                    "--max-num-batched-tokens": str(s.max_num_batched_tokens), "--port": "8000"}
+    assert args == {
+        "--model": profile.model.name,
+        "--served-model-name": profile.model.name,
+        "--tensor-parallel-size": str(profile.tensor_parallel),
+        "--max-model-len": str(profile.model.max_model_len),
+        "--gpu-memory-utilization": f"{s.gpu_memory_utilization:g}",
+        "--max-num-seqs": str(s.max_num_seqs),
+        "--max-num-batched-tokens": str(s.max_num_batched_tokens),
+        "--port": "8000",
+    }
     assert c["resources"]["limits"]["nvidia.com/gpu"] == c["resources"]["requests"]["nvidia.com/gpu"] == profile.gpus
 
 
@@ -148,10 +165,12 @@ def test_policies_on_the_rendered_objects(tmp_path):
     assert pod["spec"]["enableServiceLinks"] is False
     assert docs["Deployment"]["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     labels = pod["metadata"]["labels"]
-    for kind, selector in (("PodDisruptionBudget", docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]),
-                           ("NetworkPolicy", docs["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"]),
-                           ("Service", docs["Service"]["spec"]["selector"]),
-                           ("PodMonitor", docs["PodMonitor"]["spec"]["selector"]["matchLabels"])):
+    for kind, selector in (
+        ("PodDisruptionBudget", docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]),
+        ("NetworkPolicy", docs["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"]),
+        ("Service", docs["Service"]["spec"]["selector"]),
+        ("PodMonitor", docs["PodMonitor"]["spec"]["selector"]["matchLabels"]),
+    ):
         assert selector.items() <= labels.items(), f"the {kind} selects no pod of the Deployment"
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["shm"]["emptyDir"]["medium"] == "Memory"
@@ -166,7 +185,11 @@ def test_the_drain_script_is_valid_python(tmp_path):
 
 
 def test_the_crd_check_can_fail():
-    broken = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "x"},
-              "spec": {"selector": {}, "podMetricsEndpoints": [{"port": 8000}]}}
+    broken = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "x"},
+        "spec": {"selector": {}, "podMetricsEndpoints": [{"port": 8000}]},
+    }
     done = validate_crds([broken])
     assert done.returncode == 1 and "invalid PodMonitor x" in done.stdout

@@ -12,8 +12,12 @@ def test_a_trace_is_planned_then_simulated(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     trace = tmp_path / "t.jsonl"
     arrivals = np.cumsum(rng.exponential(1 / 4.0, 400))
-    trace.write_text("".join(json.dumps({"timestamp": float(t * 1000), "input_length": 500, "output_length": 100}) + "\n"
-                             for t in arrivals))
+    trace.write_text(
+        "".join(
+            json.dumps({"timestamp": float(t * 1000), "input_length": 500, "output_length": 100}) + "\n"
+            for t in arrivals
+        )
+    )
     at = AppTest.from_string("from ui.views import planner\nplanner.render()\n", default_timeout=240).run()
     at.radio[0].set_value("Trace file").run()
     at.text_input[0].set_value(str(trace)).run()
