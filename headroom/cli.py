@@ -9,6 +9,8 @@ import logging
 import os
 import sys
 
+from autoscaler import defaults
+
 
 def _install_loop() -> None:
     try:
@@ -426,10 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="replay a trace through a simulated fleet under scaling policies")
     sim.add_argument("--trace", required=True, help="Azure 2023 .csv, JSONL replay file, or a ServeGen folder")
-    sim.add_argument("--profile", default="llama-3.1-8b-h100")
-    sim.add_argument("--slo-ttft", type=float, default=1.0, metavar="S")
-    sim.add_argument("--slo-itl", type=float, default=0.05, metavar="S", help="mean inter-token latency target")
-    sim.add_argument("--cold-start", type=float, default=90.0, metavar="S")
+    sim.add_argument("--profile", default=defaults.PROFILE)
+    sim.add_argument("--slo-ttft", type=float, default=defaults.SLO_TTFT_S, metavar="S")
+    sim.add_argument(
+        "--slo-itl", type=float, default=defaults.SLO_ITL_S, metavar="S", help="mean inter-token latency target"
+    )
+    sim.add_argument("--cold-start", type=float, default=defaults.COLD_START_S, metavar="S")
     sim.add_argument(
         "--price",
         type=float,
@@ -478,10 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="fluid mode: seed of the model's own draws (load table, gauges), apart from the arrivals' "
         "(default: --seed); run several to see how much a result owes to them",
     )
-    sim.add_argument("--min-replicas", type=int, default=1)
-    sim.add_argument("--max-replicas", type=int, default=100)
-    sim.add_argument("--initial-replicas", type=int, default=1)
-    sim.add_argument("--scrape-interval", type=float, default=15.0, metavar="S")
+    sim.add_argument("--min-replicas", type=int, default=defaults.MIN_REPLICAS)
+    sim.add_argument("--max-replicas", type=int, default=defaults.MAX_REPLICAS)
+    sim.add_argument("--initial-replicas", type=int, default=defaults.INITIAL_REPLICAS)
+    sim.add_argument("--scrape-interval", type=float, default=defaults.SCRAPE_INTERVAL_S, metavar="S")
     sim.add_argument(
         "--clock-phase",
         type=float,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from autoscaler import defaults
 from autoscaler.capacity.mix_table import CapacityTable
 from autoscaler.capacity.online import CapacityCorrection, corrected
 from autoscaler.forecast.rate import Forecast, ForecastConfig, RateForecaster
@@ -19,14 +20,14 @@ from autoscaler.snapshot import Snapshot, replica_column
 @dataclass(frozen=True)
 class PredictiveConfig:
     capacity_rps: float  # requests/s one replica carries within the SLO for the traffic's length mix
-    slo_ttft_s: float = 1.0
-    slo_itl_s: float = 0.05
-    cold_start_s: float = 90.0
-    interval_s: float = 15.0
+    slo_ttft_s: float = defaults.SLO_TTFT_S
+    slo_itl_s: float = defaults.SLO_ITL_S
+    cold_start_s: float = defaults.COLD_START_S
+    interval_s: float = defaults.SCRAPE_INTERVAL_S
     observation_lag_s: float = 45.0  # scrape interval plus half the rate window: how old "now" is
     fill: float = 0.9  # plan each replica for this share of its SLO capacity
-    min_replicas: int = 1
-    max_replicas: int = 100
+    min_replicas: int = defaults.MIN_REPLICAS
+    max_replicas: int = defaults.MAX_REPLICAS
     scale_down_window_s: float = 60.0  # a lower count must be recommended this long before it is applied...
     # ...and this long while the forecaster has too few errors to know how far a lull can be trusted (the HPA's
     # default window: a policy that knows nothing yet of its traffic is no bolder than the HPA)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoscaler import defaults
 from autoscaler.capacity.engine_capacity import slo_capacity
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
@@ -30,10 +31,10 @@ from serving.profiles import gpu_price_per_hour, load_profile
 class SimulateArgs:
     trace: str
     policies: list[str]
-    profile: str = "llama-3.1-8b-h100"
-    slo_ttft_s: float = 1.0
-    slo_itl_s: float = 0.05
-    cold_start_s: float = 90.0
+    profile: str = defaults.PROFILE
+    slo_ttft_s: float = defaults.SLO_TTFT_S
+    slo_itl_s: float = defaults.SLO_ITL_S
+    cold_start_s: float = defaults.COLD_START_S
     price: float | None = None
     mode: str = "request"
     start_s: float = 0.0
@@ -43,10 +44,10 @@ class SimulateArgs:
     seed: int = 0
     model_seed: int | None = None  # the fluid model's own randomness (load table, gauge draws); default: seed
     lengths_from: str | None = None
-    min_replicas: int = 1
-    max_replicas: int = 100
-    initial_replicas: int = 1
-    scrape_interval_s: float = 15.0
+    min_replicas: int = defaults.MIN_REPLICAS
+    max_replicas: int = defaults.MAX_REPLICAS
+    initial_replicas: int = defaults.INITIAL_REPLICAS
+    scrape_interval_s: float = defaults.SCRAPE_INTERVAL_S
     jobs: int = 1
     judge_from_s: float = 0.0  # summaries cover the window from here on
     clock_phase_s: float = 0.0  # the first scrape, this far into the trace (the control loop follows)

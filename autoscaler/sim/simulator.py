@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from autoscaler import defaults
 from autoscaler.policy.base import Decision, Policy
 from autoscaler.sim.observe import Observer, Scrape, ttft_bucket
 from autoscaler.sim.replica import SimReplica
@@ -26,13 +27,13 @@ from serving.fleet.state import ReplicaState as State
 @dataclass(frozen=True)
 class SimConfig:
     profile: Profile
-    slo_ttft_s: float = 1.0
-    slo_itl_s: float = 0.05
-    cold_start_s: float = 90.0  # the order reported for vLLM pods on Kubernetes (image pull, weights, CUDA graphs)
+    slo_ttft_s: float = defaults.SLO_TTFT_S
+    slo_itl_s: float = defaults.SLO_ITL_S
+    cold_start_s: float = defaults.COLD_START_S
     price_per_gpu_hour: float = 0.0
-    initial_replicas: int = 1
-    max_replicas: int = 512
-    scrape_interval_s: float = 15.0  # Prometheus' default on Kubernetes
+    initial_replicas: int = defaults.INITIAL_REPLICAS
+    max_replicas: int = defaults.MAX_REPLICAS
+    scrape_interval_s: float = defaults.SCRAPE_INTERVAL_S
     rate_window_s: float = 60.0
     queue_timeout_s: float = 600.0  # the gateway gives up on a request held this long without a ready replica
     timeline_interval_s: float = 15.0

@@ -75,6 +75,9 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             time.sleep(2)
             # the burst's 429s scraped, with two samples since, so rate() sees them
             wait_for_answer(prometheus.url, 'increase(headroom_gateway_requests_total{status="429"}[10s]) >= 1')
+            time.sleep(
+                2.5
+            )  # two more points of history with them in the window (the history's last two are not judged)
             queries = []
 
             def counted(client_query):
@@ -118,7 +121,8 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     finished = dict(zip(*completions["chat"]))
     settled = [(t, rate) for t, rate in zip(times[:-2], rates[:-2]) if t in finished]
     assert settled and all(rate >= finished[t] for t, rate in settled), (history["chat"], completions["chat"])
-    assert settled[-1][1] > finished[settled[-1][0]] > 0, (history["chat"], completions["chat"])
+    # once the 429s are scraped (a second or two before the history is read, on a loaded machine)
+    assert any(rate > finished[t] > 0 for t, rate in settled[-3:]), (history["chat"], completions["chat"])
     # no gateway: its engine (the last points aside: a scrape may land between the two queries)
     assert history["code"][1][:-2] == completions["code"][1][:-2] and max(completions["code"][1]) > 0
 
