@@ -46,7 +46,7 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
         ) as gateway,
     ):
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
             "scrape_configs": [
                 {
                     "job_name": "vllm",
