@@ -84,13 +84,17 @@ def render(compiled: dict, namespace: str = "monitoring") -> dict[str, str]:
     return files
 
 
-def write(files: dict[str, str], out: Path) -> list[Path]:
-    """All files, or none: each is written beside its place, then all are renamed."""
+def write(files: dict[str, str], out: Path, private: frozenset[str] = frozenset()) -> list[Path]:
+    """All files, or none: each is written beside its place, then all are renamed. Files named in `private`
+    (credentials) are readable by their owner only from the moment they exist."""
     out.mkdir(parents=True, exist_ok=True)
     staged = []
     for name, text in files.items():
         tmp = out / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(text)
+        with os.fdopen(
+            os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if name in private else 0o644), "w"
+        ) as f:
+            f.write(text)
         staged.append((tmp, out / name))
     for tmp, final in staged:
         os.replace(tmp, final)

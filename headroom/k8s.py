@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from dashboards.build import compile_mixin
 from dashboards.build import render as render_mixin
+from dashboards.build import write as write_files
 from exporters.gateway.tenants import KeyRing
 from serving.engine.profile import Profile
 from serving.k8s.render import KEYS_NAME, ServingSettings, overlay_files
@@ -40,16 +40,16 @@ def overlay_name(profile: Profile, settings: ServingSettings) -> str:
 
 def settings_from_args(args) -> ServingSettings:
     return ServingSettings(
-        args.namespace,
-        args.max_output_tokens,
-        args.release,
-        args.slo_ttft,
-        args.slo_itl,
-        args.replicas_min,
-        args.replicas_max,
-        args.prometheus_url,
-        args.price,
-        args.scaler,
+        namespace=args.namespace,
+        max_output_tokens=args.max_output_tokens,
+        release=args.release,
+        slo_ttft_s=args.slo_ttft,
+        slo_itl_s=args.slo_itl,
+        min_replicas=args.replicas_min,
+        max_replicas=args.replicas_max,
+        prometheus_url=args.prometheus_url,
+        price_per_gpu_hour=args.price,
+        scaler=args.scaler,
     )
 
 
@@ -77,13 +77,8 @@ def render(args) -> int:
     files = overlay(profile, out, settings, with_keys=keys is not None)
     if keys is not None:  # credentials: readable by the owner only, and kept out of git beside them
         files = {**files, KEYS_NAME: keys, ".gitignore": f"{KEYS_NAME}\n"}
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():  # each file whole or not at all
-        tmp = out / f".{name}.{os.getpid()}.tmp"
-        tmp.touch(mode=0o600 if name == KEYS_NAME else 0o644)
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
-        print(out / name)
+    for path in write_files(files, out, private=frozenset({KEYS_NAME})):  # the overlay whole or not at all
+        print(path)
     return 0
 
 
