@@ -68,7 +68,7 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             statuses: list[int] = []
             senders = [
                 threading.Thread(target=lambda: statuses.extend(load(gateway.url, "chat", 1, max_tokens=300)))
-                for _ in range(12)
+                for _ in range(30)  # the 429s then outweigh rate() extrapolating two counters differently
             ]
             for sender in senders:
                 sender.start()
@@ -90,6 +90,12 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
             source = PrometheusSource(PrometheusSourceConfig(url=prometheus.url, rate_window="30s"))
             source._query = counted(source._query)
             snaps = source.snapshots(COUNTS)
+            from prometheus_api_client import PrometheusConnect
+
+            seen = PrometheusConnect(prometheus.url).custom_query  # for the message if the demand assertion fails
+            gateway_seen = seen(source.config.query("gateway_arrival_rate")) + seen(
+                "increase(headroom_gateway_requests_total[30s]) > 0"
+            )
             now = time.time()
             history = source.history(["chat", "code", "ghost"], now - 30, now, 1.0)
             engines_only = PrometheusSource(
@@ -106,7 +112,11 @@ def test_snapshots_for_every_target_from_a_real_prometheus(tmp_path):
     assert not chat_snap.stale and not code_snap.stale and ghost.stale, snaps
     assert statuses.count(429) >= 5 and statuses.count(200) >= 4, statuses
     # the demand at the gateway, turned away or held, not only what the engine finished
-    assert chat_snap.arrival_rate > chat_snap.completion_rate > code_snap.completion_rate > 0, chat_snap
+    assert chat_snap.arrival_rate > chat_snap.completion_rate > code_snap.completion_rate > 0, (
+        chat_snap.arrival_rate,
+        chat_snap.completion_rate,
+        gateway_seen,
+    )
     assert chat_snap.gateway_queue >= 1, chat_snap
     assert (
         code_snap.arrival_rate == code_snap.completion_rate and code_snap.gateway_queue == 0
