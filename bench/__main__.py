@@ -192,6 +192,12 @@ def _cross(args) -> str:
     return crosscheck_section()
 
 
+def _long_trace(args) -> str:
+    from bench.long_trace import long_trace_section
+
+    return long_trace_section()
+
+
 def _kpa_gap(args) -> str:
     from bench.kpa_gap import kpa_gap_section
 
@@ -260,6 +266,7 @@ SIM_SECTIONS = {
     "sim-conv": _baseline("conv"),
     "sim-code": _baseline("code"),
     "sim-mlarge": _baseline("mlarge"),
+    "sim-long": _long_trace,
 }
 SECTIONS = {
     "engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
@@ -326,7 +333,7 @@ def main() -> None:
             "",
             (
                 "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}."
+                f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, sim-long, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}."
             ),
             "",
         ]

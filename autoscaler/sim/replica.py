@@ -29,7 +29,7 @@ class SimReplica:
 
     def __init__(self, index: int, profile: Profile, requested_at: float, cold_start_s: float):
         self.index = index
-        self.engine = Engine(profile)
+        self.engine: Engine | None = Engine(profile)  # None once gone: a day of scaling leaves thousands behind
         self.gpus = profile.gpus
         self.requested_at = requested_at
         self.ready_at = requested_at + cold_start_s
@@ -49,7 +49,7 @@ class SimReplica:
     def _run_steps(self, until: float, sink: Sink, materialize: bool) -> None:
         """Run every step that starts before `until`; a stretch ending later is left as a plan unless `materialize`."""
         engine = self.engine
-        while True:
+        while engine is not None:
             plan = self._plan
             if plan is not None:
                 steps = plan.steps_starting_before(until - self._plan_start)
@@ -93,7 +93,10 @@ class SimReplica:
         self.outstanding -= 1
         sink.finished(request, time)
         if self.state is State.STOPPING and self.outstanding == 0:
-            self.state, self.gone_at = State.EXITED, time
+            self._exit(time)
+
+    def _exit(self, time: float) -> None:
+        self.state, self.gone_at, self.engine, self._plan = State.EXITED, time, None, None
 
     def sync(self, time: float, sink: Sink) -> None:
         """Bring visible state (finishes, outstanding counts) up to `time`."""
@@ -102,7 +105,7 @@ class SimReplica:
     def settle(self, time: float, sink: Sink) -> None:
         """Like sync, but also applies a partly elapsed stretch (for exact gauges and token counts)."""
         self._run_steps(time, sink, materialize=True)
-        if not self.engine.has_work:
+        if self.engine is not None and not self.engine.has_work:
             self.clock = max(self.clock, time)
 
     def add(self, request: EngineRequest, time: float, sink: Sink) -> None:
@@ -116,7 +119,7 @@ class SimReplica:
     def retire(self, time: float) -> None:
         """Starting replicas vanish at once; ready ones drain and are gone after their last request."""
         if self.state is State.STARTING or (self.state is State.READY and self.outstanding == 0):
-            self.state, self.gone_at = State.EXITED, max(time, self.requested_at)
+            self._exit(max(time, self.requested_at))
         elif self.state is State.READY:
             self.state = State.STOPPING
 

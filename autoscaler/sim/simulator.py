@@ -242,7 +242,7 @@ class Simulator:
         for r in self.replicas:
             if r.state in (State.READY, State.STOPPING):
                 r.settle(now, self)
-                kv.append(r.engine.kv_usage)
+                kv.append(r.engine.kv_usage if r.engine is not None else 0.0)  # gone in the settle: all blocks free
         running = sum(r.engine.num_running for r in self.replicas if r.state is not State.EXITED)
         waiting = sum(r.engine.num_waiting for r in self.replicas if r.state is not State.EXITED)
         return {

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from loadgen.workloads.prefix import PrefixBlocks
 from loadgen.workloads.workload import TraceError, Workload
 from serving.engine.profile import BLOCK_SIZE
 
 MAX_SPAN_S = 366 * 86400.0
-
-
-def expand_hash_ids(hash_ids: list[int], block_size: int) -> tuple[int, ...]:
-    """A trace block of `block_size` tokens becomes block_size/16 engine blocks with ids derived from it."""
-    per = max(1, block_size // BLOCK_SIZE)
-    return tuple(hash((h, k)) for h in hash_ids for k in range(per))
 
 
 def _field(path: str, line: int, doc: dict, name: str, minimum: float, integer: bool = True):
@@ -54,7 +49,7 @@ def load_jsonl(path: str | Path, hash_block_size: int = 512) -> Workload:
             hashes = doc.get("hash_ids", [])
             if not isinstance(hashes, list) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hashes):
                 raise TraceError(path, line, "hash_ids", hashes, "expected a list of integers")
-            rows.append((stamp / 1000.0, prompt, output, expand_hash_ids(hashes, hash_block_size)))
+            rows.append((stamp / 1000.0, prompt, output, hashes))
     if not rows:
         raise TraceError(path, 1, "line", "", "the trace has no requests")
     rows.sort(key=lambda r: r[0])
@@ -68,11 +63,11 @@ def load_jsonl(path: str | Path, hash_block_size: int = 512) -> Workload:
             f"{span_s / 86400:.0f} days from first to last",
             f"a trace may span at most {MAX_SPAN_S / 86400:.0f} days; timestamps are milliseconds",
         )
-    prefix = tuple(r[3] for r in rows)
+    prefix = PrefixBlocks.from_lists([r[3] for r in rows], per_block=max(1, hash_block_size // BLOCK_SIZE))
     return Workload(
         Path(path).stem,
         arrival - arrival[0],
         np.array([r[1] for r in rows]),
         np.array([r[2] for r in rows]),
-        prefix if any(prefix) else None,
+        prefix if prefix else None,
     )

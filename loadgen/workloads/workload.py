@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from loadgen.workloads.prefix import PrefixBlocks
+
 
 class TraceError(ValueError):
     """A malformed trace row; the message names the file, line, column and value."""
@@ -17,13 +19,13 @@ class TraceError(ValueError):
 
 @dataclass(frozen=True)
 class Workload:
-    """Arrivals in seconds from the start (sorted), with token lengths; `prefix_ids[i]` are engine-block ids or ()."""
+    """Arrivals in seconds from the start (sorted), with token lengths and, optionally, prefix-block ids."""
 
     name: str
     arrival_s: np.ndarray
     prompt_tokens: np.ndarray
     output_tokens: np.ndarray
-    prefix_ids: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False)
+    prefix_ids: PrefixBlocks | None = field(default=None, repr=False)
 
     def __post_init__(self):
         n = len(self.arrival_s)
@@ -46,7 +48,8 @@ class Workload:
         return len(self) / self.duration_s if self.duration_s > 0 else 0.0
 
     def prefix(self, i: int) -> tuple[int, ...]:
-        return self.prefix_ids[i] if self.prefix_ids is not None else ()
+        """Engine-block ids of request i's prefix (made on demand: a trace's would not fit in memory as tuples)."""
+        return self.prefix_ids.engine_ids(i) if self.prefix_ids is not None else ()
 
     def window(self, start_s: float, end_s: float) -> Workload:
         """Requests arriving in [start_s, end_s), re-based to start at 0."""
@@ -56,7 +59,7 @@ class Workload:
             self.arrival_s[lo:hi] - start_s,
             self.prompt_tokens[lo:hi],
             self.output_tokens[lo:hi],
-            self.prefix_ids[lo:hi] if self.prefix_ids is not None else None,
+            self.prefix_ids.take(np.arange(lo, hi)) if self.prefix_ids is not None else None,
         )
 
     def scaled(self, time_scale: float = 1.0, rate_scale: float = 1.0, seed: int = 0) -> Workload:
@@ -79,7 +82,7 @@ class Workload:
         new_times = times[chosen] + np.concatenate(offsets)
         order = np.argsort(new_times, kind="stable")
         chosen = chosen[order]
-        prefix = tuple(self.prefix_ids[i] for i in chosen) if self.prefix_ids is not None else None
+        prefix = self.prefix_ids.take(chosen) if self.prefix_ids is not None else None
         return Workload(
             f"{self.name} x{rate_scale:g} rate /{time_scale:g} time",
             new_times[order],

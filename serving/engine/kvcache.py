@@ -90,17 +90,21 @@ class KVCache:
             held.append(block)
         return True
 
-    def register_full_blocks(self, request_id: str, block_hashes: tuple[int, ...], computed_tokens: int) -> None:
-        """Make the request's full prefix blocks findable by later requests."""
+    def register_full_blocks(
+        self, request_id: str, block_hashes: tuple[int, ...], computed_tokens: int, registered: int = 0
+    ) -> int:
+        """Make the request's full prefix blocks findable by later requests, from block `registered` on (those
+        before were made findable already, as vLLM counts a request's cached blocks). Returns the new count."""
         if not self.enable_prefix_caching or not block_hashes:
-            return
+            return registered
         held = self._held.get(request_id, [])
         full = min(computed_tokens // BLOCK_SIZE, len(block_hashes), len(held))
-        for i in range(full):
+        for i in range(registered, full):
             h = block_hashes[i]
             if h not in self._block_of:
                 self._block_of[h] = held[i]
                 self._hash_of[held[i]] = h
+        return max(registered, full)
 
     def free(self, request_id: str) -> None:
         """Release a request's blocks; tail blocks go first in the eviction order, as in vLLM."""

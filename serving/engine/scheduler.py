@@ -36,6 +36,7 @@ class EngineRequest:
     num_preemptions: int = 0
     finish_reason: str | None = None
     prefix_hit_tokens: int = 0
+    registered_blocks: int = 0  # full prefix blocks already findable in the KV cache
     block_hashes: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self):
@@ -136,6 +137,7 @@ class Scheduler:
                     self.prefix_hits_tokens += hit_tokens
                 request.prefix_hit_tokens = hit_tokens
                 request.num_computed_tokens = hit_tokens
+                request.registered_blocks = len(claim)
                 request.status = Status.RUNNING
                 self.running.append(request)
                 admitted.append(request)
@@ -151,6 +153,7 @@ class Scheduler:
         self.kv.free(request.request_id)
         request.status = Status.PREEMPTED
         request.num_computed_tokens = 0
+        request.registered_blocks = 0
         request.num_preemptions += 1
         self.num_preemptions += 1
         self.waiting.appendleft(request)
@@ -162,7 +165,9 @@ class Scheduler:
             if request.status != Status.RUNNING:  # aborted while the step ran
                 continue
             request.num_computed_tokens += new
-            self.kv.register_full_blocks(request.request_id, request.block_hashes, request.num_computed_tokens)
+            request.registered_blocks = self.kv.register_full_blocks(
+                request.request_id, request.block_hashes, request.num_computed_tokens, request.registered_blocks
+            )
             if request.num_computed_tokens < request.num_tokens:
                 continue  # a partial prefill chunk samples nothing
             request.output_tokens += 1

@@ -47,3 +47,15 @@ def test_prefix_caching_disabled_never_hits():
     kv.allocate("a", 32)
     kv.register_full_blocks("a", chain_hashes([1, 2]), 32)
     assert kv.cached_prefix(chain_hashes([1, 2])) == []
+
+
+def test_registering_walks_only_blocks_not_yet_registered():
+    kv = KVCache(8)
+    hashes = chain_hashes([1, 2, 3, 4])
+    kv.allocate("a", 64)
+    assert kv.register_full_blocks("a", hashes, 20) == 1  # one full block so far
+    assert len(kv.cached_prefix(hashes)) == 1
+    assert kv.register_full_blocks("a", hashes, 50, registered=1) == 3
+    assert len(kv.cached_prefix(hashes)) == 3
+    assert kv.register_full_blocks("a", hashes, 50, registered=3) == 3  # nothing new: the count holds
+    kv.check()
