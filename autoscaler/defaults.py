@@ -10,3 +10,6 @@ SCRAPE_INTERVAL_S = 15.0  # Prometheus' default on Kubernetes
 MIN_REPLICAS = 1
 MAX_REPLICAS = 100
 INITIAL_REPLICAS = 1
+RATE_WINDOW_S = 60.0  # the range of the rate() queries a policy reads ([1m])
+QUEUE_TIMEOUT_S = 600.0  # the gateway gives up on a request held this long without a ready replica
+TIMELINE_INTERVAL_S = 15.0  # one row of a simulation's timeline

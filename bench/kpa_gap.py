@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from autoscaler.policy.base import Decision
-from autoscaler.sim.fluid import FluidSimulator
+from autoscaler.sim.fluid.table import FluidSimulator
 from autoscaler.sim.policies import parse_policy
 from autoscaler.sim.run import SimulateArgs, _cached_table, fluid_input, load_trace, policy_context, run_one, sim_config
 from bench.simulate import CONV

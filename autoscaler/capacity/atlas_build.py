@@ -27,7 +27,8 @@ def cell_lengths(profile: Profile, prompt_mean: float, output_mean: float, seed:
 def _run_fleet(profile: Profile, workload: Workload, replicas: int = 1):
     """Records of a fixed fleet, warm from the start, the gateway routing each request to the least busy replica."""
     from autoscaler.sim.baselines.static import Static
-    from autoscaler.sim.simulator import SimConfig, Simulator
+    from autoscaler.sim.config import SimConfig
+    from autoscaler.sim.request.simulator import Simulator
 
     config = SimConfig(
         profile=profile,

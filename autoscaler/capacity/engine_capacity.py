@@ -36,7 +36,8 @@ def attainment_at(
     """SLO attainment of one replica under Poisson arrivals at `rate`, over at least `min_duration_s` of
     arrivals (short runs never reach the steady state where the queue and the batch settle)."""
     from autoscaler.sim.baselines.static import Static
-    from autoscaler.sim.simulator import SimConfig, Simulator
+    from autoscaler.sim.config import SimConfig
+    from autoscaler.sim.request.simulator import Simulator
 
     requests = max(requests, int(rate * min_duration_s))
     workload = poisson_workload(rate, prompts, outputs, requests, seed)

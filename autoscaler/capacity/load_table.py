@@ -101,8 +101,9 @@ def _measure_row(
     """One row at `rate` from the steady part of a run (after a quarter of it). For a saturated replica the
     latencies count from scheduling: the time in its own queue is the fluid model's backlog, not the row's."""
     from autoscaler.sim.baselines.static import Static
+    from autoscaler.sim.config import SimConfig
+    from autoscaler.sim.request.simulator import Simulator
     from autoscaler.sim.results import attainment_mask
-    from autoscaler.sim.simulator import SimConfig, Simulator
 
     workload = poisson_workload(rate, prompts, outputs, max(400, int(rate * duration_s)), seed)
     config = SimConfig(
@@ -154,7 +155,8 @@ def burst_prefill_rate(
     the slope of their TTFTs over the first quarter of them, before a full batch makes the rest wait for
     completions (the fluid model's backlog term covers those): how fast a replica works through a burst's prefills."""
     from autoscaler.sim.baselines.static import Static
-    from autoscaler.sim.simulator import SimConfig, Simulator
+    from autoscaler.sim.config import SimConfig
+    from autoscaler.sim.request.simulator import Simulator
     from loadgen.workloads.workload import Workload
 
     pick = np.random.default_rng(seed).integers(0, len(prompts), requests)

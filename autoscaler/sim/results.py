@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from autoscaler.sim.simulator import Simulator
+    from autoscaler.sim.request.simulator import Simulator
 
 
 @dataclass

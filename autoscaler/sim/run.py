@@ -16,10 +16,11 @@ from autoscaler import defaults
 from autoscaler.capacity.engine_capacity import slo_capacity
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.baselines.oracle import ArrivalTimes, FutureArrivals, Oracle, StepCounts
+from autoscaler.sim.config import SimConfig
 from autoscaler.sim.mix_periods import mix_periods
 from autoscaler.sim.policies import PolicyContext, parse_policy
+from autoscaler.sim.request.simulator import Simulator
 from autoscaler.sim.results import SimResult
-from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.load import length_sampler, load_workload
 from loadgen.workloads.servegen import LengthSampler, load_servegen, window_counts
 from loadgen.workloads.workload import Workload
@@ -241,7 +242,7 @@ def fluid_input(args: SimulateArgs, config: SimConfig, workload: Workload | None
     A request trace is binned into 1 s steps and the oracle keeps its exact arrival times; cohort replicas take the
     trace itself. For load-table replicas its requests are weighed by their lengths, and where its length mix
     changes (autoscaler.sim.mix_periods), each period gets the load table of its own mix."""
-    from autoscaler.sim.fluid import counts_from_workload, work_from_workload
+    from autoscaler.sim.fluid.fleet import counts_from_workload, work_from_workload
 
     path = Path(args.trace)
     if workload is None:
@@ -313,10 +314,10 @@ def fluid_model(args: SimulateArgs, servegen: bool) -> str:
 
 
 def fluid_run(config: SimConfig, policy, feed: FluidInput) -> SimResult:
-    from autoscaler.sim.fluid import FluidSimulator
+    from autoscaler.sim.fluid.table import FluidSimulator
 
     if feed.workload is not None:
-        from autoscaler.sim.cohort_sim import CohortSimulator
+        from autoscaler.sim.fluid.cohort_fleet import CohortSimulator
 
         return CohortSimulator(config, policy, feed.workload, feed.step_s).run()
 

@@ -15,8 +15,9 @@ from autoscaler.sim.baselines.hpa import (
 from autoscaler.sim.baselines.keda import Keda
 from autoscaler.sim.baselines.kpa import Kpa
 from autoscaler.sim.baselines.oracle import ArrivalTimes, Oracle, StepCounts
+from autoscaler.sim.config import SimConfig
 from autoscaler.sim.policies import PolicyContext, PolicySpecError, parse_policy
-from autoscaler.sim.simulator import SimConfig, Simulator
+from autoscaler.sim.request.simulator import Simulator
 from autoscaler.snapshot import ReplicaSample, Snapshot
 from serving.profiles import load_profile
 from tests.autoscaler.sim.test_simulator import poisson

@@ -8,10 +8,11 @@ import pytest
 
 from autoscaler.policy.base import Decision
 from autoscaler.sim.baselines.static import Static
-from autoscaler.sim.cohort import CohortReplicas, StepOutputs
-from autoscaler.sim.cohort_sim import CohortSimulator
+from autoscaler.sim.config import SimConfig
+from autoscaler.sim.fluid.cohort import CohortReplicas, StepOutputs
+from autoscaler.sim.fluid.cohort_fleet import CohortSimulator
+from autoscaler.sim.request.simulator import Simulator
 from autoscaler.sim.run import SimulateArgs, fluid_model
-from autoscaler.sim.simulator import SimConfig, Simulator
 from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
 from tests.autoscaler.sim.test_simulator import Scripted, poisson

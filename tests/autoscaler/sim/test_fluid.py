@@ -6,8 +6,11 @@ import pytest
 from autoscaler.capacity.load_table import build_load_table
 from autoscaler.sim.baselines.oracle import Oracle, StepCounts
 from autoscaler.sim.baselines.static import Static
-from autoscaler.sim.fluid import FluidSimulator, _merge_alike, _Served, counts_from_workload, work_from_workload
-from autoscaler.sim.simulator import SimConfig, Simulator
+from autoscaler.sim.config import SimConfig
+from autoscaler.sim.fluid.fleet import counts_from_workload, work_from_workload
+from autoscaler.sim.fluid.served import Served, merge_alike
+from autoscaler.sim.fluid.table import FluidSimulator
+from autoscaler.sim.request.simulator import Simulator
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
@@ -213,16 +216,16 @@ def test_gpu_utilization_is_the_busy_share_since_the_last_scrape(table):
 
 
 def test_replicas_in_one_state_are_served_as_one_row(table):
-    from autoscaler.sim.fluid_replica import ReplicaDynamics
+    from autoscaler.sim.fluid.dynamics import ReplicaDynamics
 
     states = np.array([40.0, 12.0, 40.0, 40.0, 12.0, 12.0, 90.0])
     waits = np.array([0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0])
     requests = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
-    merged = _merge_alike(states, requests, waits)
+    merged = merge_alike(states, requests, waits)
     rows = sorted(zip(*(column.tolist() for column in merged)))
     assert rows == [(12.0, 13.0, 0.0), (40.0, 4.0, 0.0), (40.0, 4.0, 0.3), (90.0, 7.0, 0.0)]
     model = ReplicaDynamics(table, 1.0)
-    apart, together = _Served([model], 1.0, np.array([100.0])), _Served([model], 1.0, np.array([100.0]))
+    apart, together = Served([model], 1.0, np.array([100.0])), Served([model], 1.0, np.array([100.0]))
     for s, r, w in zip(states, requests, waits):  # one replica a row: nothing to merge
         apart.add(0, np.array([s]), np.array([r]), np.array([w]))
     together.add(0, states, requests, waits)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from autoscaler.capacity.load_table import build_load_table
-from autoscaler.sim.fluid_replica import ReplicaDynamics
+from autoscaler.sim.fluid.dynamics import ReplicaDynamics
 from serving.profiles import load_profile
 
 PROFILE = load_profile("llama-3.1-8b-h100")

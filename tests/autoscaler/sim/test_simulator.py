@@ -8,7 +8,8 @@ import pytest
 from autoscaler.policy.base import Decision
 from autoscaler.sim.baselines.hpa import Hpa, HpaConfig
 from autoscaler.sim.baselines.static import Static
-from autoscaler.sim.simulator import SimConfig, Simulator
+from autoscaler.sim.config import SimConfig
+from autoscaler.sim.request.simulator import Simulator
 from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
 

@@ -11,37 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autoscaler import defaults
 from autoscaler.policy.base import Decision, Policy
+from autoscaler.sim.config import SimConfig
 from autoscaler.sim.observe import Observer, Scrape, ttft_bucket
-from autoscaler.sim.replica import SimReplica
+from autoscaler.sim.request.replica import SimReplica
 from autoscaler.sim.results import SimResult, summarize
 from autoscaler.snapshot import ReplicaSample
 from loadgen.workloads.workload import Workload
 from serving.contracts.vllm_metrics import TTFT_BUCKETS
-from serving.engine.profile import Profile
 from serving.engine.scheduler import EngineRequest
 from serving.fleet.state import ReplicaState as State
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    profile: Profile
-    slo_ttft_s: float = defaults.SLO_TTFT_S
-    slo_itl_s: float = defaults.SLO_ITL_S
-    cold_start_s: float = defaults.COLD_START_S
-    price_per_gpu_hour: float = 0.0
-    initial_replicas: int = defaults.INITIAL_REPLICAS
-    max_replicas: int = defaults.MAX_REPLICAS
-    scrape_interval_s: float = defaults.SCRAPE_INTERVAL_S
-    rate_window_s: float = 60.0
-    queue_timeout_s: float = 600.0  # the gateway gives up on a request held this long without a ready replica
-    timeline_interval_s: float = 15.0
-    seed: int = 0
-    judge_from_s: float = 0.0  # the summary covers [judge_from_s, end): what comes before is the policy's to learn from
-    clock_phase_s: float = (
-        0.0  # where the scrape and control clocks stand against the trace's start (they are not aligned in a cluster)
-    )
 
 
 @dataclass
