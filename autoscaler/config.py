@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from autoscaler.sources.prometheus import PrometheusSourceConfig
-from serving.config_errors import read_yaml, validate_mapping
-from serving.contracts.config import Strict
+from serving.common.config import read_yaml, validate_mapping
+from serving.common.strict import Strict
 
 
 class ConfigError(ValueError):

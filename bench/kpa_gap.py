@@ -8,9 +8,12 @@ from dataclasses import replace
 import numpy as np
 
 from autoscaler.policy.base import Decision
+from autoscaler.sim.args import SimulateArgs, load_trace, sim_config
 from autoscaler.sim.fluid.table import FluidSimulator
-from autoscaler.sim.policies import parse_policy
-from autoscaler.sim.run import SimulateArgs, _cached_table, fluid_input, load_trace, policy_context, run_one, sim_config
+from autoscaler.sim.inputs import cached_table, fluid_input
+from autoscaler.sim.policies import parse_policy, policy_context
+from autoscaler.sim.run import run_one
+from bench import CACHE
 from bench.simulate import CONV
 
 FIXED_REPLICAS = 4
@@ -35,7 +38,9 @@ class FixedFleetProbe:
 
 
 def _args(mode: str, **extra) -> SimulateArgs:
-    return SimulateArgs(trace=CONV, policies=[], rate_scale=4.0, end_s=1800.0, max_replicas=20, mode=mode, **extra)
+    return SimulateArgs(
+        cache_dir=CACHE, trace=CONV, policies=[], rate_scale=4.0, end_s=1800.0, max_replicas=20, mode=mode, **extra
+    )
 
 
 TABLE, AT_ONCE, BY_COUNT = (
@@ -65,7 +70,7 @@ def _run(variant: str, spec: str, **extra):
     feed = fluid_input(args, config, load_trace(args))
     policy = parse_policy(spec, policy_context(args, config, feed.future, feed.capacity_rps))
     if variant == BY_COUNT:
-        whole = _cached_table(args, config, feed.lengths)  # one table for the half hour's mix, as it was
+        whole = cached_table(args, config, feed.lengths)  # one table for the half hour's mix, as it was
         feed = replace(feed, table=whole, work=None, tables=None, period_of_step=None)
     return FluidSimulator(
         config,

@@ -35,7 +35,9 @@ def _live(campaign_path: Path, out: Path, replicas: int) -> dict:
 def crosscheck_section(replicas: int = 2, rate_scale: float = 2.0) -> str:
     """A 10-minute slice of Azure conv through `headroom up`'s fleet (wall clock, real processes) and through
     `headroom simulate` (virtual time): throughput within 5% and p95 TTFT within 20% is the goal."""
-    from autoscaler.sim.run import SimulateArgs, run_one
+    from autoscaler.sim.args import SimulateArgs
+    from autoscaler.sim.run import run_one
+    from bench import CACHE
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -52,6 +54,7 @@ def crosscheck_section(replicas: int = 2, rate_scale: float = 2.0) -> str:
         live = _live(path, out, replicas)
     sim = run_one(
         SimulateArgs(
+            cache_dir=CACHE,
             trace=CONV,
             policies=[f"static:{replicas}"],
             end_s=SLICE_S,

@@ -91,10 +91,12 @@ GOAL_PEAK_MIB = 2048.0
 
 def measure_one(trace: str, mode: str, policy: str) -> dict:
     """One policy over the trace in this process: its summary, CPU seconds and peak memory (the whole process)."""
-    from autoscaler.sim.run import SimulateArgs, run_one
+    from autoscaler.sim.args import SimulateArgs
+    from autoscaler.sim.run import run_one
+    from bench import CACHE
 
     started = time.process_time()
-    result = run_one(SimulateArgs(trace=trace, policies=[policy], mode=mode), policy)
+    result = run_one(SimulateArgs(cache_dir=CACHE, trace=trace, policies=[policy], mode=mode), policy)
     cpu_s = time.process_time() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"mode": mode, "policy": policy, "cpu_s": cpu_s, "peak_mib": peak_mib, **result.summary}

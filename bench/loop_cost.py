@@ -28,9 +28,7 @@ from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sources.prometheus import PrometheusSource, PrometheusSourceConfig
 from bench.emulator_cost import free_port
 from headroom.prometheus import PrometheusProcess
-from serving.contracts.vllm_metrics import TTFT_BUCKETS
-
-ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80)
+from serving.contracts.vllm_metrics import ITL_BUCKETS, TTFT_BUCKETS
 
 
 class SyntheticReplica:

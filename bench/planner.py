@@ -180,10 +180,10 @@ def simulator_check(cache_dir: Path, slo: Slo | None = None) -> list[dict]:
 
 
 def planner_section() -> str:
+    from bench import CACHE
     from bench.__main__ import _table
-    from serving.disk_cache import cache_folder
 
-    cache_dir = cache_folder() / "atlas"
+    cache_dir = CACHE / "atlas"
     times = answer_times(cache_dir)
     cli = cli_seconds()
     checks = simulator_check(cache_dir)

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from autoscaler.forecast.rate import RateForecaster
+from autoscaler.sim.args import SimulateArgs
 from autoscaler.sim.report import table
-from autoscaler.sim.run import SimulateArgs, run_one
+from autoscaler.sim.run import run_one
 from autoscaler.sim.sweep import sweep
+from bench import CACHE
 from bench.holt_winters import holt_winters_quality, horizon_peaks, quality
 from bench.simulate import CODE, CONV, MLARGE, TRACES
 
@@ -98,7 +100,7 @@ def _cached_sweep(args: SimulateArgs, goal: float):
     everything it runs (simulator, baselines, engine, workloads; not the predictive policy's own capacity modules):
     rerunning this section after a change to the predictive policy alone reuses it; any change to what the
     baselines run recomputes it."""
-    from serving.disk_cache import cached, files_digest
+    from serving.common.disk_cache import DiskCache, files_digest
 
     root = Path(__file__).resolve().parents[1]
     sources = [
@@ -113,7 +115,7 @@ def _cached_sweep(args: SimulateArgs, goal: float):
         tuned, tried = sweep(args, goal, progress=lambda line: None)
         return [r.summary for r in tuned], tried
 
-    return cached("bench-sweeps", key, compute)
+    return DiskCache(CACHE)("bench-sweeps", key, compute)
 
 
 def predictive_section(jobs: int = 2) -> str:
@@ -122,6 +124,7 @@ def predictive_section(jobs: int = 2) -> str:
     goal = 0.99
     cases = []
     servegen = SimulateArgs(
+        cache_dir=CACHE,
         trace=MLARGE,
         policies=BASELINES,
         mode="fluid",
@@ -140,7 +143,9 @@ def predictive_section(jobs: int = 2) -> str:
         (CODE, CODE_HOUR, code, 0.0),
         (CODE, "Azure code x4, judged from minute 15", code, 900.0),
     ):
-        args = SimulateArgs(trace=trace, policies=settings, rate_scale=4.0, max_replicas=200, judge_from_s=judge_from)
+        args = SimulateArgs(
+            cache_dir=CACHE, trace=trace, policies=settings, rate_scale=4.0, max_replicas=200, judge_from_s=judge_from
+        )
         runs = [run_one(args, spec) for spec in settings]
         cases.append((label, run_one(args, "predictive"), [r.summary for r in runs], [r.summary for r in runs]))
     lines = [

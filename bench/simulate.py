@@ -9,20 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from autoscaler.sim.policies import parse_policy
+from autoscaler.sim.args import SimulateArgs, load_trace, sim_config
+from autoscaler.sim.inputs import _lengths, cached_table, fluid_input
+from autoscaler.sim.policies import parse_policy, policy_context
 from autoscaler.sim.report import table
-from autoscaler.sim.run import (
-    SimulateArgs,
-    _cached_table,
-    _lengths,
-    fluid_input,
-    fluid_run,
-    load_trace,
-    policy_context,
-    run_one,
-    sim_config,
-)
+from autoscaler.sim.run import fluid_run, run_one
 from autoscaler.sim.sweep import sweep
+from bench import CACHE
 from loadgen.workloads.servegen import load_servegen, window_counts
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "traces"
@@ -46,7 +39,7 @@ REFERENCE_REQUEST_CPU_S = 3.4  # the request-level speed run on 2026-12-02's hos
 
 def speed_section() -> str:
     rows = []
-    args = SimulateArgs(trace=CONV, policies=["hpa:gpu_util=70"])
+    args = SimulateArgs(cache_dir=CACHE, trace=CONV, policies=["hpa:gpu_util=70"])
     result, cpu = _timed(lambda: run_one(args, "hpa:gpu_util=70"))
     rows.append(
         ("request-level, Azure conv 1 h (19,366 requests)", "hpa:gpu_util=70", cpu, None, "<= 10 s", result.summary)
@@ -60,9 +53,9 @@ def speed_section() -> str:
     )
     result, cpu = _timed(lambda: run_one(replace(fast, mode="fluid"), "hpa:gpu_util=70"))
     rows.append(("fluid (cohort replicas), Azure conv x4 1 h", "hpa:gpu_util=70", cpu, None, "-", result.summary))
-    fluid = SimulateArgs(trace=MLARGE, policies=[], mode="fluid", lengths_from=CONV, max_replicas=200)
+    fluid = SimulateArgs(cache_dir=CACHE, trace=MLARGE, policies=[], mode="fluid", lengths_from=CONV, max_replicas=200)
     config = sim_config(fluid)
-    _, table_cpu = _timed(lambda: _cached_table(fluid, config, _lengths(fluid.lengths_from)))
+    _, table_cpu = _timed(lambda: cached_table(fluid, config, _lengths(fluid.lengths_from)))
     _, counts_cpu = _timed(lambda: window_counts(load_servegen(MLARGE), 15.0, fluid.seed))  # uncached, for the record
     feed = fluid_input(fluid, config, None)
     for spec in ("static:30", "hpa:running=64", "keda", "kpa:16", "oracle"):
@@ -130,134 +123,10 @@ SERVEGEN_SLICE = ((7 * 144 + 129) * 600.0, 3600.0, 0.25)
 SERVEGEN_CASES = ["static:4", "static:6", "hpa:running=32", "hpa:gpu_util=70", "kpa:16", "oracle"]
 
 
-COHORT_NOTE = (
-    "The cohort replicas, where they part. On fixed fleets they follow the request level where the load tables did "
-    "not: code's overloaded static:2 and static:4 come within 0.5 points (the tables: +6.7 and -0.3), because a "
-    "request that decodes while a burst's 2,000-token prompts are prefilled beside it decodes in steps that each "
-    "carry a chunk, and a cohort's steps do the same. The gauges a policy reads agree at a fixed fleet (15 s "
-    "scrapes over the half hour): on conv x4 with 3 replicas, mean GPU utilization 80.0% against the request "
-    "level's 80.2% and mean running requests 64.1 against 63.5; with 8 replicas 74.8% against 75.1%; on code x4 "
-    "with 4 replicas 29.8% against 29.3% (tests/autoscaler/sim/test_cohort.py "
-    "checks a chat mix from light load to near saturation). Knative's KPA reads the same concurrency (the KPA table "
-    "below). Since 2026-12-03 (second change that day) a scrape reads the cohort fleet as its step begins: each "
-    "replica's gauges as the step before left them, its busy share and the counters up to that instant, as a scrape "
-    "at its instant does in the request level (the clocks tick on whole seconds, so this is exact). Before, a scrape "
-    "read the step's mean gauges and its busy time to the step's end, the step's own arrivals half in. That was "
-    "furthest off for a replica just ready: cold starts (90 s) and controls fall on the scrape grid, so every "
-    "replica a policy starts is ready on a scrape's instant, where the request level reads it idle (it has served "
-    "nothing yet) and the step's mean read it as busy as the rest (least-outstanding routing fills it in its first "
-    "second). The HPA on utilization counts that idle reading in the mean, so in the request level it waits one "
-    "more sync before each further step of a ramp: conv hpa:gpu_util=70 added a replica every 120 s there and every "
-    "105 s in the cohort fleet. Over the clock phases 0, 5 and 10 s (the cross-check's before the third change "
-    "that day), conv hpa:gpu_util=70 went from +11.9% of GPU-hours to +0.1% and hpa:gpu_util=80 from +22.8% to "
-    "+0.3%. On the code trace, whose bursts of up to 252 requests come within one second, a scrape had read half "
-    "of the burst after it: code hpa:running=32 went from -12.1% to -4.0% and keda:5 from -4.7% to -3.8%; on conv, "
-    "hpa:waiting=5, keda:5 and hpa:running=32 from -6.8%, -8.2% and -6.3% to -0.1%, -0.5% and -2.2%. The idle read "
-    "of a replica ready on the dot alone (the rest read as before) took 8 of 13 cases within both goals; both "
-    "together 12. Since 2026-12-03 (fourth change that day) a prefill chunk's attention counts the queue's prompts "
-    "by their squared lengths: a token at position i of its prompt attends i tokens in whichever chunk it is "
-    "computed, so a chunk's attention work is the sum of L(L+1)/2 over its prompts, and the queue's mean length alone "
-    "underestimated it where the lengths spread. Over a backlog of 300 prompts of 300 and 6,000 tokens in turn the "
-    "engine takes 28.67 s; the step-time model on the chunk gives 28.67 s with the squared lengths and 27.23 s with "
-    "the mean. On code x4 at a fixed fleet of 4 with 1 s scrapes, the cohort fleet had prefilled a burst's backlog "
-    "at 139k prompt tokens a second against the request level's 134k, so it drained it about a second sooner and "
-    "read fewer requests running and waiting (20.1 and 14.2 on average against 20.8 and 16.8). And a scrape now reads "
-    "the queue as it stands at its step's end (what is left of it, and the step's own arrivals served in it for "
-    "their time queued), not the step's mean queue, which counted the step's arrivals from their arrival on: in "
-    "a burst's first seconds it had read the request level's queue a second late (74 where the engine held 140). "
-    "With both, every cohort case above is within 0.7 points of attainment and 3.3% of GPU-hours; code "
-    "hpa:running=32 went from +0.7 points and -5.4% to -0.0 and -0.8%, code static:2 and static:4 from +1.6 "
-    "points each to +0.1 and +0.5, and at the fixed fleet of 4 with 15 s scrapes its scrapes read 21.5 running "
-    "and 15.7 waiting against 22.0 and 16.6 (20.4 and 14.1 before). The squared lengths alone took 13 of 13 cases "
-    "too, with conv keda:5 at -1.2 points and code keda:5 at -4.0%, where the read at the step's end has them at "
-    "-0.7 and -3.3%. Also tried and left out: a cohort decoding from when its first tokens come in the step "
-    "(their TTFTs) rather than from the step's start; it made the fixed fleets too good (code static:4 60.6% "
-    "against the request level's 55.0%, static:2 14.3% against 10.7%). Tried earlier and left out: reading the waiting count as a Poisson "
-    "draw around the cohort mean (the count of an infinite-server queue), for KEDA, whose ceil(waiting / 5) at "
-    "one replica turns on a single scrape's integer count (7 in the request level where the cohort mean read 2.8): "
-    "over the 3 phases, conv keda:5 -2.6 to -2.4 points and code keda:5 -3.8% to -5.6% of GPU-hours, 11 cases "
-    "within both goals against 12."
-)
-
-CROSS_NOTE = (
-    "The load tables, where they part. On the ServeGen slice, the regime of the 14-day table, every policy is within 2 points and 5% "
-    "of GPU-hours (one fluid seed alone can miss: hpa:gpu_util=70's 5 runs span 17.31 to 20.49 GPU-h around 19.32). "
-    "Both modes show a policy the fleet alike: GPU utilization is the busy share since the previous scrape, and a "
-    "control that fires at a scrape's instant reads the scrape before it. Since 2026-12-02 (second change that day) "
-    "a request trace's fluid replicas read each period of one length mix with that period's own table. Over conv's "
-    "first half hour the answers shorten from about 255 to 140 tokens, and the engine decodes a batch of long answers "
-    "and short prompts at another pace than the half hour's mean mix at the same load: held at 270 requests in a "
-    "closed loop, it decodes at 54 ms per token with the first three minutes' lengths and at 70 ms with the half "
-    "hour's. With one table for the half hour, every conv case's attainment read below the request level's, by 0.6 "
-    "to 8.6 points; with the periods they are within 0.0 to 6.1 points of it: static:3 -0.6 to +0.1, hpa:gpu_util=70 -1.8 to "
-    "-0.4, hpa:running=32 -2.5 to -1.1 (and +6.0% to +0.7% of GPU-hours), hpa:gpu_util=80 -2.2 to -0.4, kpa:16 -1.0 "
-    "to -0.0, keda:5 -8.6 to -6.1, hpa:waiting=5 -5.6 to -4.3 (+7.6% to +6.6%). The concurrency Knative's KPA reads "
-    "under a fixed fleet now follows the request level's minute by minute (the KPA table below). Code's mix holds "
-    "(one period), so its rows are as they were. Since 2026-12-02 (third change that day) a fluid replica's "
-    "completions follow its state as it was about one residence time ago (the time a request spends inside at half "
-    "its SLO capacity, by Little's law: a few seconds on conv, under half a second on code): a burst's requests stay "
-    "inside until served, as on the engine, where before they began to leave in the second they came. With "
-    "completions at once, kpa:16 on conv cost 9.5% less than in the request level: the KPA panics when 6 s of "
-    "concurrency ask twice the ready replicas, it cycles down to 3 replicas on conv and panics back up, and at a "
-    "fixed fleet of 4 the fluid mode's 6 s means passed 96 (the panic line at 3 ready) in 0.7% of ticks against the "
-    "request level's 1.7%. With the lag they do in 1.8%, and kpa:16 is within 0.1% of the request level's GPU-hours; "
-    "at a fixed fleet of 3 the share is 8.2% against 8.0%. The lag moved the other cases by at most 0.5 points and "
-    "1.7% of GPU-hours (conv hpa:running=32 +0.7% to +2.4%, hpa:gpu_util=70 -2.0% to -3.2%, code kpa:16 -9.3% to "
-    "-8.1%); on ServeGen's 15 s steps, long against the lag, it all but vanishes. A lag of each state's own "
-    "residence time (longer near saturation) gave as many cases within both goals; the residence time at the full "
-    "SLO capacity, a longer lag, took conv kpa:16 and hpa:running=32 to +16% and +10.5%. What is left: "
-    "(1) the load tables' scrapes and controls read the fleet at the end of the step they fall in, so within a step "
-    "they see its arrivals up to a step early (1 s on a request trace, 15 s on ServeGen's steps; the cohort fleet "
-    "reads it as the step begins, above); read at the "
-    "step's start instead (late by up to a step), ServeGen's kpa:16 took 30% more GPU-hours. A first cut at reading "
-    "between the two, at each event's instant (the counters and the KPA's concurrency interpolated within the step, "
-    "the gauges of the nearer end), took ServeGen's kpa:16 to +2.2% but moved threshold cases across the goal (conv "
-    "hpa:gpu_util=70 about -3% to +7.4%, code keda:5 about -3% to +5.0%). On 2026-12-03 each event was read at the "
-    "nearer end of its step, before that step's arrivals: exact on a request trace, whose clocks tick on whole "
-    "seconds. It did no better, 11 cases within both goals against 12 (conv hpa:gpu_util=70 -3.1% to -6.4%, kpa:16 "
-    "+0.1% to -3.5%, code keda:5 -2.9% to +1.1%, hpa:running=32 +10.4 to +8.4 points, ServeGen kpa:16 -1.9% to "
-    "+15.9%), so the early read offsets errors elsewhere rather than being one; it is left as it is. "
-    "(2) overload after a scale-down. keda:5 and hpa:waiting=5 on conv cycle between 1 and 20 replicas, and after "
-    "each scale-down the one replica left floods within 30 s in the request level: in a step from 8 to 22 req/s (its "
-    "saturated rate is 17) its requests' mean ITL is 107 ms at once, where the load table holds 39 ms for a steady "
-    "batch of 142. So waiting requests show there a sync or two earlier than in the fluid mode, whose throughput "
-    "follows its batch at once. keda:5 cycles with a period of about 7.5 minutes in the request level and 8.5 in the "
-    "fluid mode, so the half hour ends in a different phase of a cycle. Two models of that were tried (with one "
-    "table per trace) and left out: service by age (continuous batching moves a batch in lockstep, so a new request "
-    "finishes only once it has aged), with and without steps stretched toward the saturated engine's while prompts "
-    "join faster than the batch's steady rate. They follow the step (433 against 438 requests held 30 s into it), "
-    "but under Poisson arrivals they hold more than the table's steady state near capacity (132 to 212 against 113 "
-    "at 15.5 req/s). With the stretch, keda:5 and hpa:waiting=5 came within 2.3 and 0.7 points, but at +8.7% and "
-    "+10% of GPU-hours, and the other conv cases lost 0.6 to 1.1 points. "
-    "(3) conv hpa:gpu_util=80 turns on one decision (measured with one table): at 195 s the mean utilization of its "
-    "2 replicas reads 87.8% in the request level and 88.9% in the fluid mode, and the HPA's 10% band ends at 88.0%; "
-    "the fluid mode scales and holds 3 replicas where the request level holds 2 (1.43 against 1.10 GPU-h). Over 4 "
-    "draws of the x4 arrivals the request level itself gave 1.10, 1.10, 1.43 and 1.10. (4) the request level turns "
-    "on the clock phase where a policy's metric hovers at its threshold: hpa:waiting=5 spans 6.47 to 7.84 GPU-h over "
-    "the three phases, keda:5 7.09 to 7.89, and on the code trace hpa:running=32 2.82 to 4.06; a 5% goal is tighter "
-    "than the request level's own spread there. (5) the code trace at 4x, whose arrivals come in bursts of up to 252 "
-    "requests in one second with 2,000-token prompts, on overloaded fleets (attainment under 65%): static:2 +6.7 and "
-    "hpa:running=32 +10.4 points, because requests that decode while a burst's long prompts are prefilled beside "
-    "them decode in slow steps, which the fluid mode does not see; hpa:gpu_util=70 -4.4 points and -9.8% of "
-    "GPU-hours, kpa:16 -8.1%. A model of the slow steps was tried and left out: the share of requests meeting ITL by "
-    "how many prefills are queued behind them when they start decoding (measured on the engine), with the load table "
-    "measured up to 0.95 of the saturated rate, gave static:2 +5.5 and keda:5 +3.8 points but hpa:gpu_util=70 +6.0 "
-    "points and +21% GPU-hours, and did worse on the fixed fleets. The code table also has a gap: its SLO capacity "
-    "(4.4 req/s) is set by a tail of long prompts far below the saturated rate (16.8 req/s), so it held no rows from "
-    "5.3 to 16.8 req/s and a fluid replica read a straight line across them. Rows measured there (at 0.4 to 0.95 of "
-    "the saturated rate; 2026-12-03) took the code cases to 0 of 6 within both goals (static:2 +8.0 and static:4 "
-    "+3.2 points, hpa:running=32 -21% and keda:5 -8.1% of GPU-hours): at a held count the steady engine completes "
-    "far more than it does after a burst, whose prompts keep every decode step slow (in the request level 111 "
-    "requests in 2 s on static:2 leave the next 15 s of requests at a mean ITL of 0.24 s, none within the SLO, "
-    "where the fluid mode met 40% to 60% of them). Two more models were tried with one table per "
-    "trace and left out: the engine's step-time model on a state's mean batch, scaling each replica's ITL by its own "
-    "prefill flux (it matches the engine's mean step within 7% on batches of 112 to 314 requests, but moved no case "
-    "across the goal: conv hpa:running=32 -2.5 to -2.2 points, code static:2 +6.8 to +5.7, keda:5 and hpa:waiting=5 "
-    "a point further off), and w measured nearer saturation (at 0.65 and 0.8 of capacity conv attainment came closer "
-    "but GPU-hours moved away, hpa:running=32 +5.4% and -10.2%). Within a period, one work weight per request is a "
-    "projection of two loads (prompt and output tokens) onto one state; it is measured at half a replica's SLO "
-    "capacity, and near saturation a prompt token weighs more ({near_saturation:.2f} at 0.8 of capacity on conv's "
-    "whole mix, model seed 0)."
+NOTE = (
+    "Where each fluid model parts from the request level, why, and what was tried and left out: docs/simulator.md. "
+    "Within a mix period, a load-table replica's work weight is measured at half its SLO capacity; near saturation a "
+    "prompt token weighs more ({near_saturation:.2f} at 0.8 of capacity on conv's whole mix, model seed 0)."
 )
 
 
@@ -328,7 +197,13 @@ def _cross_rows(label: str, spec: str, summaries: dict[str, list[dict]]) -> list
 def _prompt_weights(trace: str) -> list[float]:
     """The fluid model's prompt-token weights for a trace's length mix periods, per model seed (tables cached by the runs)."""
     args = SimulateArgs(
-        trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid", fluid_model="table"
+        cache_dir=CACHE,
+        trace=trace,
+        policies=[],
+        rate_scale=CROSS_SCALE,
+        end_s=1800.0,
+        mode="fluid",
+        fluid_model="table",
     )  # the cases' arrivals
     workload = load_trace(args)
     feeds = [
@@ -342,7 +217,7 @@ def _periods_text(trace: str) -> str:
     """A trace's length-mix periods over the cases' half hour: each one's mean prompt and answer lengths."""
     from autoscaler.sim.mix_periods import mix_periods
 
-    w = load_trace(SimulateArgs(trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0))
+    w = load_trace(SimulateArgs(cache_dir=CACHE, trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0))
     periods = mix_periods(w.arrival_s, w.prompt_tokens, w.output_tokens)
     means = [
         f"{w.prompt_tokens[mine].mean():,.0f} and {w.output_tokens[mine].mean():,.0f}"
@@ -356,7 +231,13 @@ def _prompt_weight_near_saturation(trace: str, share: float = 0.8) -> float:
     from autoscaler.capacity.load_table import prompt_token_weight
 
     args = SimulateArgs(
-        trace=trace, policies=[], rate_scale=CROSS_SCALE, end_s=1800.0, mode="fluid", fluid_model="table"
+        cache_dir=CACHE,
+        trace=trace,
+        policies=[],
+        rate_scale=CROSS_SCALE,
+        end_s=1800.0,
+        mode="fluid",
+        fluid_model="table",
     )
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
@@ -369,7 +250,9 @@ def cross_rows(jobs: int = 2) -> list[str]:
     runs of all cases in `jobs` processes (results are the same either way)."""
     cases = []
     for trace, scale, spec in CROSS_CASES:
-        args = SimulateArgs(trace=trace, policies=[spec], rate_scale=scale, end_s=1800.0, max_replicas=20)
+        args = SimulateArgs(
+            cache_dir=CACHE, trace=trace, policies=[spec], rate_scale=scale, end_s=1800.0, max_replicas=20
+        )
         cases.append(
             (
                 f"{Path(trace).stem} x{scale:g}, first 30 min",
@@ -380,6 +263,7 @@ def cross_rows(jobs: int = 2) -> list[str]:
     start, length, scale = SERVEGEN_SLICE
     for spec in SERVEGEN_CASES:
         args = SimulateArgs(
+            cache_dir=CACHE,
             trace=MLARGE,
             policies=[spec],
             rate_scale=scale,
@@ -461,9 +345,7 @@ def crosscheck_section() -> str:
             "",
             counts,
             "",
-            COHORT_NOTE,
-            "",
-            CROSS_NOTE.format(near_saturation=_prompt_weight_near_saturation(CONV)),
+            NOTE.format(near_saturation=_prompt_weight_near_saturation(CONV)),
         ]
     )
 
@@ -473,6 +355,7 @@ def baseline_section(
 ) -> str:
     policies = ["static:1", "hpa:gpu_util=70", "hpa:waiting=5", "hpa:running=64", "keda", "kpa:64", "oracle"]
     args = SimulateArgs(
+        cache_dir=CACHE,
         trace=trace,
         policies=policies,
         mode=mode,

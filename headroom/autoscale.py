@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -42,13 +43,14 @@ def capacity_table(capacity: Capacity, slo, where: str):
     needs it (seconds) and kept on disk, so later runs and other processes reuse it."""
     from autoscaler.capacity.mix_cells import engine_cell
     from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable
-    from serving.disk_cache import cached
+    from serving.common.disk_cache import DiskCache, cache_folder
 
     try:
         profile = load_profile(capacity.profile)
     except (OSError, ValueError, KeyError) as err:
         raise ConfigError(f"{where}.capacity.profile: {err}") from None
     measure = engine_cell(profile, slo.ttft_s, slo.itl_s)
+    cached = DiskCache(cache_folder(os.environ))
 
     def on_disk(prompt: float, output: float) -> float:
         key = ("capacity-cell", profile.model_dump(), prompt, output, slo.ttft_s, slo.itl_s, 1)

@@ -166,9 +166,11 @@ def _autoscale(args) -> int:
 def _simulate(args) -> int:
     from pathlib import Path
 
+    from autoscaler.sim.args import SimulateArgs
     from autoscaler.sim.report import save, table
-    from autoscaler.sim.run import SimulateArgs, run_all
+    from autoscaler.sim.run import run_all
     from autoscaler.sim.sweep import sweep
+    from serving.common.disk_cache import cache_folder
 
     sim_args = SimulateArgs(
         trace=args.trace,
@@ -194,6 +196,7 @@ def _simulate(args) -> int:
         judge_from_s=args.judge_from,
         clock_phase_s=args.clock_phase,
         fluid_model=args.fluid_model,
+        cache_dir=cache_folder(os.environ),
     )
     if not sim_args.policies:
         raise ValueError("--policy needs at least one policy")

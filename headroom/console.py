@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from headroom.daemon import stop_process, wait_ready
-from serving.child_process import die_with_parent
+from serving.common.child_process import die_with_parent
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 

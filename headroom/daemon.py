@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from serving.child_process import die_with_parent
+from serving.common.child_process import die_with_parent
 
 log = logging.getLogger("headroom.daemon")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -75,7 +76,7 @@ def json_safe(row: PlanRow) -> dict:
 def run(args) -> int:
     from autoscaler.planner.core import Slo, plan
     from autoscaler.planner.inputs import candidates
-    from serving.disk_cache import cache_folder
+    from serving.common.disk_cache import cache_folder
 
     traffic = traffic_from_args(args)
     slo = Slo(args.slo_ttft, args.slo_itl, args.goal)
@@ -84,7 +85,10 @@ def run(args) -> int:
     names = [n for n in (args.profiles or "").split(",") if n]
     log = lambda line: print(line, file=sys.stderr, flush=True)
     rows = plan(
-        traffic, slo, candidates(names, cache_folder() / "atlas", parse_prices(args.price), log), args.max_replicas
+        traffic,
+        slo,
+        candidates(names, cache_folder(os.environ) / "atlas", parse_prices(args.price), log),
+        args.max_replicas,
     )
     if args.json:
         print(json.dumps([json_safe(r) for r in rows], indent=2))

@@ -28,7 +28,7 @@ from headroom.prometheus import PrometheusProcess, scrape_config
 from headroom.summary import query_summary, replica_timeline
 from loadgen.campaign import SHIPPED
 from loadgen.run import run_campaign
-from serving.contracts.config import Strict
+from serving.common.strict import Strict
 from serving.fleet.fleet import FleetConfig, LocalFleet, ReplicaState, free_port
 from serving.profiles import gpu_price_per_hour, load_profile
 

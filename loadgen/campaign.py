@@ -22,8 +22,8 @@ from loadgen.shapes import Shape, Trace
 from loadgen.workloads.load import length_sampler, load_workload
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
-from serving.config_errors import validation_problems
-from serving.contracts.config import Strict
+from serving.common.config import validation_problems
+from serving.common.strict import Strict
 
 
 class CampaignError(ValueError):

@@ -23,7 +23,7 @@ import yaml
 from loadgen.campaign import Campaign, campaign_workload, load_campaign
 from loadgen.records import read_records
 from loadgen.summary import summarize
-from serving.child_process import die_with_parent
+from serving.common.child_process import die_with_parent
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, PositiveFloat, model_validator
 
-from serving.contracts.config import Strict
+from serving.common.strict import Strict
 
 
 class _Shape(Strict):

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel
 
 from loadgen.campaign import campaign_workload, load_campaign
-from serving.contracts.config import Strict
+from serving.common.strict import Strict
 
 
 class Probe(BaseModel):

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.disk_cache import cache_folder
+from serving.common.disk_cache import cache_folder
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class Settings:
     prometheus_url: str
     alertmanager_url: str | None
     decision_log: Path | None  # the autoscaler's JSON-lines decision log
-    cache_dir: Path  # capacity atlases measured for profiles that ship none
+    cache_dir: Path  # capacity atlases measured for profiles that ship none (atlas/), load tables
 
 
 def settings() -> Settings:
@@ -24,5 +24,5 @@ def settings() -> Settings:
         env.get("HEADROOM_PROMETHEUS_URL", "http://127.0.0.1:9090"),
         env.get("HEADROOM_ALERTMANAGER_URL") or None,
         Path(log) if log else None,
-        cache_folder() / "atlas",
+        cache_folder(env),
     )

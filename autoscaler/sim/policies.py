@@ -9,10 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from autoscaler.policy.base import Policy
+from autoscaler.policy.predictive import Predictive, PredictiveConfig
+from autoscaler.sim.args import SimulateArgs
 from autoscaler.sim.baselines.hpa import Hpa, HpaConfig
 from autoscaler.sim.baselines.keda import Keda
 from autoscaler.sim.baselines.kpa import Kpa
+from autoscaler.sim.baselines.oracle import FutureArrivals, Oracle
 from autoscaler.sim.baselines.static import Static
+from autoscaler.sim.config import SimConfig
 
 
 class PolicySpecError(ValueError):
@@ -107,3 +111,59 @@ def load_user_policy(spec: str) -> Policy:
     if missing:
         raise PolicySpecError(f"policy {spec!r}: the object lacks {', '.join(missing)} (see autoscaler/policy/base.py)")
     return policy
+
+
+def policy_context(
+    args: SimulateArgs,
+    config: SimConfig,
+    future: FutureArrivals | None = None,
+    capacity: Callable[[], float] | None = None,
+) -> PolicyContext:
+    """Bounds for every policy; with the future arrivals and the replica capacity at the SLO, the oracle too."""
+    oracle = _oracle_factory(args, config, future, capacity) if future is not None and capacity is not None else None
+    predictive = _predictive_factory(args, config, capacity) if capacity is not None else None
+    return PolicyContext(
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        oracle_factory=oracle,
+        predictive_factory=predictive,
+    )
+
+
+def _oracle_factory(args: SimulateArgs, config: SimConfig, future: FutureArrivals, capacity: Callable[[], float]):
+    def oracle(derate: float, window_s: float = 30.0) -> Oracle:
+        name = (
+            "oracle"
+            + (f":{derate:g}" if derate != 1.0 or window_s != 30.0 else "")
+            + (f"@{window_s:g}s" if window_s != 30.0 else "")
+        )
+        return Oracle(
+            future,
+            capacity() * derate,
+            config.cold_start_s,
+            window_s=window_s,
+            min_replicas=args.min_replicas,
+            name=name,
+        )
+
+    return oracle
+
+
+def _predictive_factory(args: SimulateArgs, config: SimConfig, capacity: Callable[[], float]):
+    def predictive(fill: float) -> Predictive:
+        lag = config.scrape_interval_s + config.rate_window_s / 2
+        return Predictive(
+            PredictiveConfig(
+                capacity_rps=capacity(),
+                slo_ttft_s=config.slo_ttft_s,
+                slo_itl_s=config.slo_itl_s,
+                cold_start_s=config.cold_start_s,
+                observation_lag_s=lag,
+                fill=fill,
+                min_replicas=args.min_replicas,
+                max_replicas=args.max_replicas,
+            ),
+            name="predictive" + (f":{fill:g}" if fill != 0.9 else ""),
+        )
+
+    return predictive

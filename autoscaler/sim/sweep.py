@@ -5,8 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
+from autoscaler.sim.args import SimulateArgs
 from autoscaler.sim.results import SimResult
-from autoscaler.sim.run import SimulateArgs, run_one
+from autoscaler.sim.run import run_one
 
 GRIDS = {
     "hpa:gpu_util": (30, 40, 50, 60, 70, 80, 90),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from autoscaler.snapshot import ReplicaSample, Snapshot
-from serving.contracts.config import Strict
+from serving.common.strict import Strict
 
 # Defaults on vLLM's metric names (DESIGN.md). {sel} is the selector of the fleet, {by} the label naming a target,
 # {w} the rate window; replica queries keep `instance` to tell replicas apart.

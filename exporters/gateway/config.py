@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from serving.config_errors import read_yaml, validate_mapping
-from serving.contracts.config import Strict
-from serving.http.limits import ListenerLimits, TlsFiles
+from serving.common.config import read_yaml, validate_mapping
+from serving.common.http.limits import ListenerLimits, TlsFiles
+from serving.common.strict import Strict
 
 
 class GatewayConfigError(ValueError):

@@ -26,7 +26,7 @@ from exporters.gateway.slo import RequestTimings, slo_outcomes, time_per_output_
 from exporters.gateway.stream_meter import StreamMeter, usage_tokens
 from exporters.gateway.tenants import KeyRing, TenantLabels
 from exporters.gateway.upstream import StaleConnection, Upstream, UpstreamError, forwarded_headers
-from serving.http.errors import error_body
+from serving.common.http.errors import error_body
 
 log = logging.getLogger("headroom.gateway")
 GENERATION_ROUTES = ("/v1/completions", "/v1/chat/completions")

@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from serving.http.limits import ListenerLimits
+from serving.common.http.limits import ListenerLimits
 
 MAX_MODEL_NAME = 256
 

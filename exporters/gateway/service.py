@@ -12,8 +12,8 @@ from exporters.gateway.config import GatewayConfig
 from exporters.gateway.discovery import Discovery, HealthChecker
 from exporters.gateway.gateway import Gateway, json_error
 from exporters.gateway.metrics import ListenerCollector
-from serving.http.limits import ListenerLimits
-from serving.http.listener import Listener, listen
+from serving.common.http.limits import ListenerLimits
+from serving.common.http.listener import Listener, listen
 
 log = logging.getLogger("headroom.gateway")
 

@@ -19,7 +19,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import Field
 
-from serving.contracts.config import Strict
+from serving.common.http.limits import ListenerLimits
+from serving.common.http.server import Request, Responder, error_json, serve
+from serving.common.strict import Strict
 from serving.contracts.dcgm_fields import render_dcgm
 from serving.emulator.gpu import DcgmCollector, GpuModel
 from serving.emulator.metrics import HttpMetrics, VllmMetrics
@@ -34,8 +36,6 @@ from serving.emulator.openai import (
 from serving.engine.engine import Engine, StepResult
 from serving.engine.profile import BLOCK_SIZE, Profile
 from serving.engine.scheduler import EngineRequest, Status
-from serving.http.limits import ListenerLimits
-from serving.http.server import Request, Responder, error_json, serve
 
 log = logging.getLogger("headroom.emulator")
 MAX_LAG_S = 0.05  # how far behind the engine clock may fall before it stops catching up

@@ -6,7 +6,7 @@ import math
 
 from pydantic import ConfigDict, Field, model_validator
 
-from serving.contracts.config import Strict
+from serving.common.strict import Strict
 
 GIB = 1 << 30
 BLOCK_SIZE = 16  # vLLM's default KV block size in tokens

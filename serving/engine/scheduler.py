@@ -6,6 +6,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
+
 from serving.engine.kvcache import KVCache, chain_hashes
 from serving.engine.profile import BLOCK_SIZE, SchedulerConfig
 from serving.engine.steptime import BatchShape
@@ -56,6 +58,20 @@ class ScheduledBatch:
     preempted: list[EngineRequest]
 
 
+def prefill_budget(decode_tokens, config: SchedulerConfig):
+    """Prefill tokens a step can carry beside its decodes: they share max_num_batched_tokens (scalars or arrays)."""
+    return _at_least_zero(config.max_num_batched_tokens - decode_tokens)
+
+
+def sequence_room(running, config: SchedulerConfig):
+    """Sequences a step may still admit beside those running: max_num_seqs caps the batch (scalars or arrays)."""
+    return _at_least_zero(config.max_num_seqs - running)
+
+
+def _at_least_zero(value):
+    return np.maximum(value, 0) if isinstance(value, np.ndarray) else max(value, 0)
+
+
 class Scheduler:
     """Holds waiting and running requests and picks each step's batch within the token and seq budgets."""
 
@@ -94,7 +110,7 @@ class Scheduler:
         return bool(self.running or self.waiting)
 
     def schedule(self) -> ScheduledBatch:
-        budget = self.config.max_num_batched_tokens
+        budget = prefill_budget(0, self.config)
         items: list[tuple[EngineRequest, int]] = []
         preempted: list[EngineRequest] = []
         admitted: list[EngineRequest] = []
@@ -118,7 +134,7 @@ class Scheduler:
             i += 1
 
         if not preempted:
-            while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
+            while self.waiting and budget > 0 and sequence_room(len(self.running), self.config) > 0:
                 request = self.waiting[0]
                 claim = self.kv.cached_prefix(request.block_hashes)
                 hit_tokens = len(claim) * BLOCK_SIZE

@@ -16,8 +16,8 @@ from pathlib import Path
 import aiohttp
 from pydantic import Field
 
-from serving.child_process import die_with_parent
-from serving.contracts.config import Strict
+from serving.common.child_process import die_with_parent
+from serving.common.strict import Strict
 from serving.fleet.state import ReplicaState
 
 log = logging.getLogger("headroom.fleet")

@@ -5,8 +5,8 @@ import dataclasses
 
 from autoscaler import defaults
 from autoscaler.policy.predictive import PredictiveConfig
+from autoscaler.sim.args import SimulateArgs
 from autoscaler.sim.config import SimConfig
-from autoscaler.sim.run import SimulateArgs
 from headroom.cli import build_parser
 
 

@@ -198,7 +198,7 @@ def render() -> None:
         c3.number_input("Attainment goal", 0.5, 0.999, 0.99, format="%.3f"),
     )
     cold_start = c4.number_input("Cold start (s)", 0.0, 3600.0, 90.0)
-    loaded = fetch.candidates(config.cache_dir)
+    loaded = fetch.candidates(config.cache_dir / "atlas")
     chosen = st.multiselect("Candidate profiles", [c.profile for c in loaded], default=[c.profile for c in loaded])
     gpu_prices = pd.DataFrame(
         sorted({(c.gpu, c.price_per_gpu_hour) for c in loaded}), columns=["gpu", "usd_per_gpu_hour"]
@@ -214,7 +214,7 @@ def render() -> None:
         and (best := cheapest(rows))
         and st.button(f"Simulate the trace on {best.profile}: predictive against the best tuned HPA")
     ):
-        simulate_trace(st, trace, best, slo, cold_start)
+        simulate_trace(st, trace, best, slo, cold_start, config.cache_dir)
 
 
 def show_plan(st, traffic: Traffic, slo: Slo, pool: list[Candidate], rows: list[PlanRow]) -> None:
@@ -252,8 +252,8 @@ def show_plan(st, traffic: Traffic, slo: Slo, pool: list[Candidate], rows: list[
         st.dataframe(pareto_front(tradeoff), hide_index=True)
 
 
-def simulate_trace(st, trace: str, best: PlanRow, slo: Slo, cold_start: float) -> None:
-    from autoscaler.sim.run import SimulateArgs
+def simulate_trace(st, trace: str, best: PlanRow, slo: Slo, cold_start: float, cache_dir) -> None:
+    from autoscaler.sim.args import SimulateArgs
     from autoscaler.sim.sweep import sweep
 
     args = SimulateArgs(
@@ -266,6 +266,7 @@ def simulate_trace(st, trace: str, best: PlanRow, slo: Slo, cold_start: float) -
         price=best.price_per_gpu_hour,
         initial_replicas=best.replicas,
         max_replicas=max(4 * best.replicas, 8),
+        cache_dir=cache_dir,
     )
     with st.status("Simulating (the HPA's target is tuned: several runs)") as status:
         results, _ = sweep(args, slo.goal, progress=status.write)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.engine.profile import Profile
+from serving.engine.scheduler import prefill_budget, sequence_room
 from serving.engine.steptime import StepTimeModel
 
 # where a step's decode advance is cut to follow a batch that empties or slows within the step (shares of the most
@@ -122,8 +123,7 @@ class CohortReplicas:
         self.outputs, self.step_s = outputs, step_s
         self.slo_ttft_s, self.slo_itl_s = slo_ttft_s, slo_itl_s
         self.kv_capacity = float(profile.kv_capacity_tokens)
-        self.max_seqs = float(profile.scheduler.max_num_seqs)
-        self.budget = float(profile.scheduler.max_num_batched_tokens)
+        self.scheduler = profile.scheduler  # the batch limits, applied by serving.engine.scheduler's arithmetic
         self.lone_step_s = float(self.steps.mixed_steps(np.array([1.0]), np.array([1.0]), np.array([0.0]))[0][0])
         self.rows = rows
         self.queue = _Slots(("requests", "tokens", "squares"), ("arrival", "step"), rows)
@@ -207,196 +207,336 @@ class CohortReplicas:
         cdf = np.cumsum(histogram) / max(histogram.sum(), 1e-12)
         return np.append(1.0 - cdf, 0.0)
 
-    # ---- one step --------------------------------------------------------------------------------
+    # ---- one step: pure stages, each returning what the next reads ---------------------------------
     def step(self, now: float) -> StepServed:
-        dt, rows = self.step_s, self.rows
+        """Plans and serves one step of `step_s` from `now` on every replica."""
+        batch = self._batch()
+        queue = self._queue_head()
+        plan = self._plan_prefill(now, batch, queue)
+        first = self._first_tokens(now, queue, plan)
+        self._dequeue(queue, plan)
+        cohorts = self._with_new_cohort(batch.live, queue, plan, first)
+        decoded = self._decode(cohorts, plan)
+        busy = self._busy(plan, decoded)
+        self._read_gauges(now, queue, plan, first, cohorts, decoded)
+        return StepServed(
+            decoded.completions,
+            decoded.met,
+            first.count,
+            first.prompt_tokens,
+            first.count + decoded.tokens,
+            busy,
+            first.ttft,
+            first.ttft_weights,
+            np.concatenate(decoded.itl_values) if decoded.itl_values else np.zeros(0),
+            np.concatenate(decoded.itl_weights) if decoded.itl_weights else np.zeros(0),
+            decoded.itl_sum,
+            decoded.itl_count,
+        )
+
+    def _batch(self) -> Batch:
         c = self.cohorts
         live = np.flatnonzero(c.used)
         alive = c["count"][:, live] * self._survival(live, c["age"][:, live])
-        decoding = alive.sum(axis=1)
         context = (alive * (c["prompt"][:, live] + c["age"][:, live])).sum(axis=1)
+        return Batch(live, alive.sum(axis=1), context)
 
-        # prefill: the queue's head, FIFO, in the budget left beside the decodes, within sequence and KV room
-        q = self.queue
+    def _queue_head(self) -> QueueView:
+        """Each replica's queue, oldest slice first, with the prompt lengths a chunk of it holds."""
+        q, rows = self.queue, self.rows
         order = np.flatnonzero(q.used)
         order = order[np.argsort(q["arrival"][order], kind="stable")]
         requests, tokens = q["requests"][:, order], q["tokens"][:, order]
         per_request = np.divide(tokens, requests, out=np.zeros_like(tokens), where=requests > 0)
         cum_requests, cum_tokens = np.cumsum(requests, axis=1), np.cumsum(tokens, axis=1)
-        queued = cum_requests[:, -1] if len(order) else np.zeros(rows)
-        head_prompt = (
-            np.divide(cum_tokens[:, -1], queued, out=np.ones(rows), where=queued > 0) if len(order) else np.ones(rows)
+        head_prompt, attended = np.ones(rows), np.ones(rows)
+        if len(order):
+            queued, total = cum_requests[:, -1], cum_tokens[:, -1]
+            head_prompt = np.divide(total, queued, out=np.ones(rows), where=queued > 0)
+            squares = q["squares"][:, order].sum(axis=1)
+            # a token at position i of its prompt attends i tokens: a chunk's attention goes by the squared lengths
+            attended = np.divide(squares, total, out=head_prompt.copy(), where=total > 0)
+        arrival = q["arrival"][order][None, :]
+        steps = q["step"][order].astype(np.int64)
+        return QueueView(
+            order, requests, tokens, per_request, cum_requests, cum_tokens, arrival, steps, head_prompt, attended
         )
-        squares = q["squares"][:, order].sum(axis=1)
-        attended = (
-            np.divide(squares, cum_tokens[:, -1], out=head_prompt.copy(), where=cum_tokens[:, -1] > 0)
-            if len(order)
-            else head_prompt
-        )
-        chunk = np.maximum(0.0, self.budget - decoding)
-        full_s, full_busy = self.steps.mixed_steps(decoding, context, chunk, head_prompt, attended)
+
+    def _plan_prefill(self, now: float, batch: Batch, queue: QueueView) -> PrefillPlan:
+        """The queue's head, FIFO, in the token budget left beside the decodes, within sequence and KV room (the
+        scheduler's limits, serving.engine.scheduler); and what a prefill token costs the step."""
+        dt, rows, scheduler = self.step_s, self.rows, self.scheduler
+        decoding, context = batch.decoding, batch.context
+        chunk = prefill_budget(decoding, scheduler)
+        full_s, full_busy = self.steps.mixed_steps(decoding, context, chunk, queue.head_prompt, queue.attended)
         decode_s, _ = self.steps.mixed_steps(decoding, context, np.zeros(rows))
         prefill_rate = np.divide(chunk, full_s, out=np.zeros(rows), where=full_s > 0)  # tokens/s, beside the decodes
         decode_steps = dt / np.maximum(decode_s, self.lone_step_s)
         kv_room = self.kv_capacity - context - decoding * decode_steps  # what the batch grows into during the step
-        room = np.minimum(
-            np.maximum(0.0, self.max_seqs - decoding), np.maximum(0.0, kv_room) / np.maximum(head_prompt, 1.0)
-        )
-        admitted = np.clip(room[:, None] - (cum_requests - requests), 0.0, requests)
-        prefilled_tokens = np.minimum((admitted * per_request).sum(axis=1), prefill_rate * dt)
-        take_tokens = np.clip(prefilled_tokens[:, None] - (cum_tokens - tokens), 0.0, tokens)
-        take = np.divide(take_tokens, per_request, out=np.zeros_like(take_tokens), where=per_request > 0)
+        kv_sequences = np.maximum(0.0, kv_room) / np.maximum(queue.head_prompt, 1.0)
+        room = np.minimum(sequence_room(decoding, scheduler), kv_sequences)
+        requests, tokens = queue.requests, queue.tokens
+        admitted = np.clip(room[:, None] - (queue.cum_requests - requests), 0.0, requests)
+        prefilled_tokens = np.minimum((admitted * queue.per_request).sum(axis=1), prefill_rate * dt)
+        take_tokens = np.clip(prefilled_tokens[:, None] - (queue.cum_tokens - tokens), 0.0, tokens)
+        take = np.divide(take_tokens, queue.per_request, out=np.zeros_like(take_tokens), where=queue.per_request > 0)
         take = np.minimum(take, requests)
-
-        # what a prefill token costs the step: chunks of one prompt where the queue's backlog is short (arrivals
-        # spread over the step are prefilled as they come), full chunks behind a burst's backlog
-        backlog = (tokens * (q["arrival"][order] < now)[None, :]).sum(axis=1)
-        typical = np.minimum(chunk, np.maximum(head_prompt, backlog))
-        typical_s, _ = self.steps.mixed_steps(decoding, context, typical, head_prompt, attended)
-        per_token_s = np.divide(np.maximum(typical_s - decode_s, 0.0), typical, out=np.zeros(rows), where=typical > 0)
-        # TTFT of each slice served: its tokens done, FIFO at the prefill rate, from the step's start; not before it
-        # arrived, and not sooner than its own: the step under way ends (half a step, on average), then its prompt
-        # takes a step of its own. Its first requests come before its last.
-        residual = 0.5 * typical_s
-        prefill_step = decode_s[:, None] + per_request * per_token_s[:, None]
-        own = prefill_step + residual[:, None]
-        rate = np.maximum(prefill_rate, 1e-9)[:, None]
-        arrival = q["arrival"][order][None, :]
-        first = np.maximum(now + (cum_tokens - tokens) / rate - arrival, own)
-        last = np.maximum(now + (cum_tokens - tokens + take_tokens) / rate - arrival, own)
-        ttft_ok = (
-            np.clip(
-                np.divide(
-                    self.slo_ttft_s - first,
-                    last - first,
-                    out=(first <= self.slo_ttft_s).astype(float),
-                    where=last - first > 1e-12,
-                ),
-                0.0,
-                1.0,
-            )
-            * take
+        per_token_s, typical_s = self._prefill_token_cost(now, batch, queue, chunk, decode_s)
+        prefill_step = decode_s[:, None] + queue.per_request * per_token_s[:, None]
+        return PrefillPlan(
+            chunk,
+            full_s,
+            full_busy,
+            decode_s,
+            prefill_rate,
+            prefilled_tokens,
+            take,
+            take_tokens,
+            per_token_s,
+            typical_s,
+            prefill_step,
         )
+
+    def _prefill_token_cost(self, now, batch: Batch, queue: QueueView, chunk, decode_s) -> tuple:
+        """(seconds a prefill token adds to a step, the typical step's seconds): chunks of one prompt where the
+        queue's backlog is short (arrivals spread over the step are prefilled as they come), full chunks behind a
+        burst's backlog."""
+        rows = self.rows
+        backlog = (queue.tokens * (queue.arrival < now)).sum(axis=1)
+        typical = np.minimum(chunk, np.maximum(queue.head_prompt, backlog))
+        typical_s, _ = self.steps.mixed_steps(batch.decoding, batch.context, typical, queue.head_prompt, queue.attended)
+        per_token_s = np.divide(np.maximum(typical_s - decode_s, 0.0), typical, out=np.zeros(rows), where=typical > 0)
+        return per_token_s, typical_s
+
+    def _first_tokens(self, now: float, queue: QueueView, plan: PrefillPlan) -> FirstTokens:
+        """TTFT of each slice served: its tokens done, FIFO at the prefill rate, from the step's start; not before
+        it arrived, and not sooner than its own: the step under way ends (half a step, on average), then its prompt
+        takes a step of its own. Its first requests come before its last."""
+        slo, take = self.slo_ttft_s, plan.take
+        own = plan.prefill_step + 0.5 * plan.typical_s[:, None]
+        rate = np.maximum(plan.prefill_rate, 1e-9)[:, None]
+        done_before = queue.cum_tokens - queue.tokens
+        first = np.maximum(now + done_before / rate - queue.arrival, own)
+        last = np.maximum(now + (done_before + plan.take_tokens) / rate - queue.arrival, own)
+        spread = last - first
+        within = np.divide(slo - first, spread, out=(first <= slo).astype(float), where=spread > 1e-12)
+        ttft_ok = np.clip(within, 0.0, 1.0) * take
         shares = (np.arange(TTFT_POINTS) + 0.5) / TTFT_POINTS
-        ttft_points = first[..., None] + (last - first)[..., None] * shares
+        ttft_points = first[..., None] + spread[..., None] * shares
         served = take > 0
-        ttft_flat = ttft_points[served].ravel()
-        ttft_weights = np.repeat(take[served] / TTFT_POINTS, TTFT_POINTS)
-        first_tokens = take.sum(axis=1)
-        first_prompt = (take * per_request).sum(axis=1)
+        ttft = ttft_points[served].ravel()
+        weights = np.repeat(take[served] / TTFT_POINTS, TTFT_POINTS)
+        count = take.sum(axis=1)
+        return FirstTokens(first, last, ttft_ok, ttft, weights, count, (take * queue.per_request).sum(axis=1))
+
+    def _dequeue(self, queue: QueueView, plan: PrefillPlan) -> None:
+        q, order, requests, take = self.queue, queue.order, queue.requests, plan.take
         q["requests"][:, order] = requests - take
-        q["tokens"][:, order] = tokens - take * per_request
+        q["tokens"][:, order] = queue.tokens - take * queue.per_request
         q["squares"][:, order] *= np.divide(requests - take, requests, out=np.zeros_like(requests), where=requests > 0)
         q.used[order[q["requests"][:, order].sum(axis=0) < GONE]] = False
 
-        # the step's first tokens form a new cohort
-        if first_tokens.sum() > GONE:
-            slot = c.take()
-            c["count"][:, slot] = first_tokens
-            c["ttft_ok"][:, slot] = np.divide(
-                ttft_ok.sum(axis=1), first_tokens, out=np.ones(rows), where=first_tokens > 0
+    def _with_new_cohort(self, live: np.ndarray, queue: QueueView, plan: PrefillPlan, first: FirstTokens) -> Cohorts:
+        """The step's first tokens form a new cohort beside the live ones."""
+        c, rows, count = self.cohorts, self.rows, first.count
+        fresh_slot = None
+        if count.sum() > GONE:
+            fresh_slot = c.take()
+            c["count"][:, fresh_slot] = count
+            c["ttft_ok"][:, fresh_slot] = np.divide(
+                first.ttft_ok.sum(axis=1), count, out=np.ones(rows), where=count > 0
             )
-            c["prompt"][:, slot] = np.divide(first_prompt, first_tokens, out=np.zeros(rows), where=first_tokens > 0)
-            c.table[slot] = self._cohort_survival(q["step"][order].astype(np.int64), take.sum(axis=0))
+            c["prompt"][:, fresh_slot] = np.divide(first.prompt_tokens, count, out=np.zeros(rows), where=count > 0)
+            c.table[fresh_slot] = self._cohort_survival(queue.steps, plan.take.sum(axis=0))
             live = np.flatnonzero(c.used)
-        fresh = live == slot if first_tokens.sum() > GONE else np.zeros(len(live), dtype=bool)
-
-        # decode: every running request advances in lockstep; a step carrying a chunk lasts that much longer
-        count, age0, spent0 = c["count"][:, live], c["age"][:, live], c["decode_s"][:, live]
-        prompt, cohort_ttft_ok = c["prompt"][:, live], c["ttft_ok"][:, live]
-        prefill_share = np.clip(per_token_s * prefilled_tokens / dt, 0.0, 0.999)
-        chunk_cost = np.maximum(full_s - decode_s, 0.0)
-        before = self._survival(live, age0)
-        before[:, fresh] = 1.0  # answers of one token end with their first
-        most = dt / self.lone_step_s + 1.0
-        wall = np.zeros(rows)  # wall time of the tokens decoded so far in the step
-        prefill_s = per_token_s * prefilled_tokens
-        prefill_busy = prefill_s * np.divide(full_busy, full_s, out=np.zeros(rows), where=full_s > 0)
-        concurrency_s = np.zeros(rows)  # request-seconds decoding in the step
-        decode_busy_s, decode_steps_s = (
-            np.zeros(rows),
-            np.zeros(rows),
-        )  # GPU-busy and unstretched time of its steps (x batch)
-        advance = np.zeros(rows)
-        completions, met, decoded = np.zeros(rows), np.zeros(rows), np.zeros(rows)
-        itl_values, itl_weights = [], []
-        itl_sum = itl_count = 0.0
-        for share in ADVANCE_GRID[1:]:
-            target = np.full(rows, share * most)
-            after = self._survival(live, age0 + target[:, None])
-            mean_alive = count * 0.5 * (before + after)
-            batch = mean_alive.sum(axis=1)
-            mid = age0 + 0.5 * (advance + target)[:, None]
-            batch_context = (mean_alive * (prompt + mid)).sum(axis=1)
-            bare_s, step_busy = self.steps.mixed_steps(batch, batch_context, np.zeros(rows))
-            step_s = np.minimum(bare_s / (1.0 - prefill_share), bare_s + chunk_cost)
-            gain = target - advance
-            fits = np.clip(np.divide(dt - wall, gain * step_s, out=np.ones(rows), where=gain * step_s > 0), 0.0, 1.0)
-            fits = np.where(batch > 1e-9, fits, 0.0)
-            reached = advance + fits * gain
-            after = self._survival(live, age0 + reached[:, None])
-            finished = count * (before - after)
-            wall_new = wall + fits * gain * step_s
-            itl = (spent0 + wall_new[:, None]) / np.maximum(age0 + reached[:, None], 1.0)
-            ok = finished * cohort_ttft_ok * (itl <= self.slo_itl_s)
-            completions += finished.sum(axis=1)
-            met += ok.sum(axis=1)
-            itl_values.append(itl[finished > 0])
-            itl_weights.append(finished[finished > 0])
-            tokens_decoded = (count * 0.5 * (before + after)).sum(axis=1) * fits * gain
-            decoded += tokens_decoded
-            itl_sum += float((tokens_decoded * step_s).sum())
-            itl_count += float(tokens_decoded.sum())
-            concurrency_s += batch * fits * gain * step_s
-            decode_busy_s += batch * fits * gain * step_busy
-            decode_steps_s += batch * fits * gain * bare_s
-            wall, advance, before = wall_new, reached, after
-            if not (fits > 0).any():
-                break
-        c["age"][:, live] = age0 + advance[:, None]
-        c["decode_s"][:, live] = spent0 + wall[:, None]
-        remaining = count * before
-        c.used[live[remaining.sum(axis=0) < GONE]] = False
-
-        # a step's requests come spread over it, not at once as the lockstep has them: a batch of short answers
-        # decoded in a fraction of the step is, on the engine, a few requests at a time over all of it. So the
-        # decoding gauge is the step's time average (what a scrape at any instant expects; the queue, FIFO, is read
-        # at the step's end, below), and the engine decodes while it holds a request: for a mean of m decoding over
-        # the step (Poisson), 1 - exp(-m) of the time
-        mean_decoding = concurrency_s / dt
-        busy_share = np.divide(decode_busy_s, decode_steps_s, out=np.zeros(rows), where=decode_steps_s > 0)
-        busy = prefill_busy + np.minimum(np.maximum(dt - prefill_s, 0.0), -np.expm1(-mean_decoding) * dt) * busy_share
-        # a served slice is queued from its arrival (or the step's start) until its first tokens
-        present_from = np.maximum(arrival, now)
-        served_until = np.clip(arrival + 0.5 * (first + last), present_from, now + dt)
-        # of those, the ones being prefilled run (vLLM counts them running): each for its prompt's step, or a full
-        # chunk's worth of prompts all along while a backlog keeps the budget full
-        bound = prefilled_tokens >= 0.999 * prefill_rate * dt
-        in_chunk = np.where(
-            bound, chunk / np.maximum(head_prompt, 1.0), (take * prefill_step).sum(axis=1) / dt if len(order) else 0.0
+        fresh = live == fresh_slot if fresh_slot is not None else np.zeros(len(live), dtype=bool)
+        return Cohorts(
+            live,
+            fresh,
+            c["count"][:, live],
+            c["age"][:, live],
+            c["decode_s"][:, live],
+            c["prompt"][:, live],
+            c["ttft_ok"][:, live],
         )
-        # a scrape comes at a step's end: the queue then holds what is left of it, and of the step's own arrivals,
-        # spread over it, those served in it for their time queued (under light load, what any instant holds)
-        own = arrival >= now
+
+    def _decode(self, cohorts: Cohorts, plan: PrefillPlan) -> Decoded:
+        """Every running request advances in lockstep; a step carrying a chunk lasts that much longer. The advance
+        is cut on ADVANCE_GRID to follow a batch that empties or slows within the step."""
+        rows = self.rows
+        progress = Decoded.start(rows)
+        progress.before = self._survival(cohorts.live, cohorts.age)
+        progress.before[:, cohorts.fresh] = 1.0  # answers of one token end with their first
+        prefill_share = np.clip(plan.per_token_s * plan.prefilled_tokens / self.step_s, 0.0, 0.999)
+        chunk_cost = np.maximum(plan.full_s - plan.decode_s, 0.0)
+        most = self.step_s / self.lone_step_s + 1.0
+        for share in ADVANCE_GRID[1:]:
+            if not self._decode_to(cohorts, progress, np.full(rows, share * most), prefill_share, chunk_cost):
+                break
+        c, live = self.cohorts, cohorts.live
+        c["age"][:, live] = cohorts.age + progress.advance[:, None]
+        c["decode_s"][:, live] = cohorts.decode_s + progress.wall[:, None]
+        progress.remaining = cohorts.count * progress.before
+        c.used[live[progress.remaining.sum(axis=0) < GONE]] = False
+        return progress
+
+    def _decode_to(self, cohorts: Cohorts, p: Decoded, target, prefill_share, chunk_cost) -> bool:
+        """Advances the cohorts toward `target` tokens, as far as the step's time allows; False once none fits."""
+        rows, count, age0 = self.rows, cohorts.count, cohorts.age
+        after = self._survival(cohorts.live, age0 + target[:, None])
+        mean_alive = count * 0.5 * (p.before + after)
+        batch = mean_alive.sum(axis=1)
+        mid = age0 + 0.5 * (p.advance + target)[:, None]
+        batch_context = (mean_alive * (cohorts.prompt + mid)).sum(axis=1)
+        bare_s, step_busy = self.steps.mixed_steps(batch, batch_context, np.zeros(rows))
+        step_s = np.minimum(bare_s / (1.0 - prefill_share), bare_s + chunk_cost)
+        gain = target - p.advance
+        cost = gain * step_s
+        fits = np.clip(np.divide(self.step_s - p.wall, cost, out=np.ones(rows), where=cost > 0), 0.0, 1.0)
+        fits = np.where(batch > 1e-9, fits, 0.0)
+        reached = p.advance + fits * gain
+        after = self._survival(cohorts.live, age0 + reached[:, None])
+        finished = count * (p.before - after)
+        wall = p.wall + fits * gain * step_s
+        itl = (cohorts.decode_s + wall[:, None]) / np.maximum(age0 + reached[:, None], 1.0)
+        ok = finished * cohorts.ttft_ok * (itl <= self.slo_itl_s)
+        p.completions += finished.sum(axis=1)
+        p.met += ok.sum(axis=1)
+        p.itl_values.append(itl[finished > 0])
+        p.itl_weights.append(finished[finished > 0])
+        tokens_decoded = (count * 0.5 * (p.before + after)).sum(axis=1) * fits * gain
+        p.tokens += tokens_decoded
+        p.itl_sum += float((tokens_decoded * step_s).sum())
+        p.itl_count += float(tokens_decoded.sum())
+        p.concurrency_s += batch * fits * gain * step_s
+        p.busy_s += batch * fits * gain * step_busy
+        p.steps_s += batch * fits * gain * bare_s
+        p.wall, p.advance, p.before = wall, reached, after
+        return bool((fits > 0).any())
+
+    def _busy(self, plan: PrefillPlan, decoded: Decoded) -> np.ndarray:
+        """GPU-busy seconds: the prefill's, and the decodes' while the engine holds a request. A step's requests
+        come spread over it, not at once as the lockstep has them: for a mean of m decoding over the step
+        (Poisson), the engine holds one 1 - exp(-m) of the time."""
+        dt, rows = self.step_s, self.rows
+        prefill_s = plan.per_token_s * plan.prefilled_tokens
+        prefill_busy = prefill_s * np.divide(plan.full_busy, plan.full_s, out=np.zeros(rows), where=plan.full_s > 0)
+        busy_share = np.divide(decoded.busy_s, decoded.steps_s, out=np.zeros(rows), where=decoded.steps_s > 0)
+        holding = -np.expm1(-decoded.concurrency_s / dt) * dt
+        return prefill_busy + np.minimum(np.maximum(dt - prefill_s, 0.0), holding) * busy_share
+
+    def _read_gauges(self, now, queue: QueueView, plan: PrefillPlan, first: FirstTokens, cohorts: Cohorts, decoded):
+        """The gauges a scrape reads at the step's end. Decoding: the step's time average (a batch of short answers
+        decoded in a fraction of the step is, on the engine, a few requests at a time over all of it). Queued: what
+        is left of the queue, and of the step's own arrivals, spread over it, those served in it for their time
+        queued. Of those, the ones being prefilled run (vLLM counts them running): each for its prompt's step, or a
+        full chunk's worth of prompts all along while a backlog keeps the budget full."""
+        dt, rows, take = self.step_s, self.rows, plan.take
+        present_from = np.maximum(queue.arrival, now)
+        served_until = np.clip(queue.arrival + 0.5 * (first.first + first.last), present_from, now + dt)
+        bound = plan.prefilled_tokens >= 0.999 * plan.prefill_rate * dt
+        prefilling = (take * plan.prefill_step).sum(axis=1) / dt if len(queue.order) else 0.0
+        in_chunk = np.where(bound, plan.chunk / np.maximum(queue.head_prompt, 1.0), prefilling)
+        own = queue.arrival >= now
         queued_at_end = (
-            (requests - take).sum(axis=1) + (take * (served_until - present_from) * own).sum(axis=1) / dt
-            if len(order)
+            (queue.requests - take).sum(axis=1) + (take * (served_until - present_from) * own).sum(axis=1) / dt
+            if len(queue.order)
             else np.zeros(rows)
         )
         in_chunk = np.minimum(queued_at_end, in_chunk)
-        self.running, self.waiting = mean_decoding + in_chunk, queued_at_end - in_chunk
-        self.kv_usage = np.minimum(1.0, (remaining * (prompt + age0 + advance[:, None])).sum(axis=1) / self.kv_capacity)
-        return StepServed(
-            completions,
-            met,
-            first_tokens,
-            first_prompt,
-            first_tokens + decoded,
-            busy,
-            ttft_flat,
-            ttft_weights,
-            np.concatenate(itl_values) if itl_values else np.zeros(0),
-            np.concatenate(itl_weights) if itl_weights else np.zeros(0),
-            itl_sum,
-            itl_count,
-        )
+        self.running, self.waiting = decoded.concurrency_s / dt + in_chunk, queued_at_end - in_chunk
+        held = (decoded.remaining * (cohorts.prompt + cohorts.age + decoded.advance[:, None])).sum(axis=1)
+        self.kv_usage = np.minimum(1.0, held / self.kv_capacity)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The decoding requests as a step begins: live cohort slots, requests and the tokens they hold, per replica."""
+
+    live: np.ndarray
+    decoding: np.ndarray
+    context: np.ndarray
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """Each replica's queue (replicas x slices, oldest first) as the step begins."""
+
+    order: np.ndarray  # queue slots, oldest first
+    requests: np.ndarray
+    tokens: np.ndarray
+    per_request: np.ndarray  # prompt tokens per request of each slice
+    cum_requests: np.ndarray
+    cum_tokens: np.ndarray
+    arrival: np.ndarray  # (1 x slices)
+    steps: np.ndarray  # the step each slice arrived in (its output lengths)
+    head_prompt: np.ndarray  # mean prompt of the queue, per replica
+    attended: np.ndarray  # tokens a queued prompt token attends, on average (squared lengths over the tokens)
+
+
+@dataclass(frozen=True)
+class PrefillPlan:
+    """What the step prefills, per replica, and what that costs its steps."""
+
+    chunk: np.ndarray  # prefill tokens an engine step carries beside the decodes
+    full_s: np.ndarray  # an engine step with a full chunk, and its GPU-busy seconds
+    full_busy: np.ndarray
+    decode_s: np.ndarray  # an engine step of the decodes alone
+    prefill_rate: np.ndarray  # prompt tokens a second, beside the decodes
+    prefilled_tokens: np.ndarray
+    take: np.ndarray  # requests taken from each slice (replicas x slices), and their tokens
+    take_tokens: np.ndarray
+    per_token_s: np.ndarray  # seconds a prefill token adds to a step
+    typical_s: np.ndarray  # the step under way when a request comes
+    prefill_step: np.ndarray  # a slice's prompt's own step (replicas x slices)
+
+
+@dataclass(frozen=True)
+class FirstTokens:
+    """The step's first tokens: TTFT spans of each slice served, the share within the target, flat TTFT points."""
+
+    first: np.ndarray  # TTFT of each slice's first and last request served (replicas x slices)
+    last: np.ndarray
+    ttft_ok: np.ndarray  # requests within the TTFT target (replicas x slices)
+    ttft: np.ndarray
+    ttft_weights: np.ndarray
+    count: np.ndarray  # first tokens per replica, and their prompt tokens
+    prompt_tokens: np.ndarray
+
+
+@dataclass(frozen=True)
+class Cohorts:
+    """The live cohorts (replicas x cohorts) as the decode starts; `fresh` marks the one formed in this step."""
+
+    live: np.ndarray
+    fresh: np.ndarray
+    count: np.ndarray
+    age: np.ndarray  # decode steps taken
+    decode_s: np.ndarray  # seconds those took
+    prompt: np.ndarray
+    ttft_ok: np.ndarray
+
+
+@dataclass
+class Decoded:
+    """The decode's progress through the step, per replica, and what it served."""
+
+    advance: np.ndarray  # tokens each running request advanced
+    wall: np.ndarray  # wall time of those tokens
+    before: np.ndarray  # survival of each cohort at the advance so far
+    completions: np.ndarray
+    met: np.ndarray
+    tokens: np.ndarray
+    concurrency_s: np.ndarray  # request-seconds decoding
+    busy_s: np.ndarray  # GPU-busy and unstretched time of its steps (x batch)
+    steps_s: np.ndarray
+    itl_values: list
+    itl_weights: list
+    itl_sum: float = 0.0
+    itl_count: float = 0.0
+    remaining: np.ndarray | None = None
+
+    @classmethod
+    def start(cls, rows: int) -> Decoded:
+        arrays = (np.zeros(rows) for _ in range(9))
+        return cls(*arrays, itl_values=[], itl_weights=[])

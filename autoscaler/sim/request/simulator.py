@@ -13,6 +13,7 @@ import numpy as np
 
 from autoscaler.policy.base import Decision, Policy
 from autoscaler.sim.config import SimConfig
+from autoscaler.sim.harness import decide, timeline_row
 from autoscaler.sim.observe import Observer, Scrape, ttft_bucket
 from autoscaler.sim.request.replica import SimReplica
 from autoscaler.sim.results import SimResult, summarize
@@ -72,6 +73,9 @@ class Simulator:
         self._last_scrape = 0.0
         self._rr = 0
         self._last_end = 0.0
+        self._timeline_mark = (0.0, 0)  # (time, arrivals) at the last timeline row
+        self._busy_at_timeline: dict[int, float] = {}
+        self._next_progress = 0.0
 
     # ---- sink: milestones reported by replicas ---------------------------------------------
     def scheduled(self, request: EngineRequest, time: float) -> None:
@@ -201,22 +205,21 @@ class Simulator:
         )
 
     def _control(self, now: float, state):
-        ready, starting, draining = self._counts()
         for r in self.replicas:  # requests finished since the last arrival leave the count, as a queue-proxy sees them
             if r.state in (State.READY, State.STOPPING):
                 r.sync(now, self)
         in_flight = sum(r.outstanding for r in self.replicas) + len(self.gateway)
-        snapshot = self.observer.snapshot(
-            now, self._desired, ready, starting, draining, extra={"in_flight_now": in_flight}
+        decision, state = decide(
+            self.policy, self.observer, now, self._desired, self._counts(), in_flight, state, self.decisions
         )
-        decision, state = self.policy.decide(snapshot, state)
-        self.decisions.append((now, decision))
         if decision.desired != self._desired or decision.desired != len(self._active()):
             self._actuate(decision.desired, now)
         return state
 
-    def _timeline_row(self, now: float, since: float, arrivals_before: int) -> dict:
-        ready, starting, draining = self._counts()
+    def _timeline_row(self, now: float) -> None:
+        """The fleet now; GPU utilization over the replica-seconds served since the last row (replicas gone since
+        included)."""
+        since, arrivals_before = self._timeline_mark
         kv = []
         for r in self.replicas:
             if r.state in (State.READY, State.STOPPING):
@@ -224,19 +227,59 @@ class Simulator:
                 kv.append(r.engine.kv_usage if r.engine is not None else 0.0)  # gone in the settle: all blocks free
         running = sum(r.engine.num_running for r in self.replicas if r.state is not State.EXITED)
         waiting = sum(r.engine.num_waiting for r in self.replicas if r.state is not State.EXITED)
-        return {
-            "time_s": now,
-            "desired": self._desired,
-            "ready": ready,
-            "starting": starting,
-            "draining": draining,
-            "arrivals": self._arrivals_seen - arrivals_before,
-            "arrival_rate": (self._arrivals_seen - arrivals_before) / max(1e-9, now - since),
-            "running": running,
-            "waiting": waiting,
-            "gateway_queue": len(self.gateway),
-            "kv_usage": float(np.mean(kv)) if kv else 0.0,
-        }
+        gpu_busy = sum(r.busy_s - self._busy_at_timeline.get(r.index, 0.0) for r in self.replicas)
+        served_s = sum(
+            max(0.0, min(now, r.gone_at if r.gone_at is not None else now) - max(since, r.ready_at))
+            for r in self.replicas
+        )
+        row = timeline_row(
+            now,
+            self._desired,
+            self._counts(),
+            self._arrivals_seen - arrivals_before,
+            since,
+            running,
+            waiting,
+            len(self.gateway),
+            float(np.mean(kv)) if kv else 0.0,
+            100.0 * gpu_busy / served_s if served_s > 0 else 0.0,
+        )
+        self._busy_at_timeline = {r.index: r.busy_s for r in self.replicas}
+        self.timeline.append(row)
+        self._timeline_mark = (now, self._arrivals_seen)
+
+    def _event(self, now: float, kind: str, payload, state):
+        """A replica becomes ready, or a clock ticks (each tick schedules the next); returns the policy's state."""
+        cfg = self.config
+        if kind == "ready":
+            if payload.state is State.STARTING:
+                payload.state = State.READY
+                payload.clock = now
+            self._drain_gateway(now)
+        elif kind == "scrape":
+            self._scrape(now)
+            self._push(now + cfg.scrape_interval_s, "scrape")
+        elif kind == "control":
+            state = self._control(now, state)
+            self._drain_gateway(now)
+            self._push(now + self.policy.interval_s, "control")
+        elif kind == "timeline":
+            self._timeline_row(now)
+            self._push(now + cfg.timeline_interval_s, "timeline")
+            self._report_progress(now)
+        return state
+
+    def _report_progress(self, now: float) -> None:
+        duration = self.workload.duration_s
+        if self.progress and now >= self._next_progress:
+            self.progress(min(1.0, now / max(1e-9, duration)))
+            self._next_progress = now + max(60.0, duration / 50)
+
+    def _arrive(self, i: int, now: float) -> None:
+        self._arrivals_seen += 1
+        if self.gateway or not self._route(i, now):
+            self.gateway.append((i, now))
+            self._drain_gateway(now)
 
     def run(self) -> SimResult:
         cfg, w = self.config, self.workload
@@ -248,52 +291,15 @@ class Simulator:
         self._push(cfg.clock_phase_s, "scrape")
         self._push(cfg.clock_phase_s + self.policy.interval_s, "control")
         self._push(cfg.timeline_interval_s, "timeline")
-        n, i = len(w), 0
-        arrivals = w.arrival_s
-        last_timeline, arrivals_at_timeline = 0.0, 0
-        busy_at_timeline: dict[int, float] = {}
-        next_progress = 0.0
-        while True:
+        n, i, arrivals = len(w), 0, w.arrival_s
+        while i < n or self.gateway or any(r.outstanding for r in self.replicas):
             next_arrival = arrivals[i] if i < n else math.inf
-            if i >= n and not self.gateway and all(r.outstanding == 0 for r in self.replicas):
-                break
             if self._events and self._events[0][0] < next_arrival:
                 now, _, kind, payload = heapq.heappop(self._events)
-                if kind == "ready":
-                    if payload.state is State.STARTING:
-                        payload.state = State.READY
-                        payload.clock = now
-                    self._drain_gateway(now)
-                elif kind == "scrape":
-                    self._scrape(now)
-                    self._push(now + cfg.scrape_interval_s, "scrape")
-                elif kind == "control":
-                    state = self._control(now, state)
-                    self._drain_gateway(now)
-                    self._push(now + self.policy.interval_s, "control")
-                elif kind == "timeline":
-                    row = self._timeline_row(now, last_timeline, arrivals_at_timeline)
-                    gpu_busy = sum(r.busy_s - busy_at_timeline.get(r.index, 0.0) for r in self.replicas)
-                    # over the replica-seconds served in the interval, those of replicas gone since included
-                    served_s = sum(
-                        max(0.0, min(now, r.gone_at if r.gone_at is not None else now) - max(last_timeline, r.ready_at))
-                        for r in self.replicas
-                    )
-                    row["gpu_util"] = 100.0 * gpu_busy / served_s if served_s > 0 else 0.0
-                    busy_at_timeline = {r.index: r.busy_s for r in self.replicas}
-                    self.timeline.append(row)
-                    last_timeline, arrivals_at_timeline = now, self._arrivals_seen
-                    self._push(now + cfg.timeline_interval_s, "timeline")
-                    if self.progress and now >= next_progress:
-                        self.progress(min(1.0, now / max(1e-9, w.duration_s)))
-                        next_progress = now + max(60.0, w.duration_s / 50)
-                continue
-            now = next_arrival
-            self._arrivals_seen += 1
-            if self.gateway or not self._route(i, now):
-                self.gateway.append((i, now))
-                self._drain_gateway(now)
-            i += 1
+                state = self._event(now, kind, payload, state)
+            else:
+                self._arrive(i, next_arrival)
+                i += 1
         end = max(w.duration_s, self._last_end)
         for r in self.replicas:
             if r.gone_at is None:

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from autoscaler.policy.base import Decision
+from autoscaler.sim.args import SimulateArgs
 from autoscaler.sim.baselines.static import Static
 from autoscaler.sim.config import SimConfig
 from autoscaler.sim.fluid.cohort import CohortReplicas, StepOutputs
 from autoscaler.sim.fluid.cohort_fleet import CohortSimulator
+from autoscaler.sim.inputs import fluid_model
 from autoscaler.sim.request.simulator import Simulator
-from autoscaler.sim.run import SimulateArgs, fluid_model
 from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
 from tests.autoscaler.sim.test_simulator import Scripted, poisson

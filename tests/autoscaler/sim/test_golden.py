@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.sim.run import SimulateArgs, run_one
+from autoscaler.sim.args import SimulateArgs
+from autoscaler.sim.run import run_one
 from tests.helpers import SHARED_DATA
 
 GOLDEN = Path(__file__).parent / "golden" / "summaries.json"
@@ -57,11 +58,6 @@ def write_servegen(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def servegen(tmp_path_factory):
     return write_servegen(tmp_path_factory.mktemp("servegen"))
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("HEADROOM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from autoscaler.sim.run import SimulateArgs, run_one
+from autoscaler.sim.args import SimulateArgs
+from autoscaler.sim.run import run_one
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +17,6 @@ def servegen(tmp_path_factory):
     )
     (folder / "chunk-2-trace.csv").write_text("0,2.0,1.0,Gamma,1.0,0.5\n600,0,0,,0,0\n1200,2.0,1.0,Gamma,1.0,0.5\n")
     return folder
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("HEADROOM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 def test_fluid_and_request_level_replay_the_same_servegen_arrivals(servegen):
@@ -48,7 +44,8 @@ def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path, m
     from types import SimpleNamespace
 
     from autoscaler.capacity import load_table
-    from autoscaler.sim.run import _cached_table, _lengths, sim_config
+    from autoscaler.sim.args import sim_config
+    from autoscaler.sim.inputs import _lengths, cached_table
 
     built = []
     monkeypatch.setattr(
@@ -70,17 +67,18 @@ def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path, m
     )
     args = SimulateArgs(trace=str(servegen), policies=[], mode="fluid", lengths_from=str(trace))
     config = sim_config(args)
-    whole = _cached_table(args, config, _lengths(args.lengths_from))
-    start = _cached_table(
+    whole = cached_table(args, config, _lengths(args.lengths_from))
+    start = cached_table(
         replace(args, trace=str(trace)), config, LengthSampler.from_workload(load_workload(str(trace), end_s=10.0))
     )
     assert start.mean_prompt_tokens == 50 and whole.mean_prompt_tokens > 400 and len(built) == 2
-    assert _cached_table(args, config, _lengths(args.lengths_from)) is whole and len(built) == 2  # the same mix: kept
+    assert cached_table(args, config, _lengths(args.lengths_from)) is whole and len(built) == 2  # the same mix: kept
 
 
 def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen):
     """--model-seed: another load table and other gauge draws over the very same arrivals; by default it is --seed."""
-    from autoscaler.sim.run import _cached_table, _lengths, sim_config
+    from autoscaler.sim.args import sim_config
+    from autoscaler.sim.inputs import _lengths, cached_table
 
     args = SimulateArgs(
         trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2, mode="fluid"
@@ -89,7 +87,7 @@ def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen
     assert sim_config(args).seed == 0 and sim_config(other).seed == 7
     first, second = run_one(args, "hpa:running=8").summary, run_one(other, "hpa:running=8").summary
     assert first["requests"] == second["requests"]
-    table = lambda a: _cached_table(a, sim_config(a), _lengths(a.lengths_from))
+    table = lambda a: cached_table(a, sim_config(a), _lengths(a.lengths_from))
     assert table(args).slo_capacity_rps != table(other).slo_capacity_rps
     assert table(replace(args, model_seed=0)) is table(args)
 
@@ -120,13 +118,14 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
     import numpy as np
 
     from autoscaler.capacity.load_table import TTFT_QUANTILES, LoadTable
-    from autoscaler.sim import run
-    from autoscaler.sim.run import fluid_input, sim_config
+    from autoscaler.sim import inputs
+    from autoscaler.sim.args import sim_config
+    from autoscaler.sim.inputs import fluid_input
     from loadgen.workloads.workload import Workload
 
     asked = []
 
-    def measured(config, prompts, outputs, seed):
+    def measured(cache, config, prompts, outputs, seed):
         asked.append(float(outputs.mean()))
         two, rows = np.array([0.0, 1.0]), np.zeros((2, len(TTFT_QUANTILES)))
         return LoadTable(
@@ -148,8 +147,8 @@ def test_a_request_trace_whose_mix_changes_gets_a_table_per_period(monkeypatch):
             prompt_token_weight=0.1 * len(asked),
         )
 
-    monkeypatch.setattr(run, "cached_load_table", measured)
-    run._TABLES.clear()
+    monkeypatch.setattr(inputs, "cached_load_table", measured)
+    inputs._TABLES.clear()
     arrivals = np.arange(0.0, 1200.0, 0.5)
     outputs = np.where(arrivals < 600, 300, 60)
     workload = Workload("halves", arrivals, np.full(len(arrivals), 1000), outputs)

@@ -262,7 +262,7 @@ class ScriptedBackend:
         self.handle = handle
 
     def __enter__(self):
-        from serving.http.server import serve
+        from serving.common.http.server import serve
         from tests.helpers import LoopThread
 
         async def handle(request, resp):

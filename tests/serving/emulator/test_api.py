@@ -191,7 +191,7 @@ class Captured:
 
 
 def test_admin_routes_answer_only_clients_on_this_host(server):
-    from serving.http.server import Request
+    from serving.common.http.server import Request
 
     for peer, status in (("10.1.2.3", 403), ("192.168.0.9", 403), ("127.0.0.1", 200), ("::1", 200)):
         resp = Captured()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from serving.contracts.config import Strict
+from serving.common.strict import Strict
 
 
 class ListenerLimits(Strict):

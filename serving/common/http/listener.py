@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from serving.http.errors import error_body
-from serving.http.limits import ListenerLimits, TlsFiles
+from serving.common.http.errors import error_body
+from serving.common.http.limits import ListenerLimits, TlsFiles
 
 log = logging.getLogger("headroom.http")
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]

@@ -23,8 +23,8 @@ from http import HTTPStatus
 
 import httptools
 
-from serving.http.errors import error_body
-from serving.http.limits import ListenerLimits
+from serving.common.http.errors import error_body
+from serving.common.http.limits import ListenerLimits
 
 log = logging.getLogger(__name__)
 

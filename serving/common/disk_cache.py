@@ -1,0 +1,50 @@
+"""Results that cost seconds to compute (load tables, days of synthesized arrival counts), kept on disk by a digest
+of everything they depend on, in a folder passed in; written whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def cache_folder(environ: Mapping[str, str]) -> Path:
+    """$HEADROOM_CACHE, else ~/.cache/headroom: read at the edges (the CLI, the console's settings, benchmarks)."""
+    return Path(environ.get("HEADROOM_CACHE", Path.home() / ".cache" / "headroom"))
+
+
+class DiskCache:
+    """`cache(kind, key, compute)`: `compute()` once per picklable `key` (include a version in it when the
+    computation changes). With no folder nothing is kept: every call computes."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = Path(folder) if folder is not None else None
+
+    def __call__(self, kind: str, key: Any, compute: Callable[[], Any]) -> Any:
+        if self.folder is None:
+            return compute()
+        digest = hashlib.sha256(pickle.dumps(key)).hexdigest()[:20]
+        folder = self.folder / kind
+        path = folder / f"{digest}.pickle"
+        if path.exists():
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        value = compute()
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f)
+        os.replace(tmp, path)
+        return value
+
+
+def files_digest(paths: list[Path]) -> str:
+    """Content digest of input files, so an edited trace is never served from the cache."""
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
