@@ -19,11 +19,7 @@ def grid_rows() -> list[dict]:
         for decodes in DECODES:
             for context in CONTEXTS:
                 for prefill in PREFILLS:
-                    shape = BatchShape()
-                    for _ in range(decodes):
-                        shape.add(1, context)
-                    if prefill:
-                        shape.add(prefill, context)
+                    shape = BatchShape.of([(1, context)] * decodes + ([(prefill, context)] if prefill else []))
                     if shape.num_seqs == 0:
                         continue
                     t = model.timing(shape)

@@ -20,7 +20,7 @@ def sections(text: str) -> dict[str, int]:
 
 
 def test_it_starts_with_the_two_setup_commands():
-    block = re.search(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1).splitlines()
+    block = re.search(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL).group(1).splitlines()
     assert [line.split()[:2] for line in block] == [["make", "demo"], ["make", "test"]]
 
 

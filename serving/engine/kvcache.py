@@ -48,6 +48,11 @@ class KVCache:
         """Share of blocks held by requests: vllm:kv_cache_usage_perc."""
         return self.used_blocks / self.num_blocks
 
+    @property
+    def holdings(self) -> dict[str, list[int]]:
+        """Each request's blocks, for the scheduler's per-step loop (read only)."""
+        return self._held
+
     def held(self, request_id: str) -> list[int]:
         return self._held.get(request_id, [])
 

@@ -110,60 +110,73 @@ class Scheduler:
         return bool(self.running or self.waiting)
 
     def schedule(self) -> ScheduledBatch:
-        budget = prefill_budget(0, self.config)
+        """The running requests first (a decode token each, or their prefill's next chunk), preempting the newest
+        when the KV cache is short; then waiting ones, in order, within the token budget and sequence room."""
+        items, preempted, budget = self._schedule_running(prefill_budget(0, self.config))
+        admitted: list[EngineRequest] = []
+        if not preempted:
+            admitted = self._admit_waiting(items, budget)
+        shape = BatchShape.of((new, request.num_computed_tokens) for request, new in items)
+        return ScheduledBatch(items, shape, admitted, preempted)
+
+    def _schedule_running(self, budget: int) -> tuple[list[tuple[EngineRequest, int]], list[EngineRequest], int]:
+        running, holdings = self.running, self.kv.holdings
         items: list[tuple[EngineRequest, int]] = []
         preempted: list[EngineRequest] = []
-        admitted: list[EngineRequest] = []
-
         i = 0
-        while i < len(self.running) and budget > 0:
-            request = self.running[i]
-            new = min(request.num_tokens - request.num_computed_tokens, budget)
-            scheduled = True
-            while not self.kv.allocate(request.request_id, request.num_computed_tokens + new):
-                victim = self.running.pop()  # lowest priority under FCFS: the newest
-                self._preempt(victim)
-                preempted.append(victim)
-                if victim is request:
-                    scheduled = False
+        while i < len(running) and budget > 0:
+            request = running[i]
+            total = request.prompt_tokens + request.output_tokens
+            new = min(total - request.num_computed_tokens, budget)
+            held = holdings.get(request.request_id)
+            # most decode steps fit the last block; only a new block can need a preemption
+            if held is None or len(held) * BLOCK_SIZE < request.num_computed_tokens + new:
+                if not self._grow_or_preempt(request, request.num_computed_tokens + new, preempted):
                     break
-            if not scheduled:
-                break
             items.append((request, new))
             budget -= new
             i += 1
+        return items, preempted, budget
 
-        if not preempted:
-            while self.waiting and budget > 0 and sequence_room(len(self.running), self.config) > 0:
-                request = self.waiting[0]
-                claim = self.kv.cached_prefix(request.block_hashes)
+    def _grow_or_preempt(self, request: EngineRequest, tokens: int, preempted: list[EngineRequest]) -> bool:
+        """Grows the request's blocks to `tokens`, preempting the newest running requests until they fit; False if
+        the request itself was preempted."""
+        while not self.kv.allocate(request.request_id, tokens):
+            victim = self.running.pop()  # lowest priority under FCFS: the newest
+            self._preempt(victim)
+            preempted.append(victim)
+            if victim is request:
+                return False
+        return True
+
+    def _admit_waiting(self, items: list[tuple[EngineRequest, int]], budget: int) -> list[EngineRequest]:
+        admitted: list[EngineRequest] = []
+        while self.waiting and budget > 0 and sequence_room(len(self.running), self.config) > 0:
+            request = self.waiting[0]
+            claim = self.kv.cached_prefix(request.block_hashes)
+            hit_tokens = len(claim) * BLOCK_SIZE
+            if hit_tokens >= request.num_tokens:  # always recompute the last token
+                claim = claim[: (request.num_tokens - 1) // BLOCK_SIZE]
                 hit_tokens = len(claim) * BLOCK_SIZE
-                if hit_tokens >= request.num_tokens:  # always recompute the last token
-                    claim = claim[: (request.num_tokens - 1) // BLOCK_SIZE]
-                    hit_tokens = len(claim) * BLOCK_SIZE
-                new = request.num_tokens - hit_tokens
-                if new > budget and not self.config.enable_chunked_prefill:
-                    break
-                new = min(new, budget)
-                if not self.kv.allocate(request.request_id, hit_tokens + new, claim):
-                    break
-                self.waiting.popleft()
-                if self.config.enable_prefix_caching:
-                    self.prefix_queries_tokens += request.num_tokens
-                    self.prefix_hits_tokens += hit_tokens
-                request.prefix_hit_tokens = hit_tokens
-                request.num_computed_tokens = hit_tokens
-                request.registered_blocks = len(claim)
-                request.status = Status.RUNNING
-                self.running.append(request)
-                admitted.append(request)
-                items.append((request, new))
-                budget -= new
-
-        shape = BatchShape()
-        for request, new in items:
-            shape.add(new, request.num_computed_tokens)
-        return ScheduledBatch(items, shape, admitted, preempted)
+            new = request.num_tokens - hit_tokens
+            if new > budget and not self.config.enable_chunked_prefill:
+                break
+            new = min(new, budget)
+            if not self.kv.allocate(request.request_id, hit_tokens + new, claim):
+                break
+            self.waiting.popleft()
+            if self.config.enable_prefix_caching:
+                self.prefix_queries_tokens += request.num_tokens
+                self.prefix_hits_tokens += hit_tokens
+            request.prefix_hit_tokens = hit_tokens
+            request.num_computed_tokens = hit_tokens
+            request.registered_blocks = len(claim)
+            request.status = Status.RUNNING
+            self.running.append(request)
+            admitted.append(request)
+            items.append((request, new))
+            budget -= new
+        return admitted
 
     def _preempt(self, request: EngineRequest) -> None:
         self.kv.free(request.request_id)
@@ -177,19 +190,29 @@ class Scheduler:
     def complete(self, batch: ScheduledBatch) -> tuple[list[EngineRequest], list[EngineRequest]]:
         """Apply a finished step: advance progress, sample tokens, finish requests. Returns (emitted, finished)."""
         emitted, finished = [], []
+        kv, caching, max_len = self.kv, self.kv.enable_prefix_caching, self.max_model_len
         for request, new in batch.items:
-            if request.status != Status.RUNNING:  # aborted while the step ran
+            if request.status is not Status.RUNNING:  # aborted while the step ran
                 continue
-            request.num_computed_tokens += new
-            request.registered_blocks = self.kv.register_full_blocks(
-                request.request_id, request.block_hashes, request.num_computed_tokens, request.registered_blocks
-            )
-            if request.num_computed_tokens < request.num_tokens:
+            computed = request.num_computed_tokens + new
+            request.num_computed_tokens = computed
+            if caching and request.registered_blocks < len(request.block_hashes):
+                request.registered_blocks = kv.register_full_blocks(
+                    request.request_id, request.block_hashes, computed, request.registered_blocks
+                )
+            if computed < request.prompt_tokens + request.output_tokens:
                 continue  # a partial prefill chunk samples nothing
-            request.output_tokens += 1
+            out = request.output_tokens = request.output_tokens + 1
             emitted.append(request)
-            if self.finish_if_done(request):
-                finished.append(request)
+            # the common case, not done, without a call: the length cap or EOS (_finish_reason decides which)
+            stop = request.stop_after
+            if (
+                out >= request.max_tokens
+                or request.prompt_tokens + out >= max_len
+                or (stop is not None and out >= stop)
+            ):
+                if self.finish_if_done(request):
+                    finished.append(request)
         return emitted, finished
 
     def finish_if_done(self, request: EngineRequest) -> bool:

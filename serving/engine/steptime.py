@@ -19,14 +19,20 @@ class BatchShape:
     kv_read_tokens: int = 0  # context tokens whose K/V are read by attention
     attention_pairs: float = 0.0  # causal query-key pairs computed by attention
 
-    def add(self, new_tokens: int, computed_before: int) -> None:
-        """Account one sequence that runs `new_tokens` on top of `computed_before` cached tokens."""
-        self.num_seqs += 1
-        if new_tokens == 1 and computed_before > 0:
-            self.decode_seqs += 1
-        self.total_tokens += new_tokens
-        self.kv_read_tokens += computed_before + new_tokens
-        self.attention_pairs += new_tokens * (computed_before + (new_tokens + 1) / 2)
+    @classmethod
+    def of(cls, sequences) -> BatchShape:
+        """The shape of a batch of (new tokens, computed before) pairs, one per scheduled sequence: a decode is one
+        token over a cached context; attention computes new x (computed + (new + 1) / 2) causal pairs."""
+        num_seqs = decode_seqs = total_tokens = kv_read_tokens = 0
+        attention_pairs = 0.0
+        for new_tokens, computed_before in sequences:
+            num_seqs += 1
+            if new_tokens == 1 and computed_before > 0:
+                decode_seqs += 1
+            total_tokens += new_tokens
+            kv_read_tokens += computed_before + new_tokens
+            attention_pairs += new_tokens * (computed_before + (new_tokens + 1) / 2)
+        return cls(num_seqs, decode_seqs, total_tokens, kv_read_tokens, attention_pairs)
 
     @property
     def prefill_tokens(self) -> int:

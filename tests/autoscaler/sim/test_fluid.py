@@ -20,8 +20,8 @@ PROFILE = load_profile("llama-3.1-8b-h100")
 
 
 @pytest.fixture(scope="module")
-def table():
-    return build_load_table(PROFILE, np.full(50, 1500), np.full(50, 300), 1.0, 0.05)
+def table(chat_table):
+    return chat_table
 
 
 def test_load_table_is_monotone_where_it_matters(table):

@@ -6,7 +6,6 @@ import itertools
 import numpy as np
 import pytest
 
-from autoscaler.capacity.load_table import build_load_table
 from autoscaler.sim.fluid.dynamics import ReplicaDynamics
 from serving.profiles import load_profile
 
@@ -14,8 +13,8 @@ PROFILE = load_profile("llama-3.1-8b-h100")
 
 
 @pytest.fixture(scope="module")
-def table():
-    return build_load_table(PROFILE, np.full(50, 1500), np.full(50, 300), 1.0, 0.05)
+def table(chat_table):
+    return chat_table
 
 
 def run(model: ReplicaDynamics, rate: float | list[float], steps: int, n0: float = 0.0) -> list[float]:

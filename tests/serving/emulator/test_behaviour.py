@@ -30,11 +30,8 @@ def test_client_itl_matches_engine_step_time():
         ttft = statistics.median(r[0] for r in runs)  # the median of several: one request can meet a busy moment
         gaps = [g for r in runs for g in r[1]]
         model = StepTimeModel(s.profile)
-        decode = BatchShape()
-        decode.add(1, 130)
-        expected_itl = model.duration(decode)
-        prefill = BatchShape()
-        prefill.add(100, 0)
+        expected_itl = model.duration(BatchShape.of([(1, 130)]))
+        prefill = BatchShape.of([(100, 0)])
         assert statistics.median(gaps) == pytest.approx(expected_itl, abs=0.002)
         assert ttft == pytest.approx(model.duration(prefill), abs=0.005)
 
@@ -42,8 +39,7 @@ def test_client_itl_matches_engine_step_time():
 def test_slow_factor_fault_slows_steps():
     with EmulatorServer(faults={"slow_factor": 4.0}) as s:
         _, gaps = stream_timing(s, max_tokens=20)
-        decode = BatchShape()
-        decode.add(1, 110)
+        decode = BatchShape.of([(1, 110)])
         assert statistics.median(gaps) == pytest.approx(4 * StepTimeModel(s.profile).duration(decode), rel=0.2)
 
 

@@ -64,9 +64,7 @@ def test_decode_run_matches_timing():
     kv0 = sum(c + 1 for c in contexts)
     durations, busy = engine.steptime.decode_run(3, kv0, kv0, 20)
     for j in range(20):
-        shape = BatchShape()
-        for c in contexts:
-            shape.add(1, c + j)
+        shape = BatchShape.of((1, c + j) for c in contexts)
         t = engine.steptime.timing(shape)
         assert durations[j] == pytest.approx(t.duration_s, rel=1e-12) and busy[j] == pytest.approx(
             t.gpu_busy_s, rel=1e-12

@@ -6,13 +6,8 @@ from serving.engine.steptime import BatchShape, StepTimeModel
 from serving.profiles import list_profiles, load_profile
 
 
-def batch(decodes: int, context: int, prefill: int = 0) -> BatchShape:
-    shape = BatchShape()
-    for _ in range(decodes):
-        shape.add(1, context)
-    if prefill:
-        shape.add(prefill, 0)
-    return shape
+def batch(decodes: int, context: int, prefill: int = 0, prompts: tuple[int, ...] = ()) -> BatchShape:
+    return BatchShape.of([(1, context)] * decodes + ([(prefill, 0)] if prefill else []) + [(p, 0) for p in prompts])
 
 
 @pytest.mark.parametrize("name", list_profiles())
@@ -61,9 +56,7 @@ def test_mixed_steps_times_a_batch_as_the_engine_does(decodes, context, prompts,
     import numpy as np
 
     model = StepTimeModel(load_profile("llama-3.1-8b-h100"))
-    shape = batch(decodes, context)
-    for _ in range(prompts):
-        shape.add(prompt, 0)
+    shape = batch(decodes, context, prompts=(prompt,) * prompts)
     duration, busy = model.mixed_steps(
         np.array([float(decodes)]),
         np.array([float(decodes * context)]),
@@ -84,9 +77,7 @@ def test_mixed_steps_weigh_a_chunk_of_many_prompt_lengths_by_their_squares(promp
     import numpy as np
 
     model = StepTimeModel(load_profile("llama-3.1-8b-h100"))
-    shape = batch(8, 600)
-    for prompt in prompts:
-        shape.add(prompt, 0)
+    shape = batch(8, 600, prompts=prompts)
     lengths = np.array(prompts, dtype=float)
     args = (np.array([8.0]), np.array([8.0 * 600]), np.array([lengths.sum()]), lengths.mean())
     duration, busy = model.mixed_steps(*args, (lengths**2).sum() / lengths.sum())
