@@ -3,6 +3,7 @@ of everything they depend on, in a folder passed in; written whole or not at all
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import pickle
@@ -30,15 +31,24 @@ class DiskCache:
         folder = self.folder / kind
         path = folder / f"{digest}.pickle"
         if path.exists():
-            with open(path, "rb") as f:
-                return pickle.load(f)
-        value = compute()
+            return _read(path)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(value, f)
-        os.replace(tmp, path)
-        return value
+        # processes asking for the same key at once (`--jobs`, test workers) compute it once: the rest wait
+        with open(folder / f"{digest}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists():
+                return _read(path)
+            value = compute()
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump(value, f)
+            os.replace(tmp, path)
+            return value
+
+
+def _read(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
 
 
 def files_digest(paths: list[Path]) -> str:

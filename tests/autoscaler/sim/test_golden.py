@@ -36,10 +36,10 @@ CASES = {  # name: (arguments, policy)
 }
 
 
-def run_case(name: str, servegen: Path) -> dict:
+def run_case(name: str, servegen: Path, cache_dir: Path | None = None) -> dict:
     arguments, policy = CASES[name]
     trace = servegen if arguments["trace"] == "servegen" else TRACES / arguments["trace"]
-    args = SimulateArgs(**{"max_replicas": 20, **arguments, "trace": str(trace)}, policies=[])
+    args = SimulateArgs(**{"max_replicas": 20, **arguments, "trace": str(trace)}, policies=[], cache_dir=cache_dir)
     result = run_one(args, policy)
     figures = {key: value for key, value in result.summary.items() if isinstance(value, int | float)}
     for column in ("desired", "ready", "running", "waiting"):
@@ -61,9 +61,9 @@ def servegen(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_summary_matches_the_recorded_one(name, servegen):
+def test_summary_matches_the_recorded_one(name, servegen, sim_cache):
     expected = json.loads(GOLDEN.read_text())[name]
-    got = run_case(name, servegen)
+    got = run_case(name, servegen, sim_cache)
     assert sorted(got) == sorted(expected)
     moved = {
         key: (expected[key], got[key])

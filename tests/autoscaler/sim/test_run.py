@@ -19,8 +19,10 @@ def servegen(tmp_path_factory):
     return folder
 
 
-def test_fluid_and_request_level_replay_the_same_servegen_arrivals(servegen):
-    args = SimulateArgs(trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2)
+def test_fluid_and_request_level_replay_the_same_servegen_arrivals(servegen, sim_cache):
+    args = SimulateArgs(
+        cache_dir=sim_cache, trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2
+    )
     request = run_one(args, "static:2").summary
     fluid = run_one(replace(args, mode="fluid"), "static:2").summary
     assert fluid["requests"] == request["requests"] > 0.9 * (8 * 600 + 20 * 600)
@@ -31,8 +33,10 @@ def test_fluid_and_request_level_replay_the_same_servegen_arrivals(servegen):
     assert faster["duration_s"] < 0.6 * fluid["duration_s"]
 
 
-def test_oracle_runs_in_fluid_mode_on_servegen(servegen):
-    args = SimulateArgs(trace=str(servegen), policies=[], end_s=1800.0, max_replicas=10, mode="fluid")
+def test_oracle_runs_in_fluid_mode_on_servegen(servegen, sim_cache):
+    args = SimulateArgs(
+        cache_dir=sim_cache, trace=str(servegen), policies=[], end_s=1800.0, max_replicas=10, mode="fluid"
+    )
     oracle = run_one(args, "oracle:0.9").summary
     assert oracle["policy"] == "oracle:0.9" and oracle["slo_attainment"] >= 0.99
     assert oracle["gpu_hours"] < run_one(args, "static:3").summary["gpu_hours"]
@@ -75,13 +79,19 @@ def test_tables_of_different_length_mixes_are_never_shared(servegen, tmp_path, m
     assert cached_table(args, config, _lengths(args.lengths_from)) is whole and len(built) == 2  # the same mix: kept
 
 
-def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen):
+def test_model_seed_changes_the_fluid_models_draws_but_not_the_arrivals(servegen, sim_cache):
     """--model-seed: another load table and other gauge draws over the very same arrivals; by default it is --seed."""
     from autoscaler.sim.args import sim_config
     from autoscaler.sim.inputs import _lengths, cached_table
 
     args = SimulateArgs(
-        trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10, initial_replicas=2, mode="fluid"
+        cache_dir=sim_cache,
+        trace=str(servegen),
+        policies=[],
+        end_s=1200.0,
+        max_replicas=10,
+        initial_replicas=2,
+        mode="fluid",
     )
     other = replace(args, model_seed=7)
     assert sim_config(args).seed == 0 and sim_config(other).seed == 7
@@ -102,9 +112,9 @@ def test_clock_phase_out_of_range_is_named(capsys):
     assert "--clock-phase must be between 0 and 86400 seconds, got -5" in capsys.readouterr().err
 
 
-def test_clock_phase_moves_a_threshold_policys_decisions(servegen):
+def test_clock_phase_moves_a_threshold_policys_decisions(servegen, sim_cache):
     """The same arrivals with the HPA's clocks 7 s later: its first decision comes 7 s later, in both modes."""
-    args = SimulateArgs(trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10)
+    args = SimulateArgs(cache_dir=sim_cache, trace=str(servegen), policies=[], end_s=1200.0, max_replicas=10)
     for mode in ("request", "fluid"):
         early = run_one(replace(args, mode=mode), "hpa:running=8").decisions
         late = run_one(replace(args, mode=mode, clock_phase_s=7.0), "hpa:running=8").decisions

@@ -1,5 +1,10 @@
 """The disk cache: computed once per key in the folder it is given, recomputed when the key or an input changes."""
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 from serving.common.disk_cache import DiskCache, cache_folder, files_digest
 
 
@@ -37,3 +42,26 @@ def test_file_digest_follows_content(tmp_path):
     before = files_digest([trace])
     trace.write_text("0,2.0,1.0,Gamma,1.0,1.0\n")
     assert files_digest([trace]) != before
+
+
+def test_processes_asking_at_once_compute_once(tmp_path):
+    """Two processes ask for the same key while it is being computed: one computes, the other waits and reads."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from pathlib import Path
+        from serving.common.disk_cache import DiskCache
+        log = Path(sys.argv[1]) / "computed"
+        def compute():
+            with open(log, "a") as f:
+                f.write("x")
+            time.sleep(1.0)
+            return 7
+        print(DiskCache(Path(sys.argv[1]))("things", "k", compute))
+        """
+    )
+    root = Path(__file__).resolve().parents[3]
+    command = [sys.executable, "-c", script, str(tmp_path)]
+    runs = [subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE) for _ in range(2)]
+    assert [run.communicate(timeout=60)[0].strip() for run in runs] == [b"7", b"7"]
+    assert (tmp_path / "computed").read_text() == "x"
