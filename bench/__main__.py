@@ -258,6 +258,12 @@ def _gpu_exporter(args) -> str:
     return recorded_or_measured()
 
 
+def _real_vllm(args) -> str:
+    from bench.real_vllm import real_vllm_section
+
+    return real_vllm_section()
+
+
 SIM_SECTIONS = {
     "sim": lambda args: simulator_intro(),
     "sim-speed": _speed,
@@ -270,6 +276,7 @@ SIM_SECTIONS = {
 }
 SECTIONS = {
     "engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
+    "real-vllm": _real_vllm,
     **SIM_SECTIONS,
     "predictive": _predictive,
     "loop-cost": _loop_cost,
@@ -284,6 +291,7 @@ SECTIONS = {
 ONLY_BY_NAME = ("image",)  # run by name: needs buildah and the base image's registry (or a local mirror of it)
 QUICK = (
     "engine",
+    "real-vllm",
     "sim",
     "sim-speed",
     "sim-cross",
@@ -333,7 +341,7 @@ def main() -> None:
             "",
             (
                 "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                f"SECTION is engine, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, sim-long, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}."
+                f"SECTION is engine, real-vllm, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, sim-long, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}."
             ),
             "",
         ]

@@ -93,8 +93,14 @@ def offline(profile: Profile, lengths: list[tuple[int, int]]) -> RunStats:
 
 
 def fixed_concurrency(
-    profile: Profile, prompt: int, output: int, concurrency: int, requests: int | None = None
+    profile: Profile,
+    prompt: int,
+    output: int,
+    concurrency: int,
+    requests: int | None = None,
+    warmup: int | None = None,
 ) -> RunStats:
-    """`concurrency` clients each sending the next request when the last one ends; first wave discarded."""
+    """`concurrency` clients each sending the next request when the last one ends; the first `warmup` requests
+    (by default the first wave) are left out of the figures (`vllm bench serve` keeps them: warmup=0)."""
     total = requests or max(6 * concurrency, 48)
-    return _run(Engine(profile), [(prompt, output)] * total, concurrency, warmup=concurrency)
+    return _run(Engine(profile), [(prompt, output)] * total, concurrency, concurrency if warmup is None else warmup)

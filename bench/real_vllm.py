@@ -1,0 +1,112 @@
+"""Real vLLM against the engine model: every point measured on the GPU host (`bench/vllm_device`, raw results in
+bench/data/vllm-h100) run again in the engine model the same way, closed loops with `vllm bench serve`'s
+concurrency (its first wave counted, as vllm bench counts it) and Poisson arrivals through one simulated replica."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from statistics import median
+
+import numpy as np
+
+from serving.engine.harness import fixed_concurrency
+from serving.profiles import load_profile
+
+DATA = Path(__file__).resolve().parent / "data" / "vllm-h100"
+PROFILE = "llama-3.1-8b-h100"
+METRICS = (
+    ("TTFT mean (ms)", "ttft_ms_mean"),
+    ("ITL mean (ms)", "itl_ms_mean"),
+    ("output tok/s", "output_tokens_per_s"),
+)
+
+
+def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
+    """The points the model can be run at: every one but the warm-up and those with shared prefixes (the model's
+    prefix cache needs the prompts' block ids, which `vllm bench serve`'s random prompts do not give)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if r["name"] != "warmup" and int(r["prefix_tokens"] or 0) == 0]
+
+
+def predict(point: dict, profile) -> dict:
+    prompt, output, n = int(point["input_tokens"]), int(point["output_tokens"]), int(point["completed"])
+    if point["concurrency"]:
+        stats = fixed_concurrency(profile, prompt, output, int(point["concurrency"]), n, warmup=0)
+        return {
+            "ttft_ms_mean": stats.mean_ttft_s * 1e3,
+            "itl_ms_mean": stats.mean_itl_s * 1e3,
+            "output_tokens_per_s": stats.output_tokens_per_s,
+        }
+    return _poisson(profile, prompt, output, float(point["request_rate"]), n)
+
+
+def _poisson(profile, prompt: int, output: int, rate: float, requests: int) -> dict:
+    from autoscaler.capacity.engine_capacity import poisson_workload
+    from autoscaler.sim.baselines.static import Static
+    from autoscaler.sim.config import SimConfig
+    from autoscaler.sim.request.simulator import Simulator
+
+    workload = poisson_workload(rate, np.array([prompt]), np.array([output]), requests, seed=0)
+    config = SimConfig(profile=profile, cold_start_s=0.0, scrape_interval_s=3600.0, timeline_interval_s=3600.0)
+    frame = Simulator(config, workload, Static(1, interval_s=3600.0)).run().records
+    span = float((frame["arrival_s"] + frame["e2e_s"]).max() - frame["arrival_s"].min())
+    return {
+        "ttft_ms_mean": float(frame["ttft_s"].mean()) * 1e3,
+        "itl_ms_mean": float(frame["mean_itl_s"].mean()) * 1e3,
+        "output_tokens_per_s": float(frame["output_tokens"].sum()) / span,
+    }
+
+
+def comparison() -> list[dict]:
+    profile = load_profile(PROFILE)
+    rows = []
+    for point in measured_points():
+        model = predict(point, profile)
+        for label, key in METRICS:
+            real = float(point[key])
+            rows.append(
+                {
+                    "point": point["name"],
+                    "metric": label,
+                    "real": real,
+                    "model": model[key],
+                    "error": model[key] / real - 1 if real else math.nan,
+                }
+            )
+    return rows
+
+
+def real_vllm_section() -> str:
+    rows = comparison()
+    lines = [
+        "## Real vLLM 0.20.2 on an H100 against the engine model",
+        "",
+        (
+            "`python -m bench real-vllm`: each point measured with `vllm bench serve` on the GPU host (an H100 80GB "
+            "HBM3 lent in place of the H200; Llama-3.1-8B architecture with dummy weights, random prompts of exact "
+            f"lengths; `docs/vllm-on-h200.md`, raw results in bench/data/vllm-h100) and run again in the engine model "
+            f"(profile {PROFILE}, not fitted to these points): closed loops as `vllm bench serve --max-concurrency` "
+            "runs them, first wave included, and Poisson arrivals through one simulated replica. Error = model / real "
+            "- 1. Goal (issue 32, for the H200 after calibration): median error <= 10% and every point within 20%."
+        ),
+        "",
+    ]
+    for label, _ in METRICS:
+        errors = [abs(r["error"]) for r in rows if r["metric"] == label]
+        within = sum(e <= 0.2 for e in errors)
+        lines.append(
+            f"- {label}: median |error| {median(errors):.1%}, largest {max(errors):.1%}, "
+            f"{within} of {len(errors)} points within 20%."
+        )
+    lines += ["", "| point | metric | real vLLM | engine model | error |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['point']} | {r['metric']} | {r['real']:.4g} | {r['model']:.4g} | {r['error']:+.1%} |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(real_vllm_section())
