@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from autoscaler import defaults
 from autoscaler.sources.prometheus import PrometheusSourceConfig
 from serving.common.config import read_yaml, validate_mapping
 from serving.common.strict import Strict
@@ -18,8 +19,8 @@ class ConfigError(ValueError):
 
 
 class Slo(Strict):
-    ttft_s: float = Field(1.0, gt=0)
-    itl_s: float = Field(0.05, gt=0)
+    ttft_s: float = Field(defaults.SLO_TTFT_S, gt=0)
+    itl_s: float = Field(defaults.SLO_ITL_S, gt=0)
 
 
 class Capacity(Strict):
@@ -55,23 +56,25 @@ class ActuatorConfig(Strict):
 class TargetConfig(Strict):
     name: str = Field(min_length=1, description="the value of the source's target label (e.g. model_name)")
     slo: Slo = Field(default_factory=Slo)
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(10, ge=1)
-    cold_start_s: float = Field(90.0, ge=0)
+    min_replicas: int = Field(defaults.MIN_REPLICAS, ge=0)
+    max_replicas: int = Field(defaults.TARGET_MAX_REPLICAS, ge=1)
+    cold_start_s: float = Field(defaults.COLD_START_S, ge=0)
     gpu: str = "H100"
     price_per_gpu_hour: float | None = Field(None, ge=0)  # default: the lowest on-demand price listed for `gpu`
     gpus_per_replica: int | None = Field(None, ge=1)  # default: the capacity profile's tensor parallelism, else 1
     capacity: Capacity
-    fill: float = Field(0.9, gt=0, le=1)
-    scale_down_window_s: float = Field(60.0, ge=0, description="a lower count must be recommended this long first")
+    fill: float = Field(defaults.FILL, gt=0, le=1)
+    scale_down_window_s: float = Field(
+        defaults.SCALE_DOWN_WINDOW_S, ge=0, description="a lower count must be recommended this long first"
+    )
     scale_down_window_unproven_s: float = Field(
-        300.0,
+        defaults.SCALE_DOWN_WINDOW_UNPROVEN_S,
         ge=0,
         description="the same while the forecast has too few scored errors to tell a lull from the end of the load",
     )
-    cooldown_s: float = Field(60.0, ge=0, description="no scale-down this soon after a change")
+    cooldown_s: float = Field(defaults.COOLDOWN_S, ge=0, description="no scale-down this soon after a change")
     rise_memory_s: float = Field(
-        600.0, ge=0, description="this long after a scale-up, scale down only with more headroom"
+        defaults.RISE_MEMORY_S, ge=0, description="this long after a scale-up, scale down only with more headroom"
     )
     actuator: ActuatorConfig = Field(default_factory=ActuatorConfig)
 

@@ -1,6 +1,7 @@
-"""One source for the defaults that the simulator (SimulateArgs, SimConfig), the predictive policy and `headroom
-simulate`'s flags share: an SLO of 1 s to the first token and 50 ms a token, vLLM pods' cold start on Kubernetes,
-Prometheus' scrape interval, and the replica bounds of a simulated fleet. No imports: the CLI reads it at start."""
+"""One source for the defaults that the simulator (SimulateArgs, SimConfig), the predictive policy, the autoscaler's
+targets and `headroom simulate`'s flags share: an SLO of 1 s to the first token and 50 ms a token, vLLM pods' cold
+start on Kubernetes, Prometheus' scrape interval, replica bounds, and the predictive policy's scale-down guards.
+No imports: the CLI reads it at start."""
 
 PROFILE = "llama-3.1-8b-h100"
 SLO_TTFT_S = 1.0
@@ -13,3 +14,9 @@ INITIAL_REPLICAS = 1
 RATE_WINDOW_S = 60.0  # the range of the rate() queries a policy reads ([1m])
 QUEUE_TIMEOUT_S = 600.0  # the gateway gives up on a request held this long without a ready replica
 TIMELINE_INTERVAL_S = 15.0  # one row of a simulation's timeline
+TARGET_MAX_REPLICAS = 10  # a live autoscaler target's bound until its owner sets one: GPUs are paid by the hour
+FILL = 0.9  # the predictive policy plans each replica for this share of its SLO capacity
+SCALE_DOWN_WINDOW_S = 60.0  # a lower count must be recommended this long before it is applied
+SCALE_DOWN_WINDOW_UNPROVEN_S = 300.0  # the same while the forecast has too few scored errors
+COOLDOWN_S = 60.0  # no scale-down this soon after a change
+RISE_MEMORY_S = 600.0  # this long after a scale-up, scale down only with more headroom

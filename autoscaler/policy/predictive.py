@@ -25,19 +25,21 @@ class PredictiveConfig:
     cold_start_s: float = defaults.COLD_START_S
     interval_s: float = defaults.SCRAPE_INTERVAL_S
     observation_lag_s: float = 45.0  # scrape interval plus half the rate window: how old "now" is
-    fill: float = 0.9  # plan each replica for this share of its SLO capacity
+    fill: float = defaults.FILL  # plan each replica for this share of its SLO capacity
     min_replicas: int = defaults.MIN_REPLICAS
     max_replicas: int = defaults.MAX_REPLICAS
-    scale_down_window_s: float = 60.0  # a lower count must be recommended this long before it is applied...
+    scale_down_window_s: float = (
+        defaults.SCALE_DOWN_WINDOW_S
+    )  # a lower count must be recommended this long before it is applied...
     # ...and this long while the forecaster has too few errors to know how far a lull can be trusted (the HPA's
     # default window: a policy that knows nothing yet of its traffic is no bolder than the HPA)
-    scale_down_window_unproven_s: float = 300.0
+    scale_down_window_unproven_s: float = defaults.SCALE_DOWN_WINDOW_UNPROVEN_S
     down_headroom: float = 0.85  # scale down only while the rest stay at most this share of capacity
-    cooldown_s: float = 60.0  # no scale-down this soon after a change
+    cooldown_s: float = defaults.COOLDOWN_S  # no scale-down this soon after a change
     # within rise_memory_s of a scale-up, scale down only while the rest stay at most this share of capacity: the
     # load that asked for a replica minutes ago may well ask again (no up-down-up on a noisy plateau)
     down_headroom_after_rise: float = 0.75
-    rise_memory_s: float = 600.0
+    rise_memory_s: float = defaults.RISE_MEMORY_S
     step_up_max: int = 1000
     step_down_max: int = 1000
     backlog_per_replica: float = 4.0  # queued requests per ready replica that trigger the burst path...

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from autoscaler import defaults
 from autoscaler.policy.base import Policy
 from autoscaler.policy.predictive import Predictive, PredictiveConfig
 from autoscaler.sim.args import SimulateArgs
@@ -27,8 +28,8 @@ class PolicySpecError(ValueError):
 class PolicyContext:
     """What some policies need beyond their spec: bounds, and for the oracle the future."""
 
-    min_replicas: int = 1
-    max_replicas: int = 100
+    min_replicas: int = defaults.MIN_REPLICAS
+    max_replicas: int = defaults.MAX_REPLICAS
     oracle_factory: Callable[[float, float], Policy] | None = None  # takes the capacity factor and the burst window
     predictive_factory: Callable[[float], Policy] | None = None  # takes the share of SLO capacity to plan for
 

@@ -34,3 +34,16 @@ def test_the_cli_the_simulator_and_the_policy_share_their_defaults():
         == default_of(SimConfig, "scrape_interval_s")
     )
     assert flags.profile == default_of(SimulateArgs, "profile") == defaults.PROFILE
+
+
+def test_a_live_target_and_the_predictive_policy_share_their_defaults():
+    """The autoscaler's YAML target and PredictiveConfig agree on the SLO, cold start, fill and the scale-down
+    guards; a live target's max_replicas is deliberately lower than a simulated fleet's (GPUs cost money)."""
+    from autoscaler.config import Slo, TargetConfig
+
+    target = {name: field.default for name, field in TargetConfig.model_fields.items()}
+    slo = Slo()
+    assert (slo.ttft_s, slo.itl_s) == (default_of(PredictiveConfig, "slo_ttft_s"), defaults.SLO_ITL_S)
+    for name in ("cold_start_s", "fill", "min_replicas", "scale_down_window_s", "cooldown_s", "rise_memory_s"):
+        assert target[name] == default_of(PredictiveConfig, name), name
+    assert target["max_replicas"] == defaults.TARGET_MAX_REPLICAS < defaults.MAX_REPLICAS
