@@ -71,3 +71,31 @@ REQUEST_TIME_BUCKETS = (
 )
 ITERATION_TOKEN_BUCKETS = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 FINISHED_REASONS = ("stop", "length", "abort", "error")
+WAITING_REASONS = ("capacity", "deferred")  # vllm:num_requests_waiting_by_reason
+SLEEP_STATES = ("awake", "weights_offloaded", "discard_all")  # vllm:engine_sleep_state
+PROMPT_TOKEN_SOURCES = ("local_compute", "local_cache_hit", "external_kv_transfer")  # vllm:prompt_tokens_by_source
+REQUEST_N_BUCKETS = (1, 2, 5, 10, 20)  # vllm:request_params_n
+# vllm:cache_config_info's labels (engine, no model_name) with vLLM 0.20.2's values for a dense text model; a replica
+# sets block_size, num_gpu_blocks, gpu_memory_utilization, cache_dtype and enable_prefix_caching from its profile
+CACHE_CONFIG_DEFAULTS = {
+    "_block_size_resolved": "True",
+    "calculate_kv_scales": "False",
+    "hash_block_size": "None",
+    "is_attention_free": "False",
+    "kv_cache_dtype_skip_layers": "[]",
+    "kv_cache_memory_bytes": "None",
+    "kv_offloading_backend": "native",
+    "kv_offloading_size": "None",
+    "kv_sharing_fast_prefill": "False",
+    "mamba_block_size": "None",
+    "mamba_cache_dtype": "auto",
+    "mamba_cache_mode": "none",
+    "mamba_page_size_padded": "None",
+    "mamba_ssm_cache_dtype": "auto",
+    "num_cpu_blocks": "None",
+    "num_gpu_blocks_override": "None",
+    "prefix_caching_hash_algo": "sha256",
+    "sliding_window": "None",
+    "user_specified_block_size": "False",
+    "user_specified_mamba_block_size": "False",
+}

@@ -5,11 +5,16 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from serving.contracts.vllm_metrics import (
+    CACHE_CONFIG_DEFAULTS,
     FINISHED_REASONS,
     ITERATION_TOKEN_BUCKETS,
     ITL_BUCKETS,
+    PROMPT_TOKEN_SOURCES,
+    REQUEST_N_BUCKETS,
     REQUEST_TIME_BUCKETS,
+    SLEEP_STATES,
     TTFT_BUCKETS,
+    WAITING_REASONS,
 )
 
 
@@ -48,15 +53,39 @@ class VllmMetrics:
         def histogram(name, doc, buckets):
             return Histogram(name, doc, names, buckets=buckets, registry=r).labels(*labels)
 
+        def by(kind, name, doc, label, values):
+            family = kind(name, doc, [*names, label], registry=r)
+            return {value: family.labels(*labels, value) for value in values}
+
         self.num_requests_running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.")
         self.num_requests_waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
-        self.kv_cache_usage = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.")
-        info = Gauge(
-            "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", [*names, *cache_labels], registry=r
+        self.waiting_by_reason = by(
+            Gauge,
+            "vllm:num_requests_waiting_by_reason",
+            "Number of waiting requests by reason.",
+            "reason",
+            WAITING_REASONS,
         )
-        info.labels(*labels, *cache_labels.values()).set(1)
+        sleep = by(Gauge, "vllm:engine_sleep_state", "Engine sleep state.", "sleep_state", SLEEP_STATES)
+        sleep["awake"].set(1)  # the emulator never sleeps
+        self.kv_cache_usage = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.")
+        cache = {**CACHE_CONFIG_DEFAULTS, **cache_labels}
+        info = Gauge(
+            "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", ["engine", *cache], registry=r
+        )
+        info.labels(engine, *cache.values()).set(1)  # as vLLM labels it: the engine, not the model
 
         self.prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
+        self.prompt_tokens_by_source = by(
+            Counter,
+            "vllm:prompt_tokens_by_source",
+            "Number of prompt tokens by source.",
+            "source",
+            PROMPT_TOKEN_SOURCES,
+        )
+        self.prompt_tokens_cached = counter(
+            "vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external)."
+        )
         self.generation_tokens = counter("vllm:generation_tokens", "Number of generation tokens processed.")
         success = Counter(
             "vllm:request_success", "Count of successfully processed requests.", [*names, "finished_reason"], registry=r
@@ -69,6 +98,15 @@ class VllmMetrics:
         self.prefix_cache_hits = counter(
             "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
         )
+        # no KV connector and no multi-modal inputs: these stay at zero, as on a text-only vLLM without one
+        counter("vllm:external_prefix_cache_queries", "External prefix cache queries, in queried tokens.")
+        counter("vllm:external_prefix_cache_hits", "External prefix cache hits, in cached tokens.")
+        counter("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of number of queried items.")
+        counter("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items.")
+        # the engine model's roofline terms of each step, per GPU (vLLM's model FLOPs utilization counters)
+        self.flops = counter("vllm:estimated_flops_per_gpu", "Estimated number of floating point operations per GPU.")
+        self.read_bytes = counter("vllm:estimated_read_bytes_per_gpu", "Estimated bytes read from memory per GPU.")
+        self.write_bytes = counter("vllm:estimated_write_bytes_per_gpu", "Estimated bytes written to memory per GPU.")
 
         self.ttft = histogram(
             "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS
@@ -110,6 +148,22 @@ class VllmMetrics:
         )
         self.request_generation_tokens = histogram(
             "vllm:request_generation_tokens", "Number of generation tokens processed.", token_buckets
+        )
+        self.request_max_generation_tokens = histogram(
+            "vllm:request_max_num_generation_tokens",
+            "Histogram of maximum number of requested generation tokens.",
+            token_buckets,
+        )
+        self.request_params_max_tokens = histogram(
+            "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", token_buckets
+        )
+        self.request_params_n = histogram(
+            "vllm:request_params_n", "Histogram of the n request parameter.", REQUEST_N_BUCKETS
+        )
+        self.request_prefill_kv_computed_tokens = histogram(
+            "vllm:request_prefill_kv_computed_tokens",
+            "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+            token_buckets,
         )
         self.iteration_tokens = histogram(
             "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", ITERATION_TOKEN_BUCKETS

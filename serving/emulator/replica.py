@@ -208,6 +208,7 @@ class Replica:
                 live.first = now
                 ttft(now - live.arrival)
                 m.prompt_tokens.inc(request.prompt_tokens)
+                self._count_prompt_sources(request)
             else:
                 itl(now - live.last)
             live.last = now
@@ -221,6 +222,9 @@ class Replica:
         if step.emitted:
             m.generation_tokens.inc(len(step.emitted))
         m.iteration_tokens.observe(step.batch.shape.total_tokens)
+        m.flops.inc(step.timing.flops)
+        m.read_bytes.inc(step.timing.bytes_moved)
+        m.write_bytes.inc(step.timing.written_bytes)
         if step.batch.preempted:
             m.num_preemptions.inc(len(step.batch.preempted))
         for request in step.finished:
@@ -228,10 +232,20 @@ class Replica:
         self._update_gauges()
         self.gpu.record_step(now, step.timing)
 
+    def _count_prompt_sources(self, request: EngineRequest) -> None:
+        """A prompt's tokens are computed here or read from the local prefix cache (no KV transfer here)."""
+        m, cached = self.metrics, request.prefix_hit_tokens
+        m.prompt_tokens_by_source["local_compute"].inc(request.prompt_tokens - cached)
+        m.prompt_tokens_by_source["local_cache_hit"].inc(cached)
+        m.prompt_tokens_cached.inc(cached)
+
     def _update_gauges(self) -> None:
         m, sched = self.metrics, self.engine.scheduler
         m.num_requests_running.set(len(sched.running))
         m.num_requests_waiting.set(len(sched.waiting))
+        m.waiting_by_reason["capacity"].set(
+            len(sched.waiting)
+        )  # nothing defers a request here (no LoRA, no KV transfer)
         m.kv_cache_usage.set(sched.kv.usage)
         self.gpu.used_blocks = sched.kv.used_blocks
         queries, hits = sched.prefix_queries_tokens, sched.prefix_hits_tokens
@@ -254,6 +268,10 @@ class Replica:
             m.tpot.observe((now - live.first) / (n - 1))
         m.request_prompt_tokens.observe(request.prompt_tokens)
         m.request_generation_tokens.observe(n)
+        m.request_max_generation_tokens.observe(request.max_tokens)
+        m.request_params_max_tokens.observe(request.max_tokens)
+        m.request_params_n.observe(1)
+        m.request_prefill_kv_computed_tokens.observe(request.prompt_tokens - request.prefix_hit_tokens)
         if self._request_log is not None:
             self._request_log.write(
                 json.dumps(

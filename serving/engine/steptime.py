@@ -44,8 +44,9 @@ class StepTiming:
     duration_s: float  # predicted wall time of the step
     floor_s: float  # physical lower bound: bytes / bandwidth or FLOPs / peak, whichever is larger
     gpu_busy_s: float  # time the GPU executes kernels during the step
-    bytes_moved: float  # per GPU
+    bytes_moved: float  # per GPU: weights and the KV cache read
     flops: float  # per GPU
+    written_bytes: float = 0.0  # per GPU: the KV cache the step's new tokens write
 
     @property
     def busy_fraction(self) -> float:
@@ -103,7 +104,8 @@ class StepTimeModel:
         duration, busy, floor, total_bytes, total_flops = self._cost(
             batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs, batch.num_seqs
         )
-        return StepTiming(float(duration), float(floor), float(busy), float(total_bytes), float(total_flops))
+        written = self._kv_bytes_per_token * batch.total_tokens
+        return StepTiming(float(duration), float(floor), float(busy), float(total_bytes), float(total_flops), written)
 
     def duration(self, batch: BatchShape) -> float:
         return self.timing(batch).duration_s
