@@ -85,6 +85,33 @@ def _gpu_exporter(args) -> int:
     return 0
 
 
+def _profiles_add(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from serving.profiles import load_profile
+    from serving.profiles.from_config import profile_document
+
+    if args.tp < 1:
+        raise ValueError(f"--tp must be at least 1, got {args.tp}")
+    document = profile_document(Path(args.config), args.gpu, args.tp, args.name, args.model_name, args.max_model_len)
+    out = Path(args.out or f"{document['name']}.yaml")
+    if out.exists():
+        raise ValueError(f"--out: {out} exists; choose another path or remove it")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(yaml.safe_dump(document, sort_keys=False))
+    tmp.replace(out)  # whole or not at all
+    profile = load_profile(str(out))
+    model = profile.model
+    print(
+        f"wrote {out}: {model.name}, {model.parameters / 1e9:.2f}B parameters ({model.active_parameters / 1e9:.2f}B "
+        f"active), {profile.weights_per_gpu_bytes / 2**30:.1f} GiB of weights per GPU, KV cache "
+        f"{profile.kv_capacity_tokens:,} tokens on {profile.gpus} x {profile.gpu.name}"
+    )
+    return 0
+
+
 def _profiles(args) -> int:
     from serving.profiles import gpu_price_per_hour, list_profiles, load_profile
 
@@ -389,9 +416,20 @@ def build_parser() -> argparse.ArgumentParser:
     gx.add_argument("--pod-resources-socket", default="/var/lib/kubelet/pod-resources/kubelet.sock", metavar="PATH")
     gx.set_defaults(func=_gpu_exporter)
 
-    pr = sub.add_parser("profiles", help="list the shipped replica profiles")
+    pr = sub.add_parser("profiles", help="list the shipped replica profiles; `profiles add` builds one for any model")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=_profiles)
+    pra = pr.add_subparsers(dest="profiles_command").add_parser(
+        "add", help="a profile from a Hugging Face config.json (dense or MoE, GQA, bf16 or fp8) on a GPU"
+    )
+    pra.add_argument("--config", required=True, metavar="CONFIG_JSON", help="the model's config.json")
+    pra.add_argument("--gpu", required=True, help="a GPU of the shipped table (H100, H200, A100-80GB, L4, A10G)")
+    pra.add_argument("--tp", type=int, default=1, help="tensor parallelism: GPUs per replica")
+    pra.add_argument("--name", help="the profile's name (default: the model's, the GPU's and the parallelism)")
+    pra.add_argument("--model-name", help="the served model name (default: the config's _name_or_path or folder)")
+    pra.add_argument("--max-model-len", type=int, help="cap the context, as vLLM's --max-model-len does")
+    pra.add_argument("--out", help="where to write it (default: NAME.yaml here); load it by path anywhere")
+    pra.set_defaults(func=_profiles_add)
 
     up = sub.add_parser("up", help="run the local stack: emulator fleet, gateway, Prometheus")
     up.add_argument("--replicas", type=int, default=2)

@@ -214,3 +214,14 @@ class LoopbackHttpServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def cli_exit_code(argv: list[str]) -> int:
+    """`headroom ARGV` in this process: its exit status (main always exits)."""
+    import pytest
+
+    from headroom.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    return stopped.value.code

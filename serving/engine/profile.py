@@ -29,7 +29,27 @@ class ModelSpec(_Strict):
     dtype_bytes: float = Field(gt=0, description="bytes per weight (2 for bf16, 1 for fp8)")
     kv_dtype_bytes: float = Field(2, gt=0, description="bytes per KV-cache element")
     max_model_len: int = Field(gt=0)
+    experts: int = Field(1, ge=1, description="routed experts per MoE layer (1: a dense model)")
+    experts_per_token: int = Field(1, ge=1, description="routed experts each token runs through")
+    expert_parameters: float = Field(0, ge=0, description="parameters of every routed expert of every layer together")
     source: str = ""
+
+    @model_validator(mode="after")
+    def _experts_fit(self) -> ModelSpec:
+        if self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token {self.experts_per_token} exceeds experts {self.experts}")
+        if self.expert_parameters >= self.parameters:
+            raise ValueError(
+                f"expert_parameters {self.expert_parameters:g} must be below parameters {self.parameters:g}"
+            )
+        return self
+
+    @property
+    def active_parameters(self) -> float:
+        """Parameters one token runs through: all of a dense model's; an MoE model's but its unpicked experts."""
+        if self.experts == 1:
+            return self.parameters
+        return self.parameters - self.expert_parameters * (1 - self.experts_per_token / self.experts)
 
     @property
     def weight_bytes(self) -> float:

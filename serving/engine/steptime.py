@@ -62,7 +62,10 @@ class StepTimeModel:
         self.profile = profile
         self._weight_bytes = model.weight_bytes / tp
         self._kv_bytes_per_token = model.kv_bytes_per_token / tp
-        self._gemm_flops_per_token = 2.0 * model.parameters / tp
+        self._gemm_flops_per_token = 2.0 * model.active_parameters / tp
+        # MoE: a step reads the shared weights and the experts its tokens pick (each of t tokens picks k of E)
+        self._expert_bytes = model.expert_parameters * model.dtype_bytes / tp
+        self._unpicked = 1.0 - model.experts_per_token / model.experts
         self._attn_flops_per_pair = 4.0 * model.layers * model.attention_heads * model.head_dim / tp
         self._bandwidth = gpu.bandwidth_bytes_s
         self._peak = gpu.peak_flops(model.dtype_bytes)
@@ -81,14 +84,17 @@ class StepTimeModel:
         read and write `kv_tokens` of K/V, compute `pairs` attention query-key pairs and schedule `num_seqs`
         sequences: scalars or arrays alike (one formula for single steps, decode runs and fluid batches)."""
         eff = self._eff
+        weight_bytes = self._weight_bytes
+        if self._expert_bytes:  # the expected share of experts no token picks is (1 - k / E)^t
+            weight_bytes = weight_bytes - self._expert_bytes * self._unpicked ** np.maximum(total_tokens, 1.0)
         kv_bytes = self._kv_bytes_per_token * kv_tokens
         gemm_flops = self._gemm_flops_per_token * total_tokens
         attn_flops = self._attn_flops_per_pair * pairs
-        total_bytes = self._weight_bytes + kv_bytes
+        total_bytes = weight_bytes + kv_bytes
         total_flops = gemm_flops + attn_flops
         floor = np.maximum(total_bytes / self._bandwidth, total_flops / self._peak)
         gemm = np.maximum(
-            self._weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute)
+            weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute)
         )
         attention = np.maximum(
             kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute)

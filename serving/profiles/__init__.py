@@ -15,8 +15,9 @@ PROFILE_DIR = Path(__file__).parent
 _TABLES = {"models.yaml", "gpus.yaml", "efficiency.yaml"}
 
 
-class ProfileError(ValueError):
-    """A profile name or file that cannot be used; the message names what is wrong."""
+from serving.profiles.errors import ProfileError
+
+__all__ = ["ProfileError", "build_profile", "efficiency_set", "gpu_price_per_hour", "list_profiles", "load_profile"]
 
 
 def _table(name: str) -> dict:
@@ -43,11 +44,12 @@ def build_profile(data: dict, origin: str) -> Profile:
         model_key, gpu_key, eff_key = data.pop("model"), data.pop("gpu"), data.pop("efficiency")
     except KeyError as missing:
         raise ProfileError(f"{origin}: missing key {missing}") from None
-    if model_key not in models:
+    if not isinstance(model_key, dict) and model_key not in models:
         raise ProfileError(f"{origin}: unknown model {model_key!r}; known: {', '.join(sorted(models))}")
     if gpu_key not in gpus:
         raise ProfileError(f"{origin}: unknown gpu {gpu_key!r}; known: {', '.join(sorted(gpus))}")
-    model = {**models[model_key], **data.pop("model_overrides", {})}
+    # a model is a name in models.yaml, or its figures inline (`headroom profiles add` writes them)
+    model = {**(model_key if isinstance(model_key, dict) else models[model_key]), **data.pop("model_overrides", {})}
     try:
         return Profile(
             model=ModelSpec.model_validate(model),

@@ -1,15 +1,8 @@
 """`headroom k8s render` from the command line: the flags reach the overlay; bad settings are named and write nothing."""
 
-import pytest
 import yaml
 
-from headroom.cli import main
-
-
-def exit_code(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    return stopped.value.code
+from tests.helpers import cli_exit_code as exit_code
 
 
 def test_flags_reach_the_autoscaler_the_gateway_and_keda(tmp_path, capsys):
