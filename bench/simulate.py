@@ -324,7 +324,7 @@ def crosscheck_section() -> str:
                 "fleet turns on them), and in fluid mode over the same arrivals with each of its two replica models; "
                 "differences are of the means. Since 2026-12-03 (third change that day) a request trace runs 15 phases, not 3: "
                 "conv keda:5 read -2.6 points over 0, 5 and 10 s and +0.1 over the other 12. 'cohort' (the default on a request trace since 2026-12-03, "
-                "autoscaler.sim.cohort): the requests whose first token comes in the same 1 s step decode together in "
+                "autoscaler.sim.fluid.cohort): the requests whose first token comes in the same 1 s step decode together in "
                 "lockstep, one token per engine step, in steps timed by the engine's step-time model on the cohorts' mean "
                 "batch; a FIFO queue of prompt tokens per replica is prefilled in the token budget left beside the decodes, "
                 "within the sequence and KV room, and every decode step that carries a chunk is that much longer; a cohort "
