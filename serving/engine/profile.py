@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_serializer, model_validator
 
 from serving.common.strict import Strict
 
@@ -43,6 +43,16 @@ class ModelSpec(_Strict):
                 f"expert_parameters {self.expert_parameters:g} must be below parameters {self.parameters:g}"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dense_without_expert_fields(self, handler):
+        """A dense model serializes as it did before experts were modelled, so that the digests its load tables,
+        capacities and shipped capacity atlases are keyed by still match."""
+        data = handler(self)
+        if self.experts == 1 and isinstance(data, dict):
+            for key in ("experts", "experts_per_token", "expert_parameters"):
+                data.pop(key, None)
+        return data
 
     @property
     def active_parameters(self) -> float:
