@@ -23,3 +23,13 @@ def test_a_point_is_predicted_in_its_own_mode(point):
     model = predict(point, load_profile("llama-3.1-8b-h100"))
     assert 0 < model["ttft_ms_mean"] < 1000 and 1 < model["itl_ms_mean"] < 50
     assert model["output_tokens_per_s"] > 0
+
+
+def test_the_held_out_half_is_chosen_by_name_and_never_fitted():
+    from bench.real_vllm import held_out
+
+    points = measured_points()
+    fit, held = held_out(points)
+    names = lambda rows: {p["name"] for p in rows}
+    assert names(fit).isdisjoint(names(held)) and names(fit) | names(held) == names(points)
+    assert abs(len(fit) - len(held)) <= 1 and held_out(list(reversed(points))) == (fit, held)
