@@ -20,7 +20,7 @@ from autoscaler.sim.policies import PolicyContext, PolicySpecError, parse_policy
 from autoscaler.sim.request.simulator import Simulator
 from autoscaler.snapshot import ReplicaSample, Snapshot
 from serving.profiles import load_profile
-from tests.autoscaler.sim.test_simulator import poisson
+from tests.autoscaler.sim.request.test_simulator import poisson
 
 
 def test_hpa_docs_examples():

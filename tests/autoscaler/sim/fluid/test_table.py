@@ -14,7 +14,7 @@ from autoscaler.sim.request.simulator import Simulator
 from loadgen.workloads.servegen import LengthSampler
 from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
-from tests.autoscaler.sim.test_simulator import Scripted, poisson
+from tests.autoscaler.sim.request.test_simulator import Scripted, poisson
 
 PROFILE = load_profile("llama-3.1-8b-h100")
 

@@ -16,7 +16,7 @@ from autoscaler.sim.inputs import fluid_model
 from autoscaler.sim.request.simulator import Simulator
 from loadgen.workloads.workload import Workload
 from serving.profiles import load_profile
-from tests.autoscaler.sim.test_simulator import Scripted, poisson
+from tests.autoscaler.sim.request.test_simulator import Scripted, poisson
 
 PROFILE = load_profile("llama-3.1-8b-h100")
 
