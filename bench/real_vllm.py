@@ -67,19 +67,25 @@ def held_out(points: list[dict]) -> tuple[list[dict], list[dict]]:
     return ordered[0::2], ordered[1::2]
 
 
+# the fitted parameters: (name, the unit the search moves in, lowest, highest)
+FITTED = (
+    ("bandwidth", 1.0, 0.3, 1.0),
+    ("gemm_compute", 1.0, 0.2, 1.0),
+    ("attention_compute", 1.0, 0.1, 1.0),
+    ("step_overhead_s", 1e-3, 0.0, 1.0),
+    ("per_seq_overhead_s", 1e-6, 0.0, 1.0),
+)
+
+
 def fit_efficiency(points: list[dict]) -> Efficiency:
     """Bandwidth, GEMM and attention efficiency and the step and per-sequence overheads that minimize the squared
     log errors of TTFT, ITL and throughput over `points` (Nelder-Mead from the shipped set)."""
     from scipy.optimize import minimize
 
     base = load_profile(PROFILE)
-    names = ("bandwidth", "gemm_compute", "attention_compute", "step_overhead_s", "per_seq_overhead_s")
-    scale = np.array([1.0, 1.0, 1.0, 1e-3, 1e-6])
-    bounds = {"bandwidth": (0.3, 1.0), "gemm_compute": (0.2, 1.0), "attention_compute": (0.1, 1.0)}
 
     def make(x) -> Efficiency:
-        values = {n: float(v) * s for n, v, s in zip(names, x, scale)}
-        values = {n: min(max(v, bounds.get(n, (0.0, 1.0))[0]), bounds.get(n, (0.0, 1.0))[1]) for n, v in values.items()}
+        values = {name: min(max(v * unit, low), high) for v, (name, unit, low, high) in zip(x, FITTED)}
         return base.efficiency.model_copy(update=values)
 
     def loss(x) -> float:
@@ -90,7 +96,7 @@ def fit_efficiency(points: list[dict]) -> Efficiency:
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
         return total
 
-    x0 = np.array([getattr(base.efficiency, n) for n in names]) / scale
+    x0 = np.array([getattr(base.efficiency, name) / unit for name, unit, _, _ in FITTED])
     result = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-4, "maxiter": 250})
     return make(result.x)
 
@@ -133,10 +139,7 @@ def real_vllm_section() -> str:
     profile = load_profile(PROFILE)
     on_held = {p["name"] for p in held}
     refit = [r for r in comparison(profile.model_copy(update={"efficiency": fitted})) if r["point"] in on_held]
-    fitted_text = ", ".join(
-        f"{name} {getattr(fitted, name):.4g}"
-        for name in ("bandwidth", "gemm_compute", "attention_compute", "step_overhead_s", "per_seq_overhead_s")
-    )
+    fitted_text = ", ".join(f"{name} {getattr(fitted, name):.4g}" for name, *_ in FITTED)
     lines = [
         "## Real vLLM 0.20.2 on an H100 against the engine model",
         "",

@@ -194,9 +194,9 @@ def _cross_rows(label: str, spec: str, summaries: dict[str, list[dict]]) -> list
     return rows
 
 
-def _prompt_weights(trace: str) -> list[float]:
-    """The fluid model's prompt-token weights for a trace's length mix periods, per model seed (tables cached by the runs)."""
-    args = SimulateArgs(
+def _table_args(trace: str) -> SimulateArgs:
+    """A cross-check case's arrivals (the first half hour at CROSS_SCALE) on load-table replicas."""
+    return SimulateArgs(
         cache_dir=CACHE,
         trace=trace,
         policies=[],
@@ -204,7 +204,12 @@ def _prompt_weights(trace: str) -> list[float]:
         end_s=1800.0,
         mode="fluid",
         fluid_model="table",
-    )  # the cases' arrivals
+    )
+
+
+def _prompt_weights(trace: str) -> list[float]:
+    """The fluid model's prompt-token weights for a trace's length mix periods, per model seed (tables cached by the runs)."""
+    args = _table_args(trace)  # the cases' arrivals
     workload = load_trace(args)
     feeds = [
         fluid_input(seeded, sim_config(seeded), workload)
@@ -230,15 +235,7 @@ def _prompt_weight_near_saturation(trace: str, share: float = 0.8) -> float:
     """The same weight measured at `share` of a replica's SLO capacity (model seed 0): how far one weight bends."""
     from autoscaler.capacity.load_table import prompt_token_weight
 
-    args = SimulateArgs(
-        cache_dir=CACHE,
-        trace=trace,
-        policies=[],
-        rate_scale=CROSS_SCALE,
-        end_s=1800.0,
-        mode="fluid",
-        fluid_model="table",
-    )
+    args = _table_args(trace)
     config = sim_config(args)
     feed = fluid_input(args, config, load_trace(args))
     prompts, outputs = feed.lengths.sample(4000, np.random.default_rng(0))

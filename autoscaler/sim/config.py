@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from autoscaler import defaults
@@ -27,3 +28,7 @@ class SimConfig:
     judge_from_s: float = 0.0  # the summary covers [judge_from_s, end): what comes before is the policy's to learn from
     # where the scrape and control clocks stand against the trace's start (they are not aligned in a cluster)
     clock_phase_s: float = 0.0
+
+    def judge_step(self, step_s: float) -> int:
+        """The first fluid step of `step_s` the summary covers."""
+        return int(math.ceil(self.judge_from_s / step_s))

@@ -106,16 +106,23 @@ def replica_capacity(args: SimulateArgs, config: SimConfig, workload: Workload) 
     rng = np.random.default_rng(args.seed)
     pick = rng.integers(0, len(workload), min(len(workload), 5000))
     prompts, outputs = workload.prompt_tokens[pick], workload.output_tokens[pick]
-    key = (
+    return DiskCache(args.cache_dir)(
+        "capacity",
+        _engine_key(config, prompts, outputs),
+        lambda: slo_capacity(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s),
+    )
+
+
+def _engine_key(config: SimConfig, prompts: np.ndarray, outputs: np.ndarray, *more) -> tuple:
+    """What a measurement on the engine depends on: the profile, the lengths, the SLO (and `more`)."""
+    return (
         config.profile.model_dump(),
         prompts.tobytes(),
         outputs.tobytes(),
         config.slo_ttft_s,
         config.slo_itl_s,
+        *more,
         TABLE_VERSION,
-    )
-    return DiskCache(args.cache_dir)(
-        "capacity", key, lambda: slo_capacity(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s)
     )
 
 
@@ -137,18 +144,9 @@ def cached_load_table(cache: DiskCache, config: SimConfig, prompts: np.ndarray, 
     """A load table measured once per (engine profile, lengths, SLO, seed), kept on disk."""
     from autoscaler.capacity.load_table import build_load_table
 
-    key = (
-        config.profile.model_dump(),
-        prompts.tobytes(),
-        outputs.tobytes(),
-        config.slo_ttft_s,
-        config.slo_itl_s,
-        seed,
-        TABLE_VERSION,
-    )
     return cache(
         "load-tables",
-        key,
+        _engine_key(config, prompts, outputs, seed),
         lambda: build_load_table(config.profile, prompts, outputs, config.slo_ttft_s, config.slo_itl_s, seed=seed),
     )
 

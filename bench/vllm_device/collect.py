@@ -50,13 +50,12 @@ TEXT_FACTS = {"vllm_version", "attention_backend"}
 
 
 def point_row(name: str, result: dict) -> dict:
-    spec = name_spec(name)
     completed = result.get("completed", 0)
     return {
         "name": name,
         "input_tokens": round(result["total_input_tokens"] / max(completed, 1)),
         "output_tokens": round(result["total_output_tokens"] / max(completed, 1)),
-        "prefix_tokens": spec.get("prefix", 0),
+        "prefix_tokens": prefix_tokens(name),
         "concurrency": result.get("max_concurrency") or "",
         "request_rate": result.get("request_rate"),
         "completed": completed,
@@ -73,10 +72,10 @@ def point_row(name: str, result: dict) -> dict:
     }
 
 
-def name_spec(name: str) -> dict:
-    """The prefix length a run's name carries (prefixNNNN_...)."""
+def prefix_tokens(name: str) -> int:
+    """The shared prefix a run's name carries (prefixNNNN_...), else 0."""
     match = re.match(r"prefix(\d+)_", name)
-    return {"prefix": int(match.group(1))} if match else {}
+    return int(match.group(1)) if match else 0
 
 
 def request_rows(result: dict) -> list[dict]:

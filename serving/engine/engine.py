@@ -102,15 +102,11 @@ class Engine:
         computed = np.empty(n, dtype=np.int64)
         remaining = np.empty(n, dtype=np.int64)
         held = np.empty(n, dtype=np.int64)
-        max_len = sched.max_model_len
         for i, r in enumerate(running):
             if r.num_computed_tokens != r.num_tokens - 1 or r.output_tokens == 0:
                 return None  # a prefill (or a chunk of one) is in the batch
             computed[i] = r.num_computed_tokens
-            left = min(r.max_tokens - r.output_tokens, max_len - r.num_tokens)
-            if r.stop_after is not None:
-                left = min(left, r.stop_after - r.output_tokens)
-            remaining[i] = left
+            remaining[i] = r.last_output - r.output_tokens
             held[i] = len(sched.kv.held(r.request_id))
         limit = int(min(remaining.min(), max_steps))
         free = sched.kv.free_blocks

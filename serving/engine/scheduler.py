@@ -40,10 +40,13 @@ class EngineRequest:
     prefix_hit_tokens: int = 0
     registered_blocks: int = 0  # full prefix blocks already findable in the KV cache
     block_hashes: tuple[int, ...] = field(default=(), repr=False)
+    last_output: int = field(default=0, repr=False)  # the output count at which it ends: its length cap or EOS
 
     def __post_init__(self):
         full_prefix = min(len(self.prefix_block_ids), self.prompt_tokens // BLOCK_SIZE)
         self.block_hashes = chain_hashes(self.prefix_block_ids[:full_prefix])
+        # max_model_len cannot come first: the scheduler refuses prompt + max_tokens beyond it
+        self.last_output = self.max_tokens if self.stop_after is None else min(self.max_tokens, self.stop_after)
 
     @property
     def num_tokens(self) -> int:
@@ -190,7 +193,7 @@ class Scheduler:
     def complete(self, batch: ScheduledBatch) -> tuple[list[EngineRequest], list[EngineRequest]]:
         """Apply a finished step: advance progress, sample tokens, finish requests. Returns (emitted, finished)."""
         emitted, finished = [], []
-        kv, caching, max_len = self.kv, self.kv.enable_prefix_caching, self.max_model_len
+        kv, caching = self.kv, self.kv.enable_prefix_caching
         for request, new in batch.items:
             if request.status is not Status.RUNNING:  # aborted while the step ran
                 continue
@@ -202,17 +205,10 @@ class Scheduler:
                 )
             if computed < request.prompt_tokens + request.output_tokens:
                 continue  # a partial prefill chunk samples nothing
-            out = request.output_tokens = request.output_tokens + 1
+            request.output_tokens += 1
             emitted.append(request)
-            # the common case, not done, without a call: the length cap or EOS (_finish_reason decides which)
-            stop = request.stop_after
-            if (
-                out >= request.max_tokens
-                or request.prompt_tokens + out >= max_len
-                or (stop is not None and out >= stop)
-            ):
-                if self.finish_if_done(request):
-                    finished.append(request)
+            if request.output_tokens >= request.last_output and self.finish_if_done(request):
+                finished.append(request)
         return emitted, finished
 
     def finish_if_done(self, request: EngineRequest) -> bool:

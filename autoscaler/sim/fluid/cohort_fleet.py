@@ -11,7 +11,7 @@ from autoscaler.sim.config import SimConfig
 from autoscaler.sim.fluid.cohort import CohortReplicas, StepOutputs
 from autoscaler.sim.fluid.fleet import Fleet, counts_from_workload, water_fill
 from autoscaler.sim.fluid.loop import Counters, FluidLoop, FluidRun, Gauges, Released
-from autoscaler.sim.fluid.summary import FINE, TTFT_BOUNDS, fine_histogram, fluid_summary
+from autoscaler.sim.fluid.summary import FINE, fine_histogram, fluid_summary, ttft_histogram
 from autoscaler.sim.results import SimResult
 from autoscaler.snapshot import ReplicaColumns
 from loadgen.workloads.workload import Workload
@@ -54,7 +54,7 @@ class CohortFleet:
         self.prompt_tokens, self.prompt_squares = prompt_tokens, prompt_squares
         self.replicas = CohortReplicas(config.profile, outputs, config.slo_ttft_s, config.slo_itl_s, step_s)
         self.attached = self.replicas
-        self.judge_step = int(np.ceil(config.judge_from_s / step_s))
+        self.judge_step = config.judge_step(step_s)
         self.prompt_total = self.output_total = self.itl_sum = self.itl_count = 0.0
         self.ttft_counts = np.zeros(len(TTFT_BUCKETS) + 1)
         self.ttft_fine, self.itl_fine = np.zeros(len(FINE) + 1), np.zeros(len(FINE) + 1)
@@ -105,9 +105,7 @@ class CohortFleet:
     def _histograms(self, step: int, served) -> None:
         """vLLM's TTFT buckets and ITL sums (what scrapes read), and the summary's fine histograms once judged."""
         if len(served.ttft):
-            self.ttft_counts += np.bincount(
-                np.searchsorted(TTFT_BOUNDS, served.ttft), weights=served.ttft_weights, minlength=len(self.ttft_counts)
-            )
+            self.ttft_counts += ttft_histogram(served.ttft, served.ttft_weights)
         if step >= self.judge_step and len(served.ttft):
             self.ttft_fine += fine_histogram(served.ttft, served.ttft_weights)
         if step >= self.judge_step and len(served.itl):

@@ -3,7 +3,6 @@ routing, the replicas' step, drain, then the scrapes, control ticks and timeline
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,15 +44,14 @@ class Gateway:
 
     def release(self) -> Released:
         """Everything held, for routing; the gateway is then empty."""
-        released = Released(list(self.entries), self.held, self.held_work)
-        self.entries.clear()
-        self.held = self.held_work = 0.0
+        released = Released(self.entries, self.held, self.held_work)
+        self.entries, self.held, self.held_work = deque(), 0.0, 0.0
         return released
 
 
 @dataclass(frozen=True)
 class Released:
-    entries: list
+    entries: deque[list]
     requests: float
     work: float
 
@@ -132,7 +130,7 @@ class FluidLoop:
         self.next_control = config.clock_phase_s + policy.interval_s
         self.next_timeline = config.timeline_interval_s
         self.timeline_mark = (0.0, 0.0)  # (time, arrivals) at the last timeline row
-        self.run_out = FluidRun(config, policy.name, int(math.ceil(config.judge_from_s / step_s)))
+        self.run_out = FluidRun(config, policy.name, config.judge_step(step_s))
 
     def run(self) -> SimResult:
         n_steps, step, t = len(self.counts), 0, 0.0

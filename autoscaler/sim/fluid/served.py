@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from autoscaler.sim.fluid.dynamics import ReplicaDynamics
-from autoscaler.sim.fluid.summary import FINE, TTFT_BOUNDS
+from autoscaler.sim.fluid.summary import FINE, fine_histogram, ttft_histogram
 from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
 FOLD_ROWS = 4096  # served rows kept before they are folded into the summary's histograms
@@ -60,9 +60,7 @@ class Served:
         points = self.read(periods, lambda model, rows: model.ttft_points(states[rows], waits[rows]))
         quantiles = points.shape[1]
         per_point = np.repeat(weights / quantiles, quantiles)
-        self.ttft_counts += np.bincount(
-            np.searchsorted(TTFT_BOUNDS, points.ravel()), weights=per_point, minlength=len(self.ttft_counts)
-        )
+        self.ttft_counts += ttft_histogram(points.ravel(), per_point)
         itl = self.read(periods, lambda model, rows: model.column("itl_mean", states[rows]))
         if periods is None:
             self.itl_sum += float(np.dot(weights, itl)) * float(self.per_token[0])
@@ -85,14 +83,8 @@ class Served:
         quantiles = points.shape[1]
         judged = steps >= self.judge_step
         points_judged, itl_judged, weights_judged = points[judged], itl[judged], weights[judged]
-        self.ttft_fine += np.bincount(
-            np.searchsorted(FINE, points_judged.ravel()),
-            weights=np.repeat(weights_judged / quantiles, quantiles),
-            minlength=len(self.ttft_fine),
-        )
-        self.itl_fine += np.bincount(
-            np.searchsorted(FINE, itl_judged), weights=weights_judged, minlength=len(self.itl_fine)
-        )
+        self.ttft_fine += fine_histogram(points_judged.ravel(), np.repeat(weights_judged / quantiles, quantiles))
+        self.itl_fine += fine_histogram(itl_judged, weights_judged)
         attainment = self.read(self.periods_of(steps), lambda model, rows: model.column("attainment", states[rows]))
         ok = np.minimum(attainment, np.count_nonzero(points <= self.slo_ttft_s, axis=1) / quantiles)
         self.met_steps.append(steps)

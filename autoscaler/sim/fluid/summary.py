@@ -18,8 +18,13 @@ TTFT_BOUNDS = np.asarray(TTFT_BUCKETS)
 
 
 def fine_histogram(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted counts of `values` in the FINE buckets (the last is above them)."""
+    """Weighted counts of `values` in the FINE buckets (the last is above them): what the summary's quantiles read."""
     return np.bincount(np.searchsorted(FINE, values), weights=weights, minlength=len(FINE) + 1)
+
+
+def ttft_histogram(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted counts of TTFT `values` in vLLM's buckets (the last is +Inf): what a scrape reads."""
+    return np.bincount(np.searchsorted(TTFT_BOUNDS, values), weights=weights, minlength=len(TTFT_BOUNDS) + 1)
 
 
 def fluid_summary(

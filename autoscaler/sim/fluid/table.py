@@ -4,6 +4,8 @@ ServeGen's days of 15 s steps, and request traces with `--fluid-model table`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -92,6 +94,19 @@ class FluidSimulator:
         return FluidLoop(self.config, self.policy, model, self.counts, self.step_s).run()
 
 
+@dataclass(frozen=True)
+class Routed:
+    """One step's routing on load-table replicas, for the rest of the step."""
+
+    done: float  # work the replicas completed
+    incoming: float  # work routed, and its requests
+    incoming_requests: float
+    share: float | np.ndarray  # work per replica (one number where every replica is alike, all serving)
+    same: bool  # every serving replica held the same before the step
+    uniform: bool  # ...and all of them serve
+    waits: np.ndarray  # seconds the step's arrivals wait behind a burst's prefills, per serving replica
+
+
 class TableState:
     """Per-replica state of the table model beside the fleet's arrays, kept in step with them."""
 
@@ -131,12 +146,12 @@ class TableReplicas:
         self.output_means = np.array([t.mean_output_tokens for t in tables])
         self.completed_by_period = np.zeros(len(tables))  # token counters count each period's requests at its mix
         per_token = np.array([max(t.mean_output_tokens - 1, 0.0) for t in tables])
-        judge_step = int(np.ceil(config.judge_from_s / step_s))
-        self.served = Served(self.models, config.slo_ttft_s, per_token, judge_step, period_of_step)
+        self.served = Served(self.models, config.slo_ttft_s, per_token, config.judge_step(step_s), period_of_step)
         self.attached = TableState()
         self.inside_requests = self.inside_work = 0.0  # in the whole fleet: requests leave as their work is done
         self.busy_since = 0.0  # start of the first step whose busy time the next scrape reads
-        self._step: dict = {}  # what serve() leaves for settle() and observe() in the same step
+        self._routed: Routed | None = None  # what serve() leaves for settle() and observe() in the same step
+        self._now_n = np.zeros(0)  # requests inside each serving replica after the step
         self._gauges: tuple = ((), (), (), ())
 
     def arrival(self, step: int, t: float, requests: float) -> list:
@@ -178,31 +193,26 @@ class TableReplicas:
         waits = np.maximum(0.0, state.burst + (routed - prefill_per_step) / 2) / self.table.prefill_rps
         fleet.n, state.lagged = self.model.step(inside, state.lagged)
         state.burst = np.minimum(np.maximum(0.0, state.burst + routed - prefill_per_step), fleet.n)
-        self._step = {
-            "done": float(inside.sum() - fleet.n.sum()),
-            "incoming": incoming,
-            "incoming_requests": incoming_requests,
-            "share": share,
-            "same": same,
-            "uniform": uniform,
-            "waits": waits if whole else waits[serving],  # in serving order, which survives the drain's compaction
-        }
+        done = float(inside.sum() - fleet.n.sum())
+        # the waits in serving order, which survives the drain's compaction
+        self._routed = Routed(
+            done, incoming, incoming_requests, share, same, uniform, waits if whole else waits[serving]
+        )
 
     def settle(self, step: int, t: float, fleet: Fleet, drained: float, arrivals: float, expired: float):
         """Busy time accrues and the step's joiners are recorded; requests leave in proportion to the work done."""
-        s = self._step
-        step_done = s["done"] + drained
+        r = self._routed
+        step_done = r.done + drained
         serving = fleet.serving(t)
         now_n = fleet.n if len(serving) == len(fleet) else fleet.n[serving]
-        self._accrue_busy(fleet, serving, now_n, s["same"])
-        if s["incoming"] > 0:
-            per_work = s["incoming_requests"] / s["incoming"]  # requests per unit of work in this step's arrivals
-            waits = s["waits"]
-            if s["same"] and not waits.any():  # one row stands for all
-                self.served.add(step, now_n[:1], np.array([s["incoming_requests"]]), waits[:1])
+        self._accrue_busy(fleet, serving, now_n, r.same)
+        if r.incoming > 0:
+            per_work = r.incoming_requests / r.incoming  # requests per unit of work in this step's arrivals
+            if r.same and not r.waits.any():  # one row stands for all
+                self.served.add(step, now_n[:1], np.array([r.incoming_requests]), r.waits[:1])
             else:
-                shares = np.full(len(now_n), s["share"]) if s["uniform"] else s["share"]
-                self.served.add(step, now_n, shares * per_work, waits)
+                shares = np.full(len(now_n), r.share) if r.uniform else r.share
+                self.served.add(step, now_n, shares * per_work, r.waits)
         inside_requests, inside_work = self.inside_requests, self.inside_work
         done_requests = step_done * inside_requests / inside_work if inside_work > 0 else 0.0
         self.inside_requests = max(0.0, inside_requests - done_requests)
@@ -210,7 +220,7 @@ class TableReplicas:
         self.completed_by_period[self.period] += done_requests
         self._now_n = now_n
         fullest = float(now_n.max()) if len(now_n) else 0.0
-        return done_requests, (t, arrivals, s["incoming_requests"], expired, len(serving), fullest)
+        return done_requests, (t, arrivals, r.incoming_requests, expired, len(serving), fullest)
 
     def _accrue_busy(self, fleet: Fleet, serving: np.ndarray, now_n: np.ndarray, same: bool) -> None:
         """GPU-busy time accrues on serving replicas, as the engine's does while they hold requests."""
@@ -228,7 +238,7 @@ class TableReplicas:
         if scrape_due:
             self.served.flush()
         now_n = self._now_n
-        gauges = self.model.gauges(now_n, uniform=self._step["same"])
+        gauges = self.model.gauges(now_n, uniform=self._routed.same)
         if scrape_due:
             serving = fleet.serving(t)
             whole = len(serving) == len(fleet)
