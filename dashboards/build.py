@@ -7,6 +7,7 @@ Nothing is half-written: every file goes to a temporary name first and is rename
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -25,9 +26,15 @@ class BuildError(ValueError):
 
 def compile_mixin(config: dict | None = None) -> dict:
     """{'rules': ..., 'alerts': ..., 'dashboards': {file: dashboard}} with `config` merged into the mixin's _config."""
+    return json.loads(_evaluate(json.dumps(config or {}, sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=16)
+def _evaluate(override: str) -> str:
+    """The mixin's JSON for one override; kept, as jsonnet takes seconds and `headroom k8s render` asks per profile.
+    The mixin's files do not change while a process runs (its caller gets a fresh object from the text each time)."""
     import _jsonnet
 
-    override = json.dumps(config or {})
     # merged deep (an override of one SLO field keeps the others), as a user's `_config+::` with `+:` on objects
     snippet = (
         f"local base = import 'mixin.libsonnet'; local m = base + {{ _config:: std.mergePatch(base._config, {override}) }};"
@@ -35,7 +42,7 @@ def compile_mixin(config: dict | None = None) -> dict:
         "  inhibit_rules: m.alertmanagerInhibitRules }"
     )
     try:
-        return json.loads(_jsonnet.evaluate_snippet("headroom-mixin", snippet, jpathdir=[str(MIXIN)]))
+        return _jsonnet.evaluate_snippet("headroom-mixin", snippet, jpathdir=[str(MIXIN)])
     except RuntimeError as err:  # jsonnet's own message names the file, line and the mixin's error text
         raise BuildError(f"the monitoring mixin does not compile: {err}") from None
 

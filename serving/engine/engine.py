@@ -129,12 +129,17 @@ class Engine:
         sched = self.scheduler
         if not 1 <= steps <= len(plan.ends):
             raise ValueError(f"steps must be within 1..{len(plan.ends)}, got {steps}")
+        holdings = sched.kv.holdings
         for r in sched.running:
             r.num_computed_tokens += steps
             r.output_tokens += steps
-            if not sched.kv.allocate(r.request_id, r.num_computed_tokens):
-                raise AssertionError("decode plan ran out of KV blocks")
-        finished = [r for r in list(sched.running) if sched.finish_if_done(r)]
+            held = holdings.get(r.request_id)
+            # as in the scheduler's step: only a request past its last block asks the cache, only one at its end stops
+            if held is None or len(held) * BLOCK_SIZE < r.num_computed_tokens:
+                if not sched.kv.allocate(r.request_id, r.num_computed_tokens):
+                    raise AssertionError("decode plan ran out of KV blocks")
+        ending = [r for r in sched.running if r.output_tokens >= r.last_output]
+        finished = [r for r in ending if sched.finish_if_done(r)]
         return FastForward(
             steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished
         )

@@ -17,7 +17,7 @@ from tests import rawhttp
 from tests.helpers import EmulatorServer, GatewayServer, metric_value
 from tests.robustness.corpus import BODIES, KEPT_OPEN, MODEL, PROTOCOL
 
-LIMITS = {"header_timeout_s": 1.0, "body_timeout_s": 1.0, "idle_timeout_s": 3.0}
+LIMITS = {"header_timeout_s": 1.0, "body_timeout_s": 1.0, "idle_timeout_s": 1.0}
 HEAD_CASES = {"head requests": frozenset({0, 1})}
 
 

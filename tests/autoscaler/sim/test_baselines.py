@@ -152,7 +152,7 @@ def test_oracle_meets_the_slo_where_capacity_allows():
     prompts, outputs = np.full(100, 400), np.full(100, 80)
     capacity = slo_capacity(profile, prompts, outputs, 1.0, 0.05, requests=400)
     assert capacity > 1
-    w = poisson([(300, 0.5 * capacity), (300, 3.2 * capacity), (300, 1.1 * capacity)], seed=7)
+    w = poisson([(200, 0.5 * capacity), (200, 3.2 * capacity), (200, 1.1 * capacity)], seed=7)
     oracle = Oracle(ArrivalTimes(w.arrival_s), capacity, cold_start_s=60.0)
     result = Simulator(SimConfig(profile, cold_start_s=60.0, initial_replicas=1), w, oracle).run()
     assert result.summary["slo_attainment"] >= 0.99

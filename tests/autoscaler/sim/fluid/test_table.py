@@ -17,6 +17,8 @@ from serving.profiles import load_profile
 from tests.autoscaler.sim.request.test_simulator import Scripted, poisson
 
 PROFILE = load_profile("llama-3.1-8b-h100")
+# tables these tests measure for themselves: fewer load points (half the engine time), interpolated between
+FEWER_POINTS = (0.05, 0.3, 0.6, 0.8, 0.9, 1.0, 1.1)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_fluid_agrees_with_request_level(table, policy):
     """Within 2 points of attainment and 5% of GPU-hours, through overload and backlog drain. Reactive policies
     are compared on the Azure traces in docs/benchmarks.md (`python -m bench sim-cross`)."""
     cap = table.slo_capacity_rps
-    w = poisson([(900, 0.6 * cap), (900, 2.4 * cap), (900, 1.2 * cap)], seed=3, prompt=1500, output=300)
+    w = poisson([(600, 0.6 * cap), (600, 2.4 * cap), (600, 1.2 * cap)], seed=3, prompt=1500, output=300)
     cfg = SimConfig(PROFILE, initial_replicas=2, cold_start_s=90.0)
     request = Simulator(cfg, w, policy).run().summary
     fluid = FluidSimulator(cfg, w, policy, table=table).run().summary
@@ -136,7 +138,7 @@ def drifting():
     times = np.sort(rng.uniform(0, 1200, rng.poisson(6.0 * 1200)))
     late = times >= 600
     w = Workload("drift", times, np.where(late, 3000, 500), np.where(late, 60, 400))
-    return w, build_load_table(PROFILE, w.prompt_tokens, w.output_tokens, 1.0, 0.05)
+    return w, build_load_table(PROFILE, w.prompt_tokens, w.output_tokens, 1.0, 0.05, points=FEWER_POINTS)
 
 
 def test_fluid_load_follows_the_length_mix(drifting):
@@ -242,7 +244,7 @@ def test_one_table_per_mix_period_reads_each_period_at_its_own_mix(table):
     """The first half asks long answers, the second short ones at a higher rate: each half near its own mix's
     capacity. Read with each half's table, the fluid mode agrees with the request level; read with the first
     half's table throughout, it sees the second half as an overload that the engine does not show."""
-    short = build_load_table(PROFILE, np.full(50, 1500), np.full(50, 60), 1.0, 0.05)
+    short = build_load_table(PROFILE, np.full(50, 1500), np.full(50, 60), 1.0, 0.05, points=FEWER_POINTS)
     long_half = poisson([(900, 0.8 * table.slo_capacity_rps)], seed=5, prompt=1500, output=300)
     short_half = poisson([(900, 0.8 * short.slo_capacity_rps)], seed=6, prompt=1500, output=60)
     w = Workload(
@@ -333,7 +335,7 @@ def test_a_burst_lifts_the_concurrency_for_as_long_as_on_the_engine():
     stay inside until served; with completions that follow the state at once it reads well under it."""
     rng = np.random.default_rng(3)  # lengths spread as a trace's are: requests of one burst finish apart
     prompts, outputs = (np.maximum(1, rng.exponential(mean, 400)).astype(int) for mean in (1500, 300))
-    table = build_load_table(PROFILE, prompts[:200], outputs[:200], 1.0, 0.05)
+    table = build_load_table(PROFILE, prompts[:200], outputs[:200], 1.0, 0.05, points=FEWER_POINTS)
     rate = 0.5 * table.slo_capacity_rps
     bursts = [rng.uniform(t, t + 1.0, int(5 * rate)) for t in range(30, 600, 60)]
     times = np.sort(np.concatenate([rng.uniform(0, 600, rng.poisson(600 * rate)), *bursts]))
