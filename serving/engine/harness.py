@@ -35,22 +35,30 @@ class _Trace:
 
 
 def _run(engine: Engine, pending: list[tuple[int, int]], concurrency: int | None, warmup: int) -> RunStats:
-    """Drive the engine; `concurrency=None` submits everything at t=0 (offline), else keeps N in flight."""
+    """Drive the engine; `concurrency=None` submits everything at t=0 (offline), else keeps N in flight. A request
+    reaches the engine the profile's request overhead after its client sent it (HTTP, tokenization)."""
     now, traces, next_index = 0.0, [], 0
     max_kv = 0.0
+    # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
+    overhead = engine.profile.efficiency.request_overhead_s if concurrency is not None else 0.0
+    in_transit: list[tuple[float, EngineRequest]] = []  # (when it reaches the engine, request), in that order
 
     def submit():
         nonlocal next_index
         prompt, output = pending[next_index]
         trace = _Trace(arrival=now)
         traces.append(trace)
-        engine.add(EngineRequest(str(next_index), prompt, output, payload=trace))
+        in_transit.append((now + overhead, EngineRequest(str(next_index), prompt, output, payload=trace)))
         next_index += 1
 
     initial = len(pending) if concurrency is None else min(concurrency, len(pending))
     for _ in range(initial):
         submit()
-    while engine.has_work:
+    while engine.has_work or in_transit:
+        if not engine.has_work:
+            now = max(now, in_transit[0][0])
+        while in_transit and in_transit[0][0] <= now:
+            engine.add(in_transit.pop(0)[1])
         step = engine.step()
         now += step.duration_s
         max_kv = max(max_kv, engine.kv_usage)

@@ -111,7 +111,22 @@ class Efficiency(_Strict):
         le=1,
         description="share of a step the GPU is busy; <1 models releases whose CPU work did not overlap",
     )
+    request_overhead_s: float = Field(
+        0.0,
+        ge=0,
+        description="the server's fixed cost of a request outside the engine's steps: HTTP, tokenization and the "
+        "hand-off to the engine core before it can be scheduled (measured on real vLLM: docs/vllm-on-h200.md)",
+    )
     source: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_overhead(self, handler):
+        """Without a request overhead, the set serializes as it did before the overhead was modelled (the digests
+        of load tables and shipped capacity atlases stay)."""
+        data = handler(self)
+        if self.request_overhead_s == 0 and isinstance(data, dict):
+            data.pop("request_overhead_s", None)
+        return data
 
 
 class SchedulerConfig(_Strict):

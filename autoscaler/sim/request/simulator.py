@@ -76,6 +76,8 @@ class Simulator:
         self._timeline_mark = (0.0, 0)  # (time, arrivals) at the last timeline row
         self._busy_at_timeline: dict[int, float] = {}
         self._next_progress = 0.0
+        # the server's own cost before a request can be scheduled (HTTP, tokenization): it joins the engine later
+        self._request_overhead_s = config.profile.efficiency.request_overhead_s
 
     # ---- sink: milestones reported by replicas ---------------------------------------------
     def scheduled(self, request: EngineRequest, time: float) -> None:
@@ -151,7 +153,7 @@ class Simulator:
             payload=i,
         )
         self.records.replica[i] = replica.index
-        replica.add(request, now, self)
+        replica.add(request, now + self._request_overhead_s, self)
         return True
 
     def _fail(self, i: int, time: float) -> None:

@@ -145,3 +145,14 @@ def test_policy_sees_exact_concurrency_between_arrivals():
         # the engine step under way at t has already run: its finishes count as done (a step is milliseconds)
         after_step = int(np.count_nonzero((rec.arrival <= t) & (rec.finish > t + 0.05)))
         assert after_step <= seen <= inside, f"at {t:.1f} s the policy saw {seen} requests in flight, {inside} were"
+
+
+def test_the_servers_request_overhead_delays_each_request_into_the_engine():
+    """A request reaches the engine the profile's request overhead after it arrived: alone on a replica, its first
+    token and its end come exactly that much later, and its steps are the same."""
+    w = Workload("apart", np.array([0.0, 60.0, 120.0]), np.array([500, 500, 500]), np.array([40, 40, 40]))
+    slow = PROFILE.with_changes(efficiency={"request_overhead_s": 0.012})
+    plain = Simulator(SimConfig(PROFILE, initial_replicas=1), w, Static(1)).run().records
+    delayed = Simulator(SimConfig(slow, initial_replicas=1), w, Static(1)).run().records
+    np.testing.assert_allclose(delayed["ttft_s"] - plain["ttft_s"], 0.012, atol=1e-9)
+    np.testing.assert_allclose(delayed["e2e_s"] - plain["e2e_s"], 0.012, atol=1e-9)
