@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
@@ -33,10 +34,12 @@ def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
     return [r for r in rows if r["name"] != "warmup" and int(r["prefix_tokens"] or 0) == 0]
 
 
-def predict(point: dict, profile) -> dict:
+def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
+    """The model's figures at a point; `turnaround_s`: a closed-loop client's time from one answer's end to sending
+    the next request (`vllm bench serve`'s own, not the server's)."""
     prompt, output, n = int(point["input_tokens"]), int(point["output_tokens"]), int(point["completed"])
     if point["concurrency"]:
-        stats = fixed_concurrency(profile, prompt, output, int(point["concurrency"]), n, warmup=0)
+        stats = fixed_concurrency(profile, prompt, output, int(point["concurrency"]), n, 0, turnaround_s)
         return {
             "ttft_ms_mean": stats.mean_ttft_s * 1e3,
             "ttft_ms_p50": stats.median_ttft_s * 1e3,
@@ -79,37 +82,54 @@ FITTED = (
     ("per_seq_overhead_s", 1e-6, 0.0, 1.0),
     ("request_overhead_s", 1e-3, 0.0, 0.1),
 )
+CLIENT = ("client_turnaround_s", 1e-3, 0.0, 0.2)  # fitted beside them, as the harness's own parameter
 
 
-def fit_efficiency(points: list[dict]) -> Efficiency:
-    """Bandwidth, GEMM and attention efficiency and the step and per-sequence overheads that minimize the squared
-    log errors of TTFT, ITL and throughput over `points` (Nelder-Mead from the shipped set)."""
+@dataclass(frozen=True)
+class Fit:
+    efficiency: Efficiency
+    turnaround_s: float
+
+    def text(self) -> str:
+        values = [f"{name} {getattr(self.efficiency, name):.4g}" for name, *_ in FITTED]
+        return ", ".join([*values, f"{CLIENT[0]} {self.turnaround_s:.4g}"])
+
+
+def fit_efficiency(points: list[dict]) -> Fit:
+    """Bandwidth, GEMM and attention efficiency, the step, per-sequence and request overheads and the client's
+    turnaround that minimize the squared log errors of TTFT, ITL and throughput over `points` (Nelder-Mead from the
+    shipped set)."""
     from scipy.optimize import minimize
 
     base = load_profile(PROFILE)
 
-    def make(x) -> Efficiency:
-        values = {name: min(max(v * unit, low), high) for v, (name, unit, low, high) in zip(x, FITTED)}
-        return base.efficiency.model_copy(update=values)
+    def make(x) -> Fit:
+        values = {name: min(max(v * unit, low), high) for v, (name, unit, low, high) in zip(x, (*FITTED, CLIENT))}
+        turnaround = values.pop(CLIENT[0])
+        return Fit(base.efficiency.model_copy(update=values), turnaround)
 
     def loss(x) -> float:
-        profile = base.model_copy(update={"efficiency": make(x)})
+        fit = make(x)
+        profile = base.model_copy(update={"efficiency": fit.efficiency})
         total = 0.0
         for point in points:
-            model = predict(point, profile)
+            model = predict(point, profile, fit.turnaround_s)
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
         return total
 
-    x0 = np.array([getattr(base.efficiency, name) / unit for name, unit, _, _ in FITTED])
-    result = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-3, "fatol": 1e-4, "maxiter": 250})
-    return make(result.x)
+    x0 = np.array([*(getattr(base.efficiency, name) / unit for name, unit, _, _ in FITTED), 0.0])
+    # each first move a quarter of the start, or one unit where the shipped set has none (the overheads):
+    # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
+    simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[i] * (0.25 * v if v else 1.0) for i, v in enumerate(x0)])
+    options = {"xatol": 1e-3, "fatol": 1e-4, "maxiter": 250, "initial_simplex": simplex}
+    return make(minimize(loss, x0, method="Nelder-Mead", options=options).x)
 
 
-def comparison(profile=None) -> list[dict]:
+def comparison(profile=None, turnaround_s: float = 0.0) -> list[dict]:
     profile = profile or load_profile(PROFILE)
     rows = []
     for point in measured_points():
-        model = predict(point, profile)
+        model = predict(point, profile, turnaround_s)
         for label, key in METRICS:
             real = float(point[key])
             rows.append(
@@ -142,8 +162,9 @@ def real_vllm_section() -> str:
     fitted = fit_efficiency(fit)
     profile = load_profile(PROFILE)
     on_held = {p["name"] for p in held}
-    refit = [r for r in comparison(profile.model_copy(update={"efficiency": fitted})) if r["point"] in on_held]
-    fitted_text = ", ".join(f"{name} {getattr(fitted, name):.4g}" for name, *_ in FITTED)
+    refitted = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s)
+    refit = [r for r in refitted if r["point"] in on_held]
+    fitted_text = fitted.text()
     lines = [
         "## Real vLLM 0.20.2 on an H100 against the engine model",
         "",
@@ -171,7 +192,7 @@ def real_vllm_section() -> str:
             "The refit is a measurement only: the shipped profiles keep vllm-v1, which every simulator result above "
             "uses. TTFT median is the more robust of the two TTFT figures (a point's first request can include "
             "one-time work: 0.35 s of the 0.47 s that i128_o128_c1's eight TTFTs add up to); its misses under concurrency are the queueing of real "
-            "vLLM that the model does not reproduce (docs/vllm-on-h200.md)."
+            "vLLM that the model does not reproduce yet (docs/vllm-on-h200.md)."
         ),
         "",
         "The held-out half, refitted:",

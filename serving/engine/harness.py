@@ -34,26 +34,29 @@ class _Trace:
     itl_sum: float = 0.0
 
 
-def _run(engine: Engine, pending: list[tuple[int, int]], concurrency: int | None, warmup: int) -> RunStats:
-    """Drive the engine; `concurrency=None` submits everything at t=0 (offline), else keeps N in flight. A request
-    reaches the engine the profile's request overhead after its client sent it (HTTP, tokenization)."""
+def _run(
+    engine: Engine, pending: list[tuple[int, int]], concurrency: int | None, warmup: int, turnaround_s: float = 0.0
+) -> RunStats:
+    """Drive the engine; `concurrency=None` submits everything at t=0 (offline), else keeps N in flight, a client
+    sending its next request `turnaround_s` after its last one ended. A request reaches the engine the profile's
+    request overhead after its client sent it (HTTP, tokenization)."""
     now, traces, next_index = 0.0, [], 0
     max_kv = 0.0
     # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
     overhead = engine.profile.efficiency.request_overhead_s if concurrency is not None else 0.0
     in_transit: list[tuple[float, EngineRequest]] = []  # (when it reaches the engine, request), in that order
 
-    def submit():
+    def submit(at: float):
         nonlocal next_index
         prompt, output = pending[next_index]
-        trace = _Trace(arrival=now)
+        trace = _Trace(arrival=at)
         traces.append(trace)
-        in_transit.append((now + overhead, EngineRequest(str(next_index), prompt, output, payload=trace)))
+        in_transit.append((at + overhead, EngineRequest(str(next_index), prompt, output, payload=trace)))
         next_index += 1
 
     initial = len(pending) if concurrency is None else min(concurrency, len(pending))
     for _ in range(initial):
-        submit()
+        submit(0.0)
     while engine.has_work or in_transit:
         if not engine.has_work:
             now = max(now, in_transit[0][0])
@@ -73,7 +76,7 @@ def _run(engine: Engine, pending: list[tuple[int, int]], concurrency: int | None
         for request in step.finished:
             request.payload.done = now
             if concurrency is not None and next_index < len(pending):
-                submit()
+                submit(now + turnaround_s)
     measured = traces[warmup:] or traces
     start = min(t.arrival for t in measured)
     end = max(t.done for t in measured)
@@ -107,8 +110,11 @@ def fixed_concurrency(
     concurrency: int,
     requests: int | None = None,
     warmup: int | None = None,
+    turnaround_s: float = 0.0,
 ) -> RunStats:
-    """`concurrency` clients each sending the next request when the last one ends; the first `warmup` requests
-    (by default the first wave) are left out of the figures (`vllm bench serve` keeps them: warmup=0)."""
+    """`concurrency` clients each sending the next request `turnaround_s` after the last one ends (the client's own
+    time to read the end of a stream and send again); the first `warmup` requests (by default the first wave) are
+    left out of the figures (`vllm bench serve` keeps them: warmup=0)."""
     total = requests or max(6 * concurrency, 48)
-    return _run(Engine(profile), [(prompt, output)] * total, concurrency, concurrency if warmup is None else warmup)
+    warmup = concurrency if warmup is None else warmup
+    return _run(Engine(profile), [(prompt, output)] * total, concurrency, warmup, turnaround_s)

@@ -27,3 +27,14 @@ def test_an_unset_overhead_leaves_the_profile_as_it_serialized_before():
     assert SLOW.efficiency.model_dump()["request_overhead_s"] == 0.01
     with pytest.raises(ValueError, match="request_overhead_s"):
         PROFILE.with_changes(efficiency={"request_overhead_s": -1.0})
+
+
+def test_a_clients_turnaround_keeps_a_wave_together():
+    """32 clients of 1,024-token prompts: the first wave is prefilled over four steps, so its answers end a few
+    decode steps apart. Sent again at once, the first to end are prefilled between the others' last decodes and
+    the waves spread out; sent after a turnaround longer than those steps, each wave arrives whole and waits for
+    its own prefill, as real clients of vLLM do (docs/vllm-on-h200.md)."""
+    at_once = fixed_concurrency(PROFILE, 1024, 256, 32, requests=128, warmup=32)
+    later = fixed_concurrency(PROFILE, 1024, 256, 32, requests=128, warmup=32, turnaround_s=0.05)
+    assert later.median_ttft_s > 2 * at_once.median_ttft_s
+    assert later.mean_itl_s == pytest.approx(at_once.mean_itl_s, rel=0.1)
