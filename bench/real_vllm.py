@@ -5,6 +5,7 @@ concurrency (its first wave counted, as vllm bench counts it) and Poisson arriva
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,10 +126,10 @@ def fit_efficiency(points: list[dict]) -> Fit:
     return make(minimize(loss, x0, method="Nelder-Mead", options=options).x)
 
 
-def comparison(profile=None, turnaround_s: float = 0.0) -> list[dict]:
+def comparison(profile=None, turnaround_s: float = 0.0, points: list[dict] | None = None) -> list[dict]:
     profile = profile or load_profile(PROFILE)
     rows = []
-    for point in measured_points():
+    for point in measured_points() if points is None else points:
         model = predict(point, profile, turnaround_s)
         for label, key in METRICS:
             real = float(point[key])
@@ -202,8 +203,54 @@ def real_vllm_section() -> str:
         "Every point, shipped set:",
         "",
         *_table(shipped, "engine model (vllm-v1)"),
+        "",
+        *moe_section(fitted),
     ]
     return "\n".join(lines)
+
+
+MOE_DATA = Path(__file__).resolve().parent / "data" / "vllm-h100-qwen3-moe"
+
+
+def moe_profile():
+    """Qwen3-30B-A3B on an H100 as `headroom profiles add --config` builds it from the config.json the GPU host
+    served (the model's published one), at the server's --max-model-len."""
+    from serving.profiles import build_profile
+    from serving.profiles.from_config import profile_document
+
+    document = profile_document(MOE_DATA / "config.json", "H100", model_name="Qwen/Qwen3-30B-A3B", max_model_len=8192)
+    return build_profile(document, "qwen3-30b-a3b")
+
+
+def moe_section(fitted: Fit) -> list[str]:
+    """The MoE model against its real points: none of them fitted, with the shipped set and the dense refit."""
+    profile = moe_profile()
+    points = measured_points(MOE_DATA / "points.csv")
+    facts = json.loads((MOE_DATA / "facts.json").read_text())
+    shipped = comparison(profile, 0.0, points)
+    refit = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s, points)
+    return [
+        "## Real vLLM 0.20.2 serving an MoE model (Qwen3-30B-A3B) on an H100",
+        "",
+        (
+            f"The same way, {len(points)} points (bench/data/vllm-h100-qwen3-moe; dummy weights, its published "
+            "config.json, --max-model-len 8192), against the profile `headroom profiles add --config` builds "
+            f"(30.5B parameters, 3.3B active: 8 of 128 experts a token). vLLM loaded {facts['model_weights_gib']} GiB "
+            f"of weights and kept {facts['kv_cache_tokens']:,.0f} tokens of KV cache (the profile: "
+            f"{profile.num_gpu_blocks * 16:,}); ready {facts['cold_start_s']} s after start. No point was fitted: the "
+            "refit is the dense model's."
+        ),
+        "",
+        "The shipped efficiency set (vllm-v1):",
+        "",
+        *error_summary(shipped),
+        "",
+        "The dense model's refit, carried over:",
+        "",
+        *error_summary(refit),
+        "",
+        *_table(shipped, "engine model (vllm-v1)"),
+    ]
 
 
 def _table(rows: list[dict], model: str) -> list[str]:

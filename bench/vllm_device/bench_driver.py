@@ -14,7 +14,7 @@ import traceback
 
 from vllm.benchmarks.serve import add_cli_args, main
 
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+MODEL = os.environ.get("SERVED_MODEL", "meta-llama/Llama-3.1-8B-Instruct")  # the name `vllm serve` was given
 
 
 def bench_args(result_dir: str, model_dir: str, spec: str) -> argparse.Namespace:

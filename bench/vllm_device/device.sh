@@ -2,7 +2,8 @@
 # On the GPU host, from the repository root: bash bench/vllm_device/device.sh STAGE...
 # Stages: probe stash setup serve gpu grid metrics stopserve latency collect. The payload's parts come in
 # .vcarry/pNN, one or two a call (a call carries at most 64 MiB); they wait in /tmp/pay while the machine stays warm.
-# Env: GRID (a, b or c: which runs), DEADLINE_S (no run starts after this many seconds), CALL (names this call's logs).
+# Env: GRID (a, b or m: which runs), DEADLINE_S (no run starts after this many seconds), CALL (names this call's logs),
+# MODEL (llama, the default, or qwen3-moe: Qwen3-30B-A3B from .vcarry/p04, staged by prep_moe.sh, after `moe`).
 S=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$S/../.." && pwd)
 R=/tmp/vl      # site/ (vLLM and the dependencies) and model/
@@ -13,7 +14,12 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$R/site VLLM_USE_FLASHINFER_SAMPLER=0 TVM_F
 T0=$(date +%s); CALL=${CALL:-c}; DEADLINE=$((T0 + ${DEADLINE_S:-470}))
 el() { echo "[t+$(( $(date +%s) - T0 ))s]"; }
 fetch() { python3 -c "import sys,urllib.request;sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1],timeout=5).read())" "$1"; }
-SERVE_ARGS="--served-model-name meta-llama/Llama-3.1-8B-Instruct --load-format dummy --max-model-len 20480
+if [ "${MODEL:-llama}" = qwen3-moe ]; then
+  MODEL_DIR=$R/model_moe; export SERVED_MODEL=Qwen/Qwen3-30B-A3B; MAX_LEN=8192  # 61 GB of weights leave ~5 GB of KV
+else
+  MODEL_DIR=$R/model; export SERVED_MODEL=meta-llama/Llama-3.1-8B-Instruct; MAX_LEN=20480
+fi
+SERVE_ARGS="--served-model-name $SERVED_MODEL --load-format dummy --max-model-len $MAX_LEN
   --gpu-memory-utilization 0.9 --attention-backend FLASH_ATTN"
 # name:input:output:concurrency:prompts:rate:seed[:prefix]; closed loops (concurrency > 0) get several waves
 GRID_a="warmup:256:64:16:32:inf:99
@@ -30,6 +36,11 @@ prefix12288_i4096_o128_c8:4096:128:8:24:inf:63:12288
 poisson_r5_i1024_o256:1024:256:0:240:5:71 poisson_r10_i1024_o256:1024:256:0:300:10:72
 poisson_r20_i1024_o256:1024:256:0:400:20:73 poisson_r40_i1024_o256:1024:256:0:600:40:74
 poisson_r2_i8192_o256:8192:256:0:120:2:75 poisson_r1_i16384_o128:16384:128:0:60:1:76"
+GRID_m="warmup:256:64:16:32:inf:99
+i128_o128_c1:128:128:1:8:inf:11 i128_o128_c8:128:128:8:48:inf:12 i128_o128_c32:128:128:32:160:inf:13
+i1024_o256_c1:1024:256:1:6:inf:21 i1024_o256_c8:1024:256:8:40:inf:22 i1024_o256_c32:1024:256:32:128:inf:23
+i4096_o256_c1:4096:256:1:5:inf:31 i4096_o256_c8:4096:256:8:32:inf:32
+poisson_r5_i1024_o256:1024:256:0:240:5:71"
 for stage in "$@"; do
 echo "$(el) ===== stage $stage"
 case $stage in
@@ -46,10 +57,14 @@ setup)
   cat /tmp/pay/chunk.* | python3 -c "import sys,tarfile; tarfile.open(fileobj=sys.stdin.buffer, mode='r|xz').extractall('$R')"
   du -sh $R/site $R/model
   python3 -c "import vllm, vllm.entrypoints.cli.main, vllm.benchmarks.serve; print('vllm', vllm.__version__)" 2>&1 | tail -2 ;;
+moe)  # the MoE kernels dense payloads leave out, and the MoE model folder (.vcarry/p04, staged into /tmp/pay)
+  python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('/tmp/pay/moe_C.abi3.so.xz'), open('$R/site/vllm/_moe_C.abi3.so','wb'))"
+  rm -rf $R/model_moe; mkdir -p $R/model_moe; tar -xzf /tmp/pay/model_moe.tgz -C $R/model_moe
+  ls -la $R/site/vllm/_moe_C.abi3.so $R/model_moe ;;
 serve)
   if fetch http://localhost:8000/health >/dev/null 2>&1; then echo "server already up"; continue; fi
   date +%s.%N > $W/logs/server_start_epoch
-  setsid nohup python3 -m vllm.entrypoints.cli.main serve $R/model $SERVE_ARGS --port 8000 \
+  setsid nohup python3 -m vllm.entrypoints.cli.main serve $MODEL_DIR $SERVE_ARGS --port 8000 \
     > $W/logs/server.log 2>&1 < /dev/null &
   echo $! > $W/logs/server.pid
   python3 "$S/wait_ready.py" http://localhost:8000/health "$(cat $W/logs/server_start_epoch)" "$(cat $W/logs/server.pid)" \
@@ -68,7 +83,7 @@ serve(GpuExporterConfig(host='127.0.0.1', port=9400, interval_s=1.0, hostname='h
     > /dev/null 2>&1 < /dev/null & ;;
 grid)
   eval "RUNS=\$GRID_${GRID:-a}"
-  BENCH_DEADLINE=$DEADLINE python3 "$S/bench_driver.py" $W/results $R/model $RUNS > $W/logs/bench_$CALL.log 2>&1
+  BENCH_DEADLINE=$DEADLINE python3 "$S/bench_driver.py" $W/results $MODEL_DIR $RUNS > $W/logs/bench_$CALL.log 2>&1
   grep -E "=====|Request throughput|Mean TTFT|Mean ITL|Failed requests" $W/logs/bench_$CALL.log | head -120 ;;
 metrics)
   fetch http://localhost:8000/metrics > $W/results/metrics_after_load.txt
@@ -77,7 +92,7 @@ stopserve)
   kill $(cat $W/logs/server.pid) 2>/dev/null; sleep 8; nvidia-smi --query-gpu=memory.used --format=csv ;;
 latency)
   LEFT=$(( DEADLINE - $(date +%s) )); [ $LEFT -lt 90 ] && { echo "no time left for vllm bench latency"; continue; }
-  timeout $LEFT python3 -m vllm.entrypoints.cli.main bench latency --model $R/model $SERVE_ARGS \
+  timeout $LEFT python3 -m vllm.entrypoints.cli.main bench latency --model $MODEL_DIR $SERVE_ARGS \
     --batch-size 8 --input-len 1024 --output-len 128 --num-iters-warmup 3 --num-iters 10 \
     --output-json $W/results/latency_b8_i1024_o128.json > $W/logs/latency.log 2>&1
   echo "rc=$?"; grep -E "Avg latency|percentile" $W/logs/latency.log | tail -4 ;;

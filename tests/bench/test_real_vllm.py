@@ -33,3 +33,16 @@ def test_the_held_out_half_is_chosen_by_name_and_never_fitted():
     names = lambda rows: {p["name"] for p in rows}
     assert names(fit).isdisjoint(names(held)) and names(fit) | names(held) == names(points)
     assert abs(len(fit) - len(held)) <= 1 and held_out(list(reversed(points))) == (fit, held)
+
+
+def test_the_moe_points_run_against_the_profile_built_from_the_served_config():
+    """Qwen3-30B-A3B as `headroom profiles add --config` builds it from the config.json the GPU host served."""
+    from bench.real_vllm import MOE_DATA, moe_profile
+
+    profile = moe_profile()
+    assert profile.model.experts == 128 and profile.model.experts_per_token == 8
+    assert profile.model.active_parameters == pytest.approx(3.35e9, rel=0.01)
+    points = measured_points(MOE_DATA / "points.csv")
+    assert len(points) == 9 and all(int(p["completed"]) > 0 for p in points)
+    alone = next(p for p in points if p["name"] == "i128_o128_c1")
+    assert 1 < predict(alone, profile)["itl_ms_mean"] < 20
