@@ -96,6 +96,17 @@ def test_fixed_fleets_agree_with_the_request_level(replicas, rate):
     assert mean(cohort, "running") == pytest.approx(mean(request, "running"), rel=0.15, abs=1.0)
 
 
+def test_the_servers_request_overhead_counts_toward_ttft_in_both_modes():
+    """At light load a request overhead of 0.15 s (the profile's) moves the TTFT percentiles by 0.15 s, on the
+    engine and here alike."""
+    w = lognormal(300, 3.0, seed=6)
+    slow = PROFILE.with_changes(efficiency={"request_overhead_s": 0.15})
+    for simulate in (lambda cfg: Simulator(cfg, w, Static(1)), lambda cfg: CohortSimulator(cfg, Static(1), w)):
+        plain, delayed = (simulate(SimConfig(p, initial_replicas=1)).run().summary for p in (PROFILE, slow))
+        for key in ("ttft_p50_s", "ttft_p95_s"):
+            assert delayed[key] - plain[key] == pytest.approx(0.15, abs=0.01), key
+
+
 def test_a_burst_of_long_prompts_slows_the_answers_beside_it():
     """Answers decoding while a burst's prompts are prefilled beside them take longer steps, on the engine and here:
     their ITL attainment falls alike in both modes."""
