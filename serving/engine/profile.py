@@ -117,15 +117,26 @@ class Efficiency(_Strict):
         description="the server's fixed cost of a request outside the engine's steps: HTTP, tokenization and the "
         "hand-off to the engine core before it can be scheduled (measured on real vLLM: docs/vllm-on-h200.md)",
     )
+    eager_step_overhead_s: float = Field(
+        0.0,
+        ge=0,
+        description="the extra launch cost of a step with more tokens than vLLM captures in CUDA graphs "
+        "(graph_max_tokens): its kernels are launched one by one (measured on real vLLM: docs/vllm-on-h200.md)",
+    )
+    graph_max_tokens: int = Field(512, gt=0, description="vLLM's largest CUDA graph capture size")
     source: str = ""
 
     @model_serializer(mode="wrap")
-    def _without_unset_overhead(self, handler):
-        """Without a request overhead, the set serializes as it did before the overhead was modelled (the digests
-        of load tables and shipped capacity atlases stay)."""
+    def _without_unset_overheads(self, handler):
+        """Without the overheads measured on real vLLM, the set serializes as it did before they were modelled (the
+        digests of load tables and shipped capacity atlases stay)."""
         data = handler(self)
-        if self.request_overhead_s == 0 and isinstance(data, dict):
-            data.pop("request_overhead_s", None)
+        if isinstance(data, dict):
+            if self.request_overhead_s == 0:
+                data.pop("request_overhead_s", None)
+            if self.eager_step_overhead_s == 0:
+                data.pop("eager_step_overhead_s", None)
+                data.pop("graph_max_tokens", None)
         return data
 
 

@@ -101,6 +101,8 @@ class StepTimeModel:
         )
         busy = gemm + attention + self._allreduce_fixed + self._allreduce_per_token * total_tokens
         cpu = eff.step_overhead_s + eff.per_seq_overhead_s * num_seqs
+        if eff.eager_step_overhead_s:  # steps beyond the CUDA graphs launch their kernels one by one
+            cpu = cpu + np.where(np.asarray(total_tokens) > eff.graph_max_tokens, eff.eager_step_overhead_s, 0.0)
         duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
         return duration, busy, floor, total_bytes, total_flops
 

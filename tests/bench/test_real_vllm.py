@@ -46,3 +46,19 @@ def test_the_moe_points_run_against_the_profile_built_from_the_served_config():
     assert len(points) == 9 and all(int(p["completed"]) > 0 for p in points)
     alone = next(p for p in points if p["name"] == "i128_o128_c1")
     assert 1 < predict(alone, profile)["itl_ms_mean"] < 20
+
+
+def test_a_fit_of_chosen_parameters_leaves_the_rest_of_the_set_alone():
+    from bench.real_vllm import MOE_DATA, MOE_FITTED, fit_efficiency, moe_profile
+
+    profile = moe_profile()
+    alone = [p for p in measured_points(MOE_DATA / "points.csv") if p["name"] == "i1024_o256_c1"]
+    fit = fit_efficiency(alone, profile, MOE_FITTED)
+    fitted = {name for name, *_ in MOE_FITTED}
+    unchanged = {k: v for k, v in profile.efficiency.model_dump().items() if k not in fitted | {"graph_max_tokens"}}
+    assert {k: fit.efficiency.model_dump()[k] for k in unchanged} == unchanged and fit.turnaround_s == 0.0
+    assert 0 < fit.efficiency.eager_step_overhead_s <= 0.5 and 0 <= fit.efficiency.request_overhead_s <= 0.1
+    # alone, a 1,024-token prompt is one step beyond the graphs: its measured 88 ms are met
+    assert predict(alone[0], profile.model_copy(update={"efficiency": fit.efficiency}))["ttft_ms_p50"] == (
+        pytest.approx(float(alone[0]["ttft_ms_p50"]), rel=0.05)
+    )

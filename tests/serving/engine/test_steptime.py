@@ -85,3 +85,15 @@ def test_mixed_steps_weigh_a_chunk_of_many_prompt_lengths_by_their_squares(promp
     assert duration[0] == pytest.approx(timing.duration_s, rel=1e-9)
     assert busy[0] == pytest.approx(timing.gpu_busy_s, rel=1e-9)
     assert model.mixed_steps(*args)[0][0] < 0.99 * timing.duration_s  # the mean length alone
+
+
+def test_steps_beyond_the_cuda_graphs_pay_the_eager_launch_cost():
+    """vLLM captures steps of up to 512 tokens in CUDA graphs; a larger step launches its kernels one by one, which
+    a 48-layer MoE model pays tens of milliseconds for (docs/vllm-on-h200.md). Unset, nothing changes."""
+    plain = load_profile("llama-3.1-8b-h100")
+    eager = plain.with_changes(efficiency={"eager_step_overhead_s": 0.06})
+    costs = lambda profile: [StepTimeModel(profile).duration(BatchShape.of([(n, 0)])) for n in (512, 513)]
+    (plain_512, plain_513), (eager_512, eager_513) = costs(plain), costs(eager)
+    assert eager_512 == plain_512 and eager_513 == pytest.approx(plain_513 + 0.06)
+    assert "eager_step_overhead_s" not in plain.efficiency.model_dump()
+    assert eager.efficiency.model_dump()["graph_max_tokens"] == 512
