@@ -23,6 +23,7 @@ def test_a_written_profile_loads_and_matches_the_shipped_one(tmp_path, capsys):
     written, shipped = load_profile(str(out)), load_profile("llama-3.1-8b-h100")
     assert written.kv_capacity_tokens == pytest.approx(shipped.kv_capacity_tokens, rel=0.01)
     assert written.scheduler.max_num_seqs == 1024 and "450" in capsys.readouterr().out
+    assert written.efficiency == shipped.efficiency  # a dense model: the shipped set
     assert run(args) == 2  # never over an existing file
 
 
@@ -32,6 +33,8 @@ def test_an_moe_model_on_two_gpus(tmp_path, capsys):
     assert run(["profiles", "add", "--config", str(config), "--gpu", "H100", "--tp", "2", "--out", str(out)]) == 0
     profile = load_profile(str(out))
     assert profile.gpus == 2 and profile.model.experts == 128 and profile.name.endswith("-h100-tp2")
+    # an MoE model: the set with the launch cost of steps beyond the CUDA graphs, measured on this very model
+    assert profile.efficiency.eager_step_overhead_s > 0.01 and profile.efficiency.request_overhead_s > 0
 
 
 @pytest.mark.parametrize(
