@@ -420,15 +420,25 @@ class Replica:
             arrival=live.arrival,
             payload=live,
         )
-        live.engine_req = engine_req
-        self.engine.add(engine_req)
         self._live.add(live)
         if gen.stream:
             resp.start_stream()
         resp.on_close = lambda: self._abort(live)
+        await self._reach_engine(live, engine_req)
+        await live.done
+
+    async def _reach_engine(self, live: _Live, request: EngineRequest) -> None:
+        """The engine takes the request the profile's request overhead after it arrived (real vLLM's HTTP,
+        tokenization and hand-off to its engine core, less what this server spent already), unless the client left."""
+        wait = live.arrival + self.profile.efficiency.request_overhead_s - _now()
+        if wait > 0:
+            await asyncio.sleep(wait)
+            if live.done.done():  # gone meanwhile: _abort completed it before the engine saw it
+                return
+        live.engine_req = request
+        self.engine.add(request)
         self._update_gauges()
         self._wake.set()
-        await live.done
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def drain(self) -> None:

@@ -137,3 +137,24 @@ def test_engine_failure_fails_open_requests_instead_of_hanging():
         r = httpx.post(f"{s.url}/v1/completions", json={"model": s.model, "prompt": "x", "max_tokens": 3}, timeout=10)
         assert r.status_code == 500 and "engine failure" in r.json()["error"]["message"]
         assert httpx.get(f"{s.url}/ready").status_code == 503
+
+
+def test_the_profiles_request_overhead_comes_before_the_first_token():
+    """A profile with real vLLM's request overhead (HTTP, tokenization) set: the answer comes that much later."""
+    server = EmulatorServer()
+    server.profile = server.profile.with_changes(efficiency={"request_overhead_s": 0.4})
+    with server:
+        body = {"model": server.model, "prompt": "a b c", "max_tokens": 2}
+        started = time.monotonic()
+        assert httpx.post(f"{server.url}/v1/completions", json=body, timeout=10).status_code == 200
+        assert time.monotonic() - started >= 0.4
+        assert httpx.get(f"{server.url}/admin/state").json()["in_flight"] == 0
+        # a client that leaves before the engine took its request: nothing reaches the engine, nothing is held
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            payload = json.dumps({**body, "stream": True, "max_tokens": 4000, "ignore_eos": True}).encode()
+            head = f"POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {len(payload)}\r\n\r\n"
+            sock.sendall(head.encode() + payload)
+            time.sleep(0.1)
+        time.sleep(0.6)
+        state = httpx.get(f"{server.url}/admin/state").json()
+        assert state["in_flight"] == 0 and not server.replica.engine.has_work
