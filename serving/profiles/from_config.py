@@ -14,6 +14,9 @@ from serving.profiles.errors import ProfileError
 from serving.profiles.hf_config import model_spec
 
 LARGE_GPU_GIB = 70  # vLLM's OpenAI server raises its scheduler defaults on GPUs with at least this much memory
+# what vLLM 0.20.2 kept besides weights and KV cache for Qwen3-30B-A3B on an H100 (118,192 KV tokens): an MoE step's
+# activations and graphs take more than a dense model's 2 GiB (docs/vllm-on-h200.md)
+MOE_RUNTIME_RESERVE_GIB = 4.3
 
 
 def profile_document(
@@ -32,6 +35,7 @@ def profile_document(
     if gpu not in gpus:
         raise ProfileError(f"--gpu: unknown GPU {gpu!r}; known: {', '.join(sorted(gpus))}")
     large = gpus[gpu]["memory_gib"] >= LARGE_GPU_GIB
+    moe = model.get("experts", 1) > 1
     slug = re.sub(r"[^a-z0-9.]+", "-", model_name.split("/")[-1].lower()).strip("-")
     document = {
         "name": name or f"{slug}-{gpu.lower()}" + (f"-tp{tensor_parallel}" if tensor_parallel > 1 else ""),
@@ -39,12 +43,12 @@ def profile_document(
         "gpu": gpu,
         "tensor_parallel": tensor_parallel,
         # MoE layers launch many kernels a step: their set carries the launch cost measured on Qwen3-30B-A3B
-        "efficiency": "vllm-v1-moe" if model.get("experts", 1) > 1 else "vllm-v1",
+        "efficiency": "vllm-v1-moe" if moe else "vllm-v1",
         "scheduler": {
             "max_num_seqs": 1024 if large else 256,
             "max_num_batched_tokens": 8192 if large else 2048,
             "gpu_memory_utilization": 0.9,
-            "runtime_reserve_gib": 2.0 if large else 1.5,
+            "runtime_reserve_gib": (MOE_RUNTIME_RESERVE_GIB if moe else 2.0) if large else 1.5,
         },
         "sources": [
             f"architecture: {config_path.name} of {model_name}, counted by serving/profiles/hf_config.py",

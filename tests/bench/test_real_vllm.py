@@ -62,3 +62,12 @@ def test_a_fit_of_chosen_parameters_leaves_the_rest_of_the_set_alone():
     assert predict(alone[0], profile.model_copy(update={"efficiency": fit.efficiency}))["ttft_ms_p50"] == (
         pytest.approx(float(alone[0]["ttft_ms_p50"]), rel=0.05)
     )
+
+
+def test_the_moe_profiles_kv_cache_is_what_vllm_kept():
+    import json
+
+    from bench.real_vllm import MOE_DATA, moe_profile
+
+    measured = json.loads((MOE_DATA / "facts.json").read_text())["kv_cache_tokens"]
+    assert moe_profile().kv_capacity_tokens == pytest.approx(measured, rel=0.02)
