@@ -39,9 +39,10 @@ demo: install
 	$(BIN)/headroom up --demo --autoscale --replicas 1 --port 0 --prometheus-port 0 --console-port 0
 
 # the unit tests: mostly CPU-bound, but a fifth of their time waits on sockets and subprocesses (the hostile-client
-# suites, promtool), so three workers that steal each other's queued tests keep two cores busy (2:33, against 2:51
-# with two and 2:59 without stealing); the integration tests wait on real processes and run two at a time, the two
-# live tests that time the autoscaled fleet on one worker (xdist_group); both phases run even when the first fails
+# suites, promtool), so three workers that steal each other's queued tests keep two cores busy (`python -m bench
+# test-suite`: 149 s against 182 s with two workers and fixed shares); the integration tests wait on real processes
+# and run two at a time, the two live tests that time the autoscaled fleet on one worker (xdist_group); both phases
+# run even when the first fails
 UNIT_WORKERS ?= 3
 UNIT_TESTS = -m "not integration" -n $(UNIT_WORKERS) --dist worksteal
 WORKERS ?= 2

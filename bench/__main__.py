@@ -258,6 +258,12 @@ def _gpu_exporter(args) -> str:
     return recorded_or_measured()
 
 
+def _test_suite(args) -> str:
+    from bench.test_suite import suite_section
+
+    return suite_section()
+
+
 def _real_vllm(args) -> str:
     from bench.real_vllm import real_vllm_section
 
@@ -287,6 +293,7 @@ SECTIONS = {
     "planner": _planner,
     "console": _console,
     "image": _image,
+    "test-suite": _test_suite,
 }
 ONLY_BY_NAME = ("image",)  # run by name: needs buildah and the base image's registry (or a local mirror of it)
 QUICK = (
@@ -303,6 +310,7 @@ QUICK = (
     "gateway",
     "planner",
     "console",
+    "test-suite",
 )
 
 
@@ -341,7 +349,8 @@ def main() -> None:
             "",
             (
                 "Produced by `make bench` (`.venv/bin/python -m bench`; `python -m bench SECTION` reruns one part, where "
-                f"SECTION is engine, real-vllm, sim-speed, sim-cross, sim-kpa, sim-conv, sim-code, sim-mlarge, sim-long, predictive, loop-cost, loadgen-cross, loadgen-cost, gpu-exporter, gateway, planner, console or image). Last run {datetime.date.today().isoformat()} on {_machine()}."
+                f"SECTION is {', '.join(s for s in SECTIONS if s != 'sim')}). Last run {datetime.date.today().isoformat()} "
+                f"on {_machine()}."
             ),
             "",
         ]

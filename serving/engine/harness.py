@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from statistics import fmean, median
 
@@ -44,7 +45,7 @@ def _run(
     max_kv = 0.0
     # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
     overhead = engine.profile.efficiency.request_overhead_s if concurrency is not None else 0.0
-    in_transit: list[tuple[float, EngineRequest]] = []  # (when it reaches the engine, request), in that order
+    in_transit: deque[tuple[float, EngineRequest]] = deque()  # (when it reaches the engine, request), in that order
 
     def submit(at: float):
         nonlocal next_index
@@ -61,7 +62,7 @@ def _run(
         if not engine.has_work:
             now = max(now, in_transit[0][0])
         while in_transit and in_transit[0][0] <= now:
-            engine.add(in_transit.pop(0)[1])
+            engine.add(in_transit.popleft()[1])
         step = engine.step()
         now += step.duration_s
         max_kv = max(max_kv, engine.kv_usage)

@@ -30,6 +30,16 @@ def lognormal(duration_s: float, rate: float, seed: int, prompt: float = 1000, o
     return Workload("lognormal", arrivals, draw(prompt), np.minimum(draw(output), 2000))
 
 
+def with_burst(background: Workload, times: np.ndarray, prompt: int, output: int, name: str) -> Workload:
+    """`background` with requests of one length at `times`, merged in arrival order."""
+    arrivals = np.concatenate([background.arrival_s, times])
+    order = np.argsort(arrivals, kind="stable")
+    lengths = lambda own, value: np.concatenate([own, np.full(len(times), value)])[order]
+    return Workload(
+        name, arrivals[order], lengths(background.prompt_tokens, prompt), lengths(background.output_tokens, output)
+    )
+
+
 def test_every_request_routed_leaves_exactly_once():
     outputs = StepOutputs(np.array([0, 0, 0, 1, 1]), np.array([1, 5, 300, 40, 1200]), 2)
     replicas = CohortReplicas(PROFILE, outputs, 1.0, 0.05)
@@ -111,15 +121,7 @@ def test_a_burst_of_long_prompts_slows_the_answers_beside_it():
     """Answers decoding while a burst's prompts are prefilled beside them take longer steps, on the engine and here:
     their ITL attainment falls alike in both modes."""
     background = lognormal(240, 4.0, seed=5, prompt=300, output=400)
-    burst_at = np.full(120, 60.0)
-    arrivals = np.concatenate([background.arrival_s, burst_at])
-    order = np.argsort(arrivals, kind="stable")
-    w = Workload(
-        "burst",
-        arrivals[order],
-        np.concatenate([background.prompt_tokens, np.full(120, 6000)])[order],
-        np.concatenate([background.output_tokens, np.full(120, 20)])[order],
-    )
+    w = with_burst(background, np.full(120, 60.0), 6000, 20, "burst")
     cfg = SimConfig(PROFILE, initial_replicas=1)
     quiet = CohortSimulator(cfg, Static(1), background).run().summary["slo_attainment"]
     request = Simulator(cfg, w, Static(1)).run().summary["slo_attainment"]
@@ -163,15 +165,7 @@ def test_a_scrape_reads_the_fleet_at_its_instant_as_the_request_level_does():
     cohort step it falls in once read it half there). The second replica, asked for at 5 s, is ready at 30 s on the
     dot: that scrape reads it idle in both modes, not loaded by the traffic routed to it in the second after."""
     background = lognormal(60, 2.0, seed=6)
-    burst = np.linspace(30.1, 30.9, 200)
-    arrivals = np.concatenate([background.arrival_s, burst])
-    order = np.argsort(arrivals, kind="stable")
-    w = Workload(
-        "late-burst",
-        arrivals[order],
-        np.concatenate([background.prompt_tokens, np.full(200, 1000)])[order],
-        np.concatenate([background.output_tokens, np.full(200, 1500)])[order],
-    )
+    w = with_burst(background, np.linspace(30.1, 30.9, 200), 1000, 1500, "late-burst")
     cfg = SimConfig(PROFILE, initial_replicas=1, cold_start_s=25.0)
     seen = {}
     for mode, simulator in (
@@ -202,14 +196,7 @@ def test_a_scrape_reads_the_queue_a_burst_left_at_its_instant():
     """150 long prompts in the second before the scrape at 30 s: at its instant most still wait, on the engine and
     here (the cohort step's mean queue, which counted them from their arrival, read half of them)."""
     background = lognormal(60, 1.0, seed=7)
-    arrivals = np.concatenate([background.arrival_s, np.linspace(29.0, 29.99, 150)])
-    order = np.argsort(arrivals, kind="stable")
-    w = Workload(
-        "burst-before-scrape",
-        arrivals[order],
-        np.concatenate([background.prompt_tokens, np.full(150, 3000)])[order],
-        np.concatenate([background.output_tokens, np.full(150, 50)])[order],
-    )
+    w = with_burst(background, np.linspace(29.0, 29.99, 150), 3000, 50, "burst-before-scrape")
     cfg = SimConfig(PROFILE, initial_replicas=1)
     seen = {}
     for mode, simulator in (

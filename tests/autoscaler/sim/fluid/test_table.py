@@ -240,6 +240,19 @@ def test_replicas_in_one_state_are_served_as_one_row(table):
     assert together.itl_sum == pytest.approx(apart.itl_sum)
 
 
+def by_periods(cfg: SimConfig, w: Workload, policy, tables: list, period_of_step: np.ndarray) -> FluidSimulator:
+    """Fluid mode on `w`'s per-second counts and lengths, each step read with its mix period's table."""
+    return FluidSimulator(
+        cfg,
+        None,
+        policy,
+        counts=counts_from_workload(w, 1.0),
+        lengths=LengthSampler.from_workload(w),
+        tables=tables,
+        period_of_step=period_of_step,
+    )
+
+
 def test_one_table_per_mix_period_reads_each_period_at_its_own_mix(table):
     """The first half asks long answers, the second short ones at a higher rate: each half near its own mix's
     capacity. Read with each half's table, the fluid mode agrees with the request level; read with the first
@@ -254,21 +267,8 @@ def test_one_table_per_mix_period_reads_each_period_at_its_own_mix(table):
         np.concatenate([long_half.output_tokens, short_half.output_tokens]),
     )
     cfg = SimConfig(PROFILE, initial_replicas=1)
-    counts = counts_from_workload(w, 1.0)
-    halves = (np.arange(len(counts)) >= 900).astype(np.int64)
-    run = lambda tables: (
-        FluidSimulator(
-            cfg,
-            None,
-            Static(1),
-            counts=counts,
-            lengths=LengthSampler.from_workload(w),
-            tables=tables,
-            period_of_step=halves,
-        )
-        .run()
-        .summary
-    )
+    halves = (np.arange(len(counts_from_workload(w, 1.0))) >= 900).astype(np.int64)
+    run = lambda tables: by_periods(cfg, w, Static(1), tables, halves).run().summary
     request = Simulator(cfg, w, Static(1)).run().summary
     by_period, first_throughout = run([table, short]), run([table, table])
     assert abs(by_period["slo_attainment"] - request["slo_attainment"]) <= 0.02
@@ -282,19 +282,7 @@ def test_tables_per_period_with_one_table_change_nothing(table):
     counts = counts_from_workload(w, 1.0)
     alternating = (np.arange(len(counts)) // 37 % 2).astype(np.int64)
     one = FluidSimulator(cfg, w, Static(2), table=table).run().summary
-    split = (
-        FluidSimulator(
-            cfg,
-            None,
-            Static(2),
-            counts=counts,
-            lengths=LengthSampler.from_workload(w),
-            tables=[table, table],
-            period_of_step=alternating,
-        )
-        .run()
-        .summary
-    )
+    split = by_periods(cfg, w, Static(2), [table, table], alternating).run().summary
     for key, value in one.items():
         assert split[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
 
