@@ -3,8 +3,9 @@
 Glossary:
 - step: the fluid clock's unit (1 s on a request trace, about 15 s on ServeGen's rates); arrivals are counted per
   step and every replica serves each step at once.
-- fluid loop (loop.py): the one fleet loop of this mode: gateway queue, routing, the replicas' step, drain,
-  scrapes, control ticks and the timeline. Replica models plug into it through `ReplicaModel`.
+- steps (steps.py): this mode's side of the fleet loop that both modes share (autoscaler.sim.loop, with the gateway
+  queue and the scrape, control and timeline clocks): each step routes, serves and drains at once; the replica
+  models plug into it through `ReplicaModel`.
 - load table (table.py, autoscaler.capacity.load_table): a replica's throughput, latencies and gauges measured on
   `serving/engine` against the number of requests inside; a table replica's state is the work it holds.
 - mix period (autoscaler.sim.mix_periods): a stretch of a request trace whose prompt and answer lengths stay

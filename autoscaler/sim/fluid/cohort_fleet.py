@@ -10,8 +10,10 @@ from autoscaler.policy.base import Policy
 from autoscaler.sim.config import SimConfig
 from autoscaler.sim.fluid.cohort import CohortReplicas, StepOutputs
 from autoscaler.sim.fluid.fleet import Fleet, counts_from_workload, water_fill
-from autoscaler.sim.fluid.loop import Counters, FluidLoop, FluidRun, Gauges, Released
+from autoscaler.sim.fluid.steps import Counters, FluidRun, run_steps
 from autoscaler.sim.fluid.summary import FINE, fine_histogram, fluid_summary, ttft_histogram
+from autoscaler.sim.gateway import Released
+from autoscaler.sim.loop import Gauges
 from autoscaler.sim.results import SimResult
 from autoscaler.snapshot import ReplicaColumns
 from loadgen.workloads.workload import Workload
@@ -33,7 +35,7 @@ class CohortSimulator:
 
     def run(self) -> SimResult:
         model = CohortFleet(self.config, self.outputs, self.prompt_tokens, self.prompt_squares, self.step_s)
-        return FluidLoop(self.config, self.policy, model, self.counts, self.step_s).run()
+        return run_steps(self.config, self.policy, model, self.counts, self.step_s)
 
 
 class CohortFleet:

@@ -11,7 +11,7 @@ from autoscaler.sim.results import count_scale_actions
 from serving.contracts.vllm_metrics import TTFT_BUCKETS
 
 if TYPE_CHECKING:
-    from autoscaler.sim.fluid.loop import FluidRun
+    from autoscaler.sim.fluid.steps import FluidRun
 
 FINE = np.geomspace(1e-4, 1e4, 801)  # bucket upper bounds, about 2.3% apart
 TTFT_BOUNDS = np.asarray(TTFT_BUCKETS)

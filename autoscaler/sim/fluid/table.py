@@ -14,9 +14,11 @@ from autoscaler.policy.base import Policy
 from autoscaler.sim.config import SimConfig
 from autoscaler.sim.fluid.dynamics import ReplicaDynamics
 from autoscaler.sim.fluid.fleet import Fleet, counts_from_workload, water_fill, work_from_workload
-from autoscaler.sim.fluid.loop import Counters, FluidLoop, FluidRun, Gauges, Released
 from autoscaler.sim.fluid.served import Served
+from autoscaler.sim.fluid.steps import Counters, FluidRun, run_steps
 from autoscaler.sim.fluid.summary import fluid_summary
+from autoscaler.sim.gateway import Released
+from autoscaler.sim.loop import Gauges
 from autoscaler.sim.results import SimResult
 from autoscaler.snapshot import ReplicaColumns
 from loadgen.workloads.servegen import LengthSampler
@@ -91,7 +93,7 @@ class FluidSimulator:
     def run(self) -> SimResult:
         tables = self.tables or [self._table()]
         model = TableReplicas(self.config, tables, self.period_of_step, self.work, self.step_s, self.completion_lag_s)
-        return FluidLoop(self.config, self.policy, model, self.counts, self.step_s).run()
+        return run_steps(self.config, self.policy, model, self.counts, self.step_s)
 
 
 @dataclass(frozen=True)

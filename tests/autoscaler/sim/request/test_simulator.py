@@ -100,10 +100,10 @@ def test_same_seed_same_results():
 def test_observation_lags_behind_load():
     w = poisson([(60, 1.0), (60, 30.0)], seed=4)
     sim, _ = run(w, Static(1), scrape_interval_s=15.0)
-    snap = sim.observer.snapshot(64.0, 1, 1, 0, 0)
+    snap = sim.loop.observer.snapshot(64.0, 1, 1, 0, 0)
     assert snap.sample_age_s == pytest.approx(4.0)  # the scrape at 60 s, before the surge arrived
     assert snap.arrival_rate < 3.0
-    later = sim.observer.snapshot(120.0, 1, 1, 0, 0)
+    later = sim.loop.observer.snapshot(120.0, 1, 1, 0, 0)
     assert later.arrival_rate > 20.0
 
 
