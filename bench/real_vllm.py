@@ -1,19 +1,22 @@
 """Real vLLM against the engine model: every point measured on the GPU host (`bench/vllm_device`, raw results in
 bench/data/vllm-h100) run again in the engine model the same way, closed loops with `vllm bench serve`'s
-concurrency (its first wave counted, as vllm bench counts it) and Poisson arrivals through one simulated replica."""
+concurrency (its first wave counted, as vllm bench counts it) and open loops sending at the measured send times."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from statistics import median
+from typing import NamedTuple
 
 import numpy as np
 
-from serving.engine.harness import fixed_concurrency
+from serving.engine.harness import fixed_concurrency, open_loop
 from serving.engine.profile import Efficiency
 from serving.profiles import efficiency_set, load_profile
 
@@ -27,12 +30,22 @@ METRICS = (
 )
 
 
+def measured_profile(name: str = PROFILE):
+    """The shipped profile as the measured server ran: vLLM 0.20.2 schedules asynchronously (its log says so)."""
+    return with_async_scheduling(load_profile(name))
+
+
+def with_async_scheduling(profile):
+    return profile.model_copy(update={"scheduler": profile.scheduler.model_copy(update={"async_scheduling": True})})
+
+
 def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
     """The points the model can be run at: every one but the warm-up and those with shared prefixes (the model's
     prefix cache needs the prompts' block ids, which `vllm bench serve`'s random prompts do not give)."""
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return [r for r in rows if r["name"] != "warmup" and int(r["prefix_tokens"] or 0) == 0]
+    records = path.parent / "requests"
+    return [{**r, "records": records} for r in rows if r["name"] != "warmup" and int(r["prefix_tokens"] or 0) == 0]
 
 
 def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
@@ -47,25 +60,32 @@ def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
             "itl_ms_mean": stats.mean_itl_s * 1e3,
             "output_tokens_per_s": stats.output_tokens_per_s,
         }
-    return _poisson(profile, prompt, output, float(point["request_rate"]), n)
+    return _poisson(profile, point)
 
 
-def _poisson(profile, prompt: int, output: int, rate: float, requests: int) -> dict:
-    from autoscaler.capacity.engine_capacity import poisson_workload
-    from autoscaler.sim.baselines.static import Static
-    from autoscaler.sim.config import SimConfig
-    from autoscaler.sim.request.simulator import Simulator
-
-    workload = poisson_workload(rate, np.array([prompt]), np.array([output]), requests, seed=0)
-    config = SimConfig(profile=profile, cold_start_s=0.0, scrape_interval_s=3600.0, timeline_interval_s=3600.0)
-    frame = Simulator(config, workload, Static(1, interval_s=3600.0)).run().records
-    span = float((frame["arrival_s"] + frame["e2e_s"]).max() - frame["arrival_s"].min())
+def _poisson(profile, point: dict) -> dict:
+    """An open-loop point run again with the send times its requests had (`vllm bench serve --request-rate` draws
+    them; the per-request records keep them)."""
+    records = point.get("records")
+    if records is not None:
+        sends = _send_times(records / f"{point['name']}.csv.gz")
+    else:  # no per-request records: Poisson sends at the point's rate, as vllm bench draws them
+        gaps = np.random.default_rng(0).exponential(1.0 / float(point["request_rate"]), int(point["completed"]))
+        sends = list(np.cumsum(gaps) - gaps[0])
+    lengths = [(int(point["input_tokens"]), int(point["output_tokens"]))] * len(sends)
+    stats = open_loop(profile, lengths, sends)
     return {
-        "ttft_ms_mean": float(frame["ttft_s"].mean()) * 1e3,
-        "ttft_ms_p50": float(frame["ttft_s"].median()) * 1e3,
-        "itl_ms_mean": float(frame["mean_itl_s"].mean()) * 1e3,
-        "output_tokens_per_s": float(frame["output_tokens"].sum()) / span,
+        "ttft_ms_mean": stats.mean_ttft_s * 1e3,
+        "ttft_ms_p50": stats.median_ttft_s * 1e3,
+        "itl_ms_mean": stats.mean_itl_s * 1e3,
+        "output_tokens_per_s": stats.output_tokens_per_s,
     }
+
+
+@cache
+def _send_times(records: Path) -> list[float]:
+    with gzip.open(records, "rt") as f:
+        return [float(row["start_s"]) for row in csv.DictReader(f)]
 
 
 def held_out(points: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -74,17 +94,29 @@ def held_out(points: list[dict]) -> tuple[list[dict], list[dict]]:
     return ordered[0::2], ordered[1::2]
 
 
-# the fitted parameters: (name, the unit the search moves in, lowest, highest)
+class Knob(NamedTuple):
+    """One fitted parameter: the unit the search moves in, its bounds, and where the search starts when the base
+    set has none (the server's costs: from i128_o128_c1, where 16 ms hold one short prefill and about 9 ms more)."""
+
+    name: str
+    unit: float
+    low: float
+    high: float
+    start: float = 0.0
+
+
 FITTED = (
-    ("bandwidth", 1.0, 0.3, 1.0),
-    ("gemm_compute", 1.0, 0.2, 1.0),
-    ("attention_compute", 1.0, 0.1, 1.0),
-    ("step_overhead_s", 1e-3, 0.0, 1.0),
-    ("per_seq_overhead_s", 1e-6, 0.0, 1.0),
-    ("request_overhead_s", 1e-3, 0.0, 0.1),
-    ("eager_step_overhead_s", 1e-3, 0.0, 0.5),
+    Knob("bandwidth", 1.0, 0.3, 1.0),
+    Knob("gemm_compute", 1.0, 0.2, 1.0),
+    Knob("attention_compute", 1.0, 0.1, 1.0),
+    Knob("step_overhead_s", 1e-3, 0.0, 1.0),
+    Knob("per_seq_overhead_s", 1e-6, 0.0, 1.0),
+    Knob("request_overhead_s", 1e-3, 0.0, 0.1, 0.008),
+    Knob("eager_step_overhead_s", 1e-3, 0.0, 0.5),
+    Knob("frontend_request_s", 1e-3, 0.0, 0.05, 0.0015),
+    Knob("frontend_token_s", 1e-5, 0.0, 0.001, 3e-5),
 )
-CLIENT = ("client_turnaround_s", 1e-3, 0.0, 0.2)  # fitted beside them, as the harness's own parameter
+CLIENT = Knob("client_turnaround_s", 1e-3, 0.0, 0.2)  # fitted beside them, as the harness's own parameter
 
 
 @dataclass(frozen=True)
@@ -93,8 +125,8 @@ class Fit:
     turnaround_s: float
 
     def text(self, parameters: tuple = (*FITTED, CLIENT)) -> str:
-        value = lambda name: self.turnaround_s if name == CLIENT[0] else getattr(self.efficiency, name)
-        return ", ".join(f"{name} {value(name):.4g}" for name, *_ in parameters)
+        value = lambda name: self.turnaround_s if name == CLIENT.name else getattr(self.efficiency, name)
+        return ", ".join(f"{k.name} {value(k.name):.4g}" for k in parameters)
 
 
 def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, CLIENT)) -> Fit:
@@ -103,11 +135,11 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
     ITL and throughput over `points` (Nelder-Mead from the shipped set)."""
     from scipy.optimize import minimize
 
-    base = base or load_profile(PROFILE)
+    base = base or measured_profile()
 
     def make(x) -> Fit:
-        values = {name: min(max(v * unit, low), high) for v, (name, unit, low, high) in zip(x, parameters)}
-        turnaround = values.pop(CLIENT[0], 0.0)
+        values = {k.name: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
+        turnaround = values.pop(CLIENT.name, 0.0)
         return Fit(base.efficiency.model_copy(update=values), turnaround)
 
     def loss(x) -> float:
@@ -119,7 +151,7 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
         return total
 
-    x0 = np.array([getattr(base.efficiency, name, 0.0) / unit for name, unit, _, _ in parameters])
+    x0 = np.array([(getattr(base.efficiency, k.name, 0.0) or k.start) / k.unit for k in parameters])
     # each first move a quarter of the start, or one unit where the shipped set has none (the overheads):
     # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
     simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[i] * (0.25 * v if v else 1.0) for i, v in enumerate(x0)])
@@ -128,7 +160,7 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
 
 
 def comparison(profile=None, turnaround_s: float = 0.0, points: list[dict] | None = None) -> list[dict]:
-    profile = profile or load_profile(PROFILE)
+    profile = profile or measured_profile()
     rows = []
     for point in measured_points() if points is None else points:
         model = predict(point, profile, turnaround_s)
@@ -162,7 +194,7 @@ def real_vllm_section() -> str:
     shipped = comparison()
     fit, held = held_out(measured_points())
     fitted = fit_efficiency(fit)
-    profile = load_profile(PROFILE)
+    profile = measured_profile()
     on_held = {p["name"] for p in held}
     refitted = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s)
     refit = [r for r in refitted if r["point"] in on_held]
@@ -174,8 +206,9 @@ def real_vllm_section() -> str:
             "`python -m bench real-vllm`: each point measured with `vllm bench serve` on the GPU host (an H100 80GB "
             "HBM3 lent in place of the H200; Llama-3.1-8B architecture with dummy weights, random prompts of exact "
             "lengths; `docs/vllm-on-h200.md`, raw results in bench/data/vllm-h100) and run again in the engine model: "
-            "closed loops as `vllm bench serve --max-concurrency` runs them, first wave included, and Poisson arrivals "
-            "through one simulated replica. Error = model / real - 1. Goal (issue 32, for the H200): median error "
+            "closed loops as `vllm bench serve --max-concurrency` runs them, first wave included, and the Poisson "
+            "points' requests sent at the times the real run sent them, through the API server's one worker and the "
+            "engine scheduling asynchronously, as vLLM 0.20.2 does (serving/engine/harness.py). Error = model / real - 1. Goal (issue 32, for the H200): median error "
             "<= 10% and every point within 20% on the held-out half, after calibration."
         ),
         "",
@@ -221,12 +254,12 @@ def moe_profile():
 
     document = profile_document(MOE_DATA / "config.json", "H100", model_name="Qwen/Qwen3-30B-A3B", max_model_len=8192)
     # from the dense set: its MoE set (vllm-v1-moe) holds the overheads this bench fits
-    return build_profile({**document, "efficiency": "vllm-v1"}, "qwen3-30b-a3b")
+    return with_async_scheduling(build_profile({**document, "efficiency": "vllm-v1"}, "qwen3-30b-a3b"))
 
 
 # what the MoE runs fit, from the shipped set: the server's request overhead and the launch cost of steps beyond
 # vLLM's CUDA graphs (a 48-layer MoE model launches many kernels a layer; dense runs never showed it apart)
-MOE_FITTED = (("request_overhead_s", 1e-3, 0.0, 0.1), ("eager_step_overhead_s", 1e-3, 0.0, 0.5))
+MOE_FITTED = (Knob("request_overhead_s", 1e-3, 0.0, 0.1), Knob("eager_step_overhead_s", 1e-3, 0.0, 0.5))
 
 
 def moe_section(fitted: Fit) -> list[str]:

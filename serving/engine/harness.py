@@ -1,12 +1,14 @@
-"""Virtual-time runs of one engine in vLLM's benchmark modes: offline batch and fixed concurrency."""
+"""Virtual-time runs of one engine in vLLM's benchmark modes: offline batch, fixed concurrency and open loop."""
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
 from statistics import fmean, median
 
 from serving.engine.engine import Engine
+from serving.engine.frontend import Frontend
 from serving.engine.profile import Profile
 from serving.engine.scheduler import EngineRequest
 
@@ -35,53 +37,117 @@ class _Trace:
     itl_sum: float = 0.0
 
 
-def _run(
-    engine: Engine, pending: list[tuple[int, int]], concurrency: int | None, warmup: int, turnaround_s: float = 0.0
-) -> RunStats:
-    """Drive the engine; `concurrency=None` submits everything at t=0 (offline), else keeps N in flight, a client
-    sending its next request `turnaround_s` after its last one ended. A request reaches the engine the profile's
-    request overhead after its client sent it (HTTP, tokenization)."""
-    now, traces, next_index = 0.0, [], 0
-    max_kv = 0.0
-    # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
-    overhead = engine.profile.efficiency.request_overhead_s if concurrency is not None else 0.0
-    in_transit: deque[tuple[float, EngineRequest]] = deque()  # (when it reaches the engine, request), in that order
+class _Server:
+    """One run's clients, API server and engine, in virtual time: a client's request reaches the server the profile's
+    request overhead after it was sent, passes the server's one worker (`Frontend`) to the engine, and each step's
+    outputs pass that worker again on their way to the clients."""
 
-    def submit(at: float):
-        nonlocal next_index
-        prompt, output = pending[next_index]
+    def __init__(self, engine: Engine, pending: list[tuple[int, int]], served: bool, turnaround_s: float):
+        self.engine, self.pending, self.turnaround_s = engine, pending, turnaround_s
+        # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
+        efficiency = engine.profile.efficiency if served else None
+        self.latency = efficiency.request_overhead_s if served else 0.0
+        self.frontend = Frontend(efficiency)
+        self.async_scheduling = engine.profile.scheduler.async_scheduling
+        self.jobs: list[tuple[float, int, object]] = []  # (when it reaches the server, order, request or outputs)
+        self.to_engine: deque[tuple[float, EngineRequest]] = deque()  # in the order the server handed them over
+        self.traces: list[_Trace] = []
+        self.closed_loop = False
+        self.now = 0.0
+        self.max_kv = 0.0
+        self._order = 0
+
+    def _push(self, at: float, item) -> None:
+        heapq.heappush(self.jobs, (at, self._order, item))
+        self._order += 1
+
+    def send(self, at: float) -> None:
+        index = len(self.traces)
+        prompt, output = self.pending[index]
         trace = _Trace(arrival=at)
-        traces.append(trace)
-        in_transit.append((at + overhead, EngineRequest(str(next_index), prompt, output, payload=trace)))
-        next_index += 1
+        self.traces.append(trace)
+        self._push(at + self.latency, EngineRequest(str(index), prompt, output, payload=trace))
 
-    initial = len(pending) if concurrency is None else min(concurrency, len(pending))
-    for _ in range(initial):
-        submit(0.0)
-    while engine.has_work or in_transit:
-        if not engine.has_work:
-            now = max(now, in_transit[0][0])
-        while in_transit and in_transit[0][0] <= now:
-            engine.add(in_transit.popleft()[1])
-        step = engine.step()
-        now += step.duration_s
-        max_kv = max(max_kv, engine.kv_usage)
-        for request in step.emitted:
+    def _serve_until(self, until: float) -> None:
+        """The server's worker takes every job that reached it by `until`, in arrival order."""
+        while self.jobs and self.jobs[0][0] <= until:
+            arrival, _, item = heapq.heappop(self.jobs)
+            if isinstance(item, EngineRequest):
+                self.to_engine.append((self.frontend.admit(arrival), item))
+            else:
+                self._deliver(arrival, *item)
+
+    def _deliver(self, arrival: float, emitted: list[EngineRequest], finished: list[EngineRequest]) -> None:
+        at = self.frontend.stream(arrival, len(emitted))
+        for request in emitted:
             trace = request.payload
             if trace.first is None:
-                trace.first = now
+                trace.first = at
             else:
-                trace.itl_sum += now - trace.last
-            trace.last = now
+                trace.itl_sum += at - trace.last
+            trace.last = at
             trace.tokens += 1
-        for request in step.finished:
-            request.payload.done = now
-            if concurrency is not None and next_index < len(pending):
-                submit(now + turnaround_s)
-    measured = traces[warmup:] or traces
+        for request in finished:
+            request.payload.done = at
+            if self.closed_loop and len(self.traces) < len(self.pending):
+                self.send(at + self.turnaround_s)
+
+    def _hand_over(self, until: float) -> None:
+        while self.to_engine and self.to_engine[0][0] <= until:
+            self.engine.add(self.to_engine.popleft()[1])
+
+    def run(self) -> None:
+        engine = self.engine
+        scheduled_at = 0.0  # when the scheduler chose the step about to run
+        while engine.has_work or self.jobs or self.to_engine:
+            self._serve_until(self.now)
+            # asynchronous scheduling chooses a step while the one before it runs: a request that reached a busy
+            # engine during a step waits for the next; an idle engine takes it at once
+            self._hand_over(scheduled_at if self.async_scheduling and engine.has_work else self.now)
+            if not engine.has_work:
+                self._hand_over(self.now)
+            if not engine.has_work:
+                upcoming = [queue[0][0] for queue in (self.jobs, self.to_engine) if queue]
+                if not upcoming:
+                    break
+                self.now = max(self.now, min(upcoming))
+                continue
+            step = engine.step()
+            scheduled_at = self.now
+            self.now += step.duration_s
+            self.max_kv = max(self.max_kv, engine.kv_usage)
+            if step.emitted or step.finished:
+                self._push(self.now, (step.emitted, step.finished))
+
+
+def _run(
+    engine: Engine,
+    pending: list[tuple[int, int]],
+    concurrency: int | None,
+    warmup: int,
+    turnaround_s: float = 0.0,
+    send_times: list[float] | None = None,
+) -> RunStats:
+    """Drive the engine: `concurrency=None` and no `send_times` submits everything at t=0 (offline); `concurrency`
+    keeps N in flight, a client sending its next request `turnaround_s` after its last answer ended; `send_times`
+    sends each request at its time (open loop)."""
+    server = _Server(engine, pending, concurrency is not None or send_times is not None, turnaround_s)
+    if send_times is not None:
+        for at in send_times:
+            server.send(at)
+    else:
+        server.closed_loop = concurrency is not None
+        for _ in range(len(pending) if concurrency is None else min(concurrency, len(pending))):
+            server.send(0.0)
+    server.run()
+    return _stats(server, warmup, offline=concurrency is None and send_times is None)
+
+
+def _stats(server: _Server, warmup: int, offline: bool) -> RunStats:
+    measured = server.traces[warmup:] or server.traces
     start = min(t.arrival for t in measured)
     end = max(t.done for t in measured)
-    elapsed = end - start if concurrency is not None else now
+    elapsed = server.now if offline else end - start
     out_tokens = sum(t.tokens for t in measured)
     decode = [t.itl_sum / (t.tokens - 1) for t in measured if t.tokens > 1]
     ttfts = [t.first - t.arrival for t in measured]
@@ -94,8 +160,8 @@ def _run(
         mean_e2e_s=fmean(t.done - t.arrival for t in measured),
         output_tokens_per_s=out_tokens / elapsed,
         requests_per_s=len(measured) / elapsed,
-        max_kv_usage=max_kv,
-        preemptions=engine.scheduler.num_preemptions,
+        max_kv_usage=server.max_kv,
+        preemptions=server.engine.scheduler.num_preemptions,
     )
 
 
@@ -119,3 +185,11 @@ def fixed_concurrency(
     total = requests or max(6 * concurrency, 48)
     warmup = concurrency if warmup is None else warmup
     return _run(Engine(profile), [(prompt, output)] * total, concurrency, warmup, turnaround_s)
+
+
+def open_loop(profile: Profile, lengths: list[tuple[int, int]], send_times: list[float]) -> RunStats:
+    """Each request sent at its time whatever the server does, as `vllm bench serve --request-rate` sends them;
+    every request counted, from the first send to the last answer."""
+    if len(send_times) != len(lengths):
+        raise ValueError(f"one send time per request: {len(send_times)} times for {len(lengths)} requests")
+    return _run(Engine(profile), list(lengths), None, 0, send_times=sorted(send_times))

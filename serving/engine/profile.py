@@ -124,6 +124,15 @@ class Efficiency(_Strict):
         "(graph_max_tokens): its kernels are launched one by one (measured on real vLLM: docs/vllm-on-h200.md)",
     )
     graph_max_tokens: int = Field(512, gt=0, description="vLLM's largest CUDA graph capture size")
+    frontend_request_s: float = Field(
+        0.0,
+        ge=0,
+        description="the API server's own time per request (parsing, tokenizing, handing it to the engine core), "
+        "spent by its one worker in turn with the outputs it streams (serving/engine/frontend.py)",
+    )
+    frontend_token_s: float = Field(
+        0.0, ge=0, description="the API server's time per output token it detokenizes and streams to a client"
+    )
     source: str = ""
 
     @model_serializer(mode="wrap")
@@ -137,6 +146,9 @@ class Efficiency(_Strict):
             if self.eager_step_overhead_s == 0:
                 data.pop("eager_step_overhead_s", None)
                 data.pop("graph_max_tokens", None)
+            for name in ("frontend_request_s", "frontend_token_s"):
+                if getattr(self, name) == 0:
+                    data.pop(name, None)
         return data
 
 
@@ -149,6 +161,19 @@ class SchedulerConfig(_Strict):
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
     runtime_reserve_gib: float = Field(3.0, ge=0, description="activations, CUDA graphs and non-torch memory per GPU")
+    async_scheduling: bool = Field(
+        False,
+        description="vLLM chooses each step while the one before it runs (on by default since 0.11; the benchmark "
+        "harness models it, docs/vllm-on-h200.md)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_sync_default(self, handler):
+        """Off, the config serializes as it did before it was modelled (digests of load tables and atlases stay)."""
+        data = handler(self)
+        if isinstance(data, dict) and not self.async_scheduling:
+            data.pop("async_scheduling", None)
+        return data
 
 
 class Profile(_Strict):

@@ -25,6 +25,17 @@ def test_a_point_is_predicted_in_its_own_mode(point):
     assert model["output_tokens_per_s"] > 0
 
 
+def test_an_open_loop_point_is_run_again_with_its_requests_send_times():
+    from bench.real_vllm import _send_times, measured_profile
+
+    point = next(p for p in measured_points() if p["name"] == "poisson_r5_i1024_o256")
+    sends = _send_times(point["records"] / "poisson_r5_i1024_o256.csv.gz")
+    assert len(sends) == int(point["completed"]) and sends == sorted(sends) and sends[0] == 0.0
+    model = predict(point, measured_profile())
+    # the model serves every send of the real run: its throughput is the real one where nothing queues
+    assert model["output_tokens_per_s"] == pytest.approx(float(point["output_tokens_per_s"]), rel=0.05)
+
+
 def test_the_held_out_half_is_chosen_by_name_and_never_fitted():
     from bench.real_vllm import held_out
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from serving.engine.harness import fixed_concurrency, offline
+from serving.engine import harness
+from serving.engine.harness import fixed_concurrency, offline, open_loop
 from serving.profiles import load_profile
 
 PROFILE = load_profile("llama-3.1-8b-h100")
@@ -38,3 +39,51 @@ def test_a_clients_turnaround_keeps_a_wave_together():
     later = fixed_concurrency(PROFILE, 1024, 256, 32, requests=128, warmup=32, turnaround_s=0.05)
     assert later.median_ttft_s > 2 * at_once.median_ttft_s
     assert later.mean_itl_s == pytest.approx(at_once.mean_itl_s, rel=0.1)
+
+
+def test_the_servers_worker_spreads_a_wave_so_its_first_request_runs_alone():
+    """Eight clients send at once; handed over 2 ms apart, the first request is prefilled alone and the others
+    wait for its step, as on real vLLM (docs/vllm-on-h200.md)."""
+    spread = PROFILE.with_changes(efficiency={"frontend_request_s": 0.002})
+    together, apart = (_first_token_waits(p, 1024, 256, 8) for p in (PROFILE, spread))
+    assert max(together) - min(together) < 1e-9
+    assert apart[0] < 0.5 * min(apart[1:])
+
+
+def test_outputs_through_a_busy_worker_reach_the_clients_later():
+    slow = PROFILE.with_changes(efficiency={"frontend_token_s": 2e-4})
+    plain, late = (fixed_concurrency(p, 128, 64, 64, requests=128, warmup=0) for p in (PROFILE, slow))
+    # 64 tokens a step at 0.2 ms each outlast the engine's step: the worker sets the pace
+    assert late.mean_itl_s > max(plain.mean_itl_s, 64 * 2e-4 * 0.95)
+    assert late.output_tokens_per_s < plain.output_tokens_per_s
+
+
+def test_offline_runs_skip_the_server_whatever_its_costs():
+    costly = PROFILE.with_changes(efficiency={"frontend_request_s": 0.01, "frontend_token_s": 1e-3})
+    assert offline(costly, [(256, 32)] * 8) == offline(PROFILE, [(256, 32)] * 8)
+
+
+def test_async_scheduling_makes_a_request_reaching_a_busy_engine_wait_one_more_step():
+    """A second prompt arrives while the first is prefilled: the step after that one was chosen when it began, so
+    the second joins the step after, one decode step later than a synchronous scheduler would take it."""
+    asynchronous = PROFILE.with_changes(scheduler={"async_scheduling": True})
+    lengths, sends = [(4096, 64), (1024, 64)], [0.0, 0.05]
+    sync_run, async_run = (open_loop(p, lengths, sends) for p in (PROFILE, asynchronous))
+    decode_step = fixed_concurrency(PROFILE, 4096, 64, 1, requests=1, warmup=0).mean_itl_s
+    assert async_run.mean_ttft_s - sync_run.mean_ttft_s == pytest.approx(decode_step / 2, rel=0.2)
+    alone = [(64, 8)]
+    assert open_loop(asynchronous, alone, [0.0]) == open_loop(PROFILE, alone, [0.0])
+
+
+def test_an_open_loop_needs_one_send_time_per_request():
+    with pytest.raises(ValueError, match="one send time per request: 1 times for 2 requests"):
+        open_loop(PROFILE, [(64, 8), (64, 8)], [0.0])
+
+
+def _first_token_waits(profile, prompt: int, output: int, clients: int) -> list[float]:
+    """Each request's time to first token in one wave of `clients`, in the order they were sent."""
+    server = harness._Server(harness.Engine(profile), [(prompt, output)] * clients, True, 0.0)
+    for _ in range(clients):
+        server.send(0.0)
+    server.run()
+    return [t.first - t.arrival for t in server.traces]

@@ -1,0 +1,29 @@
+"""The API server's one worker: requests and step outputs wait for it in arrival order."""
+
+import pytest
+
+from serving.engine.frontend import Frontend
+from serving.profiles import load_profile
+
+EFFICIENCY = load_profile("llama-3.1-8b-h100").efficiency.model_copy(
+    update={"frontend_request_s": 0.002, "frontend_token_s": 1e-4}
+)
+
+
+def test_requests_arriving_together_are_handed_over_one_worker_time_apart():
+    frontend = Frontend(EFFICIENCY)
+    assert [frontend.admit(0.0) for _ in range(3)] == pytest.approx([0.002, 0.004, 0.006])
+
+
+def test_a_steps_outputs_wait_behind_the_requests_before_them_and_cost_per_token():
+    frontend = Frontend(EFFICIENCY)
+    frontend.admit(0.0)
+    frontend.admit(0.0)
+    assert frontend.stream(0.001, tokens=10) == pytest.approx(0.004 + 10 * 1e-4)
+    # an idle worker starts at once
+    assert frontend.stream(1.0, tokens=1) == pytest.approx(1.0 + 1e-4)
+
+
+def test_without_costs_everything_passes_through():
+    frontend = Frontend()
+    assert frontend.admit(0.5) == 0.5 and frontend.stream(0.7, tokens=100) == 0.7
