@@ -15,6 +15,7 @@ class Frontend:
     def __init__(self, efficiency: Efficiency | None = None):
         self.request_s = efficiency.frontend_request_s if efficiency else 0.0
         self.token_s = efficiency.frontend_token_s if efficiency else 0.0
+        self.finish_s = efficiency.frontend_finish_s if efficiency else 0.0
         self.free_at = 0.0
 
     def _serve(self, arrival: float, cost: float) -> float:
@@ -25,6 +26,7 @@ class Frontend:
         """When a request that reached the server at `arrival` is handed to the engine core."""
         return self._serve(arrival, self.request_s)
 
-    def stream(self, arrival: float, tokens: int) -> float:
-        """When the `tokens` one engine step emitted (its outputs reached the server at `arrival`) reach clients."""
-        return self._serve(arrival, self.token_s * tokens)
+    def stream(self, arrival: float, tokens: int = 1, finished: bool = False) -> float:
+        """When a request's `tokens` from one engine step (its outputs reached the server at `arrival`) reach its
+        client; the last of a request also closes its stream."""
+        return self._serve(arrival, self.token_s * tokens + (self.finish_s if finished else 0.0))

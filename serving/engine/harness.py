@@ -78,8 +78,10 @@ class _Server:
                 self._deliver(arrival, *item)
 
     def _deliver(self, arrival: float, emitted: list[EngineRequest], finished: list[EngineRequest]) -> None:
-        at = self.frontend.stream(arrival, len(emitted))
+        """The worker streams a step's outputs request by request: each client sees its token when its turn ends."""
+        ended = {id(request) for request in finished}
         for request in emitted:
+            at = self.frontend.stream(arrival, 1, id(request) in ended)
             trace = request.payload
             if trace.first is None:
                 trace.first = at
@@ -87,10 +89,16 @@ class _Server:
                 trace.itl_sum += at - trace.last
             trace.last = at
             trace.tokens += 1
+            if id(request) in ended:
+                self._end(trace, at)
         for request in finished:
-            request.payload.done = at
-            if self.closed_loop and len(self.traces) < len(self.pending):
-                self.send(at + self.turnaround_s)
+            if request.payload.done is None:  # ended without a token this step (aborted)
+                self._end(request.payload, self.frontend.stream(arrival, 0, True))
+
+    def _end(self, trace: _Trace, at: float) -> None:
+        trace.done = at
+        if self.closed_loop and len(self.traces) < len(self.pending):
+            self.send(at + self.turnaround_s)
 
     def _hand_over(self, until: float) -> None:
         while self.to_engine and self.to_engine[0][0] <= until:

@@ -133,6 +133,9 @@ class Efficiency(_Strict):
     frontend_token_s: float = Field(
         0.0, ge=0, description="the API server's time per output token it detokenizes and streams to a client"
     )
+    frontend_finish_s: float = Field(
+        0.0, ge=0, description="the API server's time to end a request's stream (final chunk, usage, clean-up)"
+    )
     source: str = ""
 
     @model_serializer(mode="wrap")
@@ -146,7 +149,7 @@ class Efficiency(_Strict):
             if self.eager_step_overhead_s == 0:
                 data.pop("eager_step_overhead_s", None)
                 data.pop("graph_max_tokens", None)
-            for name in ("frontend_request_s", "frontend_token_s"):
+            for name in ("frontend_request_s", "frontend_token_s", "frontend_finish_s"):
                 if getattr(self, name) == 0:
                     data.pop(name, None)
         return data

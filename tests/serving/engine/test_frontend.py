@@ -6,7 +6,7 @@ from serving.engine.frontend import Frontend
 from serving.profiles import load_profile
 
 EFFICIENCY = load_profile("llama-3.1-8b-h100").efficiency.model_copy(
-    update={"frontend_request_s": 0.002, "frontend_token_s": 1e-4}
+    update={"frontend_request_s": 0.002, "frontend_token_s": 1e-4, "frontend_finish_s": 0.001}
 )
 
 
@@ -22,6 +22,12 @@ def test_a_steps_outputs_wait_behind_the_requests_before_them_and_cost_per_token
     assert frontend.stream(0.001, tokens=10) == pytest.approx(0.004 + 10 * 1e-4)
     # an idle worker starts at once
     assert frontend.stream(1.0, tokens=1) == pytest.approx(1.0 + 1e-4)
+
+
+def test_ending_a_stream_costs_its_own_time():
+    frontend = Frontend(EFFICIENCY)
+    assert frontend.stream(0.0, 1, finished=True) == pytest.approx(1e-4 + 0.001)
+    assert frontend.stream(0.0, 1) == pytest.approx(2 * 1e-4 + 0.001)
 
 
 def test_without_costs_everything_passes_through():
