@@ -192,35 +192,68 @@ def error_summary(rows: list[dict]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Grid:
+    """One measured grid: the GPU it ran on, its folder of raw results, and the shipped profile it is judged by."""
+
+    gpu: str
+    data: Path
+    profile: str
+    note: str = ""
+
+
+GRIDS = (
+    Grid(
+        "H200",
+        DATA.parent / "vllm-h200",
+        "llama-3.1-8b-h200",
+        "measured 2026-12-06 (second run), each closed loop with 8 to 10 waves (4 to 6 where a wave takes over 15 s)",
+    ),
+    Grid(
+        "H100",
+        DATA,
+        PROFILE,
+        "an H100 80GB HBM3 lent in place of the H200, measured 2026-12-06 (first run), 3 to 5 waves a closed loop",
+    ),
+)
+
+
 def real_vllm_section() -> str:
-    shipped = comparison()
-    fit, held = held_out(measured_points())
-    fitted = fit_efficiency(fit)
-    profile = measured_profile()
-    on_held = {p["name"] for p in held}
-    refitted = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s)
-    refit = [r for r in refitted if r["point"] in on_held]
-    fitted_text = fitted.text()
+    lines, fits = [], {}
+    for grid in GRIDS:
+        grid_lines, fits[grid.gpu] = grid_section(grid)
+        lines += grid_lines
+    return "\n".join([*lines, *moe_section(fits["H100"])])
+
+
+def grid_section(grid: Grid) -> tuple[list[str], Fit]:
+    """One grid's comparison: the shipped set on every point, then a refit to half of them judged on the rest."""
+    profile = measured_profile(grid.profile)
+    points = measured_points(grid.data / "points.csv")
+    shipped = comparison(profile, 0.0, points)
+    fit, held = held_out(points)
+    fitted = fit_efficiency(fit, profile)
+    refit = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s, held)
     lines = [
-        "## Real vLLM 0.20.2 on an H100 against the engine model",
+        f"## Real vLLM 0.20.2 on an {grid.gpu} against the engine model",
         "",
         (
-            "`python -m bench real-vllm`: each point measured with `vllm bench serve` on the GPU host (an H100 80GB "
-            "HBM3 lent in place of the H200; Llama-3.1-8B architecture with dummy weights, random prompts of exact "
-            "lengths; `docs/vllm-on-h200.md`, raw results in bench/data/vllm-h100) and run again in the engine model: "
-            "closed loops as `vllm bench serve --max-concurrency` runs them, first wave included, and the Poisson "
-            "points' requests sent at the times the real run sent them, through the API server's one worker and the "
-            "engine scheduling asynchronously, as vLLM 0.20.2 does (serving/engine/harness.py). Error = model / real - 1. Goal (issue 32, for the H200): median error "
-            "<= 10% and every point within 20% on the held-out half, after calibration."
+            f"`python -m bench real-vllm`: each point measured with `vllm bench serve` on the GPU host ({grid.note}; "
+            "Llama-3.1-8B architecture with dummy weights, random prompts of exact lengths; `docs/vllm-on-h200.md`, "
+            f"raw results in bench/data/{grid.data.name}) and run again in the engine model: closed loops as `vllm "
+            "bench serve --max-concurrency` runs them, first wave included, and the Poisson points' requests sent at "
+            "the times the real run sent them, through the API server's one worker and the engine scheduling "
+            "asynchronously, as vLLM 0.20.2 does (serving/engine/harness.py). Error = model / real - 1. Goal (issue "
+            "32, for the H200): median error <= 10% and every point within 20% on the held-out half, after calibration."
         ),
         "",
-        f"The shipped efficiency set (vllm-v1, profile {PROFILE}, never fitted to these points), all points:",
+        f"The shipped efficiency set (vllm-v1, profile {grid.profile}, never fitted to these points), all points:",
         "",
         *error_summary(shipped),
         "",
         (
             f"Refitted to half of the points (sorted by name, every second one held out before the fit; "
-            f"{len(fit)} fitted, {len(held)} held out): {fitted_text}. On the held-out half:"
+            f"{len(fit)} fitted, {len(held)} held out): {fitted.text()}. On the held-out half:"
         ),
         "",
         *error_summary(refit),
@@ -228,21 +261,19 @@ def real_vllm_section() -> str:
         (
             "The refit is a measurement only: the shipped profiles keep vllm-v1, which every simulator result above "
             "uses. TTFT median is the more robust of the two TTFT figures (a point's first request can include "
-            "one-time work: 0.35 s of the 0.47 s that i128_o128_c1's eight TTFTs add up to); where it misses (closed "
-            "loops of long prompts, 128 streams) and why: docs/vllm-on-h200.md."
+            "one-time work); where it misses and why: docs/vllm-on-h200.md."
         ),
         "",
-        "The held-out half, refitted:",
+        f"The held-out half, refitted ({grid.gpu}):",
         "",
         *_table(refit, "engine model (refit)"),
         "",
-        "Every point, shipped set:",
+        f"Every point, shipped set ({grid.gpu}):",
         "",
         *_table(shipped, "engine model (vllm-v1)"),
         "",
-        *moe_section(fitted),
     ]
-    return "\n".join(lines)
+    return lines, fitted
 
 
 MOE_DATA = Path(__file__).resolve().parent / "data" / "vllm-h100-qwen3-moe"

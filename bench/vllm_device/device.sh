@@ -2,7 +2,7 @@
 # On the GPU host, from the repository root: bash bench/vllm_device/device.sh STAGE...
 # Stages: probe stash setup serve gpu grid metrics stopserve latency collect. The payload's parts come in
 # .vcarry/pNN, one or two a call (a call carries at most 64 MiB); they wait in /tmp/pay while the machine stays warm.
-# Env: GRID (a, b or m: which runs), DEADLINE_S (no run starts after this many seconds), CALL (names this call's logs),
+# Env: GRID (a, b, m, l1, l2 or p: which runs), DEADLINE_S (no run starts after this many seconds), CALL (names this call's logs),
 # MODEL (llama, the default, or qwen3-moe: Qwen3-30B-A3B from .vcarry/p04, staged by prep_moe.sh, after `moe`).
 S=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$S/../.." && pwd)
@@ -12,6 +12,7 @@ mkdir -p /tmp/pay $W/results $W/logs
 export PYTHONUNBUFFERED=1 PYTHONPATH=$R/site VLLM_USE_FLASHINFER_SAMPLER=0 TVM_FFI_DISABLE_TORCH_C_DLPACK=1 \
   HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
 T0=$(date +%s); CALL=${CALL:-c}; DEADLINE=$((T0 + ${DEADLINE_S:-470}))
+[ -e $W/logs/call_$CALL ] || touch -d @$((T0 - 1)) $W/logs/call_$CALL  # what `collect` counts as this call's
 el() { echo "[t+$(( $(date +%s) - T0 ))s]"; }
 fetch() { python3 -c "import sys,urllib.request;sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1],timeout=5).read())" "$1"; }
 if [ "${MODEL:-llama}" = qwen3-moe ]; then
@@ -34,6 +35,20 @@ i16384_o128_c1:16384:128:1:3:inf:51 i16384_o128_c8:16384:128:8:16:inf:52 i16384_
 prefix3072_i1024_o256_c8:1024:256:8:40:inf:61:3072 prefix3072_i1024_o256_c32:1024:256:32:128:inf:62:3072
 prefix12288_i4096_o128_c8:4096:128:8:24:inf:63:12288
 poisson_r5_i1024_o256:1024:256:0:240:5:71 poisson_r10_i1024_o256:1024:256:0:300:10:72
+poisson_r20_i1024_o256:1024:256:0:400:20:73 poisson_r40_i1024_o256:1024:256:0:600:40:74
+poisson_r2_i8192_o256:8192:256:0:120:2:75 poisson_r1_i16384_o128:16384:128:0:60:1:76"
+# the closed loops again with 8 to 10 waves each (4 to 6 where one wave takes over 15 s), so the first wave weighs
+# little; L1 fits one call after setup and serve, L2 the next
+GRID_l1="warmup:256:64:16:32:inf:99
+i128_o128_c1:128:128:1:32:inf:111 i1024_o256_c1:1024:256:1:16:inf:121 i4096_o256_c1:4096:256:1:12:inf:131
+i8192_o256_c1:8192:256:1:8:inf:141 i16384_o128_c1:16384:128:1:8:inf:151
+i128_o128_c8:128:128:8:80:inf:112 i128_o128_c32:128:128:32:320:inf:113 i128_o128_c128:128:128:128:1280:inf:114
+i128_o128_c256:128:128:256:2048:inf:115 i1024_o256_c8:1024:256:8:80:inf:122 i1024_o256_c32:1024:256:32:320:inf:123
+i1024_o256_c128:1024:256:128:1024:inf:124"
+GRID_l2="i4096_o256_c8:4096:256:8:80:inf:132 i4096_o256_c32:4096:256:32:256:inf:133
+i8192_o256_c8:8192:256:8:64:inf:142 i16384_o128_c8:16384:128:8:64:inf:152 i8192_o256_c32:8192:256:32:192:inf:143
+i4096_o256_c128:4096:256:128:512:inf:134 i16384_o128_c32:16384:128:32:128:inf:153"
+GRID_p="poisson_r5_i1024_o256:1024:256:0:240:5:71 poisson_r10_i1024_o256:1024:256:0:300:10:72
 poisson_r20_i1024_o256:1024:256:0:400:20:73 poisson_r40_i1024_o256:1024:256:0:600:40:74
 poisson_r2_i8192_o256:8192:256:0:120:2:75 poisson_r1_i16384_o128:16384:128:0:60:1:76"
 GRID_m="warmup:256:64:16:32:inf:99
@@ -96,9 +111,10 @@ latency)
     --batch-size 8 --input-len 1024 --output-len 128 --num-iters-warmup 3 --num-iters 10 \
     --output-json $W/results/latency_b8_i1024_o128.json > $W/logs/latency.log 2>&1
   echo "rc=$?"; grep -E "Avg latency|percentile" $W/logs/latency.log | tail -4 ;;
-collect)
+collect)  # this call's results only (with every call's the archive outgrows what a call brings back)
   cp $W/logs/server.log $OUT/ 2>/dev/null
-  (cd /tmp && tar -czf $OUT/results_$CALL.tgz vwork/results vwork/logs)
+  (cd /tmp && find vwork/results -type f -newer $W/logs/call_$CALL -print0 | tar -czf $OUT/results_$CALL.tgz \
+    --null -T - vwork/logs)
   ls -la $OUT ;;
 esac
 done

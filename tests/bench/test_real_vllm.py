@@ -82,3 +82,14 @@ def test_the_moe_profiles_kv_cache_is_what_vllm_kept():
 
     measured = json.loads((MOE_DATA / "facts.json").read_text())["kv_cache_tokens"]
     assert moe_profile().kv_capacity_tokens == pytest.approx(measured, rel=0.02)
+
+
+def test_the_h200_grid_measures_the_h100_points_again_with_more_waves():
+    from bench.real_vllm import GRIDS
+
+    h200, h100 = ({p["name"]: p for p in measured_points(g.data / "points.csv")} for g in GRIDS)
+    assert h200.keys() == h100.keys() and len(h200) == 25
+    for name, point in h200.items():
+        if point["concurrency"] and int(point["concurrency"]) >= 8:
+            assert int(point["completed"]) >= 4 * int(point["concurrency"])
+            assert int(point["completed"]) > int(h100[name]["completed"])

@@ -174,9 +174,10 @@ def test_tensor_parallel_replica_exports_each_gpu():
         assert len({x.labels["UUID"] for x in fams["DCGM_FI_DEV_GPU_UTIL"].samples}) == 4
 
 
-REAL_SCRAPES = (  # vLLM 0.20.2's own /metrics: the reference one, and ours after load on the GPU host
+REAL_SCRAPES = (  # vLLM 0.20.2's own /metrics: the reference one, and ours after load on the GPU host's H100 and H200
     Path(__file__).resolve().parents[3].parent / "shared" / "data" / "reference" / "vllm-0.20.2-metrics.txt",
     Path(__file__).resolve().parents[3] / "bench" / "data" / "vllm-h100" / "metrics_after_load.txt",
+    Path(__file__).resolve().parents[3] / "bench" / "data" / "vllm-h200" / "metrics_after_load.txt",
 )
 TOKEN_HISTOGRAMS = {  # their buckets follow max_model_len (1, 2, 5, 10, ... up to it)
     "vllm:request_prompt_tokens",
@@ -199,7 +200,7 @@ def shapes(text: str) -> dict[str, tuple]:
     return found
 
 
-@pytest.mark.parametrize("scrape", REAL_SCRAPES, ids=lambda path: path.name)
+@pytest.mark.parametrize("scrape", REAL_SCRAPES, ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_every_family_of_real_vllm_is_exported_alike(loaded_server, scrape):
     """Name by name: the type, the label names and the bucket bounds of every vllm: family real vLLM 0.20.2
     exported (36 families, without the _created series)."""
