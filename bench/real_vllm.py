@@ -32,11 +32,7 @@ METRICS = (
 
 def measured_profile(name: str = PROFILE):
     """The shipped profile as the measured server ran: vLLM 0.20.2 schedules asynchronously (its log says so)."""
-    return with_async_scheduling(load_profile(name))
-
-
-def with_async_scheduling(profile):
-    return profile.model_copy(update={"scheduler": profile.scheduler.model_copy(update={"async_scheduling": True})})
+    return load_profile(name).with_changes(scheduler={"async_scheduling": True})
 
 
 def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
@@ -70,8 +66,10 @@ def _poisson(profile, point: dict) -> dict:
     if records is not None:
         sends = _send_times(records / f"{point['name']}.csv.gz")
     else:  # no per-request records: Poisson sends at the point's rate, as vllm bench draws them
-        gaps = np.random.default_rng(0).exponential(1.0 / float(point["request_rate"]), int(point["completed"]))
-        sends = list(np.cumsum(gaps) - gaps[0])
+        from autoscaler.capacity.engine_capacity import poisson_workload
+
+        one = np.array([0])
+        sends = list(poisson_workload(float(point["request_rate"]), one, one, int(point["completed"]), 0).arrival_s)
     lengths = [(int(point["input_tokens"]), int(point["output_tokens"]))] * len(sends)
     stats = open_loop(profile, lengths, sends)
     return {
@@ -287,7 +285,8 @@ def moe_profile():
 
     document = profile_document(MOE_DATA / "config.json", "H100", model_name="Qwen/Qwen3-30B-A3B", max_model_len=8192)
     # from the dense set: its MoE set (vllm-v1-moe) holds the overheads this bench fits
-    return with_async_scheduling(build_profile({**document, "efficiency": "vllm-v1"}, "qwen3-30b-a3b"))
+    profile = build_profile({**document, "efficiency": "vllm-v1"}, "qwen3-30b-a3b")
+    return profile.with_changes(scheduler={"async_scheduling": True})
 
 
 # what the MoE runs fit, from the shipped set: the server's request overhead and the launch cost of steps beyond

@@ -42,8 +42,15 @@ class _Server:
     request overhead after it was sent, passes the server's one worker (`Frontend`) to the engine, and each step's
     outputs pass that worker again on their way to the clients."""
 
-    def __init__(self, engine: Engine, pending: list[tuple[int, int]], served: bool, turnaround_s: float):
-        self.engine, self.pending, self.turnaround_s = engine, pending, turnaround_s
+    def __init__(
+        self,
+        engine: Engine,
+        pending: list[tuple[int, int]],
+        served: bool,
+        turnaround_s: float,
+        closed_loop: bool = False,
+    ):
+        self.engine, self.pending, self.turnaround_s, self.closed_loop = engine, pending, turnaround_s, closed_loop
         # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
         efficiency = engine.profile.efficiency if served else None
         self.latency = efficiency.request_overhead_s if served else 0.0
@@ -51,8 +58,7 @@ class _Server:
         self.async_scheduling = engine.profile.scheduler.async_scheduling
         self.jobs: list[tuple[float, int, object]] = []  # (when it reaches the server, order, request or outputs)
         self.to_engine: deque[tuple[float, EngineRequest]] = deque()  # in the order the server handed them over
-        self.traces: list[_Trace] = []
-        self.closed_loop = False
+        self.traces: list[_Trace] = []  # one per request sent; a closed loop sends the next when an answer ends
         self.now = 0.0
         self.max_kv = 0.0
         self._order = 0
@@ -89,11 +95,8 @@ class _Server:
                 trace.itl_sum += at - trace.last
             trace.last = at
             trace.tokens += 1
-            if id(request) in ended:
+            if id(request) in ended:  # a request ends with the token it emits last (Scheduler.complete)
                 self._end(trace, at)
-        for request in finished:
-            if request.payload.done is None:  # ended without a token this step (aborted)
-                self._end(request.payload, self.frontend.stream(arrival, 0, True))
 
     def _end(self, trace: _Trace, at: float) -> None:
         trace.done = at
@@ -112,8 +115,6 @@ class _Server:
             # asynchronous scheduling chooses a step while the one before it runs: a request that reached a busy
             # engine during a step waits for the next; an idle engine takes it at once
             self._hand_over(scheduled_at if self.async_scheduling and engine.has_work else self.now)
-            if not engine.has_work:
-                self._hand_over(self.now)
             if not engine.has_work:
                 upcoming = [queue[0][0] for queue in (self.jobs, self.to_engine) if queue]
                 if not upcoming:
@@ -139,14 +140,12 @@ def _run(
     """Drive the engine: `concurrency=None` and no `send_times` submits everything at t=0 (offline); `concurrency`
     keeps N in flight, a client sending its next request `turnaround_s` after its last answer ended; `send_times`
     sends each request at its time (open loop)."""
-    server = _Server(engine, pending, concurrency is not None or send_times is not None, turnaround_s)
-    if send_times is not None:
-        for at in send_times:
-            server.send(at)
-    else:
-        server.closed_loop = concurrency is not None
-        for _ in range(len(pending) if concurrency is None else min(concurrency, len(pending))):
-            server.send(0.0)
+    closed_loop = concurrency is not None
+    server = _Server(engine, pending, closed_loop or send_times is not None, turnaround_s, closed_loop)
+    if send_times is None:  # offline, or a closed loop's first wave
+        send_times = [0.0] * (min(concurrency, len(pending)) if closed_loop else len(pending))
+    for at in send_times:
+        server.send(at)
     server.run()
     return _stats(server, warmup, offline=concurrency is None and send_times is None)
 

@@ -12,6 +12,25 @@ GIB = 1 << 30
 BLOCK_SIZE = 16  # vLLM's default KV block size in tokens
 
 
+_MEASURED_OVERHEADS = (  # Efficiency's fields from real vLLM (docs/vllm-on-h200.md), left out while unset
+    "request_overhead_s",
+    "eager_step_overhead_s",
+    "frontend_request_s",
+    "frontend_token_s",
+    "frontend_finish_s",
+)
+
+
+def _without_defaults(model, data, names: tuple[str, ...]):
+    """`data` (a model's serialized fields) less the named fields left at their defaults: fields added after
+    profiles were first written, so that an unchanged profile serializes, and digests, as it did before them."""
+    if isinstance(data, dict):
+        for name in names:
+            if getattr(model, name) == type(model).model_fields[name].default:
+                data.pop(name, None)
+    return data
+
+
 class _Strict(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True)  # profiles are values: hashable, never edited in place
 
@@ -142,16 +161,9 @@ class Efficiency(_Strict):
     def _without_unset_overheads(self, handler):
         """Without the overheads measured on real vLLM, the set serializes as it did before they were modelled (the
         digests of load tables and shipped capacity atlases stay)."""
-        data = handler(self)
-        if isinstance(data, dict):
-            if self.request_overhead_s == 0:
-                data.pop("request_overhead_s", None)
-            if self.eager_step_overhead_s == 0:
-                data.pop("eager_step_overhead_s", None)
-                data.pop("graph_max_tokens", None)
-            for name in ("frontend_request_s", "frontend_token_s", "frontend_finish_s"):
-                if getattr(self, name) == 0:
-                    data.pop(name, None)
+        data = _without_defaults(self, handler(self), _MEASURED_OVERHEADS)
+        if isinstance(data, dict) and self.eager_step_overhead_s == 0:
+            data.pop("graph_max_tokens", None)  # says nothing without the cost it bounds
         return data
 
 
@@ -173,10 +185,7 @@ class SchedulerConfig(_Strict):
     @model_serializer(mode="wrap")
     def _without_sync_default(self, handler):
         """Off, the config serializes as it did before it was modelled (digests of load tables and atlases stay)."""
-        data = handler(self)
-        if isinstance(data, dict) and not self.async_scheduling:
-            data.pop("async_scheduling", None)
-        return data
+        return _without_defaults(self, handler(self), ("async_scheduling",))
 
 
 class Profile(_Strict):

@@ -64,8 +64,7 @@ def test_streams_ended_one_by_one_send_the_next_wave_spread_out():
     """A wave's answers end in one step; the worker closes their streams in turn, so the clients send again
     `frontend_finish_s` apart (real clients of vLLM 0.20.2: 128 sends over 164 ms)."""
     closing = PROFILE.with_changes(efficiency={"frontend_finish_s": 0.001})
-    server = harness._Server(harness.Engine(closing), [(128, 16)] * 16, True, 0.0)
-    server.closed_loop = True
+    server = harness._Server(harness.Engine(closing), [(128, 16)] * 16, True, 0.0, closed_loop=True)
     for _ in range(8):
         server.send(0.0)
     server.run()
