@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from serving.engine.harness import fixed_concurrency, open_loop
-from serving.engine.profile import Efficiency
+from bench.gpu_power import fit_power, read_samples
+from serving.engine.harness import RunStats, fixed_concurrency, open_loop
+from serving.engine.profile import Efficiency, Profile
 from serving.profiles import efficiency_set, load_profile
 
 DATA = Path(__file__).resolve().parent / "data" / "vllm-h100"
@@ -36,12 +37,12 @@ def measured_profile(name: str = PROFILE):
 
 
 def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
-    """The points the model can be run at: every one but the warm-up and those with shared prefixes (the model's
-    prefix cache needs the prompts' block ids, which `vllm bench serve`'s random prompts do not give)."""
+    """The points the model can be run at: every one but the warm-up (a shared prefix's blocks are one chain of ids,
+    the same in every prompt of its run, as `vllm bench serve --random-prefix-len` makes them)."""
     with open(path) as f:
         rows = list(csv.DictReader(f))
     records = path.parent / "requests"
-    return [{**r, "records": records} for r in rows if r["name"] != "warmup" and int(r["prefix_tokens"] or 0) == 0]
+    return [{**r, "records": records} for r in rows if r["name"] != "warmup"]
 
 
 def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
@@ -49,17 +50,20 @@ def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
     the next request (`vllm bench serve`'s own, not the server's)."""
     prompt, output, n = int(point["input_tokens"]), int(point["output_tokens"]), int(point["completed"])
     if point["concurrency"]:
-        stats = fixed_concurrency(profile, prompt, output, int(point["concurrency"]), n, 0, turnaround_s)
-        return {
-            "ttft_ms_mean": stats.mean_ttft_s * 1e3,
-            "ttft_ms_p50": stats.median_ttft_s * 1e3,
-            "itl_ms_mean": stats.mean_itl_s * 1e3,
-            "output_tokens_per_s": stats.output_tokens_per_s,
-        }
-    return _poisson(profile, point)
+        prefix = int(point.get("prefix_tokens") or 0)
+        stats = fixed_concurrency(profile, prompt, output, int(point["concurrency"]), n, 0, turnaround_s, prefix)
+    else:
+        stats = _poisson(profile, point)
+    return {
+        "ttft_ms_mean": stats.mean_ttft_s * 1e3,
+        "ttft_ms_p50": stats.median_ttft_s * 1e3,
+        "itl_ms_mean": stats.mean_itl_s * 1e3,
+        "output_tokens_per_s": stats.output_tokens_per_s,
+        "sm_clock_mhz": stats.mean_clock * profile.gpu.sm_clock_mhz,
+    }
 
 
-def _poisson(profile, point: dict) -> dict:
+def _poisson(profile, point: dict) -> RunStats:
     """An open-loop point run again with the send times its requests had (`vllm bench serve --request-rate` draws
     them; the per-request records keep them)."""
     records = point.get("records")
@@ -71,13 +75,7 @@ def _poisson(profile, point: dict) -> dict:
         one = np.array([0])
         sends = list(poisson_workload(float(point["request_rate"]), one, one, int(point["completed"]), 0).arrival_s)
     lengths = [(int(point["input_tokens"]), int(point["output_tokens"]))] * len(sends)
-    stats = open_loop(profile, lengths, sends)
-    return {
-        "ttft_ms_mean": stats.mean_ttft_s * 1e3,
-        "ttft_ms_p50": stats.median_ttft_s * 1e3,
-        "itl_ms_mean": stats.mean_itl_s * 1e3,
-        "output_tokens_per_s": stats.output_tokens_per_s,
-    }
+    return open_loop(profile, lengths, sends)
 
 
 @cache
@@ -102,6 +100,7 @@ class Knob(NamedTuple):
     low: float
     high: float
     start: float = 0.0
+    part: str = "efficiency"  # the profile's part it belongs to: efficiency or gpu
 
 
 FITTED = (
@@ -119,39 +118,52 @@ FITTED = (
 CLIENT = Knob("client_turnaround_s", 1e-3, 0.0, 0.2)  # fitted beside them, as the harness's own parameter
 
 
+# with a power model: the compute power, which the DCGM fit prices from tensor-active seconds, where the engine
+# model counts FLOPs (a prefill's activations also keep HBM busy, which the model's bytes leave out)
+POWER = Knob("compute_power_w", 100.0, 100.0, 3000.0, part="gpu")
+
+
 @dataclass(frozen=True)
 class Fit:
-    efficiency: Efficiency
+    profile: Profile
     turnaround_s: float
 
+    @property
+    def efficiency(self) -> Efficiency:
+        return self.profile.efficiency
+
     def text(self, parameters: tuple = (*FITTED, CLIENT)) -> str:
-        value = lambda name: self.turnaround_s if name == CLIENT.name else getattr(self.efficiency, name)
-        return ", ".join(f"{k.name} {value(k.name):.4g}" for k in parameters)
+        def value(knob: Knob) -> float:
+            return self.turnaround_s if knob is CLIENT else getattr(getattr(self.profile, knob.part), knob.name)
+
+        return ", ".join(f"{k.name} {value(k):.4g}" for k in parameters)
 
 
 def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, CLIENT)) -> Fit:
-    """The `parameters` of `base`'s efficiency set (by default bandwidth, GEMM and attention efficiency, the step,
-    per-sequence and request overheads, and the client's turnaround) that minimize the squared log errors of TTFT,
-    ITL and throughput over `points` (Nelder-Mead from the shipped set)."""
+    """The `parameters` of `base`'s profile (by default bandwidth, GEMM and attention efficiency, the overheads, the
+    server's costs and the client's turnaround) that minimize the squared log errors of TTFT, ITL and throughput over
+    `points` (Nelder-Mead from `base`'s values)."""
     from scipy.optimize import minimize
 
     base = base or measured_profile()
 
     def make(x) -> Fit:
-        values = {k.name: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
-        turnaround = values.pop(CLIENT.name, 0.0)
-        return Fit(base.efficiency.model_copy(update=values), turnaround)
+        values = {k: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
+        changes = {part: {k.name: v for k, v in values.items() if k.part == part} for part in ("efficiency", "gpu")}
+        profile = base.model_copy(
+            update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
+        )
+        return Fit(profile, values.get(CLIENT, 0.0))
 
     def loss(x) -> float:
         fit = make(x)
-        profile = base.model_copy(update={"efficiency": fit.efficiency})
         total = 0.0
         for point in points:
-            model = predict(point, profile, fit.turnaround_s)
+            model = predict(point, fit.profile, fit.turnaround_s)
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
         return total
 
-    x0 = np.array([(getattr(base.efficiency, k.name, 0.0) or k.start) / k.unit for k in parameters])
+    x0 = np.array([(getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters])
     # each first move a quarter of the start, or one unit where the shipped set has none (the overheads):
     # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
     simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[i] * (0.25 * v if v else 1.0) for i, v in enumerate(x0)])
@@ -230,8 +242,10 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     points = measured_points(grid.data / "points.csv")
     shipped = comparison(profile, 0.0, points)
     fit, held = held_out(points)
-    fitted = fit_efficiency(fit, profile)
-    refit = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s, held)
+    gpu = profile.gpu
+    power = fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
+    fitted = fit_efficiency(fit, profile.with_changes(gpu=power.gpu_changes()), (*FITTED, POWER, CLIENT))
+    refit = comparison(fitted.profile, fitted.turnaround_s, held)
     lines = [
         f"## Real vLLM 0.20.2 on an {grid.gpu} against the engine model",
         "",
@@ -251,7 +265,8 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         (
             f"Refitted to half of the points (sorted by name, every second one held out before the fit; "
-            f"{len(fit)} fitted, {len(held)} held out): {fitted.text()}. On the held-out half:"
+            f"{len(fit)} fitted, {len(held)} held out): {fitted.text((*FITTED, POWER, CLIENT))}. On the held-out "
+            "half:"
         ),
         "",
         *error_summary(refit),
@@ -265,6 +280,20 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         f"The held-out half, refitted ({grid.gpu}):",
         "",
         *_table(refit, "engine model (refit)"),
+        "",
+        (
+            f"The board's power model (the GPU exporter's samples, bench/gpu_power.py): {power.uncapped} busy seconds "
+            f"below the {gpu.tdp_w:.0f} W limit give {power.compute_power_w:.0f} W for the tensor cores fully busy "
+            f"and {power.memory_power_w:.0f} W for HBM at full bandwidth over {gpu.idle_power_w:.0f} W idle; with "
+            f"{power.capped} seconds at the limit, a compute power falling as the SM clock ratio to the "
+            f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over all busy seconds). The refit's compute "
+            f"power: {fitted.profile.gpu.compute_power_w:.0f} W. The model's mean SM clock over each held-out point's "
+            "steps (MHz): "
+            + ", ".join(
+                f"{p['name']} {predict(p, fitted.profile, fitted.turnaround_s)['sm_clock_mhz']:,.0f}" for p in held
+            )
+            + "."
+        ),
         "",
         f"Every point, shipped set ({grid.gpu}):",
         "",
@@ -301,7 +330,8 @@ def moe_section(fitted: Fit) -> list[str]:
     points = measured_points(MOE_DATA / "points.csv")
     facts = json.loads((MOE_DATA / "facts.json").read_text())
     shipped = comparison(profile, 0.0, points)
-    refit = comparison(profile.model_copy(update={"efficiency": fitted.efficiency}), fitted.turnaround_s, points)
+    carried = {"efficiency": fitted.efficiency, "gpu": fitted.profile.gpu}  # the same H100, its power model included
+    refit = comparison(profile.model_copy(update=carried), fitted.turnaround_s, points)
     fit, held = held_out(points)
     own = fit_efficiency(fit, profile, MOE_FITTED)
     own_rows = comparison(profile.model_copy(update={"efficiency": own.efficiency}), 0.0, held)

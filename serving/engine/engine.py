@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.engine.power import PowerGovernor
 from serving.engine.profile import BLOCK_SIZE, Profile
 from serving.engine.scheduler import EngineRequest, ScheduledBatch, Scheduler
-from serving.engine.steptime import StepTimeModel, StepTiming
+from serving.engine.steptime import BatchShape, StepTimeModel, StepTiming
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DecodePlan:
     num_seqs: int
     ends: np.ndarray
     busy: np.ndarray
+    power_w: float = 0.0  # the board's draw over the stretch (its first step's), where the GPU has a power model
 
     def steps_starting_before(self, offset: float) -> int:
         """How many steps start before `offset` seconds into the plan (step 0 starts at 0)."""
@@ -61,6 +63,7 @@ class Engine:
         self.profile = profile
         self.steptime = StepTimeModel(profile)
         self.scheduler = Scheduler(profile.scheduler, profile.num_gpu_blocks, profile.model.max_model_len)
+        self.governor = PowerGovernor(profile.gpu) if profile.gpu.power_capped else None
 
     def add(self, request: EngineRequest) -> None:
         self.scheduler.add(request)
@@ -84,12 +87,23 @@ class Engine:
     def kv_usage(self) -> float:
         return self.scheduler.kv.usage
 
-    def step(self) -> StepResult:
-        """Schedule a batch, price it, and apply its outputs (the driver reveals them after the duration)."""
+    def step(self, at: float | None = None) -> StepResult:
+        """Schedule a batch, price it, and apply its outputs (the driver reveals them after the duration). `at`: when
+        the step starts, for a GPU with a power limit (its average falls while the engine idles); by default right
+        after the last step."""
         batch = self.scheduler.schedule()
-        timing = self.steptime.timing(batch.shape)
+        timing = self._price(batch.shape, at)
         emitted, finished = self.scheduler.complete(batch)
         return StepResult(batch, timing, emitted, finished)
+
+    def _price(self, shape, at: float | None) -> StepTiming:
+        governor = self.governor
+        if governor is None:
+            return self.steptime.timing(shape)
+        start = governor.at if at is None else at
+        timing = self.steptime.timing(shape, lambda duration: governor.allowed_w(start, duration))
+        governor.record(start, timing.duration_s, timing.power_w)
+        return timing
 
     def plan_decode(self, max_steps: int = 100_000) -> DecodePlan | None:
         """If the batch is pure decode and nothing can join it, the step times of the stretch ahead:
@@ -120,9 +134,18 @@ class Engine:
         if limit < 1:
             return None
         kv0 = float(np.sum(computed + 1))
+        power = 0.0
+        if self.governor is not None:  # step by step while the power limit holds the clock down
+            first = self.steptime.timing(BatchShape(n, n, n, int(kv0), kv0), self._allowed_now)
+            if first.clock < 1.0:
+                return None
+            power = first.power_w
         durations, busy = self.steptime.decode_run(n, kv0, kv0, limit)
         ends = np.cumsum(durations)
-        return DecodePlan(n, ends, np.cumsum(busy))
+        return DecodePlan(n, ends, np.cumsum(busy), power)
+
+    def _allowed_now(self, duration_s: float) -> float:
+        return self.governor.allowed_w(self.governor.at, duration_s)
 
     def apply_decode(self, plan: DecodePlan, steps: int) -> FastForward:
         """Take the first `steps` steps of a plan made on the current state."""
@@ -140,6 +163,8 @@ class Engine:
                     raise AssertionError("decode plan ran out of KV blocks")
         ending = [r for r in sched.running if r.output_tokens >= r.last_output]
         finished = [r for r in ending if sched.finish_if_done(r)]
+        if self.governor is not None:
+            self.governor.record(self.governor.at, float(plan.ends[steps - 1]), plan.power_w)
         return FastForward(
             steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished
         )

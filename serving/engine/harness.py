@@ -9,7 +9,7 @@ from statistics import fmean, median
 
 from serving.engine.engine import Engine
 from serving.engine.frontend import Frontend
-from serving.engine.profile import Profile
+from serving.engine.profile import BLOCK_SIZE, Profile
 from serving.engine.scheduler import EngineRequest
 
 
@@ -25,6 +25,7 @@ class RunStats:
     requests_per_s: float
     max_kv_usage: float
     preemptions: int
+    mean_clock: float = 1.0  # the SM clock ratio over the engine's busy time (below 1 where the power limit held it)
 
 
 @dataclass
@@ -49,8 +50,10 @@ class _Server:
         served: bool,
         turnaround_s: float,
         closed_loop: bool = False,
+        prefix_block_ids: tuple[int, ...] = (),
     ):
         self.engine, self.pending, self.turnaround_s, self.closed_loop = engine, pending, turnaround_s, closed_loop
+        self.prefix_block_ids = prefix_block_ids  # the prompts' shared prefix, as the prefix cache knows it
         # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
         efficiency = engine.profile.efficiency if served else None
         self.latency = efficiency.request_overhead_s if served else 0.0
@@ -61,6 +64,7 @@ class _Server:
         self.traces: list[_Trace] = []  # one per request sent; a closed loop sends the next when an answer ends
         self.now = 0.0
         self.max_kv = 0.0
+        self.busy_s = self.clocked_s = 0.0  # the engine's step time, and that time weighted by the step's clock
         self._order = 0
 
     def _push(self, at: float, item) -> None:
@@ -72,7 +76,8 @@ class _Server:
         prompt, output = self.pending[index]
         trace = _Trace(arrival=at)
         self.traces.append(trace)
-        self._push(at + self.latency, EngineRequest(str(index), prompt, output, payload=trace))
+        request = EngineRequest(str(index), prompt, output, prefix_block_ids=self.prefix_block_ids, payload=trace)
+        self._push(at + self.latency, request)
 
     def _serve_until(self, until: float) -> None:
         """The server's worker takes every job that reached it by `until`, in arrival order."""
@@ -121,9 +126,11 @@ class _Server:
                     break
                 self.now = max(self.now, min(upcoming))
                 continue
-            step = engine.step()
+            step = engine.step(self.now)
             scheduled_at = self.now
             self.now += step.duration_s
+            self.busy_s += step.duration_s
+            self.clocked_s += step.duration_s * step.timing.clock
             self.max_kv = max(self.max_kv, engine.kv_usage)
             if step.emitted or step.finished:
                 self._push(self.now, (step.emitted, step.finished))
@@ -136,12 +143,14 @@ def _run(
     warmup: int,
     turnaround_s: float = 0.0,
     send_times: list[float] | None = None,
+    shared_prefix_tokens: int = 0,
 ) -> RunStats:
     """Drive the engine: `concurrency=None` and no `send_times` submits everything at t=0 (offline); `concurrency`
     keeps N in flight, a client sending its next request `turnaround_s` after its last answer ended; `send_times`
-    sends each request at its time (open loop)."""
+    sends each request at its time (open loop). Every prompt begins with the same `shared_prefix_tokens`."""
     closed_loop = concurrency is not None
-    server = _Server(engine, pending, closed_loop or send_times is not None, turnaround_s, closed_loop)
+    prefix = tuple(range(shared_prefix_tokens // BLOCK_SIZE))
+    server = _Server(engine, pending, closed_loop or send_times is not None, turnaround_s, closed_loop, prefix)
     if send_times is None:  # offline, or a closed loop's first wave
         send_times = [0.0] * (min(concurrency, len(pending)) if closed_loop else len(pending))
     for at in send_times:
@@ -169,6 +178,7 @@ def _stats(server: _Server, warmup: int, offline: bool) -> RunStats:
         requests_per_s=len(measured) / elapsed,
         max_kv_usage=server.max_kv,
         preemptions=server.engine.scheduler.num_preemptions,
+        mean_clock=server.clocked_s / server.busy_s if server.busy_s else 1.0,
     )
 
 
@@ -185,13 +195,16 @@ def fixed_concurrency(
     requests: int | None = None,
     warmup: int | None = None,
     turnaround_s: float = 0.0,
+    shared_prefix_tokens: int = 0,
 ) -> RunStats:
     """`concurrency` clients each sending the next request `turnaround_s` after the last one ends (the client's own
     time to read the end of a stream and send again); the first `warmup` requests (by default the first wave) are
-    left out of the figures (`vllm bench serve` keeps them: warmup=0)."""
+    left out of the figures (`vllm bench serve` keeps them: warmup=0). Every prompt may begin with the same
+    `shared_prefix_tokens` (`vllm bench serve --random-prefix-len`), which the prefix cache serves after the first."""
     total = requests or max(6 * concurrency, 48)
     warmup = concurrency if warmup is None else warmup
-    return _run(Engine(profile), [(prompt, output)] * total, concurrency, warmup, turnaround_s)
+    pending = [(prompt, output)] * total
+    return _run(Engine(profile), pending, concurrency, warmup, turnaround_s, shared_prefix_tokens=shared_prefix_tokens)
 
 
 def open_loop(profile: Profile, lengths: list[tuple[int, int]], send_times: list[float]) -> RunStats:

@@ -31,6 +31,9 @@ def _without_defaults(model, data, names: tuple[str, ...]):
     return data
 
 
+_POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent")
+
+
 class _Strict(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True)  # profiles are values: hashable, never edited in place
 
@@ -102,7 +105,26 @@ class GpuSpec(_Strict):
     sm_clock_mhz: int = Field(gt=0)
     mem_clock_mhz: int = Field(gt=0)
     interconnect_gb_s: float = Field(0, ge=0, description="per-GPU all-reduce bus bandwidth (NVLink), 0 if none")
+    compute_power_w: float = Field(
+        0,
+        ge=0,
+        description="power over idle of the tensor cores fully busy at the full SM clock; 0: no power cap modelled "
+        "(measured on real vLLM: docs/vllm-on-h200.md)",
+    )
+    memory_power_w: float = Field(0, ge=0, description="power over idle of HBM read at its full bandwidth")
+    clock_power_exponent: float = Field(
+        1.0, gt=0, description="the compute power at SM clock ratio s is compute_power_w x use x s^exponent"
+    )
     source: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_power(self, handler):
+        """Without a power model, the spec serializes as it did before one was modelled (digests stay)."""
+        return _without_defaults(self, handler(self), _POWER_FIELDS)
+
+    @property
+    def power_capped(self) -> bool:
+        return self.compute_power_w > 0
 
     @property
     def bandwidth_bytes_s(self) -> float:

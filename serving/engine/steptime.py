@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.engine.power import clock_within, draw_w
 from serving.engine.profile import Profile
 
 
@@ -47,6 +48,8 @@ class StepTiming:
     bytes_moved: float  # per GPU: weights and the KV cache read
     flops: float  # per GPU
     written_bytes: float = 0.0  # per GPU: the KV cache the step's new tokens write
+    clock: float = 1.0  # SM clock ratio the step ran at (below 1 where the board's power limit held it)
+    power_w: float = 0.0  # board power while it ran, where the profile's GPU has a power model
 
     @property
     def busy_fraction(self) -> float:
@@ -67,6 +70,7 @@ class StepTimeModel:
         self._expert_bytes = model.expert_parameters * model.dtype_bytes / tp
         self._unpicked = 1.0 - model.experts_per_token / model.experts
         self._attn_flops_per_pair = 4.0 * model.layers * model.attention_heads * model.head_dim / tp
+        self._gpu = gpu
         self._bandwidth = gpu.bandwidth_bytes_s
         self._peak = gpu.peak_flops(model.dtype_bytes)
         self._eff = eff
@@ -79,10 +83,12 @@ class StepTimeModel:
             self._allreduce_fixed = 0.0
             self._allreduce_per_token = 0.0
 
-    def _cost(self, total_tokens, kv_tokens, pairs, num_seqs):
-        """(duration, GPU-busy, floor, bytes, FLOPs) of steps that push `total_tokens` new tokens through the model,
-        read and write `kv_tokens` of K/V, compute `pairs` attention query-key pairs and schedule `num_seqs`
-        sequences: scalars or arrays alike (one formula for single steps, decode runs and fluid batches)."""
+    def _cost(self, total_tokens, kv_tokens, pairs, num_seqs, allowed_w=None):
+        """(duration, GPU-busy, floor, bytes, FLOPs, clock) of steps that push `total_tokens` new tokens through the
+        model, read and write `kv_tokens` of K/V, compute `pairs` attention query-key pairs and schedule `num_seqs`
+        sequences: scalars or arrays alike (one formula for single steps, decode runs and fluid batches). With a
+        power model, the clock is the one at which the step draws no more than `allowed_w(full-clock duration)`,
+        by default the board's limit: the clock sustained load settles at."""
         eff = self._eff
         weight_bytes = self._weight_bytes
         if self._expert_bytes:  # the expected share of experts no token picks is (1 - k / E)^t
@@ -93,27 +99,50 @@ class StepTimeModel:
         total_bytes = weight_bytes + kv_bytes
         total_flops = gemm_flops + attn_flops
         floor = np.maximum(total_bytes / self._bandwidth, total_flops / self._peak)
-        gemm = np.maximum(
-            weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (self._peak * eff.gemm_compute)
-        )
-        attention = np.maximum(
-            kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (self._peak * eff.attention_compute)
-        )
-        busy = gemm + attention + self._allreduce_fixed + self._allreduce_per_token * total_tokens
         cpu = eff.step_overhead_s + eff.per_seq_overhead_s * num_seqs
         if eff.eager_step_overhead_s:  # steps beyond the CUDA graphs launch their kernels one by one
             cpu = cpu + np.where(np.asarray(total_tokens) > eff.graph_max_tokens, eff.eager_step_overhead_s, 0.0)
+        kernels = (weight_bytes, kv_bytes, gemm_flops, attn_flops, total_tokens)
+        busy = self._busy(*kernels, 1.0)
         duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
-        return duration, busy, floor, total_bytes, total_flops
+        clock = 1.0
+        if self._gpu.power_capped:  # the board lowers the SM clock where the step would draw more than allowed
+            limit = self._gpu.tdp_w if allowed_w is None else allowed_w(duration)
+            safe = np.maximum(duration, 1e-12)
+            use = (total_flops / (self._peak * safe), total_bytes / (self._bandwidth * safe))
+            clock = clock_within(self._gpu, *use, limit)
+            busy = self._busy(*kernels, clock)
+            duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
+        return duration, busy, floor, total_bytes, total_flops, clock
 
-    def timing(self, batch: BatchShape) -> StepTiming:
+    def _busy(self, weight_bytes, kv_bytes, gemm_flops, attn_flops, total_tokens, clock):
+        """GPU time of the step's kernels at SM clock ratio `clock`: each kernel family takes the longer of its
+        memory traffic and its compute; compute slows with the clock, HBM bandwidth does not."""
+        eff, peak = self._eff, self._peak * clock
+        gemm = np.maximum(weight_bytes / (self._bandwidth * eff.bandwidth), gemm_flops / (peak * eff.gemm_compute))
+        attention = np.maximum(
+            kv_bytes / (self._bandwidth * eff.bandwidth), attn_flops / (peak * eff.attention_compute)
+        )
+        return gemm + attention + self._allreduce_fixed + self._allreduce_per_token * total_tokens
+
+    def timing(self, batch: BatchShape, allowed_w=None) -> StepTiming:
+        """One step's timing; `allowed_w(full-clock duration)`: the most it may draw (a `PowerGovernor`'s)."""
         if batch.num_seqs == 0:
             return StepTiming(0.0, 0.0, 0.0, 0.0, 0.0)
-        duration, busy, floor, total_bytes, total_flops = self._cost(
-            batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs, batch.num_seqs
+        duration, busy, floor, total_bytes, total_flops, clock = self._cost(
+            batch.total_tokens,
+            batch.kv_read_tokens + batch.total_tokens,
+            batch.attention_pairs,
+            batch.num_seqs,
+            allowed_w,
         )
         written = self._kv_bytes_per_token * batch.total_tokens
-        return StepTiming(float(duration), float(floor), float(busy), float(total_bytes), float(total_flops), written)
+        power = 0.0
+        if self._gpu.power_capped:
+            tensor = total_flops / (self._peak * clock * duration)  # the share of the clock's cycles, as DCGM reads it
+            power = float(draw_w(self._gpu, tensor, total_bytes / (self._bandwidth * duration), clock))
+        timing = (float(duration), float(floor), float(busy), float(total_bytes), float(total_flops), written)
+        return StepTiming(*timing, float(clock), power)
 
     def duration(self, batch: BatchShape) -> float:
         return self.timing(batch).duration_s

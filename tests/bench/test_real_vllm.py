@@ -6,10 +6,18 @@ from bench.real_vllm import measured_points, predict
 from serving.profiles import load_profile
 
 
-def test_the_warm_up_and_shared_prefix_runs_are_left_out():
+def test_the_warm_up_is_left_out_and_the_shared_prefix_runs_are_compared():
     names = {p["name"] for p in measured_points()}
-    assert "warmup" not in names and not any(name.startswith("prefix") for name in names)
-    assert {"i128_o128_c1", "poisson_r5_i1024_o256"} <= names
+    assert "warmup" not in names
+    assert {"i128_o128_c1", "poisson_r5_i1024_o256", "prefix3072_i1024_o256_c8"} <= names
+
+
+def test_a_shared_prefix_point_is_run_with_its_prefix_cached():
+    """prefix3072_i1024_o256_c8: 4,096-token prompts whose first 3,072 tokens every prompt shares."""
+    point = next(p for p in measured_points() if p["name"] == "prefix3072_i1024_o256_c8")
+    unshared = {**point, "prefix_tokens": "0"}
+    profile = load_profile("llama-3.1-8b-h100")
+    assert predict(point, profile)["ttft_ms_p50"] < 0.85 * predict(unshared, profile)["ttft_ms_p50"]
 
 
 @pytest.mark.parametrize(
@@ -88,7 +96,8 @@ def test_the_h200_grid_measures_the_h100_points_again_with_more_waves():
     from bench.real_vllm import GRIDS
 
     h200, h100 = ({p["name"]: p for p in measured_points(g.data / "points.csv")} for g in GRIDS)
-    assert h200.keys() == h100.keys() and len(h200) == 25
+    assert len(h200) == 25 and h200.keys() <= h100.keys()
+    assert all(name.startswith("prefix") for name in h100.keys() - h200.keys())  # the H100's shared-prefix runs
     for name, point in h200.items():
         if point["concurrency"] and int(point["concurrency"]) >= 8:
             assert int(point["completed"]) >= 4 * int(point["concurrency"])
