@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bench.gpu_power import fit_power, read_samples
+from bench.gpu_power import PowerFit, fit_power, read_samples
 from serving.engine.harness import RunStats, fixed_concurrency, open_loop
 from serving.engine.profile import Efficiency, Profile
 from serving.profiles import efficiency_set, load_profile
@@ -116,11 +116,6 @@ FITTED = (
     Knob("frontend_finish_s", 1e-3, 0.0, 0.05, 0.0013),
 )
 CLIENT = Knob("client_turnaround_s", 1e-3, 0.0, 0.2)  # fitted beside them, as the harness's own parameter
-
-
-# with a power model: the compute power, which the DCGM fit prices from tensor-active seconds, where the engine
-# model counts FLOPs (a prefill's activations also keep HBM busy, which the model's bytes leave out)
-POWER = Knob("compute_power_w", 100.0, 100.0, 3000.0, part="gpu")
 
 
 @dataclass(frozen=True)
@@ -229,11 +224,29 @@ GRIDS = (
 
 
 def real_vllm_section() -> str:
-    lines, fits = [], {}
-    for grid in GRIDS:
-        grid_lines, fits[grid.gpu] = grid_section(grid)
-        lines += grid_lines
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=len(GRIDS)) as pool:  # the grids' fits are independent: a core each
+        sections = list(pool.map(grid_section, GRIDS))
+    lines = [line for grid_lines, _ in sections for line in grid_lines]
+    fits = {grid.gpu: fit for grid, (_, fit) in zip(GRIDS, sections)}
     return "\n".join([*lines, *moe_section(fits["H100"])])
+
+
+def _power_text(power: PowerFit, fitted: Fit, held: list[dict]) -> str:
+    gpu = fitted.profile.gpu
+    clocks = ", ".join(
+        f"{p['name']} {predict(p, fitted.profile, fitted.turnaround_s)['sm_clock_mhz']:,.0f}" for p in held
+    )
+    return (
+        f"The board's power limit in the model (bench/gpu_power.py, from the GPU exporter's samples during these "
+        f"runs): {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
+        f"{power.compute_power_w:.0f} W for the tensor cores fully busy and {power.memory_power_w:.0f} W for HBM "
+        f"fully busy, over {gpu.idle_power_w:.0f} W idle; compute-bound seconds keep HBM "
+        f"{power.compute_dram_share:.2f} as busy as the tensor cores; with the {power.capped} seconds at the limit, "
+        f"compute power falls as the SM clock ratio to the {power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W "
+        f"over every busy second). The model's mean SM clock over each held-out point's steps (MHz): {clocks}."
+    )
 
 
 def grid_section(grid: Grid) -> tuple[list[str], Fit]:
@@ -244,7 +257,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     fit, held = held_out(points)
     gpu = profile.gpu
     power = fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
-    fitted = fit_efficiency(fit, profile.with_changes(gpu=power.gpu_changes()), (*FITTED, POWER, CLIENT))
+    fitted = fit_efficiency(fit, profile.with_changes(gpu=power.gpu_changes()))
     refit = comparison(fitted.profile, fitted.turnaround_s, held)
     lines = [
         f"## Real vLLM 0.20.2 on an {grid.gpu} against the engine model",
@@ -265,7 +278,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         (
             f"Refitted to half of the points (sorted by name, every second one held out before the fit; "
-            f"{len(fit)} fitted, {len(held)} held out): {fitted.text((*FITTED, POWER, CLIENT))}. On the held-out "
+            f"{len(fit)} fitted, {len(held)} held out): {fitted.text()}. On the held-out "
             "half:"
         ),
         "",
@@ -281,19 +294,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         *_table(refit, "engine model (refit)"),
         "",
-        (
-            f"The board's power model (the GPU exporter's samples, bench/gpu_power.py): {power.uncapped} busy seconds "
-            f"below the {gpu.tdp_w:.0f} W limit give {power.compute_power_w:.0f} W for the tensor cores fully busy "
-            f"and {power.memory_power_w:.0f} W for HBM at full bandwidth over {gpu.idle_power_w:.0f} W idle; with "
-            f"{power.capped} seconds at the limit, a compute power falling as the SM clock ratio to the "
-            f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over all busy seconds). The refit's compute "
-            f"power: {fitted.profile.gpu.compute_power_w:.0f} W. The model's mean SM clock over each held-out point's "
-            "steps (MHz): "
-            + ", ".join(
-                f"{p['name']} {predict(p, fitted.profile, fitted.turnaround_s)['sm_clock_mhz']:,.0f}" for p in held
-            )
-            + "."
-        ),
+        _power_text(power, fitted, held),
         "",
         f"Every point, shipped set ({grid.gpu}):",
         "",

@@ -8,7 +8,8 @@ import numpy as np
 
 from serving.engine.profile import GpuSpec
 
-# the lowest SM clock ratio a capped board is run at: the H200 under vLLM read no lower than 0.69 of its 1,980 MHz
+# the lowest SM clock ratio the model lets a capped board run at: under vLLM the H100 read no lower than 0.67 of its
+# 1,980 MHz, the H200 0.69
 MIN_CLOCK_RATIO = 0.6
 # how long the board's power average remembers (s): NVIDIA's limiter holds a running average, not every instant, to the
 # limit, so a lone prefill after idle runs at the full clock (docs/vllm-on-h200.md)
@@ -16,12 +17,13 @@ POWER_WINDOW_S = 0.5
 
 
 def draw_w(gpu: GpuSpec, tensor_use, dram_use, clock):
-    """Board power at SM clock ratio `clock` with the tensor cores busy `tensor_use` of the clock's cycles and HBM
-    read at `dram_use` of its bandwidth (the fit of the H200's DCGM samples: docs/vllm-on-h200.md)."""
+    """Board power at SM clock ratio `clock` with the tensor cores busy `tensor_use` of the clock's cycles and the
+    weights and KV cache read at `dram_use` of HBM's bandwidth, the compute's own traffic besides (the fit of the
+    H200's DCGM samples: docs/vllm-on-h200.md)."""
     return (
         gpu.idle_power_w
         + gpu.compute_power_w * tensor_use * clock**gpu.clock_power_exponent
-        + gpu.memory_power_w * dram_use
+        + gpu.memory_power_w * (dram_use + gpu.compute_dram_share * tensor_use)
     )
 
 
@@ -29,6 +31,7 @@ def clock_within(gpu: GpuSpec, compute_use, dram_use, allowed_w):
     """The SM clock ratio at which a step that at full clock keeps the tensor cores `compute_use` and HBM `dram_use`
     busy draws no more than `allowed_w` (scalars or arrays). A compute-bound step slowed to clock s keeps its tensor
     cores as busy per cycle, so its compute power falls as s^exponent; its memory power is priced at full clock."""
+    dram_use = dram_use + gpu.compute_dram_share * compute_use
     spare_w = np.maximum(allowed_w - gpu.idle_power_w - gpu.memory_power_w * dram_use, 0.0)
     ratio = spare_w / np.maximum(gpu.compute_power_w * compute_use, 1e-12)
     return np.clip(ratio ** (1.0 / gpu.clock_power_exponent), MIN_CLOCK_RATIO, 1.0)

@@ -31,7 +31,7 @@ def _without_defaults(model, data, names: tuple[str, ...]):
     return data
 
 
-_POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent")
+_POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent", "compute_dram_share")
 
 
 class _Strict(Strict):
@@ -114,6 +114,12 @@ class GpuSpec(_Strict):
     memory_power_w: float = Field(0, ge=0, description="power over idle of HBM read at its full bandwidth")
     clock_power_exponent: float = Field(
         1.0, gt=0, description="the compute power at SM clock ratio s is compute_power_w x use x s^exponent"
+    )
+    compute_dram_share: float = Field(
+        0,
+        ge=0,
+        description="HBM activity per unit of tensor activity in compute-bound kernels (their tiles and "
+        "activations), beyond the weights and KV cache the model counts",
     )
     source: str = ""
 

@@ -75,3 +75,10 @@ def test_a_decode_stretch_under_the_limit_is_fast_forwarded_and_its_power_record
     forward = engine.fast_forward(10.0)
     assert forward is not None and forward.steps > 10
     assert engine.governor.average_w != before
+
+
+def test_compute_bound_kernels_bring_their_own_memory_traffic():
+    """A prefill's tiles and activations keep HBM busy beyond the weights the model counts: that power is priced."""
+    busy_memory = CAPPED.gpu.model_copy(update={"compute_dram_share": 0.25})
+    assert draw_w(busy_memory, 0.8, 0.0, 1.0) == pytest.approx(draw_w(GPU, 0.8, 0.2, 1.0))
+    assert clock_within(busy_memory, 0.8, 0.0, GPU.tdp_w) == pytest.approx(clock_within(GPU, 0.8, 0.2, GPU.tdp_w))
