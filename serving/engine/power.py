@@ -11,9 +11,6 @@ from serving.engine.profile import GpuSpec
 # the lowest SM clock ratio the model lets a capped board run at: under vLLM the H100 read no lower than 0.67 of its
 # 1,980 MHz, the H200 0.69
 MIN_CLOCK_RATIO = 0.6
-# how long the board's power average remembers (s): NVIDIA's limiter holds a running average, not every instant, to the
-# limit, so a lone prefill after idle runs at the full clock (docs/vllm-on-h200.md)
-POWER_WINDOW_S = 0.5
 
 
 def draw_w(gpu: GpuSpec, tensor_use, dram_use, clock):
@@ -41,8 +38,10 @@ class PowerGovernor:
     """The board's running power average, as its limiter keeps it: a step may draw more than the limit while the
     average stays within it, so a burst after idle runs at the full clock and sustained load at the capped one."""
 
-    def __init__(self, gpu: GpuSpec, window_s: float = POWER_WINDOW_S):
-        self.gpu, self.window_s = gpu, window_s
+    def __init__(self, gpu: GpuSpec):
+        # the limiter holds a running average, not every instant, to the limit: a lone prefill after idle keeps the
+        # full clock (docs/vllm-on-h200.md)
+        self.gpu, self.window_s = gpu, gpu.power_window_s
         self.average_w = gpu.idle_power_w
         self.at = 0.0  # when the last step ended
 

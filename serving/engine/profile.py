@@ -31,7 +31,7 @@ def _without_defaults(model, data, names: tuple[str, ...]):
     return data
 
 
-_POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent", "compute_dram_share")
+_POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent", "compute_dram_share", "power_window_s")
 
 
 class _Strict(Strict):
@@ -120,6 +120,9 @@ class GpuSpec(_Strict):
         ge=0,
         description="HBM activity per unit of tensor activity in compute-bound kernels (their tiles and "
         "activations), beyond the weights and KV cache the model counts",
+    )
+    power_window_s: float = Field(
+        0.5, gt=0, description="how long the board's power limiter averages: a burst shorter than it may draw more"
     )
     source: str = ""
 

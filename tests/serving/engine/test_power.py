@@ -34,7 +34,7 @@ def test_the_clock_never_falls_below_the_boards_floor():
 
 
 def test_the_governor_lets_a_burst_after_idle_draw_more_than_the_limit_but_not_sustained_load():
-    governor = PowerGovernor(GPU, window_s=0.5)
+    governor = PowerGovernor(GPU)  # the default window: 0.5 s
     assert governor.allowed_w(0.0, 0.1) > 2 * GPU.tdp_w  # from idle, a short step may draw far more
     for i in range(200):  # 20 s of steps drawing 800 W: the average reaches them
         governor.record(i * 0.1, 0.1, 800.0)
