@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.gpu_power import PowerFit, fit_power, read_samples
 from serving.engine.harness import RunStats, fixed_concurrency, open_loop
-from serving.engine.profile import Efficiency, Profile
+from serving.engine.profile import Efficiency, GpuSpec, Profile
 from serving.profiles import efficiency_set, load_profile
 
 DATA = Path(__file__).resolve().parent / "data" / "vllm-h100"
@@ -182,6 +182,7 @@ def comparison(profile=None, turnaround_s: float = 0.0, points: list[dict] | Non
                     "real": real,
                     "model": model[key],
                     "error": model[key] / real - 1 if real else math.nan,
+                    "sm_clock_mhz": model["sm_clock_mhz"],  # the model's, over the point's steps
                 }
             )
     return rows
@@ -235,11 +236,8 @@ def real_vllm_section() -> str:
     return "\n".join([*lines, *moe_section(fits["H100"])])
 
 
-def _power_text(power: PowerFit, fitted: Fit, held: list[dict]) -> str:
-    gpu = fitted.profile.gpu
-    clocks = ", ".join(
-        f"{p['name']} {predict(p, fitted.profile, fitted.turnaround_s)['sm_clock_mhz']:,.0f}" for p in held
-    )
+def _power_text(power: PowerFit, gpu: GpuSpec, refit: list[dict]) -> str:
+    clocks = ", ".join(f"{r['point']} {r['sm_clock_mhz']:,.0f}" for r in refit if r["metric"] == METRICS[0][0])
     return (
         f"The board's power limit in the model (bench/gpu_power.py, from the GPU exporter's samples during these "
         f"runs): {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
@@ -296,7 +294,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         *_table(refit, "engine model (refit)"),
         "",
-        _power_text(power, fitted, held),
+        _power_text(power, fitted.profile.gpu, refit),
         "",
         f"Every point, shipped set ({grid.gpu}):",
         "",
@@ -337,7 +335,7 @@ def moe_section(fitted: Fit) -> list[str]:
     refit = comparison(profile.model_copy(update=carried), fitted.turnaround_s, points)
     fit, held = held_out(points)
     own = fit_efficiency(fit, profile, MOE_FITTED)
-    own_rows = comparison(profile.model_copy(update={"efficiency": own.efficiency}), 0.0, held)
+    own_rows = comparison(own.profile, 0.0, held)
     # what `headroom profiles add` gives MoE models: the set these overheads were copied into
     moe_set = comparison(profile.model_copy(update={"efficiency": efficiency_set("vllm-v1-moe")}), 0.0, held)
     return [

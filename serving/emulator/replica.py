@@ -183,7 +183,7 @@ class Replica:
                 clock = _now()
                 continue
             start = max(clock, now - MAX_LAG_S)
-            step = self.engine.step()
+            step = self.engine.step(start)
             clock = start + step.duration_s * self.faults.slow_factor
             delay = clock - _now()
             await asyncio.sleep(max(0, delay))

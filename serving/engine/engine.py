@@ -34,6 +34,7 @@ class DecodePlan:
     ends: np.ndarray
     busy: np.ndarray
     power_w: float = 0.0  # the board's draw over the stretch (its first step's), where the GPU has a power model
+    start_s: float | None = None  # when the stretch starts, for the power limit's average (None: after the last step)
 
     def steps_starting_before(self, offset: float) -> int:
         """How many steps start before `offset` seconds into the plan (step 0 starts at 0)."""
@@ -97,17 +98,24 @@ class Engine:
         return StepResult(batch, timing, emitted, finished)
 
     def _price(self, shape, at: float | None) -> StepTiming:
-        governor = self.governor
-        if governor is None:
+        if self.governor is None:
             return self.steptime.timing(shape)
-        start = governor.at if at is None else at
-        timing = self.steptime.timing(shape, lambda duration: governor.allowed_w(start, duration))
-        governor.record(start, timing.duration_s, timing.power_w)
+        timing = self.steptime.timing(shape, self._allowance(at))
+        self.governor.record(self._start(at), timing.duration_s, timing.power_w)
         return timing
 
-    def plan_decode(self, max_steps: int = 100_000) -> DecodePlan | None:
+    def _start(self, at: float | None) -> float:
+        return self.governor.at if at is None else at
+
+    def _allowance(self, at: float | None):
+        """What a step starting at `at` may draw, by its full-clock duration: the governor's allowance."""
+        start = self._start(at)
+        return lambda duration: self.governor.allowed_w(start, duration)
+
+    def plan_decode(self, max_steps: int = 100_000, at: float | None = None) -> DecodePlan | None:
         """If the batch is pure decode and nothing can join it, the step times of the stretch ahead:
-        up to the first finish or the step where the KV cache would run out. Mutates nothing."""
+        up to the first finish or the step where the KV cache would run out. Mutates nothing. `at`: when the
+        stretch starts, as for `step`."""
         sched = self.scheduler
         running = sched.running
         n = len(running)
@@ -136,16 +144,13 @@ class Engine:
         kv0 = float(np.sum(computed + 1))
         power = 0.0
         if self.governor is not None:  # step by step while the power limit holds the clock down
-            first = self.steptime.timing(BatchShape(n, n, n, int(kv0), kv0), self._allowed_now)
+            first = self.steptime.timing(BatchShape(n, n, n, int(kv0), kv0), self._allowance(at))
             if first.clock < 1.0:
                 return None
             power = first.power_w
         durations, busy = self.steptime.decode_run(n, kv0, kv0, limit)
         ends = np.cumsum(durations)
-        return DecodePlan(n, ends, np.cumsum(busy), power)
-
-    def _allowed_now(self, duration_s: float) -> float:
-        return self.governor.allowed_w(self.governor.at, duration_s)
+        return DecodePlan(n, ends, np.cumsum(busy), power, at)
 
     def apply_decode(self, plan: DecodePlan, steps: int) -> FastForward:
         """Take the first `steps` steps of a plan made on the current state."""
@@ -164,7 +169,7 @@ class Engine:
         ending = [r for r in sched.running if r.output_tokens >= r.last_output]
         finished = [r for r in ending if sched.finish_if_done(r)]
         if self.governor is not None:
-            self.governor.record(self.governor.at, float(plan.ends[steps - 1]), plan.power_w)
+            self.governor.record(self._start(plan.start_s), float(plan.ends[steps - 1]), plan.power_w)
         return FastForward(
             steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished
         )

@@ -63,11 +63,11 @@ class SimReplica:
                 continue
             if self.clock >= until or not engine.has_work:
                 return
-            plan = engine.plan_decode()
+            plan = engine.plan_decode(at=self.clock)
             if plan is not None:
                 self._plan, self._plan_start = plan, self.clock
                 continue
-            step = engine.step()
+            step = engine.step(self.clock)
             start, end = self.clock, self.clock + step.duration_s
             for request in step.batch.admitted:
                 sink.scheduled(request, start)

@@ -82,3 +82,17 @@ def test_compute_bound_kernels_bring_their_own_memory_traffic():
     busy_memory = CAPPED.gpu.model_copy(update={"compute_dram_share": 0.25})
     assert draw_w(busy_memory, 0.8, 0.0, 1.0) == pytest.approx(draw_w(GPU, 0.8, 0.2, 1.0))
     assert clock_within(busy_memory, 0.8, 0.0, GPU.tdp_w) == pytest.approx(clock_within(GPU, 0.8, 0.2, GPU.tdp_w))
+
+
+def test_an_idle_engine_cools_so_its_next_burst_runs_at_the_full_clock():
+    """The driver passes each step's start: idle time lets the limiter's average fall back to idle power."""
+    engine = Engine(CAPPED)
+    for i in range(41):
+        engine.add(EngineRequest(str(i), 8192, 1))
+    now = 0.0
+    for _ in range(40):
+        step = engine.step(now)
+        now += step.duration_s
+    assert step.timing.clock < 0.95
+    after_idle = engine.step(now + 10.0)
+    assert after_idle.timing.clock == 1.0
