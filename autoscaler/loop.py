@@ -39,6 +39,11 @@ class AutoscalerLoop:
     elector: Any = None  # try_acquire_or_renew() -> bool; None: always leading
     clock: Callable[[], float] = time.time
     source_errors: tuple[str, ...] = ()  # what kept the last pass's snapshots from being read, if anything
+    closing: tuple[Callable[[], None], ...] = ()  # what `close` stops: the capacity tables' background measurements
+
+    def close(self) -> None:
+        for stop in self.closing:
+            stop()
 
     def run_once(self) -> dict[str, Any]:
         """One pass; returns each target's decision."""

@@ -3,6 +3,7 @@ actuator per target, leader election), serve its /metrics, log decisions as JSON
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -38,25 +39,25 @@ def resolve_capacity(capacity: Capacity, slo, where: str) -> float:
     return table.at(capacity.prompt_tokens, capacity.output_tokens)
 
 
-def capacity_table(capacity: Capacity, slo, where: str):
+def capacity_table(capacity: Capacity, slo, where: str, measuring: list | None = None):
     """The engine profile's capacity over length mixes; each cell is measured on the engine the first time a lookup
-    needs it (seconds) and kept on disk, so later runs and other processes reuse it."""
-    from autoscaler.capacity.mix_cells import engine_cell
+    needs it (seconds) and kept on disk, so later runs and other processes reuse it. With `measuring` (a list the
+    caller closes), passes look cells up without waiting: the ones not yet known are measured in a child process."""
     from autoscaler.capacity.mix_table import OUTPUT_GRID, PROMPT_GRID, CapacityTable
-    from serving.common.disk_cache import DiskCache, cache_folder
+    from headroom.capacity_cells import BackgroundCells, measure_cell
+    from serving.common.disk_cache import cache_folder
 
     try:
         profile = load_profile(capacity.profile)
     except (OSError, ValueError, KeyError) as err:
         raise ConfigError(f"{where}.capacity.profile: {err}") from None
-    measure = engine_cell(profile, slo.ttft_s, slo.itl_s)
-    cached = DiskCache(cache_folder(os.environ))
-
-    def on_disk(prompt: float, output: float) -> float:
-        key = ("capacity-cell", profile.model_dump(), prompt, output, slo.ttft_s, slo.itl_s, 1)
-        return cached("capacity", key, lambda: measure(prompt, output))
-
-    return CapacityTable(PROMPT_GRID, OUTPUT_GRID, measure=on_disk)
+    folder = cache_folder(os.environ)
+    measure = functools.partial(measure_cell, profile, slo.ttft_s, slo.itl_s, folder)
+    if measuring is None:
+        return CapacityTable(PROMPT_GRID, OUTPUT_GRID, measure=measure)
+    cells = BackgroundCells(profile, slo.ttft_s, slo.itl_s, folder)
+    measuring.append(cells)
+    return CapacityTable(PROMPT_GRID, OUTPUT_GRID, measure=measure, pending=cells.poll)
 
 
 def build_policy(target: TargetConfig, interval_s: float, lag_s: float, capacity_rps: float, table=None) -> Predictive:
@@ -150,12 +151,13 @@ def build_loop(
     metrics = metrics or AutoscalerMetrics()
     lag = config.interval_s + 30.0  # a scrape interval and half a rate window, about
     targets, tables = [], {}  # one table per (profile, SLO): targets on the same model share its measured cells
+    measuring = []  # the tables' background measurements, closed with the loop
     for i, target in enumerate(config.targets):
         where = f"targets.{i}"
         table = None
         if target.capacity.profile:
             key = (target.capacity.profile, target.slo.ttft_s, target.slo.itl_s)
-            table = tables[key] = tables.get(key) or capacity_table(target.capacity, target.slo, where)
+            table = tables[key] = tables.get(key) or capacity_table(target.capacity, target.slo, where, measuring)
         capacity = (
             table.at(target.capacity.prompt_tokens, target.capacity.output_tokens)
             if table
@@ -177,7 +179,8 @@ def build_loop(
         elector = LeaderElector(
             api_client, LeaseConfig(le.namespace, le.name, le.duration_s), le.identity or socket.gethostname()
         )
-    return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics, elector)
+    closing = tuple(cells.close for cells in measuring)
+    return AutoscalerLoop(targets, source or PrometheusSource(config.prometheus), metrics, elector, closing=closing)
 
 
 def warm_start(loop: AutoscalerLoop, config: AutoscalerConfig, now: float) -> dict[str, int]:
@@ -251,6 +254,7 @@ def run_autoscaler(config_path: str, once: bool = False) -> int:
                 break
             stop.wait(config.interval_s)
     finally:
+        loop.close()
         server.shutdown()
         server.server_close()
         log.info('{"event": "stopped"}')

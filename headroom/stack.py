@@ -243,6 +243,7 @@ class LocalAutoscaler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(30)
+        self.loop.close()
         self.server.shutdown()
         self.server.server_close()
         decisions = logging.getLogger("headroom.autoscaler")

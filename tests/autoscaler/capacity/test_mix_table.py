@@ -34,3 +34,25 @@ def test_rates_give_the_mix_and_no_traffic_the_fallback():
     assert table.for_rates(2.0, 2000.0, 200.0, fallback=(100.0, 100.0)) == pytest.approx(20.0)  # 1000 in, 100 out
     assert table.for_rates(0.0, 0.0, 0.0, fallback=(100.0, 1000.0)) == pytest.approx(10.0)
     assert table.for_rates(1.0, float("nan"), 5.0, fallback=(1000.0, 1000.0)) == pytest.approx(5.0)
+
+
+def test_a_pass_goes_on_with_the_cells_it_has_while_others_are_measured():
+    measuring = {(100.0, 1000.0): None, (1000.0, 1000.0): None}  # still being measured elsewhere
+
+    def pending(prompt, output):
+        return measuring.get((prompt, output), 1e4 / (prompt + output))
+
+    table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), {(0, 0): 50.0}, pending=pending)
+    # the upper corners are left out: geometric between the lower two, which it now knows
+    assert table.at_now(316.2278, 316.2278) == pytest.approx((50.0 * 1e4 / 1100) ** 0.5, rel=1e-5)
+    assert table.cells == {(0, 0): 50.0, (1, 0): pytest.approx(1e4 / 1100)}
+    # none of the four known: the measured cell nearest in log(length)
+    assert table.at_now(900.0, 1000.0) == pytest.approx(1e4 / 1100)
+    measuring[(1000.0, 1000.0)] = 5.0  # measured: used from the next lookup on
+    assert table.at_now(1000.0, 1000.0) == pytest.approx(5.0) and table.cells[(1, 1)] == 5.0
+
+
+def test_without_a_background_measure_a_lookup_now_waits_as_at_does():
+    table = CapacityTable((100.0, 1000.0), (100.0, 1000.0), measure=lambda p, o: 1e4 / (p + o))
+    assert table.at_now(300.0, 200.0) == pytest.approx(table.at(300.0, 200.0), rel=1e-12)
+    assert table.for_rates(1.0, 300.0, 200.0, fallback=(1.0, 1.0)) == pytest.approx(table.at(300.0, 200.0), rel=1e-12)
