@@ -2,7 +2,9 @@
 point (points.csv), each point's per-request values (requests/NAME.csv.gz), the server's facts (cold start, KV
 cache, scheduler limits: facts.json), the /metrics scrapes and the GPU exporter's samples.
 
-usage: python -m bench.vllm_device.collect OUT_FOLDER results_c3.tgz [results_c4.tgz ...]"""
+usage: python -m bench.vllm_device.collect [--merge] OUT_FOLDER results_c3.tgz [results_c4.tgz ...]
+--merge: add to what OUT_FOLDER holds (a later session's runs): its points stay unless measured again, its server's
+facts stand, and the new calls' server logs are kept beside its own (server_cN.log.gz)."""
 
 from __future__ import annotations
 
@@ -108,11 +110,13 @@ def server_facts(log: str) -> dict:
     return facts
 
 
-def collect(out: Path, archives: list[Path]) -> None:
+def collect(out: Path, archives: list[Path], merge: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "requests").mkdir(exist_ok=True)
-    points, facts = {}, {}
+    points, facts = ({}, {}) if not merge else _existing(out)
+    first_facts = dict(facts)
     for archive in archives:
+        log_name = f"server_{archive.stem.removeprefix('results_')}.log.gz" if merge else "server.log.gz"
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 if not member.isfile():
@@ -126,7 +130,7 @@ def collect(out: Path, archives: list[Path]) -> None:
                     write_requests(out / "requests" / f"{run}.csv.gz", request_rows(result))
                 elif name == "server.log":
                     facts.update(server_facts(data.decode(errors="replace")))
-                    (out / "server.log.gz").write_bytes(gzip.compress(data))
+                    (out / log_name).write_bytes(gzip.compress(data))
                 elif name == "cold_start_seconds.txt":
                     facts["cold_start_s"] = float(data.decode().strip())
                 elif re.fullmatch(r"(metrics_\w+\.txt|gpu_c\d+\.csv|latency_\w+\.json)", name):
@@ -135,7 +139,17 @@ def collect(out: Path, archives: list[Path]) -> None:
         writer = csv.DictWriter(f, fieldnames=POINT_COLUMNS)
         writer.writeheader()
         writer.writerows(points[name] for name in sorted(points))
-    (out / "facts.json").write_text(json.dumps(facts, indent=2) + "\n")
+    (out / "facts.json").write_text(json.dumps({**facts, **first_facts}, indent=2) + "\n")
+
+
+def _existing(out: Path) -> tuple[dict, dict]:
+    """The points and facts a folder already holds, for --merge."""
+    points = {}
+    if (out / "points.csv").exists():
+        with open(out / "points.csv") as f:
+            points = {row["name"]: row for row in csv.DictReader(f)}
+    facts = json.loads((out / "facts.json").read_text()) if (out / "facts.json").exists() else {}
+    return points, facts
 
 
 def write_requests(path: Path, rows: list[dict]) -> None:
@@ -149,4 +163,7 @@ def write_requests(path: Path, rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    collect(Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]])
+    args = sys.argv[1:]
+    merge = args[:1] == ["--merge"]
+    folder, *archives = args[1:] if merge else args
+    collect(Path(folder), [Path(p) for p in archives], merge)

@@ -2,7 +2,7 @@
 # On the GPU host, from the repository root: bash bench/vllm_device/device.sh STAGE...
 # Stages: probe stash setup serve gpu grid metrics stopserve latency collect. The payload's parts come in
 # .vcarry/pNN, one or two a call (a call carries at most 64 MiB); they wait in /tmp/pay while the machine stays warm.
-# Env: GRID (a, b, m, l1, l2 or p: which runs), DEADLINE_S (no run starts after this many seconds), CALL (names this call's logs),
+# Env: GRID (a, b, m, l1, l2, p or x: which runs), DEADLINE_S (no run starts after this many seconds), CALL (names this call's logs),
 # MODEL (llama, the default, or qwen3-moe: Qwen3-30B-A3B from .vcarry/p04, staged by prep_moe.sh, after `moe`).
 S=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$S/../.." && pwd)
@@ -48,6 +48,9 @@ i1024_o256_c128:1024:256:128:1024:inf:124"
 GRID_l2="i4096_o256_c8:4096:256:8:80:inf:132 i4096_o256_c32:4096:256:32:256:inf:133
 i8192_o256_c8:8192:256:8:64:inf:142 i16384_o128_c8:16384:128:8:64:inf:152 i8192_o256_c32:8192:256:32:192:inf:143
 i4096_o256_c128:4096:256:128:512:inf:134 i16384_o128_c32:16384:128:32:128:inf:153"
+# the shared-prefix points with 8 to 10 waves each, on their own seeds
+GRID_x="warmup:256:64:16:32:inf:99 prefix3072_i1024_o256_c8:1024:256:8:80:inf:161:3072
+prefix3072_i1024_o256_c32:1024:256:32:320:inf:162:3072 prefix12288_i4096_o128_c8:4096:128:8:64:inf:163:12288"
 GRID_m="warmup:256:64:16:32:inf:99
 i128_o128_c1:128:128:1:8:inf:11 i128_o128_c8:128:128:8:48:inf:12 i128_o128_c32:128:128:32:160:inf:13
 i1024_o256_c1:1024:256:1:6:inf:21 i1024_o256_c8:1024:256:8:40:inf:22 i1024_o256_c32:1024:256:32:128:inf:23

@@ -75,3 +75,30 @@ def test_points_requests_and_facts(tmp_path):
         "cold_start_s": 86.2,
     }
     assert (out / "gpu_c3.csv").exists() and not (out / "server.pid").exists()
+
+
+def test_a_later_call_merges_into_what_the_folder_holds(tmp_path):
+    first = {"vwork/results/i128_o128_c1.json": json.dumps(RESULT).encode(), "vwork/logs/server.log": LOG.encode()}
+    archive(tmp_path / "results_c3.tgz", {**first, "vwork/results/cold_start_seconds.txt": b"86.20\n"})
+    later_log = LOG.replace("439,552", "440,000") + "INFO Model loading took 14.99 GiB\n"
+    archive(
+        tmp_path / "results_c6.tgz",
+        {
+            "vwork/results/prefix3072_i2048_o256_c2.json": json.dumps({**RESULT, "median_ttft_ms": 55.0}).encode(),
+            "vwork/results/cold_start_seconds.txt": b"99.0\n",
+            "vwork/logs/server.log": later_log.encode(),
+        },
+    )
+    out = tmp_path / "data"
+    collect(out, [tmp_path / "results_c3.tgz"])
+    collect(out, [tmp_path / "results_c6.tgz"], merge=True)
+    with open(out / "points.csv") as f:
+        points = {row["name"]: row for row in csv.DictReader(f)}
+    assert sorted(points) == ["i128_o128_c1", "prefix3072_i2048_o256_c2"]  # the earlier point is kept
+    assert points["prefix3072_i2048_o256_c2"]["ttft_ms_p50"] == "55.0"
+    facts = json.loads((out / "facts.json").read_text())
+    # the first server's statements stand; what only the later one stated is added
+    assert (
+        facts["kv_cache_tokens"] == 439552.0 and facts["cold_start_s"] == 86.2 and facts["model_weights_gib"] == 14.99
+    )
+    assert (out / "server.log.gz").exists() and (out / "server_c6.log.gz").exists()
