@@ -45,15 +45,16 @@ def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
     return [{**r, "records": records} for r in rows if r["name"] != "warmup"]
 
 
-def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
-    """The model's figures at a point; `turnaround_s`: a closed-loop client's time from one answer's end to sending
-    the next request (`vllm bench serve`'s own, not the server's)."""
+def predict(point: dict, profile, client_token_s: float = 0.0) -> dict:
+    """The model's figures at a point; `client_token_s`: the time `vllm bench serve`'s one event loop takes to read a
+    streamed token before it records its clock (the client's own, not the server's)."""
     prompt, output, n = int(point["input_tokens"]), int(point["output_tokens"]), int(point["completed"])
     if point["concurrency"]:
         prefix = int(point.get("prefix_tokens") or 0)
-        stats = fixed_concurrency(profile, prompt, output, int(point["concurrency"]), n, 0, turnaround_s, prefix)
+        concurrency = int(point["concurrency"])
+        stats = fixed_concurrency(profile, prompt, output, concurrency, n, 0, 0.0, prefix, client_token_s)
     else:
-        stats = _poisson(profile, point)
+        stats = _poisson(profile, point, client_token_s)
     return {
         "ttft_ms_mean": stats.mean_ttft_s * 1e3,
         "ttft_ms_p50": stats.median_ttft_s * 1e3,
@@ -63,7 +64,7 @@ def predict(point: dict, profile, turnaround_s: float = 0.0) -> dict:
     }
 
 
-def _poisson(profile, point: dict) -> RunStats:
+def _poisson(profile, point: dict, client_token_s: float = 0.0) -> RunStats:
     """An open-loop point run again with the send times its requests had (`vllm bench serve --request-rate` draws
     them; the per-request records keep them)."""
     records = point.get("records")
@@ -75,7 +76,7 @@ def _poisson(profile, point: dict) -> RunStats:
         one = np.array([0])
         sends = list(poisson_workload(float(point["request_rate"]), one, one, int(point["completed"]), 0).arrival_s)
     lengths = [(int(point["input_tokens"]), int(point["output_tokens"]))] * len(sends)
-    return open_loop(profile, lengths, sends)
+    return open_loop(profile, lengths, sends, client_token_s)
 
 
 @cache
@@ -115,7 +116,8 @@ FITTED = (
     Knob("frontend_token_s", 1e-5, 0.0, 0.001, 3e-5),
     Knob("frontend_finish_s", 1e-3, 0.0, 0.05, 0.0013),
 )
-CLIENT = Knob("client_turnaround_s", 1e-3, 0.0, 0.2)  # fitted beside them, as the harness's own parameter
+# fitted beside them, as the harness's own parameter: the benchmark client's time to read a token
+CLIENT = Knob("client_token_s", 1e-6, 0.0, 1e-3, 3e-5)
 # the power limiter's averaging window: DCGM's one-second samples cannot show it, so the runs' latencies fit it
 WINDOW = Knob("power_window_s", 1.0, 0.05, 5.0, part="gpu")
 
@@ -123,7 +125,7 @@ WINDOW = Knob("power_window_s", 1.0, 0.05, 5.0, part="gpu")
 @dataclass(frozen=True)
 class Fit:
     profile: Profile
-    turnaround_s: float
+    client_token_s: float
 
     @property
     def efficiency(self) -> Efficiency:
@@ -131,14 +133,14 @@ class Fit:
 
     def text(self, parameters: tuple = (*FITTED, CLIENT)) -> str:
         def value(knob: Knob) -> float:
-            return self.turnaround_s if knob is CLIENT else getattr(getattr(self.profile, knob.part), knob.name)
+            return self.client_token_s if knob is CLIENT else getattr(getattr(self.profile, knob.part), knob.name)
 
         return ", ".join(f"{k.name} {value(k):.4g}" for k in parameters)
 
 
 def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, CLIENT)) -> Fit:
     """The `parameters` of `base`'s profile (by default bandwidth, GEMM and attention efficiency, the overheads, the
-    server's costs and the client's turnaround) that minimize the squared log errors of TTFT, ITL and throughput over
+    server's costs and the client's time to read a token) that minimize the squared log errors of TTFT, ITL and throughput over
     `points` (Nelder-Mead from `base`'s values)."""
     from scipy.optimize import minimize
 
@@ -156,7 +158,7 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
         fit = make(x)
         total = 0.0
         for point in points:
-            model = predict(point, fit.profile, fit.turnaround_s)
+            model = predict(point, fit.profile, fit.client_token_s)
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
         return total
 
@@ -168,11 +170,11 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
     return make(minimize(loss, x0, method="Nelder-Mead", options=options).x)
 
 
-def comparison(profile=None, turnaround_s: float = 0.0, points: list[dict] | None = None) -> list[dict]:
+def comparison(profile=None, client_token_s: float = 0.0, points: list[dict] | None = None) -> list[dict]:
     profile = profile or measured_profile()
     rows = []
     for point in measured_points() if points is None else points:
-        model = predict(point, profile, turnaround_s)
+        model = predict(point, profile, client_token_s)
         for label, key in METRICS:
             real = float(point[key])
             rows.append(
@@ -258,7 +260,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     gpu = profile.gpu
     power = fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
     fitted = fit_efficiency(fit, profile.with_changes(gpu=power.gpu_changes()), (*FITTED, WINDOW, CLIENT))
-    refit = comparison(fitted.profile, fitted.turnaround_s, held)
+    refit = comparison(fitted.profile, fitted.client_token_s, held)
     lines = [
         f"## Real vLLM 0.20.2 on an {grid.gpu} against the engine model",
         "",
@@ -332,7 +334,7 @@ def moe_section(fitted: Fit) -> list[str]:
     facts = json.loads((MOE_DATA / "facts.json").read_text())
     shipped = comparison(profile, 0.0, points)
     carried = {"efficiency": fitted.efficiency, "gpu": fitted.profile.gpu}  # the same H100, its power model included
-    refit = comparison(profile.model_copy(update=carried), fitted.turnaround_s, points)
+    refit = comparison(profile.model_copy(update=carried), fitted.client_token_s, points)
     fit, held = held_out(points)
     own = fit_efficiency(fit, profile, MOE_FITTED)
     own_rows = comparison(own.profile, 0.0, held)

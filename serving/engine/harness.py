@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from statistics import fmean, median
 
 from serving.engine.engine import Engine
-from serving.engine.frontend import Frontend
+from serving.engine.frontend import Frontend, SerialWorker
 from serving.engine.profile import BLOCK_SIZE, Profile
 from serving.engine.scheduler import EngineRequest
 
@@ -41,7 +41,8 @@ class _Trace:
 class _Server:
     """One run's clients, API server and engine, in virtual time: a client's request reaches the server the profile's
     request overhead after it was sent, passes the server's one worker (`Frontend`) to the engine, and each step's
-    outputs pass that worker again on their way to the clients."""
+    outputs pass that worker again on their way to the clients, where the client's own worker reads them (one event
+    loop for every stream, as `vllm bench serve` has: its clocks start when it sends and stop when it has read)."""
 
     def __init__(
         self,
@@ -51,6 +52,7 @@ class _Server:
         turnaround_s: float,
         closed_loop: bool = False,
         prefix_block_ids: tuple[int, ...] = (),
+        client_token_s: float = 0.0,
     ):
         self.engine, self.pending, self.turnaround_s, self.closed_loop = engine, pending, turnaround_s, closed_loop
         self.prefix_block_ids = prefix_block_ids  # the prompts' shared prefix, as the prefix cache knows it
@@ -58,6 +60,7 @@ class _Server:
         efficiency = engine.profile.efficiency if served else None
         self.latency = efficiency.request_overhead_s if served else 0.0
         self.frontend = Frontend(efficiency)
+        self.client = SerialWorker(token_s=client_token_s)
         self.async_scheduling = engine.profile.scheduler.async_scheduling
         self.jobs: list[tuple[float, int, object]] = []  # (when it reaches the server, order, request or outputs)
         self.to_engine: deque[tuple[float, EngineRequest]] = deque()  # in the order the server handed them over
@@ -92,7 +95,7 @@ class _Server:
         """The worker streams a step's outputs request by request: each client sees its token when its turn ends."""
         ended = {id(request) for request in finished}
         for request in emitted:
-            at = self.frontend.stream(arrival, 1, id(request) in ended)
+            at = self.client.stream(self.frontend.stream(arrival, 1, id(request) in ended))
             trace = request.payload
             if trace.first is None:
                 trace.first = at
@@ -144,13 +147,16 @@ def _run(
     turnaround_s: float = 0.0,
     send_times: list[float] | None = None,
     shared_prefix_tokens: int = 0,
+    client_token_s: float = 0.0,
 ) -> RunStats:
     """Drive the engine: `concurrency=None` and no `send_times` submits everything at t=0 (offline); `concurrency`
     keeps N in flight, a client sending its next request `turnaround_s` after its last answer ended; `send_times`
-    sends each request at its time (open loop). Every prompt begins with the same `shared_prefix_tokens`."""
+    sends each request at its time (open loop). Every prompt begins with the same `shared_prefix_tokens`; the
+    client reads each streamed token in `client_token_s`, one at a time."""
     closed_loop = concurrency is not None
     prefix = tuple(range(shared_prefix_tokens // BLOCK_SIZE))
-    server = _Server(engine, pending, closed_loop or send_times is not None, turnaround_s, closed_loop, prefix)
+    served = closed_loop or send_times is not None
+    server = _Server(engine, pending, served, turnaround_s, closed_loop, prefix, client_token_s)
     if send_times is None:  # offline, or a closed loop's first wave
         send_times = [0.0] * (min(concurrency, len(pending)) if closed_loop else len(pending))
     for at in send_times:
@@ -196,20 +202,25 @@ def fixed_concurrency(
     warmup: int | None = None,
     turnaround_s: float = 0.0,
     shared_prefix_tokens: int = 0,
+    client_token_s: float = 0.0,
 ) -> RunStats:
     """`concurrency` clients each sending the next request `turnaround_s` after the last one ends (the client's own
     time to read the end of a stream and send again); the first `warmup` requests (by default the first wave) are
     left out of the figures (`vllm bench serve` keeps them: warmup=0). Every prompt may begin with the same
-    `shared_prefix_tokens` (`vllm bench serve --random-prefix-len`), which the prefix cache serves after the first."""
+    `shared_prefix_tokens` (`vllm bench serve --random-prefix-len`), which the prefix cache serves after the first.
+    The clients share one reader that takes `client_token_s` a streamed token (`vllm bench serve`'s event loop)."""
     total = requests or max(6 * concurrency, 48)
     warmup = concurrency if warmup is None else warmup
     pending = [(prompt, output)] * total
-    return _run(Engine(profile), pending, concurrency, warmup, turnaround_s, shared_prefix_tokens=shared_prefix_tokens)
+    engine = Engine(profile)
+    return _run(engine, pending, concurrency, warmup, turnaround_s, None, shared_prefix_tokens, client_token_s)
 
 
-def open_loop(profile: Profile, lengths: list[tuple[int, int]], send_times: list[float]) -> RunStats:
+def open_loop(
+    profile: Profile, lengths: list[tuple[int, int]], send_times: list[float], client_token_s: float = 0.0
+) -> RunStats:
     """Each request sent at its time whatever the server does, as `vllm bench serve --request-rate` sends them;
-    every request counted, from the first send to the last answer."""
+    every request counted, from the first send to the last answer (read by a client as in `fixed_concurrency`)."""
     if len(send_times) != len(lengths):
         raise ValueError(f"one send time per request: {len(send_times)} times for {len(lengths)} requests")
-    return _run(Engine(profile), list(lengths), None, 0, send_times=sorted(send_times))
+    return _run(Engine(profile), list(lengths), None, 0, send_times=sorted(send_times), client_token_s=client_token_s)

@@ -75,7 +75,7 @@ def test_a_fit_of_chosen_parameters_leaves_the_rest_of_the_set_alone():
     fit = fit_efficiency(alone, profile, MOE_FITTED)
     fitted = {name for name, *_ in MOE_FITTED}
     unchanged = {k: v for k, v in profile.efficiency.model_dump().items() if k not in fitted | {"graph_max_tokens"}}
-    assert {k: fit.efficiency.model_dump()[k] for k in unchanged} == unchanged and fit.turnaround_s == 0.0
+    assert {k: fit.efficiency.model_dump()[k] for k in unchanged} == unchanged and fit.client_token_s == 0.0
     assert 0 < fit.efficiency.eager_step_overhead_s <= 0.5 and 0 <= fit.efficiency.request_overhead_s <= 0.1
     # alone, a 1,024-token prompt is one step beyond the graphs: its measured 88 ms are met
     assert predict(alone[0], profile.model_copy(update={"efficiency": fit.efficiency}))["ttft_ms_p50"] == (

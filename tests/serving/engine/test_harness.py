@@ -112,3 +112,17 @@ def test_a_shared_prefix_is_computed_once_and_then_read_from_the_prefix_cache():
     assert shared.median_ttft_s < 0.5 * plain.median_ttft_s
     assert shared.median_ttft_s > short.median_ttft_s  # the hit's new tokens attend the cached 3,072
     assert shared.mean_itl_s == pytest.approx(plain.mean_itl_s, rel=1e-9)  # decoding reads the whole context
+
+
+def test_a_client_that_reads_every_token_on_one_loop_falls_behind_hundreds_of_streams():
+    """128 streams of short answers: a reader that needs more time per token than the engine gives it (a step's
+    tokens over its duration) sets the pace the client records, so its tokens per second are at most one over its
+    cost, and its clocks run late; a fast reader changes nothing it records but by its own cost."""
+    plain = fixed_concurrency(PROFILE, 128, 128, 128, requests=512, warmup=128)
+    per_token = 1.0 / plain.output_tokens_per_s
+    slow = fixed_concurrency(PROFILE, 128, 128, 128, requests=512, warmup=128, client_token_s=2 * per_token)
+    assert 0.4 * plain.output_tokens_per_s < slow.output_tokens_per_s <= 0.5 * plain.output_tokens_per_s * (1 + 1e-9)
+    assert slow.median_ttft_s > plain.median_ttft_s and slow.mean_itl_s > 1.5 * plain.mean_itl_s
+    fast = fixed_concurrency(PROFILE, 128, 64, 1, requests=4, warmup=0, client_token_s=1e-6)
+    alone = fixed_concurrency(PROFILE, 128, 64, 1, requests=4, warmup=0)
+    assert fast.median_ttft_s == pytest.approx(alone.median_ttft_s + 1e-6, abs=1e-9)
