@@ -10,6 +10,7 @@ import multiprocessing.pool
 import os
 from pathlib import Path
 
+from serving.common.disk_cache import DiskCache
 from serving.engine.profile import Profile
 
 log = logging.getLogger("headroom.autoscaler")
@@ -18,10 +19,13 @@ log = logging.getLogger("headroom.autoscaler")
 def measure_cell(profile: Profile, ttft_s: float, itl_s: float, folder: Path | None, prompt: float, output: float):
     """Requests/s one replica carries at the SLO for a mix (autoscaler.capacity.mix_cells), once per cache folder."""
     from autoscaler.capacity.mix_cells import engine_cell
-    from serving.common.disk_cache import DiskCache
 
-    key = ("capacity-cell", profile.model_dump(), prompt, output, ttft_s, itl_s, 1)
+    key = _key(profile, ttft_s, itl_s, prompt, output)
     return DiskCache(folder)("capacity", key, lambda: engine_cell(profile, ttft_s, itl_s)(prompt, output))
+
+
+def _key(profile: Profile, ttft_s: float, itl_s: float, prompt: float, output: float) -> tuple:
+    return ("capacity-cell", profile.model_dump(), prompt, output, ttft_s, itl_s, 1)
 
 
 def _lowest_priority() -> None:
@@ -40,6 +44,10 @@ class BackgroundCells:
     def poll(self, prompt: float, output: float) -> float | None:
         job = self._jobs.get((prompt, output))
         if job is None:
+            profile, ttft_s, itl_s, folder = self._args
+            kept = DiskCache(folder).get("capacity", _key(profile, ttft_s, itl_s, prompt, output))
+            if kept is not None:  # measured by an earlier run or another process: no child needed
+                return kept
             if self._pool is None:
                 context = multiprocessing.get_context("spawn")
                 self._pool = context.Pool(1, initializer=_lowest_priority)

@@ -24,12 +24,21 @@ class DiskCache:
     def __init__(self, folder: Path | None):
         self.folder = Path(folder) if folder is not None else None
 
+    def _path(self, kind: str, key: Any) -> Path:
+        return self.folder / kind / f"{hashlib.sha256(pickle.dumps(key)).hexdigest()[:20]}.pickle"
+
+    def get(self, kind: str, key: Any) -> Any | None:
+        """What is kept for `key`, or None: nothing is computed."""
+        if self.folder is None:
+            return None
+        path = self._path(kind, key)
+        return _read(path) if path.exists() else None
+
     def __call__(self, kind: str, key: Any, compute: Callable[[], Any]) -> Any:
         if self.folder is None:
             return compute()
-        digest = hashlib.sha256(pickle.dumps(key)).hexdigest()[:20]
-        folder = self.folder / kind
-        path = folder / f"{digest}.pickle"
+        path = self._path(kind, key)
+        folder, digest = path.parent, path.stem
         if path.exists():
             return _read(path)
         folder.mkdir(parents=True, exist_ok=True)

@@ -65,3 +65,12 @@ def test_processes_asking_at_once_compute_once(tmp_path):
     runs = [subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE) for _ in range(2)]
     assert [run.communicate(timeout=60)[0].strip() for run in runs] == [b"7", b"7"]
     assert (tmp_path / "computed").read_text() == "x"
+
+
+def test_get_reads_what_is_kept_and_computes_nothing(tmp_path):
+    from serving.common.disk_cache import DiskCache
+
+    cache = DiskCache(tmp_path)
+    assert cache.get("k", ("a", 1)) is None and DiskCache(None).get("k", ("a", 1)) is None
+    assert cache("k", ("a", 1), lambda: 42) == 42
+    assert cache.get("k", ("a", 1)) == 42
