@@ -1,6 +1,6 @@
 """The board's power model fitted to the GPU exporter's samples taken while real vLLM ran (bench/data/vllm-*/gpu_*.csv):
-power = idle + compute_power_w x tensor-active x clock^exponent + memory_power_w x DRAM-active, and the DRAM activity
-that compute-bound kernels bring with them (a share of their tensor activity)."""
+power = idle + compute_power_w x tensor-active x clock^exponent + memory_power_w x DRAM-active; and each run's mean
+activity, which the engine model's own is fitted to (bench/real_vllm.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from scipy.optimize import minimize_scalar
 
 BUSY = 0.9  # graphics engine active: the second was spent running kernels
 CAPPED_W = 15.0  # within this of the limit, the limiter holds the clock
-COMPUTE_BOUND = 0.7  # tensor-active: a second spent mostly in prefill GEMMs
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,6 @@ class PowerFit:
     compute_power_w: float
     memory_power_w: float
     clock_power_exponent: float
-    compute_dram_share: float  # DRAM activity per tensor activity over compute-bound seconds (median)
     rms_w: float  # over every busy second, capped or not
     uncapped: int  # busy seconds at the full clock, below the limit: they fit the two powers
     capped: int  # busy seconds at the limit: with the rest, they fit the exponent
@@ -31,26 +29,37 @@ class PowerFit:
             "compute_power_w": round(self.compute_power_w, 1),
             "memory_power_w": round(self.memory_power_w, 1),
             "clock_power_exponent": round(self.clock_power_exponent, 3),
-            "compute_dram_share": round(self.compute_dram_share, 3),
         }
 
 
 def read_samples(folder: Path) -> dict[str, np.ndarray]:
-    """Every `gpu_*.csv` of a run's folder, one array per DCGM field."""
-    rows = []
+    """Every `gpu_*.csv` of a run's folder, one array per DCGM field, in time order (a sampler that outlived its
+    call wrote seconds the next call's file holds too: each second counts once)."""
+    rows: dict[float, dict] = {}
     for path in sorted(folder.glob("gpu_*.csv")):
         with open(path) as f:
-            rows += list(csv.DictReader(f))
+            rows.update((float(row["time"]), row) for row in csv.DictReader(f))
     if not rows:
         raise FileNotFoundError(f"no gpu_*.csv samples in {folder}")
-    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+    ordered = [rows[t] for t in sorted(rows)]
+    return {key: np.array([float(r[key]) for r in ordered]) for key in ordered[0]}
+
+
+def run_activity(samples: dict[str, np.ndarray], runs: dict[str, tuple[float, float]]) -> dict[str, tuple]:
+    """name -> (tensor, DRAM) activity, DCGM's means over the seconds wholly within each run (its first and last
+    second straddle the run's neighbours)."""
+    found = {}
+    for name, (start, end) in runs.items():
+        inside = (samples["time"] >= start + 1.0) & (samples["time"] <= end - 1.0)
+        if inside.sum() >= 2:
+            tensor, dram = (samples[f"DCGM_FI_PROF_{k}_ACTIVE"][inside] for k in ("PIPE_TENSOR", "DRAM"))
+            found[name] = (float(tensor.mean()), float(dram.mean()))
+    return found
 
 
 def fit_power(samples: dict[str, np.ndarray], idle_w: float, limit_w: float, max_clock_mhz: float) -> PowerFit:
     """The two powers by least squares over busy seconds at the full clock and below the limit (the idle power is
-    the GPU spec's), then the clock exponent by least squares over every busy second; the DRAM share of compute from
-    the seconds spent mostly in compute-bound kernels, where the weights and KV cache the engine model counts are a
-    few percent of HBM's bandwidth."""
+    the GPU spec's), then the clock exponent by least squares over every busy second."""
     busy = samples["DCGM_FI_PROF_GR_ENGINE_ACTIVE"] >= BUSY
     power = samples["DCGM_FI_DEV_POWER_USAGE"][busy]
     clock = samples["DCGM_FI_DEV_SM_CLOCK"][busy] / max_clock_mhz
@@ -62,7 +71,5 @@ def fit_power(samples: dict[str, np.ndarray], idle_w: float, limit_w: float, max
     residual = lambda exponent: idle_w + compute_w * tensor * clock**exponent + memory_w * dram - power
     exponent = minimize_scalar(lambda e: float(np.sum(residual(e) ** 2)), bounds=(0.05, 4.0), method="bounded").x
     rms = float(np.sqrt(np.mean(residual(exponent) ** 2)))
-    bound = tensor >= COMPUTE_BOUND
-    share = float(np.median(dram[bound] / tensor[bound])) if bound.any() else 0.0
-    fitted = (float(compute_w), float(memory_w), float(exponent), share)
+    fitted = (float(compute_w), float(memory_w), float(exponent))
     return PowerFit(*fitted, rms, int(free.sum()), int(capped.sum()))

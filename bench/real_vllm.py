@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bench.gpu_power import PowerFit, fit_power, read_samples
+from bench.gpu_power import PowerFit, fit_power, read_samples, run_activity
+from bench.vllm_device.runs import read_runs
 from serving.engine.harness import RunStats, fixed_concurrency, open_loop
 from serving.engine.profile import Efficiency, GpuSpec, Profile
 from serving.profiles import efficiency_set, load_profile
@@ -42,7 +43,18 @@ def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
     with open(path) as f:
         rows = list(csv.DictReader(f))
     records = path.parent / "requests"
-    return [{**r, "records": records} for r in rows if r["name"] != "warmup"]
+    activity = _activity(path.parent)
+    return [{**r, "records": records, **activity.get(r["name"], {})} for r in rows if r["name"] != "warmup"]
+
+
+@cache
+def _activity(folder: Path) -> dict[str, dict]:
+    """name -> the GPU exporter's mean tensor and DRAM activity over the run, where its folder says when it ran."""
+    runs = read_runs(folder)
+    if not runs:
+        return {}
+    found = run_activity(read_samples(folder), runs)
+    return {name: {"tensor_active": tensor, "dram_active": dram} for name, (tensor, dram) in found.items()}
 
 
 def predict(point: dict, profile, client_token_s: float = 0.0) -> dict:
@@ -61,6 +73,8 @@ def predict(point: dict, profile, client_token_s: float = 0.0) -> dict:
         "itl_ms_mean": stats.mean_itl_s * 1e3,
         "output_tokens_per_s": stats.output_tokens_per_s,
         "sm_clock_mhz": stats.mean_clock * profile.gpu.sm_clock_mhz,
+        "tensor_active": stats.tensor_active,
+        "dram_active": stats.dram_active,
     }
 
 
@@ -120,6 +134,14 @@ FITTED = (
 CLIENT = Knob("client_token_s", 1e-6, 0.0, 1e-3, 3e-5)
 # the power limiter's averaging window: DCGM's one-second samples cannot show it, so the runs' latencies fit it
 WINDOW = Knob("power_window_s", 1.0, 0.05, 5.0, part="gpu")
+# how busy a step keeps the tensor pipe and HBM as DCGM reads them, fitted to the runs' mean activity beside their
+# latencies (starts: a least-squares fit of the H200's runs to the 2026-12-07 refit, docs/vllm-on-h200.md)
+ACTIVITY = (
+    Knob("compute_tensor_activity", 1.0, 0.3, 1.0, 0.85, part="gpu"),
+    Knob("memory_dram_activity", 1.0, 0.5, 1.2, 0.92, part="gpu"),
+    Knob("compute_dram_share", 1.0, 0.0, 0.6, 0.16, part="gpu"),
+)
+ACTIVITY_TOLERANCE = 0.25  # a run's mean activity off by this much weighs as a latency off by a factor of e
 
 
 @dataclass(frozen=True)
@@ -138,10 +160,13 @@ class Fit:
         return ", ".join(f"{k.name} {value(k):.4g}" for k in parameters)
 
 
-def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, CLIENT)) -> Fit:
+def fit_efficiency(
+    points: list[dict], base=None, parameters: tuple = (*FITTED, CLIENT), client_token_s: float = 0.0
+) -> Fit:
     """The `parameters` of `base`'s profile (by default bandwidth, GEMM and attention efficiency, the overheads, the
-    server's costs and the client's time to read a token) that minimize the squared log errors of TTFT, ITL and throughput over
-    `points` (Nelder-Mead from `base`'s values)."""
+    server's costs and the client's time to read a token) that minimize the squared log errors of TTFT, ITL and
+    throughput over `points`, and their runs' mean activity where the GPU exporter sampled them (Nelder-Mead from
+    `base`'s values); the client's time is `client_token_s` unless it is among the parameters."""
     from scipy.optimize import minimize
 
     base = base or measured_profile()
@@ -152,7 +177,7 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
         profile = base.model_copy(
             update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
         )
-        return Fit(profile, values.get(CLIENT, 0.0))
+        return Fit(profile, values.get(CLIENT, client_token_s))
 
     def loss(x) -> float:
         fit = make(x)
@@ -160,6 +185,8 @@ def fit_efficiency(points: list[dict], base=None, parameters: tuple = (*FITTED, 
         for point in points:
             model = predict(point, fit.profile, fit.client_token_s)
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
+            measured = [key for key in ("tensor_active", "dram_active") if key in point]
+            total += sum(((model[key] - point[key]) / ACTIVITY_TOLERANCE) ** 2 for key in measured)
         return total
 
     x0 = np.array([(getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters])
@@ -185,6 +212,8 @@ def comparison(profile=None, client_token_s: float = 0.0, points: list[dict] | N
                     "model": model[key],
                     "error": model[key] / real - 1 if real else math.nan,
                     "sm_clock_mhz": model["sm_clock_mhz"],  # the model's, over the point's steps
+                    "tensor_active": model["tensor_active"],
+                    "dram_active": model["dram_active"],
                 }
             )
     return rows
@@ -238,16 +267,25 @@ def real_vllm_section() -> str:
     return "\n".join([*lines, *moe_section(fits["H100"])])
 
 
-def _power_text(power: PowerFit, gpu: GpuSpec, refit: list[dict]) -> str:
+def _power_text(power: PowerFit, gpu: GpuSpec, refit: list[dict], held: list[dict]) -> str:
     clocks = ", ".join(f"{r['point']} {r['sm_clock_mhz']:,.0f}" for r in refit if r["metric"] == METRICS[0][0])
+    activity = ", ".join(
+        f"{r['point']} {p['tensor_active']:.2f}/{r['tensor_active']:.2f} and {p['dram_active']:.2f}/{r['dram_active']:.2f}"
+        for r, p in zip([r for r in refit if r["metric"] == METRICS[0][0]], held)
+        if "tensor_active" in p
+    )
     return (
         f"The board's power limit in the model (bench/gpu_power.py, from the GPU exporter's samples during these "
         f"runs): {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
-        f"{power.compute_power_w:.0f} W for the tensor cores fully busy and {power.memory_power_w:.0f} W for HBM "
-        f"fully busy, over {gpu.idle_power_w:.0f} W idle; compute-bound seconds keep HBM "
-        f"{power.compute_dram_share:.2f} as busy as the tensor cores; with the {power.capped} seconds at the limit, "
+        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
+        f"fully active, over {gpu.idle_power_w:.0f} W idle; with the {power.capped} seconds at the limit, "
         f"compute power falls as the SM clock ratio to the {power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W "
-        f"over every busy second). The model's mean SM clock over each held-out point's steps (MHz): {clocks}."
+        f"over every busy second). A step's activity, fitted beside the latencies to each run's mean: the tensor "
+        f"pipe active {gpu.compute_tensor_activity:.2f} of a compute-bound kernel's run (a memory-bound kernel's "
+        f"FLOPs at the peak rate), HBM {gpu.memory_dram_activity:.2f} per byte at full bandwidth plus "
+        f"{gpu.compute_dram_share:.2f} of a compute-bound kernel's run. Tensor and DRAM activity of each held-out "
+        f"point, GPU exporter / model: {activity}. The model's mean SM clock over each held-out point's steps (MHz): "
+        f"{clocks}."
     )
 
 
@@ -259,7 +297,9 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     fit, held = held_out(points)
     gpu = profile.gpu
     power = fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
-    fitted = fit_efficiency(fit, profile.with_changes(gpu=power.gpu_changes()), (*FITTED, WINDOW, CLIENT))
+    knobs = (*FITTED, WINDOW, *ACTIVITY, CLIENT)
+    start = {**power.gpu_changes(), **{knob.name: knob.start for knob in ACTIVITY}}
+    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs)
     refit = comparison(fitted.profile, fitted.client_token_s, held)
     lines = [
         f"## Real vLLM 0.20.2 on an {grid.gpu} against the engine model",
@@ -280,7 +320,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         (
             f"Refitted to half of the points (sorted by name, every second one held out before the fit; "
-            f"{len(fit)} fitted, {len(held)} held out): {fitted.text((*FITTED, WINDOW, CLIENT))}. On the held-out "
+            f"{len(fit)} fitted, {len(held)} held out): {fitted.text(knobs)}. On the held-out "
             "half:"
         ),
         "",
@@ -296,7 +336,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         *_table(refit, "engine model (refit)"),
         "",
-        _power_text(power, fitted.profile.gpu, refit),
+        _power_text(power, fitted.profile.gpu, refit, held),
         "",
         f"Every point, shipped set ({grid.gpu}):",
         "",
@@ -324,11 +364,15 @@ def moe_profile():
 # what the MoE runs fit, from the shipped set: the server's request overhead and the launch cost of steps beyond
 # vLLM's CUDA graphs (a 48-layer MoE model launches many kernels a layer; dense runs never showed it apart)
 MOE_FITTED = (Knob("request_overhead_s", 1e-3, 0.0, 0.1), Knob("eager_step_overhead_s", 1e-3, 0.0, 0.5))
+# on the dense refit carried over (the same server and board): the MoE's own GEMM efficiency (its experts' grouped
+# GEMMs, many small ones a step) beside those two overheads
+MOE_OWN = (Knob("gemm_compute", 1.0, 0.05, 1.0), *MOE_FITTED)
 
 
 def moe_section(fitted: Fit) -> list[str]:
-    """The MoE model against its real points: the shipped set and the dense refit on all of them, and two overheads
-    fitted to half of them, judged on the other half."""
+    """The MoE model against its real points: the shipped set and the dense refit on all of them; two overheads
+    fitted to half of them, on the shipped set and on the dense refit with the MoE's own GEMM efficiency, judged on
+    the other half."""
     profile = moe_profile()
     points = measured_points(MOE_DATA / "points.csv")
     facts = json.loads((MOE_DATA / "facts.json").read_text())
@@ -338,6 +382,8 @@ def moe_section(fitted: Fit) -> list[str]:
     fit, held = held_out(points)
     own = fit_efficiency(fit, profile, MOE_FITTED)
     own_rows = comparison(own.profile, 0.0, held)
+    dense = fit_efficiency(fit, profile.model_copy(update=carried), MOE_OWN, fitted.client_token_s)
+    dense_rows = comparison(dense.profile, dense.client_token_s, held)
     # what `headroom profiles add` gives MoE models: the set these overheads were copied into
     moe_set = comparison(profile.model_copy(update={"efficiency": efficiency_set("vllm-v1-moe")}), 0.0, held)
     return [
@@ -372,6 +418,16 @@ def moe_section(fitted: Fit) -> list[str]:
         ),
         "",
         *error_summary(moe_set),
+        "",
+        (
+            f"The dense refit carried over, with the MoE's own GEMM efficiency and the two overheads fitted to the same "
+            f"half ({dense.text(MOE_OWN)}; the server's and the client's costs and the power model stay the dense "
+            "refit's). On the held-out half:"
+        ),
+        "",
+        *error_summary(dense_rows),
+        "",
+        *_table(dense_rows, "engine model (dense refit + MoE GEMM and overheads)"),
         "",
         *_table(own_rows, "engine model (vllm-v1 + fitted overheads)"),
         "",

@@ -12,12 +12,12 @@ import sys
 import time
 import traceback
 
-from vllm.benchmarks.serve import add_cli_args, main
-
 MODEL = os.environ.get("SERVED_MODEL", "meta-llama/Llama-3.1-8B-Instruct")  # the name `vllm serve` was given
 
 
 def bench_args(result_dir: str, model_dir: str, spec: str) -> argparse.Namespace:
+    from vllm.benchmarks.serve import add_cli_args  # on the GPU host only (the recorder below is tested here)
+
     name, input_len, output_len, concurrency, prompts, rate, seed, *prefix = spec.split(":")
     argv = [
         *("--backend", "vllm", "--host", "localhost", "--port", "8000", "--model", MODEL, "--tokenizer", model_dir),
@@ -35,7 +35,18 @@ def bench_args(result_dir: str, model_dir: str, spec: str) -> argparse.Namespace
     return parser.parse_args(argv)
 
 
+def record_run(result_dir: str, name: str, started: float, ended: float) -> None:
+    """When a run ran (Unix seconds), so the GPU exporter's samples of it can be found: runs.csv, as
+    bench/vllm_device/runs.py reads it (its start includes the client's set-up, a second or two of an idle GPU)."""
+    path = os.path.join(result_dir, "runs.csv")
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        f.write(("name,start,end\n" if new else "") + f"{name},{started:.1f},{ended:.1f}\n")
+
+
 def run_all(result_dir: str, model_dir: str, specs: list[str], deadline: float) -> None:
+    from vllm.benchmarks.serve import main
+
     for spec in specs:
         name = spec.split(":")[0]
         if os.path.exists(os.path.join(result_dir, name + ".json")):
@@ -47,7 +58,9 @@ def run_all(result_dir: str, model_dir: str, specs: list[str], deadline: float) 
         print(f"===== RUN {spec}", flush=True)
         try:
             main(bench_args(result_dir, model_dir, spec))
-            print(f"===== DONE {name} in {time.time() - started:.1f}s", flush=True)
+            ended = time.time()
+            record_run(result_dir, name, started, ended)
+            print(f"===== DONE {name} in {ended - started:.1f}s", flush=True)
         except Exception:  # noqa: BLE001 - one failed run is reported; the grid goes on
             traceback.print_exc()
             print(f"===== FAIL {name} after {time.time() - started:.1f}s", flush=True)

@@ -1,6 +1,7 @@
 """Here: the GPU host's results (`results_cN.tgz` from device.sh) into bench/data/vllm-h200/: one row per measured
 point (points.csv), each point's per-request values (requests/NAME.csv.gz), the server's facts (cold start, KV
-cache, scheduler limits: facts.json), the /metrics scrapes and the GPU exporter's samples.
+cache, scheduler limits: facts.json), the /metrics scrapes, the GPU exporter's samples and when each run ran
+(runs.csv).
 
 usage: python -m bench.vllm_device.collect [--merge] OUT_FOLDER results_c3.tgz [results_c4.tgz ...]
 --merge: add to what OUT_FOLDER holds (a later session's runs): its points stay unless measured again, its server's
@@ -16,6 +17,8 @@ import re
 import sys
 import tarfile
 from pathlib import Path
+
+from bench.vllm_device.runs import read_runs, write_runs
 
 POINT_COLUMNS = (
     "name",
@@ -115,6 +118,7 @@ def collect(out: Path, archives: list[Path], merge: bool = False) -> None:
     (out / "requests").mkdir(exist_ok=True)
     points, facts = ({}, {}) if not merge else _existing(out)
     first_facts = dict(facts)
+    runs = read_runs(out) if merge else {}
     for archive in archives:
         log_name = f"server_{archive.stem.removeprefix('results_')}.log.gz" if merge else "server.log.gz"
         with tarfile.open(archive) as tar:
@@ -131,6 +135,8 @@ def collect(out: Path, archives: list[Path], merge: bool = False) -> None:
                 elif name == "server.log":
                     facts.update(server_facts(data.decode(errors="replace")))
                     (out / log_name).write_bytes(gzip.compress(data))
+                elif name == "runs.csv":
+                    runs.update(_runs(data.decode()))
                 elif name == "cold_start_seconds.txt":
                     facts["cold_start_s"] = float(data.decode().strip())
                 elif re.fullmatch(r"(metrics_\w+\.txt|gpu_c\d+\.csv|latency_\w+\.json)", name):
@@ -140,6 +146,12 @@ def collect(out: Path, archives: list[Path], merge: bool = False) -> None:
         writer.writeheader()
         writer.writerows(points[name] for name in sorted(points))
     (out / "facts.json").write_text(json.dumps({**facts, **first_facts}, indent=2) + "\n")
+    if runs:
+        write_runs(out, runs)
+
+
+def _runs(text: str) -> dict[str, tuple[float, float]]:
+    return {row["name"]: (float(row["start"]), float(row["end"])) for row in csv.DictReader(io.StringIO(text))}
 
 
 def _existing(out: Path) -> tuple[dict, dict]:

@@ -26,6 +26,8 @@ class RunStats:
     max_kv_usage: float
     preemptions: int
     mean_clock: float = 1.0  # the SM clock ratio over the engine's busy time (below 1 where the power limit held it)
+    tensor_active: float = 0.0  # the tensor pipe's and HBM's activity over the run, as DCGM reads them (where the
+    dram_active: float = 0.0  # GPU has a power model): what the GPU exporter's samples show of it
 
 
 @dataclass
@@ -68,6 +70,7 @@ class _Server:
         self.now = 0.0
         self.max_kv = 0.0
         self.busy_s = self.clocked_s = 0.0  # the engine's step time, and that time weighted by the step's clock
+        self.tensor_s = self.dram_s = 0.0  # the steps' tensor-pipe and HBM activity, in seconds
         self._order = 0
 
     def _push(self, at: float, item) -> None:
@@ -134,6 +137,8 @@ class _Server:
             self.now += step.duration_s
             self.busy_s += step.duration_s
             self.clocked_s += step.duration_s * step.timing.clock
+            self.tensor_s += step.duration_s * step.timing.tensor_active
+            self.dram_s += step.duration_s * step.timing.dram_active
             self.max_kv = max(self.max_kv, engine.kv_usage)
             if step.emitted or step.finished:
                 self._push(self.now, (step.emitted, step.finished))
@@ -185,6 +190,8 @@ def _stats(server: _Server, warmup: int, offline: bool) -> RunStats:
         max_kv_usage=server.max_kv,
         preemptions=server.engine.scheduler.num_preemptions,
         mean_clock=server.clocked_s / server.busy_s if server.busy_s else 1.0,
+        tensor_active=server.tensor_s / server.now if server.now else 0.0,
+        dram_active=server.dram_s / server.now if server.now else 0.0,
     )
 
 

@@ -14,23 +14,22 @@ MIN_CLOCK_RATIO = 0.6
 
 
 def draw_w(gpu: GpuSpec, tensor_use, dram_use, clock):
-    """Board power at SM clock ratio `clock` with the tensor cores busy `tensor_use` of the clock's cycles and the
-    weights and KV cache read at `dram_use` of HBM's bandwidth, the compute's own traffic besides (the fit of the
-    H200's DCGM samples: docs/vllm-on-h200.md)."""
+    """Board power at SM clock ratio `clock` with the tensor pipe active `tensor_use` of the clock's cycles and HBM
+    active `dram_use` of the time, both as DCGM reads them (the fit of the H200's samples: docs/vllm-on-h200.md)."""
     return (
         gpu.idle_power_w
         + gpu.compute_power_w * tensor_use * clock**gpu.clock_power_exponent
-        + gpu.memory_power_w * (dram_use + gpu.compute_dram_share * tensor_use)
+        + (gpu.memory_power_w * dram_use)
     )
 
 
-def clock_within(gpu: GpuSpec, compute_use, dram_use, allowed_w):
-    """The SM clock ratio at which a step that at full clock keeps the tensor cores `compute_use` and HBM `dram_use`
-    busy draws no more than `allowed_w` (scalars or arrays). A compute-bound step slowed to clock s keeps its tensor
-    cores as busy per cycle, so its compute power falls as s^exponent; its memory power is priced at full clock."""
-    dram_use = dram_use + gpu.compute_dram_share * compute_use
+def clock_within(gpu: GpuSpec, tensor_use, dram_use, allowed_w):
+    """The SM clock ratio at which a step that at full clock keeps the tensor pipe `tensor_use` and HBM `dram_use`
+    active draws no more than `allowed_w` (scalars or arrays). A compute-bound step slowed to clock s keeps its
+    tensor pipe as busy per cycle, so its compute power falls as s^exponent; its memory power is priced at full
+    clock."""
     spare_w = np.maximum(allowed_w - gpu.idle_power_w - gpu.memory_power_w * dram_use, 0.0)
-    ratio = spare_w / np.maximum(gpu.compute_power_w * compute_use, 1e-12)
+    ratio = spare_w / np.maximum(gpu.compute_power_w * tensor_use, 1e-12)
     return np.clip(ratio ** (1.0 / gpu.clock_power_exponent), MIN_CLOCK_RATIO, 1.0)
 
 

@@ -31,7 +31,15 @@ def _without_defaults(model, data, names: tuple[str, ...]):
     return data
 
 
-_POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent", "compute_dram_share", "power_window_s")
+_POWER_FIELDS = (
+    "compute_power_w",
+    "memory_power_w",
+    "clock_power_exponent",
+    "compute_tensor_activity",
+    "memory_dram_activity",
+    "compute_dram_share",
+    "power_window_s",
+)
 
 
 class _Strict(Strict):
@@ -115,11 +123,20 @@ class GpuSpec(_Strict):
     clock_power_exponent: float = Field(
         1.0, gt=0, description="the compute power at SM clock ratio s is compute_power_w x use x s^exponent"
     )
+    compute_tensor_activity: float = Field(
+        1.0,
+        gt=0,
+        description="the tensor pipe's activity (as DCGM reads it) over a compute-bound kernel's run; a "
+        "memory-bound kernel's is its FLOPs at the peak rate",
+    )
+    memory_dram_activity: float = Field(
+        1.0, gt=0, description="HBM's activity (as DCGM reads it) per byte of weights and KV cache at full bandwidth"
+    )
     compute_dram_share: float = Field(
         0,
         ge=0,
-        description="HBM activity per unit of tensor activity in compute-bound kernels (their tiles and "
-        "activations), beyond the weights and KV cache the model counts",
+        description="HBM's activity over a compute-bound kernel's run (its tiles and activations), beyond the "
+        "weights and KV cache the model counts",
     )
     power_window_s: float = Field(
         0.5, gt=0, description="how long the board's power limiter averages: a burst shorter than it may draw more"

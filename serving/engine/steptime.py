@@ -50,6 +50,8 @@ class StepTiming:
     written_bytes: float = 0.0  # per GPU: the KV cache the step's new tokens write
     clock: float = 1.0  # SM clock ratio the step ran at (below 1 where the board's power limit held it)
     power_w: float = 0.0  # board power while it ran, where the profile's GPU has a power model
+    tensor_active: float = 0.0  # the tensor pipe's and HBM's activity while it ran, as DCGM reads them (with a
+    dram_active: float = 0.0  # power model)
 
     @property
     def busy_fraction(self) -> float:
@@ -90,12 +92,7 @@ class StepTimeModel:
         power model, the clock is the one at which the step draws no more than `allowed_w(full-clock duration)`,
         by default the board's limit: the clock sustained load settles at."""
         eff = self._eff
-        weight_bytes = self._weight_bytes
-        if self._expert_bytes:  # the expected share of experts no token picks is (1 - k / E)^t
-            weight_bytes = weight_bytes - self._expert_bytes * self._unpicked ** np.maximum(total_tokens, 1.0)
-        kv_bytes = self._kv_bytes_per_token * kv_tokens
-        gemm_flops = self._gemm_flops_per_token * total_tokens
-        attn_flops = self._attn_flops_per_pair * pairs
+        weight_bytes, kv_bytes, gemm_flops, attn_flops = self._kernels(total_tokens, kv_tokens, pairs)
         total_bytes = weight_bytes + kv_bytes
         total_flops = gemm_flops + attn_flops
         floor = np.maximum(total_bytes / self._bandwidth, total_flops / self._peak)
@@ -108,12 +105,36 @@ class StepTimeModel:
         clock = 1.0
         if self._gpu.power_capped:  # the board lowers the SM clock where the step would draw more than allowed
             limit = self._gpu.tdp_w if allowed_w is None else allowed_w(duration)
-            safe = np.maximum(duration, 1e-12)
-            use = (total_flops / (self._peak * safe), total_bytes / (self._bandwidth * safe))
-            clock = clock_within(self._gpu, *use, limit)
+            clock = clock_within(self._gpu, *self.activity(*kernels[:4], 1.0, duration), limit)
             busy = self._busy(*kernels, clock)
             duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
         return duration, busy, floor, total_bytes, total_flops, clock
+
+    def _kernels(self, total_tokens, kv_tokens, pairs):
+        """(weight bytes, KV bytes, GEMM FLOPs, attention FLOPs) of a step, per GPU."""
+        weight_bytes = self._weight_bytes
+        if self._expert_bytes:  # the expected share of experts no token picks is (1 - k / E)^t
+            weight_bytes = weight_bytes - self._expert_bytes * self._unpicked ** np.maximum(total_tokens, 1.0)
+        gemm_flops = self._gemm_flops_per_token * total_tokens
+        return weight_bytes, self._kv_bytes_per_token * kv_tokens, gemm_flops, self._attn_flops_per_pair * pairs
+
+    def activity(self, weight_bytes, kv_bytes, gemm_flops, attn_flops, clock, duration):
+        """(tensor pipe, HBM) activity of a step of `duration` at SM clock ratio `clock`, as DCGM reads them: a
+        compute-bound kernel family keeps the tensor pipe active a share of its run and brings HBM traffic of its
+        own; a memory-bound one uses the tensor pipe only for its FLOPs at the peak rate (docs/vllm-on-h200.md)."""
+        eff, gpu, peak = self._eff, self._gpu, self._peak * clock
+        tensor_s = dram_s = 0.0
+        for data, flops, compute in (
+            (weight_bytes, gemm_flops, eff.gemm_compute),
+            (kv_bytes, attn_flops, eff.attention_compute),
+        ):
+            compute_s = flops / (peak * compute)
+            bound = compute_s >= data / (self._bandwidth * eff.bandwidth)
+            tensor_s = tensor_s + np.where(bound, gpu.compute_tensor_activity * compute_s, flops / peak)
+            dram_s = dram_s + np.where(bound, gpu.compute_dram_share * compute_s, 0.0)
+        dram_s = dram_s + gpu.memory_dram_activity * (weight_bytes + kv_bytes) / self._bandwidth
+        safe = np.maximum(duration, 1e-12)
+        return tensor_s / safe, dram_s / safe
 
     def _busy(self, weight_bytes, kv_bytes, gemm_flops, attn_flops, total_tokens, clock):
         """GPU time of the step's kernels at SM clock ratio `clock`: each kernel family takes the longer of its
@@ -137,12 +158,13 @@ class StepTimeModel:
             allowed_w,
         )
         written = self._kv_bytes_per_token * batch.total_tokens
-        power = 0.0
-        if self._gpu.power_capped:
-            tensor = total_flops / (self._peak * clock * duration)  # the share of the clock's cycles, as DCGM reads it
-            power = float(draw_w(self._gpu, tensor, total_bytes / (self._bandwidth * duration), clock))
         timing = (float(duration), float(floor), float(busy), float(total_bytes), float(total_flops), written)
-        return StepTiming(*timing, float(clock), power)
+        if not self._gpu.power_capped:
+            return StepTiming(*timing)
+        kernels = self._kernels(batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs)
+        tensor, dram = self.activity(*kernels, clock, duration)
+        power = float(draw_w(self._gpu, tensor, dram, clock))
+        return StepTiming(*timing, float(clock), power, float(tensor), float(dram))
 
     def duration(self, batch: BatchShape) -> float:
         return self.timing(batch).duration_s

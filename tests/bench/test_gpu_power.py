@@ -40,7 +40,6 @@ def test_the_h200_samples_fit_a_board_that_caps():
     fit = fit_power(read_samples(DATA / "vllm-h200"), **gpu)
     assert 500 < fit.compute_power_w < 800 and 400 < fit.memory_power_w < 800
     assert 0.1 < fit.clock_power_exponent < 1.5
-    assert 0.15 < fit.compute_dram_share < 0.4  # a prefill keeps HBM about a quarter as busy as its tensor cores
     assert fit.capped > 300 and fit.rms_w < 40
 
 

@@ -8,6 +8,7 @@ import json
 import tarfile
 
 from bench.vllm_device.collect import collect
+from bench.vllm_device.runs import read_runs
 
 RESULT = {
     "completed": 2,
@@ -79,13 +80,18 @@ def test_points_requests_and_facts(tmp_path):
 
 def test_a_later_call_merges_into_what_the_folder_holds(tmp_path):
     first = {"vwork/results/i128_o128_c1.json": json.dumps(RESULT).encode(), "vwork/logs/server.log": LOG.encode()}
-    archive(tmp_path / "results_c3.tgz", {**first, "vwork/results/cold_start_seconds.txt": b"86.20\n"})
+    runs = b"name,start,end\ni128_o128_c1,1000.0,1001.5\n"
+    archive(
+        tmp_path / "results_c3.tgz",
+        {**first, "vwork/results/cold_start_seconds.txt": b"86.20\n", "vwork/results/runs.csv": runs},
+    )
     later_log = LOG.replace("439,552", "440,000") + "INFO Model loading took 14.99 GiB\n"
     archive(
         tmp_path / "results_c6.tgz",
         {
             "vwork/results/prefix3072_i2048_o256_c2.json": json.dumps({**RESULT, "median_ttft_ms": 55.0}).encode(),
             "vwork/results/cold_start_seconds.txt": b"99.0\n",
+            "vwork/results/runs.csv": b"name,start,end\nprefix3072_i2048_o256_c2,2000.0,2001.5\n",
             "vwork/logs/server.log": later_log.encode(),
         },
     )
@@ -102,3 +108,5 @@ def test_a_later_call_merges_into_what_the_folder_holds(tmp_path):
         facts["kv_cache_tokens"] == 439552.0 and facts["cold_start_s"] == 86.2 and facts["model_weights_gib"] == 14.99
     )
     assert (out / "server.log.gz").exists() and (out / "server_c6.log.gz").exists()
+    # when each run ran, from both calls: the GPU exporter's samples of each are found by it
+    assert read_runs(out) == {"i128_o128_c1": (1000.0, 1001.5), "prefix3072_i2048_o256_c2": (2000.0, 2001.5)}

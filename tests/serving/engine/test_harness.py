@@ -126,3 +126,15 @@ def test_a_client_that_reads_every_token_on_one_loop_falls_behind_hundreds_of_st
     fast = fixed_concurrency(PROFILE, 128, 64, 1, requests=4, warmup=0, client_token_s=1e-6)
     alone = fixed_concurrency(PROFILE, 128, 64, 1, requests=4, warmup=0)
     assert fast.median_ttft_s == pytest.approx(alone.median_ttft_s + 1e-6, abs=1e-9)
+
+
+def test_a_run_reports_the_activity_the_gpu_exporter_would_read_where_the_gpu_has_a_power_model():
+    """Long prompts keep the tensor pipe busier than short ones; short decodes keep HBM the busier: the figures the
+    bench compares with DCGM's samples of the real runs."""
+    capped = PROFILE.with_changes(gpu={"compute_power_w": 650.0, "memory_power_w": 600.0})
+    long_prompts = fixed_concurrency(capped, 8192, 8, 8, requests=8, warmup=0)
+    short_prompts = fixed_concurrency(capped, 128, 128, 8, requests=8, warmup=0)
+    assert 0.5 < long_prompts.tensor_active <= 1.0 and short_prompts.tensor_active < 0.1
+    assert short_prompts.dram_active > 0.5 > long_prompts.dram_active
+    plain = fixed_concurrency(PROFILE, 128, 16, 8, requests=8, warmup=0)
+    assert plain.tensor_active == plain.dram_active == 0.0  # no power model: nothing to compare

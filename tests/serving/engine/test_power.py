@@ -77,11 +77,34 @@ def test_a_decode_stretch_under_the_limit_is_fast_forwarded_and_its_power_record
     assert engine.governor.average_w != before
 
 
-def test_compute_bound_kernels_bring_their_own_memory_traffic():
-    """A prefill's tiles and activations keep HBM busy beyond the weights the model counts: that power is priced."""
-    busy_memory = CAPPED.gpu.model_copy(update={"compute_dram_share": 0.25})
-    assert draw_w(busy_memory, 0.8, 0.0, 1.0) == pytest.approx(draw_w(GPU, 0.8, 0.2, 1.0))
-    assert clock_within(busy_memory, 0.8, 0.0, GPU.tdp_w) == pytest.approx(clock_within(GPU, 0.8, 0.2, GPU.tdp_w))
+def activity(profile, shape):
+    model = StepTimeModel(profile)
+    kernels = model._kernels(shape.total_tokens, shape.kv_read_tokens + shape.total_tokens, shape.attention_pairs)
+    timing = model.timing(shape)
+    return model.activity(*kernels, timing.clock, timing.duration_s)
+
+
+def test_a_compute_bound_step_keeps_the_tensor_pipe_active_a_share_of_its_run_and_brings_hbm_traffic():
+    """DCGM's tensor activity counts the cycles the pipe is busy at any rate: a prefill at a fraction of the peak
+    FLOP rate reads near its whole run, not its FLOPs over the peak; its tiles keep HBM busy beyond the weights."""
+    prefill = BatchShape.of([(8192, 0)])
+    gpu = {**POWER, "compute_tensor_activity": 0.85, "compute_dram_share": 0.2}
+    tensor, dram = activity(CAPPED.with_changes(gpu=gpu), prefill)
+    plain_tensor, plain_dram = activity(CAPPED, prefill)  # the whole run, no traffic of its own
+    assert 0.8 < plain_tensor <= 1.0 and tensor == pytest.approx(0.85 * plain_tensor)
+    assert dram == pytest.approx(plain_dram + 0.2 * plain_tensor, rel=1e-6)
+    assert plain_dram < 0.1  # the weights: a few percent of the step at full bandwidth
+
+
+def test_a_memory_bound_step_uses_the_tensor_pipe_only_for_its_flops():
+    decode = BatchShape.of([(1, 1000)] * 8)
+    gpu = {**POWER, "compute_tensor_activity": 0.5, "compute_dram_share": 0.3, "memory_dram_activity": 0.9}
+    model = StepTimeModel(CAPPED)
+    timing = model.timing(decode)
+    tensor, dram = activity(CAPPED.with_changes(gpu=gpu), decode)
+    assert tensor == pytest.approx(timing.flops / (model._peak * timing.duration_s))  # the share setting is unused
+    assert dram == pytest.approx(0.9 * timing.bytes_moved / (model._bandwidth * timing.duration_s))
+    assert draw_w(GPU, tensor, dram, 1.0) == pytest.approx(GPU.idle_power_w + 800 * tensor + 600 * dram)
 
 
 def test_an_idle_engine_cools_so_its_next_burst_runs_at_the_full_clock():
