@@ -163,9 +163,12 @@ class HealthChecker:
             if self.pool.record_health(address, ok, models, self.config.unhealthy_after, self.config.healthy_after):
                 log.info("backend %s %s", address, "readmitted" if ok else "ejected")
 
-    async def run(self) -> None:
+    async def run(self, checked: bool = False) -> None:
+        """Check every backend each interval; `checked`: the first round was just run (wait an interval first)."""
         while True:
-            await self.check_all()
+            if not checked:
+                await self.check_all()
+            checked = False
             await asyncio.sleep(self.config.health_interval_s)
 
     async def close(self) -> None:

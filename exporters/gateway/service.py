@@ -35,7 +35,10 @@ class GatewayService:
         if self.discovery is not None:
             await self.discovery.poll_once()  # the first targets before the first request
             self._tasks.append(asyncio.create_task(self.discovery.run(), name="gateway-discovery"))
-        self._tasks.append(asyncio.create_task(self.health.run(), name="gateway-health"))
+        # the models the backends serve before the first request, so that its metrics carry its model's label
+        # (until a backend has reported them, requests count as `unknown`, outside any model's demand)
+        await self.health.check_all()
+        self._tasks.append(asyncio.create_task(self.health.run(checked=True), name="gateway-health"))
         config = self.config
         main = await listen(self.gateway.handle, config.host, config.port, config.limits, config.tls)
         self._listeners.append(main)

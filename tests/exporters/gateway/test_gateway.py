@@ -1,5 +1,6 @@
 """The gateway: least outstanding requests, unbuffered streaming, retries before the first byte, token accounting."""
 
+import asyncio
 import json
 import socket
 import threading
@@ -256,10 +257,10 @@ async def paced(request, resp):
 
 class ScriptedBackend:
     """A backend over real HTTP that answers generation requests with `handle(request, responder)` and /v1/models
-    with the one model `scripted`."""
+    with the one model `scripted` (after `models_delay_s`)."""
 
-    def __init__(self, handle=scripted):
-        self.handle = handle
+    def __init__(self, handle=scripted, models_delay_s: float = 0.0):
+        self.handle, self.models_delay_s = handle, models_delay_s
 
     def __enter__(self):
         from serving.common.http.server import serve
@@ -267,6 +268,7 @@ class ScriptedBackend:
 
         async def handle(request, resp):
             if request.path == "/v1/models":
+                await asyncio.sleep(self.models_delay_s)
                 return resp.send(200, json.dumps({"data": [{"id": "scripted"}]}).encode())
             return await self.handle(request, resp)
 
@@ -536,3 +538,14 @@ def test_each_answer_is_counted_against_its_models_slo_at_any_threshold():
     assert (count("ttft", "met"), count("ttft", "missed")) == (2, 1)
     assert (count("tpot", "met"), count("tpot", "missed")) == (2, 1)
     assert (count("e2e", "met"), count("e2e", "missed")) == (2, 2)
+
+
+def test_the_first_request_after_start_counts_under_its_models_label():
+    """The gateway learns the backends' models before it listens: a request the moment it is up is its model's
+    demand, not `unknown` traffic no autoscaler reads, however slow the backend's model list is to come."""
+    with ScriptedBackend(models_delay_s=0.5) as backend, GatewayServer([f"127.0.0.1:{backend.port}"]) as gw:
+        with httpx.stream("POST", f"{gw.url}/v1/completions", json={"model": "scripted", "stream": True}) as r:
+            assert r.status_code == 200 and r.read()
+        text = httpx.get(f"{gw.url}/metrics").text
+        assert metric_value(text, "headroom_gateway_requests_total", model="scripted", status="200") == 1
+        assert 'model="unknown"' not in text
