@@ -86,11 +86,12 @@ class StepTimeModel:
             self._allreduce_per_token = 0.0
 
     def _cost(self, total_tokens, kv_tokens, pairs, num_seqs, allowed_w=None):
-        """(duration, GPU-busy, floor, bytes, FLOPs, clock) of steps that push `total_tokens` new tokens through the
+        """(duration, GPU-busy, floor, bytes, FLOPs, clock, (tensor, HBM activity)) of steps that push `total_tokens` new tokens through the
         model, read and write `kv_tokens` of K/V, compute `pairs` attention query-key pairs and schedule `num_seqs`
         sequences: scalars or arrays alike (one formula for single steps, decode runs and fluid batches). With a
         power model, the clock is the one at which the step draws no more than `allowed_w(full-clock duration)`,
-        by default the board's limit: the clock sustained load settles at."""
+        by default the board's limit: the clock sustained load settles at; the activity is the step's at that clock
+        (zeros without a power model)."""
         eff = self._eff
         weight_bytes, kv_bytes, gemm_flops, attn_flops = self._kernels(total_tokens, kv_tokens, pairs)
         total_bytes = weight_bytes + kv_bytes
@@ -102,13 +103,14 @@ class StepTimeModel:
         kernels = (weight_bytes, kv_bytes, gemm_flops, attn_flops, total_tokens)
         busy = self._busy(*kernels, 1.0)
         duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
-        clock = 1.0
+        clock, use = 1.0, (0.0, 0.0)
         if self._gpu.power_capped:  # the board lowers the SM clock where the step would draw more than allowed
             limit = self._gpu.tdp_w if allowed_w is None else allowed_w(duration)
             clock = clock_within(self._gpu, *self.activity(*kernels[:4], 1.0, duration), limit)
             busy = self._busy(*kernels, clock)
             duration = np.maximum(np.maximum(busy + cpu, busy / eff.gpu_busy_fraction), floor)
-        return duration, busy, floor, total_bytes, total_flops, clock
+            use = self.activity(*kernels[:4], clock, duration)
+        return duration, busy, floor, total_bytes, total_flops, clock, use
 
     def _kernels(self, total_tokens, kv_tokens, pairs):
         """(weight bytes, KV bytes, GEMM FLOPs, attention FLOPs) of a step, per GPU."""
@@ -150,7 +152,7 @@ class StepTimeModel:
         """One step's timing; `allowed_w(full-clock duration)`: the most it may draw (a `PowerGovernor`'s)."""
         if batch.num_seqs == 0:
             return StepTiming(0.0, 0.0, 0.0, 0.0, 0.0)
-        duration, busy, floor, total_bytes, total_flops, clock = self._cost(
+        duration, busy, floor, total_bytes, total_flops, clock, (tensor, dram) = self._cost(
             batch.total_tokens,
             batch.kv_read_tokens + batch.total_tokens,
             batch.attention_pairs,
@@ -161,8 +163,6 @@ class StepTimeModel:
         timing = (float(duration), float(floor), float(busy), float(total_bytes), float(total_flops), written)
         if not self._gpu.power_capped:
             return StepTiming(*timing)
-        kernels = self._kernels(batch.total_tokens, batch.kv_read_tokens + batch.total_tokens, batch.attention_pairs)
-        tensor, dram = self.activity(*kernels, clock, duration)
         power = float(draw_w(self._gpu, tensor, dram, clock))
         return StepTiming(*timing, float(clock), power, float(tensor), float(dram))
 
