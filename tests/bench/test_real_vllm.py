@@ -83,6 +83,23 @@ def test_a_fit_of_chosen_parameters_leaves_the_rest_of_the_set_alone():
     )
 
 
+def test_the_search_starts_in_the_server_costs_valley_where_the_loss_is_least():
+    import numpy as np
+
+    from bench.real_vllm import FITTED, best_start
+
+    names = [knob.name for knob in FITTED]
+    overhead, frontend, bandwidth = (names.index(n) for n in ("request_overhead_s", "frontend_request_s", "bandwidth"))
+    x0 = np.array([knob.start / knob.unit for knob in FITTED])
+    x0[bandwidth] = 0.9
+    # a loss least at 14 ms and no serial time per request, far from where the knobs' own starts put them
+    valley = lambda x: (x[overhead] - 14.0) ** 2 + (x[frontend] - 0.0) ** 2 + (x[bandwidth] - 0.9) ** 2
+    start = best_start(valley, x0, FITTED)
+    assert start[overhead] == 14.0 and start[frontend] == 0.0 and start[bandwidth] == 0.9
+    # where the base values are best, they stay
+    assert best_start(lambda x: float(np.sum((x - x0) ** 2)), x0, FITTED) is x0
+
+
 def test_the_moe_profiles_kv_cache_is_what_vllm_kept():
     import json
 
