@@ -146,7 +146,8 @@ ACTIVITY_TOLERANCE = 0.25  # a run's mean activity off by this much weighs as a 
 # a request's fixed latency and the API server's serial time per request give the same TTFT alone but not in a
 # burst: the loss has a valley for each mix of the two, and Nelder-Mead stays in the one it starts in (on the H200
 # the 2026-12-07 refit stopped at 10.1 ms and 1.27 ms, loss 0.545; 15 ms and none, 0.326). The search starts from
-# the best of these starts.
+# the best of these starts. A fit of the delay alone (the MoE's) gets the delay's starts too: there it trades with
+# the eager step's cost instead (docs/vllm-on-h200.md, "Profiles from any model")
 SERVER_STARTS = {"request_overhead_s": (0.006, 0.010, 0.014), "frontend_request_s": (0.0, 0.0005, 0.0015)}
 
 
