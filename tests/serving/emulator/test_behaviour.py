@@ -13,10 +13,10 @@ from serving.engine.steptime import BatchShape, StepTimeModel
 from tests.helpers import EmulatorServer, timed_stream
 
 
-def stream_timing(server, prompt_tokens=100, max_tokens=40):
+def stream_timing(server, prompt_tokens=100, max_tokens=40, word="w"):
     body = {
         "model": server.model,
-        "prompt": "w " * prompt_tokens,
+        "prompt": f"{word} " * prompt_tokens,
         "max_tokens": max_tokens,
         "ignore_eos": True,
         "stream": True,
@@ -27,13 +27,25 @@ def stream_timing(server, prompt_tokens=100, max_tokens=40):
 def test_client_itl_matches_engine_step_time():
     with EmulatorServer() as s:
         runs = [stream_timing(s, prompt_tokens=100, max_tokens=60) for _ in range(5)]
-        ttft = statistics.median(r[0] for r in runs)  # the median of several: one request can meet a busy moment
         gaps = [g for r in runs for g in r[1]]
-        model = StepTimeModel(s.profile)
-        expected_itl = model.duration(BatchShape.of([(1, 130)]))
-        prefill = BatchShape.of([(100, 0)])
+        expected_itl = StepTimeModel(s.profile).duration(BatchShape.of([(1, 130)]))
         assert statistics.median(gaps) == pytest.approx(expected_itl, abs=0.002)
-        assert ttft == pytest.approx(model.duration(prefill), abs=0.005)
+
+
+def test_client_ttft_grows_with_the_prompt_as_the_engine_prefill_does():
+    """Short and long prompts alternate, so HTTP and a loaded machine's delays cancel in the difference; each
+    prompt has its own word, so none hits the prefix cache."""
+    with EmulatorServer() as s:
+        short, long = [], []
+        for i in range(7):
+            short.append(stream_timing(s, prompt_tokens=100, max_tokens=2, word=f"s{i}")[0])
+            long.append(stream_timing(s, prompt_tokens=4000, max_tokens=2, word=f"l{i}")[0])
+        model = StepTimeModel(s.profile)
+        prefill_short = model.duration(BatchShape.of([(100, 0)]))
+        prefill_long = model.duration(BatchShape.of([(4000, 0)]))
+        assert statistics.median(short) >= prefill_short  # the emulator never answers before its engine could
+        growth = statistics.median(long) - statistics.median(short)
+        assert growth == pytest.approx(prefill_long - prefill_short, rel=0.1)
 
 
 def test_slow_factor_fault_slows_steps():
