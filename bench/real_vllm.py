@@ -146,8 +146,8 @@ ACTIVITY_TOLERANCE = 0.25  # a run's mean activity off by this much weighs as a 
 # a request's fixed latency and the API server's serial time per request give the same TTFT alone but not in a
 # burst: the loss has a valley for each mix of the two, and Nelder-Mead stays in the one it starts in (on the H200
 # the 2026-12-07 refit stopped at 10.1 ms and 1.27 ms, loss 0.545; 15 ms and none, 0.326). The search starts from
-# the best of these starts. A fit of the delay alone (the MoE's) gets the delay's starts too: there it trades with
-# the eager step's cost instead (docs/vllm-on-h200.md, "Profiles from any model")
+# the best of these starts. Only a fit of both gets them: a fit of the delay alone (the MoE's) trades it with the
+# eager step's cost instead, and these starts moved it to a worse valley (docs/vllm-on-h200.md)
 SERVER_STARTS = {"request_overhead_s": (0.006, 0.010, 0.014), "frontend_request_s": (0.0, 0.0005, 0.0015)}
 
 
@@ -172,10 +172,8 @@ def fit_efficiency(
 ) -> Fit:
     """The `parameters` of `base`'s profile (by default bandwidth, GEMM and attention efficiency, the overheads, the
     server's costs and the client's time to read a token) that minimize the squared log errors of TTFT, ITL and
-    throughput over `points`, and their runs' mean activity where the GPU exporter sampled them (Nelder-Mead from
+    throughput over `points`, and their runs' mean activity where the GPU exporter sampled them (`search` from
     `base`'s values); the client's time is `client_token_s` unless it is among the parameters."""
-    from scipy.optimize import minimize
-
     base = base or measured_profile()
 
     def make(x) -> Fit:
@@ -197,21 +195,46 @@ def fit_efficiency(
         return total
 
     base_x = np.array([(getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters])
-    x0 = best_start(loss, base_x, parameters)
-    # each first move a quarter of the start, or one unit where the shipped set has none (the overheads):
+    return make(search(loss, best_start(loss, base_x, parameters)))
+
+
+# Nelder-Mead stops short on this loss: runs are discrete events, so the loss moves in steps (about 0.008 for a
+# change of 1e-4), and the simplex shrinks onto a step's edge. A fresh simplex from where it stopped moves on (on
+# the H200's fit half one restart took the loss from 0.480 to 0.359); restarts stop when one gains under 1%
+RESTARTS = 1  # each costs about 40 minutes of the H200 fit on one core; a second one was not measured
+RESTART_GAIN = 0.01
+
+
+def search(loss, x0: np.ndarray) -> np.ndarray:
+    """Where Nelder-Mead from `x0` finds `loss` least, restarted from its end with a fresh simplex (steps a tenth of
+    each value, or half a unit) while a restart gains at least `RESTART_GAIN` of the loss, `RESTARTS` times at most."""
+    # the first steps are a quarter of the start, or one unit where the shipped set has none (the overheads):
     # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
-    simplex = np.vstack([x0] + [x0 + np.eye(len(x0))[i] * (0.25 * v if v else 1.0) for i, v in enumerate(x0)])
+    best = _nelder_mead(loss, x0, steps=np.where(x0 != 0, 0.25 * x0, 1.0))
+    for _ in range(RESTARTS):
+        again = _nelder_mead(loss, best.x, steps=np.where(best.x != 0, 0.1 * best.x, 0.5))
+        gained = again.fun < best.fun * (1.0 - RESTART_GAIN)
+        best = again if again.fun < best.fun else best
+        if not gained:
+            break
+    return best.x
+
+
+def _nelder_mead(loss, x0: np.ndarray, steps: np.ndarray):
+    from scipy.optimize import minimize
+
+    simplex = np.vstack([x0, x0 + np.diag(steps)])
     options = {"xatol": 1e-3, "fatol": 1e-4, "maxiter": 400, "initial_simplex": simplex}
-    return make(minimize(loss, x0, method="Nelder-Mead", options=options).x)
+    return minimize(loss, x0, method="Nelder-Mead", options=options)
 
 
 def best_start(loss, x0: np.ndarray, parameters: tuple) -> np.ndarray:
-    """`x0`, or `x0` with the server's costs among `parameters` set to the combination of `SERVER_STARTS` where
-    `loss` is least, whichever is less."""
+    """`x0`, or, where `parameters` hold both of the server's costs, `x0` with them set to the combination of
+    `SERVER_STARTS` where `loss` is least, whichever is less."""
     index = {knob.name: i for i, knob in enumerate(parameters)}
-    chosen = [(index[name], values) for name, values in SERVER_STARTS.items() if name in index]
-    if not chosen:
+    if not SERVER_STARTS.keys() <= index.keys():
         return x0
+    chosen = [(index[name], values) for name, values in SERVER_STARTS.items()]
     candidates = [x0]
     for combination in itertools.product(*(values for _, values in chosen)):
         x = x0.copy()

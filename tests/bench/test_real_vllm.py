@@ -98,6 +98,41 @@ def test_the_search_starts_in_the_server_costs_valley_where_the_loss_is_least():
     assert start[overhead] == 14.0 and start[frontend] == 0.0 and start[bandwidth] == 0.9
     # where the base values are best, they stay
     assert best_start(lambda x: float(np.sum((x - x0) ** 2)), x0, FITTED) is x0
+    # a fit of the delay without the worker's time (the MoE's) starts from the base values
+    from bench.real_vllm import MOE_FITTED
+
+    moe_x0 = np.array([1.0, 60.0])
+    assert best_start(lambda x: (x[0] - 14.0) ** 2, moe_x0, MOE_FITTED) is moe_x0
+
+
+def terraced_bowl(x):
+    """A tilted bowl with flat terraces a quarter wide: Nelder-Mead's simplex shrinks onto a terrace's edge."""
+    import numpy as np
+
+    return float(np.sum((np.floor(x * 4) / 4 - 3.0) ** 2 * np.arange(1, len(x) + 1)) + 0.01 * np.sum(np.abs(x - 3)))
+
+
+def test_the_search_restarts_where_nelder_mead_stopped_short():
+    import numpy as np
+
+    from bench.real_vllm import _nelder_mead, search
+
+    x0 = np.zeros(6)
+    stalled = _nelder_mead(terraced_bowl, x0, np.ones(6)).fun
+    assert stalled > 0.1 and terraced_bowl(search(terraced_bowl, x0)) < 0.05 * stalled
+
+
+def test_the_search_stops_restarting_when_a_restart_gains_nothing(monkeypatch):
+    import numpy as np
+
+    from bench import real_vllm
+
+    runs = []
+    one_run = real_vllm._nelder_mead
+    monkeypatch.setattr(real_vllm, "RESTARTS", 5)
+    monkeypatch.setattr(real_vllm, "_nelder_mead", lambda *args, **kw: runs.append(1) or one_run(*args, **kw))
+    x = real_vllm.search(lambda x: 1.0 + float(np.sum((x - 2.0) ** 2)), np.zeros(3))  # least 1, as a real fit
+    assert np.allclose(x, 2.0, atol=0.01) and len(runs) == 2  # the first, and one restart that gained under 1%
 
 
 def test_the_moe_profiles_kv_cache_is_what_vllm_kept():
