@@ -201,7 +201,7 @@ def fit_efficiency(
 # Nelder-Mead stops short on this loss: runs are discrete events, so the loss moves in steps (about 0.008 for a
 # change of 1e-4), and the simplex shrinks onto a step's edge. A fresh simplex from where it stopped moves on (on
 # the H200's fit half one restart took the loss from 0.480 to 0.359); restarts stop when one gains under 1%
-RESTARTS = 1  # each costs about 40 minutes of the H200 fit on one core; a second one was not measured
+RESTARTS = 1  # with it `python -m bench real-vllm` took 2 h 31 min on 2 cores, 63 min without; a second not measured
 RESTART_GAIN = 0.01
 
 

@@ -2,11 +2,12 @@
 bursts (a prefill's GEMMs) and memory-bound stretches (decode steps), sampled through NVML every few milliseconds.
 DCGM's one-second samples cannot show it (docs/vllm-on-h200.md, "What is left is the limiter").
 
-usage: python3 limiter_probe.py OUT_FOLDER
+usage: python3 -m bench.vllm_device.limiter_probe OUT_FOLDER (from the repository root)
 
 Writes samples.csv (time, power averaged by the board, instant power, energy counter, SM clock, clock-event
 reasons), work.csv (each synchronized chunk of work: start, end, phase, what it did) and phases.csv (one row a
-phase: mean power and clock, work rate), and prints phases.csv. Needs torch and nvidia-ml-py, as the host has."""
+phase: mean power and clock, work rate), and prints phases.csv. Needs torch and nvidia-ml-py, as the host has; reads NVML through the GPU exporter's
+helpers."""
 
 import csv
 import json
@@ -34,18 +35,14 @@ def sample(out: str, stop) -> None:
     """NVML readings as fast as `SAMPLE_EVERY_S` allows, until `stop` is set; a failed reading is left blank."""
     import pynvml
 
-    pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    from exporters.gpu.nvml_reader import start_nvml, supported
 
-    def read(call):
-        try:
-            return call()
-        except pynvml.NVMLError:
-            return ""
+    start_nvml()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
 
     def instant():
         field = pynvml.nvmlDeviceGetFieldValues(handle, [pynvml.NVML_FI_DEV_POWER_INSTANT])[0]
-        return field.value.uiVal if field.nvmlReturn == 0 else ""
+        return field.value.uiVal if field.nvmlReturn == 0 else None
 
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
@@ -55,11 +52,11 @@ def sample(out: str, stop) -> None:
             writer.writerow(
                 (
                     f"{now:.4f}",
-                    read(lambda: pynvml.nvmlDeviceGetPowerUsage(handle)),
-                    read(instant),
-                    read(lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)),
-                    read(lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
-                    read(lambda: pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle)),
+                    supported(pynvml.nvmlDeviceGetPowerUsage, handle),
+                    supported(instant),
+                    supported(pynvml.nvmlDeviceGetTotalEnergyConsumption, handle),
+                    supported(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
+                    supported(pynvml.nvmlDeviceGetCurrentClocksEventReasons, handle),
                 )
             )
             time.sleep(max(0.0, SAMPLE_EVERY_S - (time.time() - now)))
@@ -181,7 +178,9 @@ def main(folder: Path) -> None:
 def board_facts() -> dict:
     import pynvml
 
-    pynvml.nvmlInit()
+    from exporters.gpu.nvml_reader import start_nvml
+
+    start_nvml()
     handle = pynvml.nvmlDeviceGetHandleByIndex(0)
     return {
         "name": pynvml.nvmlDeviceGetName(handle),

@@ -44,7 +44,7 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _supported(call, *args):
+def supported(call, *args):
     """The value, or None where this device or driver does not support the query."""
     try:
         return call(*args)
@@ -57,7 +57,7 @@ class NvmlGpu:
 
     def __init__(self, index: int):
         self.handle = handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        minor = _supported(nvml.nvmlDeviceGetMinorNumber, handle)
+        minor = supported(nvml.nvmlDeviceGetMinorNumber, handle)
         self.identity = GpuRow(
             index,
             _text(nvml.nvmlDeviceGetUUID(handle)),
@@ -66,7 +66,7 @@ class NvmlGpu:
             _text(nvml.nvmlDeviceGetName(handle)),
             {},
         )
-        support = _supported(nvml.nvmlGpmQueryDeviceSupport, handle)
+        support = supported(nvml.nvmlGpmQueryDeviceSupport, handle)
         self.gpm = bool(support and support.isSupportedDevice)
         self._samples = [nvml.nvmlGpmSampleAlloc(), nvml.nvmlGpmSampleAlloc()] if self.gpm else []
         self._have_previous = False
@@ -74,28 +74,28 @@ class NvmlGpu:
 
     def read(self) -> dict[str, float]:
         h, out = self.handle, {}
-        util = _supported(nvml.nvmlDeviceGetUtilizationRates, h)
+        util = supported(nvml.nvmlDeviceGetUtilizationRates, h)
         if util is not None:
             out["DCGM_FI_DEV_GPU_UTIL"] = float(util.gpu)
-        memory = _supported(nvml.nvmlDeviceGetMemoryInfo, h, nvml.nvmlMemory_v2)
+        memory = supported(nvml.nvmlDeviceGetMemoryInfo, h, nvml.nvmlMemory_v2)
         if memory is not None:
             out["DCGM_FI_DEV_FB_USED"] = float(memory.used // MIB)
             out["DCGM_FI_DEV_FB_FREE"] = float(memory.free // MIB)
             out["DCGM_FI_DEV_FB_RESERVED"] = float(memory.reserved // MIB)
-        power = _supported(nvml.nvmlDeviceGetPowerUsage, h)
+        power = supported(nvml.nvmlDeviceGetPowerUsage, h)
         if power is not None:
             out["DCGM_FI_DEV_POWER_USAGE"] = power / 1000.0
-        energy = _supported(nvml.nvmlDeviceGetTotalEnergyConsumption, h)
+        energy = supported(nvml.nvmlDeviceGetTotalEnergyConsumption, h)
         if energy is not None:
             out["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"] = float(energy)
-        temperature = _supported(nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
+        temperature = supported(nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
         if temperature is not None:
             out["DCGM_FI_DEV_GPU_TEMP"] = float(temperature)
         for field, clock in (
             ("DCGM_FI_DEV_SM_CLOCK", nvml.NVML_CLOCK_SM),
             ("DCGM_FI_DEV_MEM_CLOCK", nvml.NVML_CLOCK_MEM),
         ):
-            value = _supported(nvml.nvmlDeviceGetClockInfo, h, clock)
+            value = supported(nvml.nvmlDeviceGetClockInfo, h, clock)
             if value is not None:
                 out[field] = float(value)
         out["DCGM_FI_DEV_XID_ERRORS"] = float(self.last_xid)
@@ -107,7 +107,7 @@ class NvmlGpu:
         if not self.gpm:
             return {}
         previous, current = self._samples
-        if _supported(nvml.nvmlGpmSampleGet, self.handle, current) is None:
+        if supported(nvml.nvmlGpmSampleGet, self.handle, current) is None:
             return {}
         self._samples = [current, previous]
         if not self._have_previous:
@@ -119,7 +119,7 @@ class NvmlGpu:
         request.sample1, request.sample2 = previous, current
         for i, metric in enumerate(_GPM_FIELDS.values()):
             request.metrics[i].metricId = metric
-        if _supported(nvml.nvmlGpmMetricsGet, request) is None:
+        if supported(nvml.nvmlGpmMetricsGet, request) is None:
             return {}
         return {
             field: min(1.0, max(0.0, request.metrics[i].value / 100.0))
@@ -129,7 +129,7 @@ class NvmlGpu:
 
     def close(self) -> None:
         for sample in self._samples:
-            _supported(nvml.nvmlGpmSampleFree, sample)
+            supported(nvml.nvmlGpmSampleFree, sample)
         self._samples = []
 
 
@@ -144,12 +144,12 @@ class XidWatcher:
 
     def __init__(self, gpus: list[NvmlGpu]):
         self.gpus = {gpu.identity.uuid: gpu for gpu in gpus}
-        self.event_set = _supported(nvml.nvmlEventSetCreate)
+        self.event_set = supported(nvml.nvmlEventSetCreate)
         self.watching = []
         if self.event_set is not None:
             for gpu in gpus:
                 if (
-                    _supported(
+                    supported(
                         nvml.nvmlDeviceRegisterEvents, gpu.handle, nvml.nvmlEventTypeXidCriticalError, self.event_set
                     )
                     is not None
@@ -177,7 +177,7 @@ class XidWatcher:
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
         if self.event_set is not None:
-            _supported(nvml.nvmlEventSetFree, self.event_set)
+            supported(nvml.nvmlEventSetFree, self.event_set)
 
 
 class NvmlSource:
@@ -195,4 +195,4 @@ class NvmlSource:
         self.xids.stop()
         for gpu in self.gpus:
             gpu.close()
-        _supported(nvml.nvmlShutdown)
+        supported(nvml.nvmlShutdown)
