@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bench.gpu_limiter import LimiterFit, fit_limiter
 from bench.gpu_power import PowerFit, fit_power, read_samples, run_activity
 from bench.vllm_device.runs import read_runs
 from serving.engine.harness import RunStats, fixed_concurrency, open_loop
@@ -133,7 +134,8 @@ FITTED = (
 )
 # fitted beside them, as the harness's own parameter: the benchmark client's time to read a token
 CLIENT = Knob("client_token_s", 1e-6, 0.0, 1e-3, 3e-5)
-# the power limiter's averaging window: DCGM's one-second samples cannot show it, so the runs' latencies fit it
+# the power limiter's averaging window: DCGM's one-second samples cannot show it, so where no limiter probe ran on
+# the board the runs' latencies fit it
 WINDOW = Knob("power_window_s", 1.0, 0.05, 5.0, part="gpu")
 # how busy a step keeps the tensor pipe and HBM as DCGM reads them, fitted to the runs' mean activity beside their
 # latencies (starts: a least-squares fit of the H200's runs to the 2026-12-07 refit, docs/vllm-on-h200.md)
@@ -155,6 +157,7 @@ SERVER_STARTS = {"request_overhead_s": (0.006, 0.010, 0.014), "frontend_request_
 class Fit:
     profile: Profile
     client_token_s: float
+    losses: tuple[float, ...] = ()  # the loss over the fitted points after each pass of the search
 
     @property
     def efficiency(self) -> Efficiency:
@@ -176,13 +179,13 @@ def fit_efficiency(
     `base`'s values); the client's time is `client_token_s` unless it is among the parameters."""
     base = base or measured_profile()
 
-    def make(x) -> Fit:
+    def make(x, losses: tuple[float, ...] = ()) -> Fit:
         values = {k: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
         changes = {part: {k.name: v for k, v in values.items() if k.part == part} for part in ("efficiency", "gpu")}
         profile = base.model_copy(
             update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
         )
-        return Fit(profile, values.get(CLIENT, client_token_s))
+        return Fit(profile, values.get(CLIENT, client_token_s), losses)
 
     def loss(x) -> float:
         fit = make(x)
@@ -195,7 +198,8 @@ def fit_efficiency(
         return total
 
     base_x = np.array([(getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters])
-    return make(search(loss, best_start(loss, base_x, parameters)))
+    x, losses = search(loss, best_start(loss, base_x, parameters))
+    return make(x, losses)
 
 
 # Nelder-Mead stops short on this loss: runs are discrete events, so the loss moves in steps (about 0.008 for a
@@ -205,19 +209,22 @@ RESTARTS = 1  # with it `python -m bench real-vllm` took 2 h 31 min on 2 cores, 
 RESTART_GAIN = 0.01
 
 
-def search(loss, x0: np.ndarray) -> np.ndarray:
+def search(loss, x0: np.ndarray) -> tuple[np.ndarray, tuple[float, ...]]:
     """Where Nelder-Mead from `x0` finds `loss` least, restarted from its end with a fresh simplex (steps a tenth of
-    each value, or half a unit) while a restart gains at least `RESTART_GAIN` of the loss, `RESTARTS` times at most."""
+    each value, or half a unit) while a restart gains at least `RESTART_GAIN` of the loss, `RESTARTS` times at most;
+    and the least loss after each pass."""
     # the first steps are a quarter of the start, or one unit where the shipped set has none (the overheads):
     # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
     best = _nelder_mead(loss, x0, steps=np.where(x0 != 0, 0.25 * x0, 1.0))
+    losses = [float(best.fun)]
     for _ in range(RESTARTS):
         again = _nelder_mead(loss, best.x, steps=np.where(best.x != 0, 0.1 * best.x, 0.5))
         gained = again.fun < best.fun * (1.0 - RESTART_GAIN)
         best = again if again.fun < best.fun else best
+        losses.append(float(best.fun))
         if not gained:
             break
-    return best.x
+    return best.x, tuple(losses)
 
 
 def _nelder_mead(loss, x0: np.ndarray, steps: np.ndarray):
@@ -314,7 +321,7 @@ def real_vllm_section() -> str:
     return "\n".join([*lines, *moe_section(fits["H100"])])
 
 
-def _power_text(power: PowerFit, gpu: GpuSpec, refit: list[dict], held: list[dict]) -> str:
+def _power_text(power: PowerFit | LimiterFit, gpu: GpuSpec, refit: list[dict], held: list[dict]) -> str:
     clocks = ", ".join(f"{r['point']} {r['sm_clock_mhz']:,.0f}" for r in refit if r["metric"] == METRICS[0][0])
     activity = ", ".join(
         f"{r['point']} {p['tensor_active']:.2f}/{r['tensor_active']:.2f} and {p['dram_active']:.2f}/{r['dram_active']:.2f}"
@@ -322,17 +329,43 @@ def _power_text(power: PowerFit, gpu: GpuSpec, refit: list[dict], held: list[dic
         if "tensor_active" in p
     )
     return (
-        f"The board's power limit in the model (bench/gpu_power.py, from the GPU exporter's samples during these "
-        f"runs): {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
-        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
-        f"fully active, over {gpu.idle_power_w:.0f} W idle; with the {power.capped} seconds at the limit, "
-        f"compute power falls as the SM clock ratio to the {power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W "
-        f"over every busy second). A step's activity, fitted beside the latencies to each run's mean: the tensor "
+        f"{_curve_text(power, gpu)} A step's activity, fitted beside the latencies to each run's mean: the tensor "
         f"pipe active {gpu.compute_tensor_activity:.2f} of a compute-bound kernel's run (a memory-bound kernel's "
         f"FLOPs at the peak rate), HBM {gpu.memory_dram_activity:.2f} per byte at full bandwidth plus "
         f"{gpu.compute_dram_share:.2f} of a compute-bound kernel's run. Tensor and DRAM activity of each held-out "
         f"point, GPU exporter / model: {activity}. The model's mean SM clock over each held-out point's steps (MHz): "
         f"{clocks}."
+    )
+
+
+def board_power(grid: Grid, gpu: GpuSpec) -> PowerFit | LimiterFit:
+    """The power curve and limiter from the limiter probe's 100 ms readings where one ran on the grid's board
+    (`limiter/` in its folder), else the power curve from the GPU exporter's one-second samples of the runs."""
+    probe = grid.data / "limiter"
+    if (probe / "samples.csv.gz").exists():
+        return fit_limiter(probe, gpu)
+    return fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
+
+
+def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
+    curve = (
+        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
+        f"fully active, over {gpu.idle_power_w:.0f} W idle"
+    )
+    if isinstance(power, LimiterFit):
+        return (
+            f"The board's power limit in the model (bench/gpu_limiter.py, from the limiter probe's NVML readings "
+            f"on this board, one each 100 ms, in bench/data/*/limiter): {power.intervals} busy intervals at a steady "
+            f"clock give {curve}, compute power falling as the SM clock ratio to the "
+            f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W); the engine's limiter, holding its running "
+            f"average to the {gpu.tdp_w:.0f} W limit over {power.power_window_s:.2f} s, picks the board's clocks "
+            f"within {power.rms_mhz:.0f} MHz rms over the probe's busy intervals."
+        )
+    return (
+        f"The board's power limit in the model (bench/gpu_power.py, from the GPU exporter's samples during these "
+        f"runs): {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
+        f"{curve}; with the {power.capped} seconds at the limit, compute power falls as the SM clock ratio to the "
+        f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over every busy second)."
     )
 
 
@@ -342,9 +375,8 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     points = measured_points(grid.data / "points.csv")
     shipped = comparison(profile, 0.0, points)
     fit, held = held_out(points)
-    gpu = profile.gpu
-    power = fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
-    knobs = (*FITTED, WINDOW, *ACTIVITY, CLIENT)
+    power = board_power(grid, profile.gpu)
+    knobs = (*FITTED, *(() if isinstance(power, LimiterFit) else (WINDOW,)), *ACTIVITY, CLIENT)
     start = {**power.gpu_changes(), **{knob.name: knob.start for knob in ACTIVITY}}
     fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs)
     refit = comparison(fitted.profile, fitted.client_token_s, held)
@@ -367,8 +399,9 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         "",
         (
             f"Refitted to half of the points (sorted by name, every second one held out before the fit; "
-            f"{len(fit)} fitted, {len(held)} held out): {fitted.text(knobs)}. On the held-out "
-            "half:"
+            f"{len(fit)} fitted, {len(held)} held out): {fitted.text(knobs)}. The loss over the fitted half after "
+            f"each pass of the search (Nelder-Mead, then restarts): {', '.join(f'{v:.3f}' for v in fitted.losses)}. "
+            "On the held-out half:"
         ),
         "",
         *error_summary(refit),

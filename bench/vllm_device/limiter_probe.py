@@ -5,7 +5,7 @@ DCGM's one-second samples cannot show it (docs/vllm-on-h200.md, "What is left is
 usage: python3 -m bench.vllm_device.limiter_probe OUT_FOLDER (from the repository root)
 
 Writes samples.csv (time, power averaged by the board, instant power, energy counter, SM clock, clock-event
-reasons), work.csv (each synchronized chunk of work: start, end, phase, what it did) and phases.csv (one row a
+reasons; every `GPM_EVERY_S` the tensor pipe's and HBM's activity since the last such reading, as DCGM reads them), work.csv (each synchronized chunk of work: start, end, phase, what it did) and phases.csv (one row a
 phase: mean power and clock, work rate), and prints phases.csv. Needs torch and nvidia-ml-py, as the host has; reads NVML through the GPU exporter's
 helpers."""
 
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 SAMPLE_EVERY_S = 0.002
+GPM_EVERY_S = 0.1  # the activity is a ratio between two GPM samples: one a tenth of a second, as NVML's power updates
 GEMM_N = 8192  # one bf16 product of two 8192 x 8192 matrices: 1.1 TFLOP, compute-bound
 STREAM_BATCH, STREAM_IN, STREAM_OUT, STREAM_MATRICES = 8, 4096, 28672, 64  # 15 GB of weights read a step
 
@@ -28,6 +29,8 @@ PATTERNS = (
     ("gemm0.3_stream0.3", [("gemm", 0.3), ("stream", 0.3)], 12),
     ("gemm0.05_stream0.05", [("gemm", 0.05), ("stream", 0.05)], 40),
     ("gemm2_idle1", [("idle", 1.0), ("gemm", 2.0)], 4),
+    ("mix_sustained", [("idle", 2.0), ("mix", 4.0)], 1),  # a GEMM and a weight read in each chunk: a mixed step
+    ("stream0.5_gemm0.15", [("stream", 0.5), ("gemm", 0.15)], 10),  # bursts shorter than the clamp's first update
 )
 
 
@@ -35,10 +38,11 @@ def sample(out: str, stop) -> None:
     """NVML readings as fast as `SAMPLE_EVERY_S` allows, until `stop` is set; a failed reading is left blank."""
     import pynvml
 
-    from exporters.gpu.nvml_reader import start_nvml, supported
+    from exporters.gpu.nvml_reader import NvmlGpu, start_nvml, supported
 
     start_nvml()
     handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    gpu, gpm_at = NvmlGpu(0), 0.0
 
     def instant():
         field = pynvml.nvmlDeviceGetFieldValues(handle, [pynvml.NVML_FI_DEV_POWER_INSTANT])[0]
@@ -46,9 +50,12 @@ def sample(out: str, stop) -> None:
 
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(("time", "power_mw", "instant_mw", "energy_mj", "sm_mhz", "reasons"))
+        writer.writerow(("time", "power_mw", "instant_mw", "energy_mj", "sm_mhz", "reasons", "tensor", "dram"))
         while not stop.is_set():
             now = time.time()
+            activity = {}
+            if now - gpm_at >= GPM_EVERY_S:
+                activity, gpm_at = gpu.gpm_ratios(), now
             writer.writerow(
                 (
                     f"{now:.4f}",
@@ -57,6 +64,8 @@ def sample(out: str, stop) -> None:
                     supported(pynvml.nvmlDeviceGetTotalEnergyConsumption, handle),
                     supported(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
                     supported(pynvml.nvmlDeviceGetCurrentClocksEventReasons, handle),
+                    activity.get("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", ""),
+                    activity.get("DCGM_FI_PROF_DRAM_ACTIVE", ""),
                 )
             )
             time.sleep(max(0.0, SAMPLE_EVERY_S - (time.time() - now)))
@@ -95,6 +104,8 @@ class Work:
             if kind == "idle":
                 time.sleep(min(0.01, max(end - start, 0.0)))
                 amount = 0.0
+            elif kind == "mix":
+                amount = self.gemm(1) + self.stream()  # FLOPs and bytes summed: its rate is not a rate of either
             else:
                 amount = self.gemm() if kind == "gemm" else self.stream()
                 self.torch.cuda.synchronize()
@@ -104,7 +115,7 @@ class Work:
 
 def phase_summary(samples: list[dict], rows: list[dict]) -> list[dict]:
     """Per phase: mean board and instant power, mean and least SM clock over its samples, the clock in its first
-    and last 50 ms, and its work rate (TFLOP/s or TB/s)."""
+    and last 50 ms, the mean tensor and HBM activity its GPM readings saw, and its work rate (TFLOP/s or TB/s)."""
     summary = []
     for row in rows:
         inside = [s for s in samples if row["start"] <= s["time"] < row["end"]]
@@ -112,7 +123,7 @@ def phase_summary(samples: list[dict], rows: list[dict]) -> list[dict]:
             continue
 
         def mean(key, pick=inside):
-            values = [s[key] for s in pick if s[key] is not None]
+            values = [s[key] for s in pick if s.get(key) is not None]
             return sum(values) / len(values) if values else float("nan")
 
         first = [s for s in inside if s["time"] < row["start"] + 0.05]
@@ -131,6 +142,8 @@ def phase_summary(samples: list[dict], rows: list[dict]) -> list[dict]:
                 "sm_min_mhz": min(s["sm_mhz"] for s in inside),
                 "sm_first_mhz": round(mean("sm_mhz", first)) if first else "",
                 "sm_last_mhz": round(mean("sm_mhz", last)) if last else "",
+                "tensor": round(mean("tensor"), 3),
+                "dram": round(mean("dram"), 3),
                 "rate": round(row["amount"] / max(row["busy_s"], 1e-9) / 1e12, 1),
             }
         )
@@ -201,13 +214,13 @@ def read_samples(path: Path) -> list[dict]:
 
 def print_means(summary: list[dict]) -> None:
     """One line a pattern and phase kind: the means over its cycles (the first cycle apart)."""
-    keys = ("power_w", "instant_w", "sm_mhz", "sm_min_mhz", "sm_first_mhz", "sm_last_mhz", "rate")
+    keys = ("power_w", "instant_w", "sm_mhz", "sm_min_mhz", "sm_first_mhz", "sm_last_mhz", "tensor", "dram", "rate")
     print("pattern,kind,cycles," + ",".join(keys))
     groups: dict[tuple, list[dict]] = {}
     for row in summary:
         groups.setdefault((row["pattern"], row["kind"]), []).append(row)
     for (pattern, kind), rows in groups.items():
-        means = [sum(float(r[k] or 0) for r in rows) / len(rows) for k in keys]
+        means = [sum(float(r[k] or 0) for r in rows) / len(rows) for k in keys]  # a phase without a GPM reading: nan
         print(f"{pattern},{kind},{len(rows)}," + ",".join(f"{m:.0f}" if m > 50 else f"{m:.2f}" for m in means))
 
 

@@ -99,10 +99,10 @@ class NvmlGpu:
             if value is not None:
                 out[field] = float(value)
         out["DCGM_FI_DEV_XID_ERRORS"] = float(self.last_xid)
-        out.update(self._gpm_ratios())
+        out.update(self.gpm_ratios())
         return out
 
-    def _gpm_ratios(self) -> dict[str, float]:
+    def gpm_ratios(self) -> dict[str, float]:
         """Ratios 0-1 over the time since the previous read (nothing on the first read, or without GPM)."""
         if not self.gpm:
             return {}

@@ -119,7 +119,9 @@ def test_the_search_restarts_where_nelder_mead_stopped_short():
 
     x0 = np.zeros(6)
     stalled = _nelder_mead(terraced_bowl, x0, np.ones(6)).fun
-    assert stalled > 0.1 and terraced_bowl(search(terraced_bowl, x0)) < 0.05 * stalled
+    x, losses = search(terraced_bowl, x0)
+    assert stalled > 0.1 and terraced_bowl(x) < 0.05 * stalled
+    assert losses[0] == pytest.approx(stalled) and losses[-1] == pytest.approx(terraced_bowl(x))
 
 
 def test_the_search_stops_restarting_when_a_restart_gains_nothing(monkeypatch):
@@ -131,8 +133,9 @@ def test_the_search_stops_restarting_when_a_restart_gains_nothing(monkeypatch):
     one_run = real_vllm._nelder_mead
     monkeypatch.setattr(real_vllm, "RESTARTS", 5)
     monkeypatch.setattr(real_vllm, "_nelder_mead", lambda *args, **kw: runs.append(1) or one_run(*args, **kw))
-    x = real_vllm.search(lambda x: 1.0 + float(np.sum((x - 2.0) ** 2)), np.zeros(3))  # least 1, as a real fit
+    x, losses = real_vllm.search(lambda x: 1.0 + float(np.sum((x - 2.0) ** 2)), np.zeros(3))  # least 1, as a real fit
     assert np.allclose(x, 2.0, atol=0.01) and len(runs) == 2  # the first, and one restart that gained under 1%
+    assert len(losses) == 2 and losses[1] <= losses[0]
 
 
 def test_the_moe_profiles_kv_cache_is_what_vllm_kept():
