@@ -45,15 +45,17 @@ def read_samples(folder: Path) -> dict[str, np.ndarray]:
     return {key: np.array([float(r[key]) for r in ordered]) for key in ordered[0]}
 
 
-def run_activity(samples: dict[str, np.ndarray], runs: dict[str, tuple[float, float]]) -> dict[str, tuple]:
-    """name -> (tensor, DRAM) activity, DCGM's means over the seconds wholly within each run (its first and last
-    second straddle the run's neighbours)."""
+def run_activity(samples: dict[str, np.ndarray], runs: dict[str, tuple[float, float]]) -> dict[str, dict]:
+    """name -> DCGM's mean tensor and DRAM activity (and SM clock, where sampled) over the seconds wholly within
+    each run (its first and last second straddle the run's neighbours)."""
+    fields = {"tensor_active": "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "dram_active": "DCGM_FI_PROF_DRAM_ACTIVE"}
+    if "DCGM_FI_DEV_SM_CLOCK" in samples:
+        fields["sm_clock_mhz"] = "DCGM_FI_DEV_SM_CLOCK"
     found = {}
     for name, (start, end) in runs.items():
         inside = (samples["time"] >= start + 1.0) & (samples["time"] <= end - 1.0)
         if inside.sum() >= 2:
-            tensor, dram = (samples[f"DCGM_FI_PROF_{k}_ACTIVE"][inside] for k in ("PIPE_TENSOR", "DRAM"))
-            found[name] = (float(tensor.mean()), float(dram.mean()))
+            found[name] = {key: float(samples[field][inside].mean()) for key, field in fields.items()}
     return found
 
 

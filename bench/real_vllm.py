@@ -51,12 +51,10 @@ def measured_points(path: Path = DATA / "points.csv") -> list[dict]:
 
 @cache
 def _activity(folder: Path) -> dict[str, dict]:
-    """name -> the GPU exporter's mean tensor and DRAM activity over the run, where its folder says when it ran."""
+    """name -> the GPU exporter's mean tensor and DRAM activity and SM clock over the run, where its folder says when
+    it ran."""
     runs = read_runs(folder)
-    if not runs:
-        return {}
-    found = run_activity(read_samples(folder), runs)
-    return {name: {"tensor_active": tensor, "dram_active": dram} for name, (tensor, dram) in found.items()}
+    return run_activity(read_samples(folder), runs) if runs else {}
 
 
 def predict(point: dict, profile, client_token_s: float = 0.0) -> dict:
@@ -137,6 +135,13 @@ CLIENT = Knob("client_token_s", 1e-6, 0.0, 1e-3, 3e-5)
 # the power limiter's averaging window: DCGM's one-second samples cannot show it, so where no limiter probe ran on
 # the board the runs' latencies fit it
 WINDOW = Knob("power_window_s", 1.0, 0.05, 5.0, part="gpu")
+# and the power curve's compute power and clock exponent: the one-second samples give only a start, since the board
+# clamps a prefill's burst within 100 ms (its power reads as a 1 s mean, its clock as an instant) and a second at
+# the full clock never holds a long prefill (docs/vllm-on-h200.md, "The limiter probe")
+CURVE = (
+    Knob("compute_power_w", 100.0, 100.0, 3000.0, part="gpu"),
+    Knob("clock_power_exponent", 1.0, 0.1, 4.0, part="gpu"),
+)
 # how busy a step keeps the tensor pipe and HBM as DCGM reads them, fitted to the runs' mean activity beside their
 # latencies (starts: a least-squares fit of the H200's runs to the 2026-12-07 refit, docs/vllm-on-h200.md)
 ACTIVITY = (
@@ -195,6 +200,8 @@ def fit_efficiency(
             total += sum(math.log(model[key] / float(point[key])) ** 2 for _, key in METRICS)
             measured = [key for key in ("tensor_active", "dram_active") if key in point]
             total += sum(((model[key] - point[key]) / ACTIVITY_TOLERANCE) ** 2 for key in measured)
+            if "sm_clock_mhz" in point:  # the clock weighs as a latency does: the limiter is part of the model
+                total += math.log(model["sm_clock_mhz"] / point["sm_clock_mhz"]) ** 2
         return total
 
     base_x = np.array([(getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters])
@@ -322,10 +329,13 @@ def real_vllm_section() -> str:
 
 
 def _power_text(power: PowerFit | LimiterFit, gpu: GpuSpec, refit: list[dict], held: list[dict]) -> str:
-    clocks = ", ".join(f"{r['point']} {r['sm_clock_mhz']:,.0f}" for r in refit if r["metric"] == METRICS[0][0])
+    pairs = list(zip([r for r in refit if r["metric"] == METRICS[0][0]], held))
+    clocks = ", ".join(
+        f"{r['point']} {p['sm_clock_mhz']:,.0f}/{r['sm_clock_mhz']:,.0f}" for r, p in pairs if "sm_clock_mhz" in p
+    )
     activity = ", ".join(
         f"{r['point']} {p['tensor_active']:.2f}/{r['tensor_active']:.2f} and {p['dram_active']:.2f}/{r['dram_active']:.2f}"
-        for r, p in zip([r for r in refit if r["metric"] == METRICS[0][0]], held)
+        for r, p in pairs
         if "tensor_active" in p
     )
     return (
@@ -333,8 +343,8 @@ def _power_text(power: PowerFit | LimiterFit, gpu: GpuSpec, refit: list[dict], h
         f"pipe active {gpu.compute_tensor_activity:.2f} of a compute-bound kernel's run (a memory-bound kernel's "
         f"FLOPs at the peak rate), HBM {gpu.memory_dram_activity:.2f} per byte at full bandwidth plus "
         f"{gpu.compute_dram_share:.2f} of a compute-bound kernel's run. Tensor and DRAM activity of each held-out "
-        f"point, GPU exporter / model: {activity}. The model's mean SM clock over each held-out point's steps (MHz): "
-        f"{clocks}."
+        f"point, GPU exporter / model: {activity}. Mean SM clock of each held-out point, the GPU exporter's over the "
+        f"run / the model's over its steps (MHz): {clocks}."
     )
 
 
@@ -348,11 +358,11 @@ def board_power(grid: Grid, gpu: GpuSpec) -> PowerFit | LimiterFit:
 
 
 def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
-    curve = (
-        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
-        f"fully active, over {gpu.idle_power_w:.0f} W idle"
-    )
     if isinstance(power, LimiterFit):
+        curve = (
+            f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
+            f"fully active, over {gpu.idle_power_w:.0f} W idle"
+        )
         return (
             f"The board's power limit in the model (bench/gpu_limiter.py, from the limiter probe's NVML readings "
             f"on this board, one each 100 ms, in bench/data/*/limiter): {power.intervals} busy intervals at a steady "
@@ -362,10 +372,13 @@ def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
             f"within {power.rms_mhz:.0f} MHz rms over the probe's busy intervals."
         )
     return (
-        f"The board's power limit in the model (bench/gpu_power.py, from the GPU exporter's samples during these "
-        f"runs): {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
-        f"{curve}; with the {power.capped} seconds at the limit, compute power falls as the SM clock ratio to the "
-        f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over every busy second)."
+        f"The board's power limit in the model: the GPU exporter's samples during these runs (bench/gpu_power.py) "
+        f"start the fit: {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
+        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
+        f"fully active, over {gpu.idle_power_w:.0f} W idle; with the {power.capped} seconds at the limit, compute "
+        f"power falls as the SM clock ratio to the {power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over "
+        f"every busy second). Fitted beside the latencies and each run's mean SM clock: {gpu.compute_power_w:.0f} W "
+        f"for the tensor pipe, the exponent {gpu.clock_power_exponent:.2f}, a window of {gpu.power_window_s:.2f} s."
     )
 
 
@@ -376,7 +389,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     shipped = comparison(profile, 0.0, points)
     fit, held = held_out(points)
     power = board_power(grid, profile.gpu)
-    knobs = (*FITTED, *(() if isinstance(power, LimiterFit) else (WINDOW,)), *ACTIVITY, CLIENT)
+    knobs = (*FITTED, *(() if isinstance(power, LimiterFit) else (WINDOW, *CURVE)), *ACTIVITY, CLIENT)
     start = {**power.gpu_changes(), **{knob.name: knob.start for knob in ACTIVITY}}
     fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs)
     refit = comparison(fitted.profile, fitted.client_token_s, held)

@@ -56,7 +56,9 @@ def test_mean_activity_over_each_run_leaves_out_its_edge_seconds(tmp_path):
     tensor[2] = tensor[11] = 0.9  # the run's first and last seconds share the neighbours' work
     samples = {"time": times, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": tensor, "DCGM_FI_PROF_DRAM_ACTIVE": activity * 0.4}
     found = run_activity(samples, {"run": (1001.5, 1011.5), "gone": (2000.0, 2010.0)})
-    assert found == {"run": pytest.approx((0.5, 0.4))}
+    assert found == {"run": {"tensor_active": pytest.approx(0.5), "dram_active": pytest.approx(0.4)}}
+    samples["DCGM_FI_DEV_SM_CLOCK"] = np.where(activity > 0, 1500.0, 1980.0)
+    assert run_activity(samples, {"run": (1001.5, 1011.5)})["run"]["sm_clock_mhz"] == pytest.approx(1500.0)
 
 
 def test_the_command_line_names_a_run_the_folder_never_measured(tmp_path):
