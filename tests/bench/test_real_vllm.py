@@ -157,3 +157,12 @@ def test_the_h200_grid_measures_the_h100_points_again_with_more_waves():
         if point["concurrency"] and int(point["concurrency"]) >= 8:
             assert int(point["completed"]) >= 4 * int(point["concurrency"])
             assert int(point["completed"]) > int(h100[name]["completed"])
+
+
+def test_each_sampled_run_brings_the_boards_mean_clock_to_the_fit():
+    from bench.real_vllm import GRIDS
+
+    h200 = {p["name"]: p for p in measured_points(GRIDS[0].data / "points.csv")}
+    # a closed loop of long prompts held the board at its power limit; one short request at a time did not
+    assert 1400.0 < h200["i16384_o128_c8"]["sm_clock_mhz"] < 1700.0
+    assert h200["i128_o128_c1"]["sm_clock_mhz"] > 1950.0
