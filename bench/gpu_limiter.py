@@ -57,14 +57,19 @@ class LimiterFit:
         }
 
 
-def read_intervals(folder: Path, max_clock_mhz: float, lag_s: float = 0.0) -> Intervals:
-    """The probe's samples cut at each change of NVML's energy counter (it and every other reading move once a
-    tenth of a second); the activity of an interval is the overlap-weighted mean of the GPM readings (each the
-    ratio since the one before it, its time shifted by `lag_s`) that cover it."""
+def read_probe(folder: Path) -> list[dict]:
+    """The probe's samples that read the energy counter and the clock."""
     with gzip.open(folder / "samples.csv.gz", "rt", newline="") as f:
         rows = [row for row in csv.DictReader(f) if row["energy_mj"] and row["sm_mhz"]]
     if len(rows) < 3:
         raise ValueError(f"{folder}: fewer than 3 NVML samples with energy and clock in samples.csv.gz")
+    return rows
+
+
+def read_intervals(rows: list[dict], max_clock_mhz: float, lag_s: float = 0.0) -> Intervals:
+    """The probe's samples cut at each change of NVML's energy counter (it and every other reading move once a
+    tenth of a second); the activity of an interval is the overlap-weighted mean of the GPM readings (each the
+    ratio since the one before it, its time shifted by `lag_s`) that cover it."""
     time = np.array([float(r["time"]) for r in rows])
     energy = np.array([float(r["energy_mj"]) for r in rows])
     clock = np.array([float(r["sm_mhz"]) for r in rows]) / max_clock_mhz
@@ -128,7 +133,8 @@ def replay_clocks(intervals: Intervals, gpu: GpuSpec) -> np.ndarray:
 def fit_limiter(folder: Path, gpu: GpuSpec) -> LimiterFit:
     """The power curve from the probe's steady intervals at the lag where it fits best, then the window whose
     replayed clocks are nearest the board's over every busy interval."""
-    fits = {lag: _curve_at(folder, gpu, lag) for lag in LAGS_S}
+    rows = read_probe(folder)
+    fits = {lag: _curve_at(rows, gpu, lag) for lag in LAGS_S}
     lag = min(fits, key=lambda at: fits[at][1][3])
     intervals, (compute_w, memory_w, exponent, rms_w, used) = fits[lag]
     curve = gpu.model_copy(
@@ -145,6 +151,6 @@ def fit_limiter(folder: Path, gpu: GpuSpec) -> LimiterFit:
     return LimiterFit(*fitted)
 
 
-def _curve_at(folder: Path, gpu: GpuSpec, lag_s: float) -> tuple[Intervals, tuple]:
-    intervals = read_intervals(folder, gpu.sm_clock_mhz, lag_s)
+def _curve_at(rows: list[dict], gpu: GpuSpec, lag_s: float) -> tuple[Intervals, tuple]:
+    intervals = read_intervals(rows, gpu.sm_clock_mhz, lag_s)
     return intervals, fit_curve(intervals, gpu.idle_power_w)

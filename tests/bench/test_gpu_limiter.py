@@ -6,7 +6,7 @@ import gzip
 import numpy as np
 import pytest
 
-from bench.gpu_limiter import fit_limiter, read_intervals
+from bench.gpu_limiter import fit_limiter, read_intervals, read_probe
 from serving.engine.power import PowerGovernor, clock_within, draw_w
 from serving.profiles import load_profile
 
@@ -47,7 +47,7 @@ def write_probe(folder, gpu):
 def test_intervals_follow_the_energy_counter(tmp_path):
     gpu = board()
     write_probe(tmp_path, gpu)
-    intervals = read_intervals(tmp_path, gpu.sm_clock_mhz)
+    intervals = read_intervals(read_probe(tmp_path), gpu.sm_clock_mhz)
     assert np.allclose(intervals.end - intervals.start, 0.1, atol=1e-3)
     assert np.nanmax(intervals.power_w) <= 1.6 * gpu.tdp_w and np.nanmin(intervals.power_w) == pytest.approx(
         gpu.idle_power_w, rel=1e-3
@@ -81,3 +81,12 @@ def test_a_grid_whose_board_was_probed_takes_the_probes_curve_and_window(tmp_pat
     write_probe(tmp_path / "limiter", gpu)
     power = board_power(Grid("H200", tmp_path, "llama-3.1-8b-h200"), gpu)
     assert power.power_window_s == pytest.approx(0.2, rel=0.15) and "power_window_s" in power.gpu_changes()
+
+
+def test_the_h100s_probe_shows_a_limiter_that_averages_over_a_tenth_of_a_second():
+    from pathlib import Path
+
+    probe = Path(__file__).resolve().parents[2] / "bench" / "data" / "vllm-h100" / "limiter-1"
+    fit = fit_limiter(probe, load_profile("llama-3.1-8b-h100").gpu)
+    assert fit.power_window_s < 0.2 and 0.4 < fit.clock_power_exponent < 1.2
+    assert fit.rms_w < 80.0 and fit.lag_s < 0.0  # GPM's readings run ahead of NVML's energy
