@@ -57,41 +57,47 @@ class LimiterFit:
         }
 
 
-def read_probe(folder: Path) -> list[dict]:
-    """The probe's samples that read the energy counter and the clock."""
+@dataclass(frozen=True)
+class Probe:
+    """The probe's samples that read the energy counter and the clock, and its GPM readings (time, tensor, HBM)."""
+
+    time: np.ndarray
+    energy_mj: np.ndarray
+    sm_mhz: np.ndarray
+    gpm: np.ndarray
+
+
+def read_probe(folder: Path) -> Probe:
     with gzip.open(folder / "samples.csv.gz", "rt", newline="") as f:
         rows = [row for row in csv.DictReader(f) if row["energy_mj"] and row["sm_mhz"]]
     if len(rows) < 3:
         raise ValueError(f"{folder}: fewer than 3 NVML samples with energy and clock in samples.csv.gz")
-    return rows
+    column = lambda key: np.array([float(r[key]) for r in rows])
+    gpm = [(float(r["time"]), float(r["tensor"]), float(r["dram"])) for r in rows if r.get("tensor") and r["dram"]]
+    return Probe(column("time"), column("energy_mj"), column("sm_mhz"), np.array(gpm).reshape(-1, 3))
 
 
-def read_intervals(rows: list[dict], max_clock_mhz: float, lag_s: float = 0.0) -> Intervals:
+def read_intervals(probe: Probe, max_clock_mhz: float, lag_s: float = 0.0) -> Intervals:
     """The probe's samples cut at each change of NVML's energy counter (it and every other reading move once a
     tenth of a second); the activity of an interval is the overlap-weighted mean of the GPM readings (each the
     ratio since the one before it, its time shifted by `lag_s`) that cover it."""
-    time = np.array([float(r["time"]) for r in rows])
-    energy = np.array([float(r["energy_mj"]) for r in rows])
-    clock = np.array([float(r["sm_mhz"]) for r in rows]) / max_clock_mhz
-    moved = np.r_[0, np.flatnonzero(np.diff(energy)) + 1]
-    start, end = time[moved[:-1]], time[moved[1:]]
-    power = np.diff(energy[moved]) / 1000.0 / (end - start)
+    clock = probe.sm_mhz / max_clock_mhz
+    moved = np.r_[0, np.flatnonzero(np.diff(probe.energy_mj)) + 1]
+    start, end = probe.time[moved[:-1]], probe.time[moved[1:]]
+    power = np.diff(probe.energy_mj[moved]) / 1000.0 / (end - start)
     before, after = clock[moved[:-1]], clock[moved[1:]]
     steady = np.abs(after - before) <= STEADY
-    gpm = [
-        (float(r["time"]) + lag_s, float(r["tensor"]), float(r["dram"])) for r in rows if r.get("tensor") and r["dram"]
-    ]
-    tensor, dram = _overlap_means(start, end, gpm)
+    tensor, dram = _overlap_means(start, end, probe.gpm + (lag_s, 0.0, 0.0))
     return Intervals(start, end, power, after, tensor, dram, steady)
 
 
-def _overlap_means(start: np.ndarray, end: np.ndarray, gpm: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-    """Each interval's activity from the GPM readings: reading j covers (time of j-1, time of j]."""
+def _overlap_means(start: np.ndarray, end: np.ndarray, gpm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each interval's activity from the GPM readings (rows of time, tensor, HBM): reading j covers (time of j-1,
+    time of j]."""
     tensor, dram = np.full(len(start), np.nan), np.full(len(start), np.nan)
     if len(gpm) < 2:
         return tensor, dram
-    times = np.array([g[0] for g in gpm])
-    values = np.array([g[1:] for g in gpm])
+    times, values = gpm[:, 0], gpm[:, 1:]
     for i, (a, b) in enumerate(zip(start, end)):
         overlap = np.clip(np.minimum(times[1:], b) - np.maximum(times[:-1], a), 0.0, None)
         if overlap.sum() > 0.5 * (b - a):
@@ -133,8 +139,8 @@ def replay_clocks(intervals: Intervals, gpu: GpuSpec) -> np.ndarray:
 def fit_limiter(folder: Path, gpu: GpuSpec) -> LimiterFit:
     """The power curve from the probe's steady intervals at the lag where it fits best, then the window whose
     replayed clocks are nearest the board's over every busy interval."""
-    rows = read_probe(folder)
-    fits = {lag: _curve_at(rows, gpu, lag) for lag in LAGS_S}
+    probe = read_probe(folder)
+    fits = {lag: _curve_at(probe, gpu, lag) for lag in LAGS_S}
     lag = min(fits, key=lambda at: fits[at][1][3])
     intervals, (compute_w, memory_w, exponent, rms_w, used) = fits[lag]
     curve = gpu.model_copy(
@@ -151,6 +157,6 @@ def fit_limiter(folder: Path, gpu: GpuSpec) -> LimiterFit:
     return LimiterFit(*fitted)
 
 
-def _curve_at(rows: list[dict], gpu: GpuSpec, lag_s: float) -> tuple[Intervals, tuple]:
-    intervals = read_intervals(rows, gpu.sm_clock_mhz, lag_s)
+def _curve_at(probe: Probe, gpu: GpuSpec, lag_s: float) -> tuple[Intervals, tuple]:
+    intervals = read_intervals(probe, gpu.sm_clock_mhz, lag_s)
     return intervals, fit_curve(intervals, gpu.idle_power_w)

@@ -358,11 +358,11 @@ def board_power(grid: Grid, gpu: GpuSpec) -> PowerFit | LimiterFit:
 
 
 def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
+    curve = (
+        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
+        f"fully active, over {gpu.idle_power_w:.0f} W idle"
+    )
     if isinstance(power, LimiterFit):
-        curve = (
-            f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
-            f"fully active, over {gpu.idle_power_w:.0f} W idle"
-        )
         return (
             f"The board's power limit in the model (bench/gpu_limiter.py, from the limiter probe's NVML readings "
             f"on this board, one each 100 ms, in bench/data/*/limiter): {power.intervals} busy intervals at a steady "
@@ -374,11 +374,10 @@ def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
     return (
         f"The board's power limit in the model: the GPU exporter's samples during these runs (bench/gpu_power.py) "
         f"start the fit: {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
-        f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
-        f"fully active, over {gpu.idle_power_w:.0f} W idle; with the {power.capped} seconds at the limit, compute "
-        f"power falls as the SM clock ratio to the {power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over "
-        f"every busy second). Fitted beside the latencies and each run's mean SM clock: {gpu.compute_power_w:.0f} W "
-        f"for the tensor pipe, the exponent {gpu.clock_power_exponent:.2f}, a window of {gpu.power_window_s:.2f} s."
+        f"{curve}; with the {power.capped} seconds at the limit, compute power falls as the SM clock ratio to the "
+        f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over every busy second). Fitted beside the "
+        f"latencies and each run's mean SM clock: {gpu.compute_power_w:.0f} W for the tensor pipe, the exponent "
+        f"{gpu.clock_power_exponent:.2f}, a window of {gpu.power_window_s:.2f} s."
     )
 
 

@@ -5,9 +5,10 @@ DCGM's one-second samples cannot show it (docs/vllm-on-h200.md, "What is left is
 usage: python3 -m bench.vllm_device.limiter_probe OUT_FOLDER (from the repository root)
 
 Writes samples.csv (time, power averaged by the board, instant power, energy counter, SM clock, clock-event
-reasons; every `GPM_EVERY_S` the tensor pipe's and HBM's activity since the last such reading, as DCGM reads them), work.csv (each synchronized chunk of work: start, end, phase, what it did) and phases.csv (one row a
-phase: mean power and clock, work rate), and prints phases.csv. Needs torch and nvidia-ml-py, as the host has; reads NVML through the GPU exporter's
-helpers."""
+reasons; every `GPM_EVERY_S` the tensor pipe's and HBM's activity since the last such reading, as DCGM reads
+them), work.csv (each synchronized chunk of work: start, end, phase, what it did) and phases.csv (one row a phase:
+mean power, clock and activity, work rate), and prints phases.csv. Needs torch and nvidia-ml-py, as the host has;
+reads NVML through the GPU exporter's helpers."""
 
 import csv
 import json
@@ -96,6 +97,11 @@ class Work:
             self.torch.matmul(self.x, w, out=self.y)
         return float(sum(w.numel() * w.element_size() for w in self.weights))  # bytes read
 
+    def _work(self, kind: str) -> float:
+        if kind == "mix":
+            return self.gemm(1) + self.stream()  # FLOPs and bytes summed: its rate is not a rate of either
+        return self.gemm() if kind == "gemm" else self.stream()
+
     def run(self, kind: str, seconds: float) -> list[tuple]:
         """Chunks of `kind` until `seconds` have passed: (start, end, amount) each."""
         chunks, end = [], time.time() + seconds
@@ -104,10 +110,8 @@ class Work:
             if kind == "idle":
                 time.sleep(min(0.01, max(end - start, 0.0)))
                 amount = 0.0
-            elif kind == "mix":
-                amount = self.gemm(1) + self.stream()  # FLOPs and bytes summed: its rate is not a rate of either
             else:
-                amount = self.gemm() if kind == "gemm" else self.stream()
+                amount = self._work(kind)
                 self.torch.cuda.synchronize()
             chunks.append((start, time.time(), amount))
         return chunks
