@@ -9,7 +9,7 @@ import gzip
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from statistics import median
@@ -125,6 +125,9 @@ FITTED = (
     Knob("step_overhead_s", 1e-3, 0.0, 1.0),
     Knob("per_seq_overhead_s", 1e-6, 0.0, 1.0),
     Knob("request_overhead_s", 1e-3, 0.0, 0.1, 0.006),
+    # start: the tokenizer vllm bench serve's prompts pass through takes 0.9-1.4 us a token on one core (the
+    # WordLevel tokenizer of bench/vllm_device/make_model.py, 1k to 16k words)
+    Knob("request_token_s", 1e-6, 0.0, 1e-4, 1e-6),
     Knob("eager_step_overhead_s", 1e-3, 0.0, 0.5),
     Knob("frontend_request_s", 1e-3, 0.0, 0.05, 0.0015),
     Knob("frontend_token_s", 1e-5, 0.0, 0.001, 3e-5),
@@ -168,29 +171,43 @@ class Fit:
     def efficiency(self) -> Efficiency:
         return self.profile.efficiency
 
-    def text(self, parameters: tuple = (*FITTED, CLIENT)) -> str:
+    def values(self, parameters: tuple = (*FITTED, CLIENT)) -> dict[str, float]:
         def value(knob: Knob) -> float:
             return self.client_token_s if knob is CLIENT else getattr(getattr(self.profile, knob.part), knob.name)
 
-        return ", ".join(f"{k.name} {value(k):.4g}" for k in parameters)
+        return {k.name: value(k) for k in parameters}
+
+    def text(self, parameters: tuple = (*FITTED, CLIENT)) -> str:
+        return ", ".join(f"{name} {value:.4g}" for name, value in self.values(parameters).items())
+
+
+def with_values(base: Profile, values: dict[Knob, float], client_token_s: float = 0.0) -> Fit:
+    """`base` with the knobs' values in the profile's parts they belong to, the client's time beside it."""
+    parts = ("efficiency", "gpu")
+    changes = {part: {k.name: v for k, v in values.items() if k.part == part and k is not CLIENT} for part in parts}
+    profile = base.model_copy(
+        update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
+    )
+    return Fit(profile, values.get(CLIENT, client_token_s))
 
 
 def fit_efficiency(
-    points: list[dict], base=None, parameters: tuple = (*FITTED, CLIENT), client_token_s: float = 0.0
+    points: list[dict],
+    base=None,
+    parameters: tuple = (*FITTED, CLIENT),
+    client_token_s: float = 0.0,
+    last: dict[Knob, float] | None = None,
 ) -> Fit:
     """The `parameters` of `base`'s profile (by default bandwidth, GEMM and attention efficiency, the overheads, the
     server's costs and the client's time to read a token) that minimize the squared log errors of TTFT, ITL and
     throughput over `points`, and their runs' mean activity where the GPU exporter sampled them (`search` from
-    `base`'s values); the client's time is `client_token_s` unless it is among the parameters."""
+    `base`'s values, or warm from the `last` refit's where it had the knob); the client's time is `client_token_s`
+    unless it is among the parameters."""
     base = base or measured_profile()
 
     def make(x, losses: tuple[float, ...] = ()) -> Fit:
         values = {k: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
-        changes = {part: {k.name: v for k, v in values.items() if k.part == part} for part in ("efficiency", "gpu")}
-        profile = base.model_copy(
-            update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
-        )
-        return Fit(profile, values.get(CLIENT, client_token_s), losses)
+        return replace(with_values(base, values, client_token_s), losses=losses)
 
     def loss(x) -> float:
         fit = make(x)
@@ -204,8 +221,11 @@ def fit_efficiency(
                 total += math.log(model["sm_clock_mhz"] / point["sm_clock_mhz"]) ** 2
         return total
 
-    base_x = np.array([(getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters])
-    x, losses = search(loss, best_start(loss, base_x, parameters))
+    last = last or {}
+    base_x = np.array(
+        [last.get(k, getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters]
+    )
+    x, losses = search(loss, best_start(loss, base_x, parameters), warm=bool(last))
     return make(x, losses)
 
 
@@ -216,22 +236,27 @@ RESTARTS = 1  # with it `python -m bench real-vllm` took 2 h 31 min on 2 cores, 
 RESTART_GAIN = 0.01
 
 
-def search(loss, x0: np.ndarray) -> tuple[np.ndarray, tuple[float, ...]]:
+def search(loss, x0: np.ndarray, warm: bool = False) -> tuple[np.ndarray, tuple[float, ...]]:
     """Where Nelder-Mead from `x0` finds `loss` least, restarted from its end with a fresh simplex (steps a tenth of
     each value, or half a unit) while a restart gains at least `RESTART_GAIN` of the loss, `RESTARTS` times at most;
-    and the least loss after each pass."""
+    and the least loss after each pass. From a `warm` start (where a last refit stopped) one pass only, with a
+    restart's steps: it is that refit's restart."""
     # the first steps are a quarter of the start, or one unit where the shipped set has none (the overheads):
     # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
-    best = _nelder_mead(loss, x0, steps=np.where(x0 != 0, 0.25 * x0, 1.0))
+    best = _nelder_mead(loss, x0, steps=_restart_steps(x0) if warm else np.where(x0 != 0, 0.25 * x0, 1.0))
     losses = [float(best.fun)]
-    for _ in range(RESTARTS):
-        again = _nelder_mead(loss, best.x, steps=np.where(best.x != 0, 0.1 * best.x, 0.5))
+    for _ in range(0 if warm else RESTARTS):
+        again = _nelder_mead(loss, best.x, steps=_restart_steps(best.x))
         gained = again.fun < best.fun * (1.0 - RESTART_GAIN)
         best = again if again.fun < best.fun else best
         losses.append(float(best.fun))
         if not gained:
             break
     return best.x, tuple(losses)
+
+
+def _restart_steps(x: np.ndarray) -> np.ndarray:
+    return np.where(x != 0, 0.1 * x, 0.5)
 
 
 def _nelder_mead(loss, x0: np.ndarray, steps: np.ndarray):
@@ -381,6 +406,17 @@ def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
     )
 
 
+# a grid's last refit, where the next one starts: only the fitted half's points made it, as they make the next
+LAST_REFIT = "refit.json"
+
+
+def last_refit(grid: Grid, knobs: tuple) -> dict[Knob, float]:
+    """The knobs' values where the grid's last refit stopped (none the first time, or a knob it did not have)."""
+    path = grid.data / LAST_REFIT
+    values = json.loads(path.read_text()) if path.exists() else {}
+    return {knob: float(values[knob.name]) for knob in knobs if knob.name in values}
+
+
 def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     """One grid's comparison: the shipped set on every point, then a refit to half of them judged on the rest."""
     profile = measured_profile(grid.profile)
@@ -390,7 +426,8 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     power = board_power(grid, profile.gpu)
     knobs = (*FITTED, *(() if isinstance(power, LimiterFit) else (WINDOW, *CURVE)), *ACTIVITY, CLIENT)
     start = {**power.gpu_changes(), **{knob.name: knob.start for knob in ACTIVITY}}
-    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs)
+    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs, last=last_refit(grid, knobs))
+    (grid.data / LAST_REFIT).write_text(json.dumps(fitted.values(knobs), indent=1) + "\n")
     refit = comparison(fitted.profile, fitted.client_token_s, held)
     lines = [
         f"## Real vLLM 0.20.2 on an {grid.gpu} against the engine model",

@@ -428,9 +428,9 @@ class Replica:
         await live.done
 
     async def _reach_engine(self, live: _Live, request: EngineRequest) -> None:
-        """The engine takes the request the profile's request overhead after it arrived (real vLLM's HTTP,
+        """The engine takes the request the profile's request latency for its prompt after it arrived (real vLLM's HTTP,
         tokenization and hand-off to its engine core, less what this server spent already), unless the client left."""
-        wait = live.arrival + self.profile.efficiency.request_overhead_s - _now()
+        wait = live.arrival + self.profile.efficiency.request_latency_s(request.prompt_tokens) - _now()
         if wait > 0:
             await asyncio.sleep(wait)
             if live.done.done():  # gone meanwhile: _abort completed it before the engine saw it

@@ -42,9 +42,10 @@ class _Trace:
 
 class _Server:
     """One run's clients, API server and engine, in virtual time: a client's request reaches the server the profile's
-    request overhead after it was sent, passes the server's one worker (`Frontend`) to the engine, and each step's
-    outputs pass that worker again on their way to the clients, where the client's own worker reads them (one event
-    loop for every stream, as `vllm bench serve` has: its clocks start when it sends and stop when it has read)."""
+    request latency (a fixed cost and one per prompt token) after it was sent, passes the server's one worker
+    (`Frontend`) to the engine, and each step's outputs pass that worker again on their way to the clients, where the
+    client's own worker reads them (one event loop for every stream, as `vllm bench serve` has: its clocks start when
+    it sends and stop when it has read)."""
 
     def __init__(
         self,
@@ -60,7 +61,7 @@ class _Server:
         self.prefix_block_ids = prefix_block_ids  # the prompts' shared prefix, as the prefix cache knows it
         # offline runs (`vllm bench latency`) hand requests to the engine directly; served ones pay the server's cost
         efficiency = engine.profile.efficiency if served else None
-        self.latency = efficiency.request_overhead_s if served else 0.0
+        self.latency = efficiency.request_latency_s if served else lambda prompt: 0.0
         self.frontend = Frontend(efficiency)
         self.client = SerialWorker(token_s=client_token_s)
         self.async_scheduling = engine.profile.scheduler.async_scheduling
@@ -83,7 +84,7 @@ class _Server:
         trace = _Trace(arrival=at)
         self.traces.append(trace)
         request = EngineRequest(str(index), prompt, output, prefix_block_ids=self.prefix_block_ids, payload=trace)
-        self._push(at + self.latency, request)
+        self._push(at + self.latency(prompt), request)
 
     def _serve_until(self, until: float) -> None:
         """The server's worker takes every job that reached it by `until`, in arrival order."""

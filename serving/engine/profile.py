@@ -14,6 +14,7 @@ BLOCK_SIZE = 16  # vLLM's default KV block size in tokens
 
 _MEASURED_OVERHEADS = (  # Efficiency's fields from real vLLM (docs/vllm-on-h200.md), left out while unset
     "request_overhead_s",
+    "request_token_s",
     "eager_step_overhead_s",
     "frontend_request_s",
     "frontend_token_s",
@@ -184,6 +185,12 @@ class Efficiency(_Strict):
         description="the server's fixed cost of a request outside the engine's steps: HTTP, tokenization and the "
         "hand-off to the engine core before it can be scheduled (measured on real vLLM: docs/vllm-on-h200.md)",
     )
+    request_token_s: float = Field(
+        0.0,
+        ge=0,
+        description="the server's further cost per prompt token before the engine can schedule a request: the "
+        "prompt's JSON, its tokenization and its KV blocks' hashes (measured on real vLLM: docs/vllm-on-h200.md)",
+    )
     eager_step_overhead_s: float = Field(
         0.0,
         ge=0,
@@ -204,6 +211,10 @@ class Efficiency(_Strict):
         0.0, ge=0, description="the API server's time to end a request's stream (final chunk, usage, clean-up)"
     )
     source: str = ""
+
+    def request_latency_s(self, prompt_tokens: float) -> float:
+        """How long a request of `prompt_tokens` takes outside the engine's steps before it can be scheduled."""
+        return self.request_overhead_s + self.request_token_s * prompt_tokens
 
     @model_serializer(mode="wrap")
     def _without_unset_overheads(self, handler):

@@ -166,3 +166,44 @@ def test_each_sampled_run_brings_the_boards_mean_clock_to_the_fit():
     # a closed loop of long prompts held the board at its power limit; one short request at a time did not
     assert 1400.0 < h200["i16384_o128_c8"]["sm_clock_mhz"] < 1700.0
     assert h200["i128_o128_c1"]["sm_clock_mhz"] > 1950.0
+
+
+def test_a_refit_starts_warm_where_the_grids_last_refit_stopped(tmp_path, monkeypatch):
+    """The last refit's values, a zero among them, are the start; a knob it did not have starts at its own start;
+    and the search then makes one pass with a restart's steps."""
+    import json
+
+    import numpy as np
+
+    from bench import real_vllm
+    from bench.real_vllm import CLIENT, FITTED, Grid, fit_efficiency, last_refit
+
+    knobs = (*FITTED, CLIENT)
+    last = {"gemm_compute": 0.81, "frontend_request_s": 0.0, "client_token_s": 2.5e-5, "retired_knob": 1.0}
+    (tmp_path / real_vllm.LAST_REFIT).write_text(json.dumps(last))
+    values = last_refit(Grid("H200", tmp_path, "llama-3.1-8b-h200"), knobs)
+    assert {k.name: v for k, v in values.items()} == {n: v for n, v in last.items() if n != "retired_knob"}
+    assert last_refit(Grid("H200", tmp_path / "none", "llama-3.1-8b-h200"), knobs) == {}
+    started = {}
+    monkeypatch.setattr(real_vllm, "best_start", lambda loss, x0, parameters: x0)
+    monkeypatch.setattr(real_vllm, "search", lambda loss, x0, warm: started.update(x0=x0, warm=warm) or (x0, (0.0,)))
+    fit = fit_efficiency([], parameters=knobs, last=values)
+    x0 = dict(zip((k.name for k in knobs), started["x0"] * np.array([k.unit for k in knobs])))
+    assert started["warm"] and x0["gemm_compute"] == 0.81 and x0["frontend_request_s"] == 0.0
+    assert x0["request_token_s"] == pytest.approx(1e-6) and fit.client_token_s == pytest.approx(2.5e-5)
+    assert fit.values(knobs)["gemm_compute"] == pytest.approx(0.81)
+
+
+def test_a_warm_search_is_one_pass_with_a_restarts_steps(monkeypatch):
+    import numpy as np
+
+    from bench import real_vllm
+
+    taken = []
+    one_run = real_vllm._nelder_mead
+    monkeypatch.setattr(
+        real_vllm, "_nelder_mead", lambda loss, x0, steps: taken.append(steps) or one_run(loss, x0, steps)
+    )
+    x, losses = real_vllm.search(lambda x: 1.0 + float(np.sum((x - 2.0) ** 2)), np.array([1.0, 0.0]), warm=True)
+    assert len(taken) == 1 and len(losses) == 1 and np.allclose(taken[0], [0.1, 0.5])
+    assert np.allclose(x, 2.0, atol=0.01)  # one pass from near the least finds it

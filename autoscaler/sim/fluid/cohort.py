@@ -125,7 +125,7 @@ class CohortReplicas:
         self.kv_capacity = float(profile.kv_capacity_tokens)
         self.scheduler = profile.scheduler  # the batch limits, applied by serving.engine.scheduler's arithmetic
         self.lone_step_s = float(self.steps.mixed_steps(np.array([1.0]), np.array([1.0]), np.array([0.0]))[0][0])
-        self.request_overhead_s = profile.efficiency.request_overhead_s
+        self.request_latency_s = profile.efficiency.request_latency_s
         self.rows = rows
         self.queue = _Slots(("requests", "tokens", "squares"), ("arrival", "step"), rows)
         self.cohorts = _Slots(("count", "age", "decode_s", "ttft_ok", "prompt"), (), rows, table=outputs.length + 1)
@@ -314,8 +314,8 @@ class CohortReplicas:
         it arrived, and not sooner than its own: the server's request overhead, the step under way ends (half a step,
         on average), then its prompt takes a step of its own. Its first requests come before its last."""
         slo, take = self.slo_ttft_s, plan.take
-        # the server's request overhead comes before any of it: a slice that waited longer has it behind it already
-        own = plan.prefill_step + 0.5 * plan.typical_s[:, None] + self.request_overhead_s
+        # the server's request latency comes before any of it: a slice that waited longer has it behind it already
+        own = plan.prefill_step + 0.5 * plan.typical_s[:, None] + self.request_latency_s(queue.per_request)
         rate = np.maximum(plan.prefill_rate, 1e-9)[:, None]
         done_before = queue.cum_tokens - queue.tokens
         first = np.maximum(now + done_before / rate - queue.arrival, own)

@@ -68,7 +68,7 @@ class Simulator:
         self._last_end = 0.0
         self._busy_at_timeline: dict[int, float] = {}
         # the server's own cost before a request can be scheduled (HTTP, tokenization): it joins the engine later
-        self._request_overhead_s = config.profile.efficiency.request_overhead_s
+        self._request_latency_s = config.profile.efficiency.request_latency_s
 
     def run(self) -> SimResult:
         for _ in range(self.config.initial_replicas):  # already serving when the trace starts, billed from t=0
@@ -178,7 +178,7 @@ class Simulator:
             payload=i,
         )
         self.records.replica[i] = replica.index
-        replica.add(request, now + self._request_overhead_s, self)
+        replica.add(request, now + self._request_latency_s(request.prompt_tokens), self)
         return True
 
     def _drain_gateway(self, loop: FleetLoop, now: float) -> None:

@@ -152,9 +152,10 @@ def test_engine_failure_fails_open_requests_instead_of_hanging():
 
 
 def test_the_profiles_request_overhead_comes_before_the_first_token():
-    """A profile with real vLLM's request overhead (HTTP, tokenization) set: the answer comes that much later."""
+    """A profile with real vLLM's request overhead (HTTP) and cost per prompt token (tokenization) set: the answer
+    comes that much later, 0.1 s and 0.1 s for each of the prompt's three tokens."""
     server = EmulatorServer()
-    server.profile = server.profile.with_changes(efficiency={"request_overhead_s": 0.4})
+    server.profile = server.profile.with_changes(efficiency={"request_overhead_s": 0.1, "request_token_s": 0.1})
     with server:
         body = {"model": server.model, "prompt": "a b c", "max_tokens": 2}
         started = time.monotonic()

@@ -20,6 +20,18 @@ def test_one_client_waits_the_overhead_before_each_request_is_scheduled():
     assert slow.elapsed_s == pytest.approx(plain.elapsed_s + 5 * 0.01, abs=1e-9)
 
 
+def test_a_longer_prompt_waits_longer_before_it_is_scheduled():
+    """The server's cost per prompt token (its JSON, tokenization, block hashes) adds to the fixed one: a lone
+    client's 4,096-token prompts wait 4,096 times it more, and their steps are the same."""
+    per_token = SLOW.with_changes(efficiency={"request_token_s": 2e-6})
+    assert per_token.efficiency.request_latency_s(4096) == pytest.approx(0.01 + 4096 * 2e-6)
+    slow, slower = (fixed_concurrency(p, 4096, 16, 1, requests=3, warmup=0) for p in (SLOW, per_token))
+    assert slower.median_ttft_s == pytest.approx(slow.median_ttft_s + 4096 * 2e-6, abs=1e-9)
+    assert slower.mean_itl_s == pytest.approx(slow.mean_itl_s, rel=1e-12)
+    assert "request_token_s" not in SLOW.efficiency.model_dump()
+    assert per_token.efficiency.model_dump()["request_token_s"] == 2e-6
+
+
 def test_offline_runs_hand_requests_to_the_engine_directly():
     lengths = [(256, 32)] * 8
     assert offline(SLOW, lengths) == offline(PROFILE, lengths)

@@ -148,11 +148,15 @@ def test_policy_sees_exact_concurrency_between_arrivals():
 
 
 def test_the_servers_request_overhead_delays_each_request_into_the_engine():
-    """A request reaches the engine the profile's request overhead after it arrived: alone on a replica, its first
-    token and its end come exactly that much later, and its steps are the same."""
+    """A request reaches the engine the profile's request latency (its overhead, and its cost per prompt token) after
+    it arrived: alone on a replica, its first token and its end come exactly that much later, its steps the same."""
     w = Workload("apart", np.array([0.0, 60.0, 120.0]), np.array([500, 500, 500]), np.array([40, 40, 40]))
     slow = PROFILE.with_changes(efficiency={"request_overhead_s": 0.012})
     plain = Simulator(SimConfig(PROFILE, initial_replicas=1), w, Static(1)).run().records
     delayed = Simulator(SimConfig(slow, initial_replicas=1), w, Static(1)).run().records
     np.testing.assert_allclose(delayed["ttft_s"] - plain["ttft_s"], 0.012, atol=1e-9)
     np.testing.assert_allclose(delayed["e2e_s"] - plain["e2e_s"], 0.012, atol=1e-9)
+    # and each prompt token adds the server's cost per token
+    longer = slow.with_changes(efficiency={"request_token_s": 4e-6})
+    later = Simulator(SimConfig(longer, initial_replicas=1), w, Static(1)).run().records
+    np.testing.assert_allclose(later["ttft_s"] - plain["ttft_s"], 0.012 + 500 * 4e-6, atol=1e-9)
