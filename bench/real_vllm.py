@@ -426,7 +426,13 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     power = board_power(grid, profile.gpu)
     knobs = (*FITTED, *(() if isinstance(power, LimiterFit) else (WINDOW, *CURVE)), *ACTIVITY, CLIENT)
     start = {**power.gpu_changes(), **{knob.name: knob.start for knob in ACTIVITY}}
-    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs, last=last_refit(grid, knobs))
+    last = last_refit(grid, knobs)
+    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs, last=last)
+    passes = (
+        f"one Nelder-Mead pass from where the last refit stopped, bench/data/{grid.data.name}/{LAST_REFIT}"
+        if last
+        else "Nelder-Mead, then restarts"
+    )
     (grid.data / LAST_REFIT).write_text(json.dumps(fitted.values(knobs), indent=1) + "\n")
     refit = comparison(fitted.profile, fitted.client_token_s, held)
     lines = [
@@ -449,7 +455,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
         (
             f"Refitted to half of the points (sorted by name, every second one held out before the fit; "
             f"{len(fit)} fitted, {len(held)} held out): {fitted.text(knobs)}. The loss over the fitted half after "
-            f"each pass of the search (Nelder-Mead, then restarts): {', '.join(f'{v:.3f}' for v in fitted.losses)}. "
+            f"each pass of the search ({passes}): {', '.join(f'{v:.3f}' for v in fitted.losses)}. "
             "On the held-out half:"
         ),
         "",
