@@ -225,7 +225,8 @@ def fit_efficiency(
     base_x = np.array(
         [last.get(k, getattr(getattr(base, k.part), k.name, 0.0) or k.start) / k.unit for k in parameters]
     )
-    x, losses = search(loss, best_start(loss, base_x, parameters), warm=bool(last))
+    warm = np.array([k in last for k in parameters]) if last else None
+    x, losses = search(loss, best_start(loss, base_x, parameters), warm)
     return make(x, losses)
 
 
@@ -236,16 +237,18 @@ RESTARTS = 1  # with it `python -m bench real-vllm` took 2 h 31 min on 2 cores, 
 RESTART_GAIN = 0.01
 
 
-def search(loss, x0: np.ndarray, warm: bool = False) -> tuple[np.ndarray, tuple[float, ...]]:
+def search(loss, x0: np.ndarray, warm: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, ...]]:
     """Where Nelder-Mead from `x0` finds `loss` least, restarted from its end with a fresh simplex (steps a tenth of
     each value, or half a unit) while a restart gains at least `RESTART_GAIN` of the loss, `RESTARTS` times at most;
-    and the least loss after each pass. From a `warm` start (where a last refit stopped) one pass only, with a
-    restart's steps: it is that refit's restart."""
+    and the least loss after each pass. From a `warm` start (a mask of the values where a last refit stopped) one
+    pass only, with a restart's steps for those: it is that refit's restart; a knob it did not have gets a first
+    step."""
     # the first steps are a quarter of the start, or one unit where the shipped set has none (the overheads):
     # scipy's default first move from zero is 0.00025 units, too small to find a cost of milliseconds
-    best = _nelder_mead(loss, x0, steps=_restart_steps(x0) if warm else np.where(x0 != 0, 0.25 * x0, 1.0))
+    first = np.where(x0 != 0, 0.25 * x0, 1.0)
+    best = _nelder_mead(loss, x0, steps=first if warm is None else np.where(warm, _restart_steps(x0), first))
     losses = [float(best.fun)]
-    for _ in range(0 if warm else RESTARTS):
+    for _ in range(RESTARTS if warm is None else 0):
         again = _nelder_mead(loss, best.x, steps=_restart_steps(best.x))
         gained = again.fun < best.fun * (1.0 - RESTART_GAIN)
         best = again if again.fun < best.fun else best

@@ -170,7 +170,7 @@ def test_each_sampled_run_brings_the_boards_mean_clock_to_the_fit():
 
 def test_a_refit_starts_warm_where_the_grids_last_refit_stopped(tmp_path, monkeypatch):
     """The last refit's values, a zero among them, are the start; a knob it did not have starts at its own start;
-    and the search then makes one pass with a restart's steps."""
+    and the search knows which are which."""
     import json
 
     import numpy as np
@@ -189,12 +189,14 @@ def test_a_refit_starts_warm_where_the_grids_last_refit_stopped(tmp_path, monkey
     monkeypatch.setattr(real_vllm, "search", lambda loss, x0, warm: started.update(x0=x0, warm=warm) or (x0, (0.0,)))
     fit = fit_efficiency([], parameters=knobs, last=values)
     x0 = dict(zip((k.name for k in knobs), started["x0"] * np.array([k.unit for k in knobs])))
-    assert started["warm"] and x0["gemm_compute"] == 0.81 and x0["frontend_request_s"] == 0.0
+    warm = dict(zip((k.name for k in knobs), started["warm"]))
+    assert warm["gemm_compute"] and warm["frontend_request_s"] and not warm["request_token_s"]
+    assert x0["gemm_compute"] == 0.81 and x0["frontend_request_s"] == 0.0
     assert x0["request_token_s"] == pytest.approx(1e-6) and fit.client_token_s == pytest.approx(2.5e-5)
     assert fit.values(knobs)["gemm_compute"] == pytest.approx(0.81)
 
 
-def test_a_warm_search_is_one_pass_with_a_restarts_steps(monkeypatch):
+def test_a_warm_search_is_one_pass_with_a_restarts_steps_for_the_last_values(monkeypatch):
     import numpy as np
 
     from bench import real_vllm
@@ -204,6 +206,9 @@ def test_a_warm_search_is_one_pass_with_a_restarts_steps(monkeypatch):
     monkeypatch.setattr(
         real_vllm, "_nelder_mead", lambda loss, x0, steps: taken.append(steps) or one_run(loss, x0, steps)
     )
-    x, losses = real_vllm.search(lambda x: 1.0 + float(np.sum((x - 2.0) ** 2)), np.array([1.0, 0.0]), warm=True)
-    assert len(taken) == 1 and len(losses) == 1 and np.allclose(taken[0], [0.1, 0.5])
+    x0 = np.array([1.0, 0.0, 4.0])
+    bowl = lambda x: 1.0 + float(np.sum((x - 2.0) ** 2))  # least 1, as a real fit
+    x, losses = real_vllm.search(bowl, x0, warm=np.array([True, True, False]))
+    # the last refit's values move by a restart's steps, a knob it did not have by a first step
+    assert len(taken) == 1 and len(losses) == 1 and np.allclose(taken[0], [0.1, 0.5, 1.0])
     assert np.allclose(x, 2.0, atol=0.01)  # one pass from near the least finds it
