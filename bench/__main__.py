@@ -264,6 +264,12 @@ def _test_suite(args) -> str:
     return suite_section()
 
 
+def _prompt_cost(args) -> str:
+    from bench.prompt_cost import prompt_cost_section
+
+    return prompt_cost_section()
+
+
 def _real_vllm(args) -> str:
     from bench.real_vllm import real_vllm_section
 
@@ -283,6 +289,7 @@ SIM_SECTIONS = {
 SECTIONS = {
     "engine": lambda args: "\n\n".join([fidelity_section(), roofline_section(), emulator_section(args.seconds)]),
     "real-vllm": _real_vllm,
+    "prompt-cost": _prompt_cost,
     **SIM_SECTIONS,
     "predictive": _predictive,
     "loop-cost": _loop_cost,
@@ -311,6 +318,7 @@ QUICK = (
     "planner",
     "console",
     "test-suite",
+    "prompt-cost",
 )
 
 

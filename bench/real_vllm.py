@@ -9,7 +9,7 @@ import gzip
 import itertools
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from statistics import median
@@ -125,8 +125,8 @@ FITTED = (
     Knob("step_overhead_s", 1e-3, 0.0, 1.0),
     Knob("per_seq_overhead_s", 1e-6, 0.0, 1.0),
     Knob("request_overhead_s", 1e-3, 0.0, 0.1, 0.006),
-    # start: the tokenizer vllm bench serve's prompts pass through takes 0.9-1.4 us a token on one core (the
-    # WordLevel tokenizer of bench/vllm_device/make_model.py, 1k to 16k words)
+    # start: the tokenizer alone (bench/vllm_device/make_model.py's, timed once on one core here: 0.9-1.4 us a
+    # token, not a bench); real vLLM's whole cost outside the engine is 2.5 us (`python -m bench prompt-cost`)
     Knob("request_token_s", 1e-6, 0.0, 1e-4, 1e-6),
     Knob("eager_step_overhead_s", 1e-3, 0.0, 0.5),
     Knob("frontend_request_s", 1e-3, 0.0, 0.05, 0.0015),
@@ -181,16 +181,6 @@ class Fit:
         return ", ".join(f"{name} {value:.4g}" for name, value in self.values(parameters).items())
 
 
-def with_values(base: Profile, values: dict[Knob, float], client_token_s: float = 0.0) -> Fit:
-    """`base` with the knobs' values in the profile's parts they belong to, the client's time beside it."""
-    parts = ("efficiency", "gpu")
-    changes = {part: {k.name: v for k, v in values.items() if k.part == part and k is not CLIENT} for part in parts}
-    profile = base.model_copy(
-        update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
-    )
-    return Fit(profile, values.get(CLIENT, client_token_s))
-
-
 def fit_efficiency(
     points: list[dict],
     base=None,
@@ -207,7 +197,12 @@ def fit_efficiency(
 
     def make(x, losses: tuple[float, ...] = ()) -> Fit:
         values = {k: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
-        return replace(with_values(base, values, client_token_s), losses=losses)
+        parts = ("efficiency", "gpu")
+        changes = {p: {k.name: v for k, v in values.items() if k.part == p and k is not CLIENT} for p in parts}
+        profile = base.model_copy(
+            update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
+        )
+        return Fit(profile, values.get(CLIENT, client_token_s), losses)
 
     def loss(x) -> float:
         fit = make(x)

@@ -1,14 +1,17 @@
 """On the GPU host, against a running vLLM server: what a prompt costs outside the engine's steps, by length. One
 request at a time of each prompt length (one word one token, max_tokens 1); the client's time against the server's
-own queue and prefill time (the /metrics histograms' sums around each length). usage: prompt_cost.py URL MODEL OUT"""
+own queue and prefill time (the /metrics histograms' sums around each request). Summarized by `bench/prompt_cost.py`.
+usage: PYTHONPATH=/tmp/vl/site python3 bench/vllm_device/prompt_cost.py URL MODEL OUT (vLLM's site brings
+prometheus_client)"""
 
 import csv
 import json
 import random
-import re
 import sys
 import time
 import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 LENGTHS = (128, 1024, 4096, 8192, 16384)
 REPEATS = 12
@@ -30,13 +33,18 @@ def post(url: str, body: dict) -> float:
     return time.perf_counter() - started
 
 
-def sums(url: str) -> dict[str, float]:
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    found = {}
-    for name in SUMS:
-        match = re.search(rf"^vllm:{name}_sum{{[^}}]*}} (\S+)", text, re.MULTILINE)
-        found[name] = float(match.group(1)) if match else float("nan")
+def histogram_sums(text: str) -> dict[str, float]:
+    """The `_sum` of each of `SUMS`'s vLLM histograms in a /metrics scrape (NaN where it has none)."""
+    found = dict.fromkeys(SUMS, float("nan"))
+    for family in text_string_to_metric_families(text):
+        name = family.name.removeprefix("vllm:")
+        if name in found:
+            found[name] = next(s.value for s in family.samples if s.name.endswith("_sum"))
     return found
+
+
+def sums(url: str) -> dict[str, float]:
+    return histogram_sums(urllib.request.urlopen(url, timeout=10).read().decode())
 
 
 def main(base: str, model: str, out: str) -> None:

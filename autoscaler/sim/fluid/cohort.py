@@ -311,7 +311,7 @@ class CohortReplicas:
 
     def _first_tokens(self, now: float, queue: QueueView, plan: PrefillPlan) -> FirstTokens:
         """TTFT of each slice served: its tokens done, FIFO at the prefill rate, from the step's start; not before
-        it arrived, and not sooner than its own: the server's request overhead, the step under way ends (half a step,
+        it arrived, and not sooner than its own: the server's request latency, the step under way ends (half a step,
         on average), then its prompt takes a step of its own. Its first requests come before its last."""
         slo, take = self.slo_ttft_s, plan.take
         # the server's request latency comes before any of it: a slice that waited longer has it behind it already
