@@ -135,9 +135,11 @@ FITTED = (
 )
 # fitted beside them, as the harness's own parameter: the benchmark client's time to read a token
 CLIENT = Knob("client_token_s", 1e-6, 0.0, 1e-3, 3e-5)
-# the power limiter's averaging window: DCGM's one-second samples cannot show it, so where no limiter probe ran on
-# the board the runs' latencies fit it
-WINDOW = Knob("power_window_s", 1.0, 0.05, 5.0, part="gpu")
+# the power limiter's averaging window, where the board's own probe read no GPM activity: the H100's probe's (0.063
+# s). DCGM's one-second samples cannot show it and the latencies barely do (on the H200's fitted half the sixth
+# refit's loss was 0.299 at its fitted 0.46 s and at 0.2 s), while the H200's probe saw the same limiter: it clamps
+# a burst within 100 to 200 ms and lets go as fast (docs/vllm-on-h200.md, "The limiter probe")
+WINDOW_PROBE = DATA / "limiter-1"
 # and the power curve's compute power and clock exponent: the one-second samples give only a start, since the board
 # clamps a prefill's burst within 100 ms (its power reads as a 1 s mean, its clock as an instant) and a second at
 # the full clock never holds a long prefill (docs/vllm-on-h200.md, "The limiter probe")
@@ -380,6 +382,21 @@ def board_power(grid: Grid, gpu: GpuSpec) -> PowerFit | LimiterFit:
     return fit_power(read_samples(grid.data), gpu.idle_power_w, gpu.tdp_w, gpu.sm_clock_mhz)
 
 
+def power_knobs(power: PowerFit | LimiterFit, gpu: GpuSpec) -> tuple[tuple[Knob, ...], dict[str, float]]:
+    """What a grid's refit fits, and the GPU's values it starts from: a probed board's curve and window are the
+    probe's; otherwise the curve starts from the one-second fit and is fitted, the window is `probed_window`'s."""
+    probed = isinstance(power, LimiterFit)
+    window = {} if probed else {"power_window_s": probed_window(gpu)}
+    start = {**power.gpu_changes(), **window, **{knob.name: knob.start for knob in ACTIVITY}}
+    return (*FITTED, *(() if probed else CURVE), *ACTIVITY, CLIENT), start
+
+
+def probed_window(gpu: GpuSpec) -> float:
+    """The limiter's averaging window the probe with GPM's activity gave (`WINDOW_PROBE`), for a board whose own
+    probe had none."""
+    return fit_limiter(WINDOW_PROBE, gpu).power_window_s
+
+
 def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
     curve = (
         f"{power.compute_power_w:.0f} W for the tensor pipe fully active and {power.memory_power_w:.0f} W for HBM "
@@ -399,8 +416,9 @@ def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
         f"start the fit: {power.uncapped} busy seconds at the full clock and below the {gpu.tdp_w:.0f} W limit give "
         f"{curve}; with the {power.capped} seconds at the limit, compute power falls as the SM clock ratio to the "
         f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over every busy second). Fitted beside the "
-        f"latencies and each run's mean SM clock: {gpu.compute_power_w:.0f} W for the tensor pipe, the exponent "
-        f"{gpu.clock_power_exponent:.2f}, a window of {gpu.power_window_s:.2f} s."
+        f"latencies and each run's mean SM clock: {gpu.compute_power_w:.0f} W for the tensor pipe and the exponent "
+        f"{gpu.clock_power_exponent:.2f}; the limiter's window, {gpu.power_window_s:.3f} s, is the one the H100's "
+        f"probe with GPM's activity gave (bench/data/vllm-h100/limiter-1, bench/gpu_limiter.py), not fitted."
     )
 
 
@@ -422,8 +440,7 @@ def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     shipped = comparison(profile, 0.0, points)
     fit, held = held_out(points)
     power = board_power(grid, profile.gpu)
-    knobs = (*FITTED, *(() if isinstance(power, LimiterFit) else (WINDOW, *CURVE)), *ACTIVITY, CLIENT)
-    start = {**power.gpu_changes(), **{knob.name: knob.start for knob in ACTIVITY}}
+    knobs, start = power_knobs(power, profile.gpu)
     last = last_refit(grid, knobs)
     fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs, last=last)
     passes = (

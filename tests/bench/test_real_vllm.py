@@ -212,3 +212,22 @@ def test_a_warm_search_is_one_pass_with_a_restarts_steps_for_the_last_values(mon
     # the last refit's values move by a restart's steps, a knob it did not have by a first step
     assert len(taken) == 1 and len(losses) == 1 and np.allclose(taken[0], [0.1, 0.5, 1.0])
     assert np.allclose(x, 2.0, atol=0.01)  # one pass from near the least finds it
+
+
+def test_a_board_probed_without_gpm_takes_the_h100_probes_window_and_fits_only_its_curve():
+    """The latencies barely see the limiter's window: a board whose probe read no activity takes the probe's that
+    did (0.063 s), and the refit fits the power curve beside the efficiencies, never the window."""
+    from bench.gpu_limiter import LimiterFit
+    from bench.gpu_power import PowerFit
+    from bench.real_vllm import CURVE, power_knobs, probed_window
+
+    gpu = load_profile("llama-3.1-8b-h200").gpu
+    window = probed_window(gpu)
+    assert 0.04 < window < 0.1
+    knobs, start = power_knobs(PowerFit(657.0, 604.0, 0.38, 30.0, 500, 283), gpu)
+    names = {k.name for k in knobs}
+    assert "power_window_s" not in names and {k.name for k in CURVE} <= names
+    assert start["power_window_s"] == window and start["compute_power_w"] == 657.0
+    probe = LimiterFit(728.0, 496.0, 0.69, 0.2, 67.0, 198.0, 372, -0.09)
+    knobs, start = power_knobs(probe, gpu)  # a board with its own probe keeps the probe's curve and window
+    assert not {k.name for k in CURVE} & {k.name for k in knobs} and start["power_window_s"] == 0.2
