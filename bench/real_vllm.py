@@ -418,7 +418,8 @@ def _curve_text(power: PowerFit | LimiterFit, gpu: GpuSpec) -> str:
         f"{power.clock_power_exponent:.2f} (rms {power.rms_w:.0f} W over every busy second). Fitted beside the "
         f"latencies and each run's mean SM clock: {gpu.compute_power_w:.0f} W for the tensor pipe and the exponent "
         f"{gpu.clock_power_exponent:.2f}; the limiter's window, {gpu.power_window_s:.3f} s, is the one the H100's "
-        f"probe with GPM's activity gave (bench/data/vllm-h100/limiter-1, bench/gpu_limiter.py), not fitted."
+        f"probe with GPM's activity gave (bench/data/{WINDOW_PROBE.parent.name}/{WINDOW_PROBE.name}, "
+        "bench/gpu_limiter.py), not fitted."
     )
 
 
