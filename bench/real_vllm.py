@@ -183,6 +183,16 @@ class Fit:
         return ", ".join(f"{name} {value:.4g}" for name, value in self.values(parameters).items())
 
 
+def with_values(base, values: dict[Knob, float], client_token_s: float = 0.0, losses: tuple[float, ...] = ()) -> Fit:
+    """`base`'s profile with the knobs' `values`; the client's time is its knob's value where given."""
+    parts = ("efficiency", "gpu")
+    changes = {p: {k.name: v for k, v in values.items() if k.part == p and k is not CLIENT} for p in parts}
+    profile = base.model_copy(
+        update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
+    )
+    return Fit(profile, values.get(CLIENT, client_token_s), losses)
+
+
 def fit_efficiency(
     points: list[dict],
     base=None,
@@ -199,12 +209,7 @@ def fit_efficiency(
 
     def make(x, losses: tuple[float, ...] = ()) -> Fit:
         values = {k: min(max(v * k.unit, k.low), k.high) for v, k in zip(x, parameters)}
-        parts = ("efficiency", "gpu")
-        changes = {p: {k.name: v for k, v in values.items() if k.part == p and k is not CLIENT} for p in parts}
-        profile = base.model_copy(
-            update={part: getattr(base, part).model_copy(update=update) for part, update in changes.items()}
-        )
-        return Fit(profile, values.get(CLIENT, client_token_s), losses)
+        return with_values(base, values, client_token_s, losses)
 
     def loss(x) -> float:
         fit = make(x)
@@ -432,6 +437,15 @@ def last_refit(grid: Grid, knobs: tuple) -> dict[Knob, float]:
     path = grid.data / LAST_REFIT
     values = json.loads(path.read_text()) if path.exists() else {}
     return {knob: float(values[knob.name]) for knob in knobs if knob.name in values}
+
+
+def grid_refit(grid: Grid) -> Fit | None:
+    """The grid's last refit as `grid_section` wrote it (`LAST_REFIT`), without fitting again; None before the
+    first."""
+    profile = measured_profile(grid.profile)
+    knobs, start = power_knobs(board_power(grid, profile.gpu), profile.gpu)
+    values = last_refit(grid, knobs)
+    return with_values(profile.with_changes(gpu=start), values) if values else None
 
 
 def grid_section(grid: Grid) -> tuple[list[str], Fit]:

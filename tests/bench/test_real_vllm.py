@@ -231,3 +231,20 @@ def test_a_board_probed_without_gpm_takes_the_h100_probes_window_and_fits_only_i
     probe = LimiterFit(728.0, 496.0, 0.69, 0.2, 67.0, 198.0, 372, -0.09)
     knobs, start = power_knobs(probe, gpu)  # a board with its own probe keeps the probe's curve and window
     assert not {k.name for k in CURVE} & {k.name for k in knobs} and start["power_window_s"] == 0.2
+
+
+def test_the_h200s_last_refit_meets_the_goal_on_its_held_out_half():
+    """Issue 32's goal, kept: the refit the bench last wrote (bench/data/vllm-h200/refit.json, fitted to the other
+    half) predicts every held-out point within 20% and each metric's median within 10%. A change to the engine
+    model that moves these figures fails here before `python -m bench real-vllm` runs again."""
+    from statistics import median
+
+    from bench.real_vllm import GRIDS, METRICS, comparison, grid_refit, held_out
+
+    fit = grid_refit(GRIDS[0])
+    _, held = held_out(measured_points(GRIDS[0].data / "points.csv"))
+    rows = comparison(fit.profile, fit.client_token_s, held)
+    for label, _ in METRICS:
+        errors = {r["point"]: abs(r["error"]) for r in rows if r["metric"] == label}
+        assert len(errors) == 12 and median(errors.values()) <= 0.10, (label, errors)
+        assert max(errors.values()) <= 0.20, (label, {p: e for p, e in errors.items() if e > 0.20})
