@@ -398,7 +398,8 @@ def power_knobs(power: PowerFit | LimiterFit, gpu: GpuSpec) -> tuple[tuple[Knob,
 
 def probed_window(gpu: GpuSpec) -> float:
     """The limiter's averaging window the probe with GPM's activity gave (`WINDOW_PROBE`), for a board whose own
-    probe had none."""
+    probe had none: the window with which this board's limiter (its idle power in the curve) replays the probe's
+    clocks best, as the engine will run it (H200 0.0634 s, the H100 the probe ran on 0.0628 s)."""
     return fit_limiter(WINDOW_PROBE, gpu).power_window_s
 
 
@@ -439,25 +440,40 @@ def last_refit(grid: Grid, knobs: tuple) -> dict[Knob, float]:
     return {knob: float(values[knob.name]) for knob in knobs if knob.name in values}
 
 
+@dataclass(frozen=True)
+class RefitStart:
+    """What a grid's refit starts from: the shipped profile, the board's power fit, the knobs fitted, the profile
+    they are fitted on (the power fit's values and the activity's starts in it), and the last refit's values."""
+
+    profile: Profile
+    power: PowerFit | LimiterFit
+    knobs: tuple[Knob, ...]
+    base: Profile
+    last: dict[Knob, float]
+
+
+def refit_start(grid: Grid) -> RefitStart:
+    profile = measured_profile(grid.profile)
+    power = board_power(grid, profile.gpu)
+    knobs, start = power_knobs(power, profile.gpu)
+    return RefitStart(profile, power, knobs, profile.with_changes(gpu=start), last_refit(grid, knobs))
+
+
 def grid_refit(grid: Grid) -> Fit | None:
     """The grid's last refit as `grid_section` wrote it (`LAST_REFIT`), without fitting again; None before the
     first."""
-    profile = measured_profile(grid.profile)
-    knobs, start = power_knobs(board_power(grid, profile.gpu), profile.gpu)
-    values = last_refit(grid, knobs)
-    return with_values(profile.with_changes(gpu=start), values) if values else None
+    start = refit_start(grid)
+    return with_values(start.base, start.last) if start.last else None
 
 
 def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     """One grid's comparison: the shipped set on every point, then a refit to half of them judged on the rest."""
-    profile = measured_profile(grid.profile)
+    start = refit_start(grid)
+    profile, power, knobs, last = start.profile, start.power, start.knobs, start.last
     points = measured_points(grid.data / "points.csv")
     shipped = comparison(profile, 0.0, points)
     fit, held = held_out(points)
-    power = board_power(grid, profile.gpu)
-    knobs, start = power_knobs(power, profile.gpu)
-    last = last_refit(grid, knobs)
-    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs, last=last)
+    fitted = fit_efficiency(fit, start.base, knobs, last=last)
     passes = (
         f"one Nelder-Mead pass from where the last refit stopped, bench/data/{grid.data.name}/{LAST_REFIT}"
         if last
