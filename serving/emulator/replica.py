@@ -12,6 +12,7 @@ import random
 import signal
 import socket
 import time
+from collections import deque
 from pathlib import Path
 
 import prometheus_client
@@ -106,6 +107,7 @@ class Replica:
         self._ids = itertools.count()
         self._wake = asyncio.Event()
         self._live: set[_Live] = set()
+        self._arriving: deque[tuple[float, EngineRequest]] = deque()  # reached the engine core, not yet scheduled
         self._prefix_seen = (0, 0)
 
         prometheus_client.disable_created_metrics()  # vLLM's contract has no *_created series
@@ -172,7 +174,7 @@ class Replica:
     async def _engine_loop(self) -> None:
         clock = _now()
         while True:
-            if not self.engine.has_work:
+            if not self.engine.has_work and not self._arriving:
                 self._wake.clear()
                 await self._wake.wait()
                 clock = _now()
@@ -183,6 +185,10 @@ class Replica:
                 clock = _now()
                 continue
             start = max(clock, now - MAX_LAG_S)
+            self._hand_over(start)
+            if not self.engine.has_work:  # what reached the idle engine came after `start`: it starts then
+                clock = self._arriving[0][0]
+                continue
             step = self.engine.step(start)
             clock = start + step.duration_s * self.faults.slow_factor
             delay = clock - _now()
@@ -191,6 +197,12 @@ class Replica:
             # let the loop send what this step wrote before the next step is computed: uvloop flushes writes at the
             # end of a loop iteration, so without this every token would leave one step computation late
             await asyncio.sleep(0)
+
+    def _hand_over(self, start: float) -> None:
+        """The requests that reached the engine core before the step starting at `start` was chosen join it."""
+        chosen = self.engine.step_chosen_at(start)
+        while self._arriving and self._arriving[0][0] <= chosen:
+            self.engine.add(self._arriving.popleft()[1])
 
     def _deliver(self, step: StepResult, start: float, now: float) -> None:
         m = self.metrics
@@ -241,11 +253,10 @@ class Replica:
 
     def _update_gauges(self) -> None:
         m, sched = self.metrics, self.engine.scheduler
+        waiting = len(sched.waiting) + len(self._arriving)  # vLLM counts a request waiting once its core has it
         m.num_requests_running.set(len(sched.running))
-        m.num_requests_waiting.set(len(sched.waiting))
-        m.waiting_by_reason["capacity"].set(
-            len(sched.waiting)
-        )  # nothing defers a request here (no LoRA, no KV transfer)
+        m.num_requests_waiting.set(waiting)
+        m.waiting_by_reason["capacity"].set(waiting)  # nothing defers a request here (no LoRA, no KV transfer)
         m.kv_cache_usage.set(sched.kv.usage)
         self.gpu.used_blocks = sched.kv.used_blocks
         queries, hits = sched.prefix_queries_tokens, sched.prefix_hits_tokens
@@ -307,7 +318,11 @@ class Replica:
         """The client went away: free the request's KV blocks as vLLM does."""
         request = live.engine_req
         if request is not None and request.status is not Status.FINISHED:
-            self.engine.abort(request)
+            pending = [entry for entry in self._arriving if entry[1] is request]
+            if pending:  # its engine core has it, no step yet
+                self._arriving.remove(pending[0])
+            else:
+                self.engine.abort(request)
             self.metrics.request_success["abort"].inc()
             self._update_gauges()
         self._complete(live)
@@ -436,7 +451,7 @@ class Replica:
             if live.done.done():  # gone meanwhile: _abort completed it before the engine saw it
                 return
         live.engine_req = request
-        self.engine.add(request)
+        self._arriving.append((_now(), request))
         self._update_gauges()
         self._wake.set()
 

@@ -65,6 +65,7 @@ class Engine:
         self.steptime = StepTimeModel(profile)
         self.scheduler = Scheduler(profile.scheduler, profile.num_gpu_blocks, profile.model.max_model_len)
         self.governor = PowerGovernor(profile.gpu) if profile.gpu.power_capped else None
+        self.last_step_start: float | None = None  # when the last step taken started, where the caller said
 
     def add(self, request: EngineRequest) -> None:
         self.scheduler.add(request)
@@ -88,11 +89,19 @@ class Engine:
     def kv_usage(self) -> float:
         return self.scheduler.kv.usage
 
+    def step_chosen_at(self, start: float) -> float:
+        """When vLLM chose the step that starts at `start`: scheduling asynchronously, it chooses a step while the
+        one before runs, so a busy engine's next step was chosen at the last one's start; otherwise at `start`. A
+        request that reached the engine core after that joins a later step."""
+        busy = self.scheduler.has_work and self.last_step_start is not None
+        return self.last_step_start if busy and self.profile.scheduler.async_scheduling else start
+
     def step(self, at: float | None = None) -> StepResult:
         """Schedule a batch, price it, and apply its outputs (the driver reveals them after the duration). `at`: when
         the step starts, for a GPU with a power limit (its average falls while the engine idles); by default right
         after the last step."""
         batch = self.scheduler.schedule()
+        self.last_step_start = at
         timing = self._price(batch.shape, at)
         emitted, finished = self.scheduler.complete(batch)
         return StepResult(batch, timing, emitted, finished)
@@ -170,6 +179,8 @@ class Engine:
         finished = [r for r in ending if sched.finish_if_done(r)]
         if self.governor is not None:
             self.governor.record(self._start(plan.start_s), float(plan.ends[steps - 1]), plan.power_w)
+        if plan.start_s is not None:
+            self.last_step_start = plan.start_s + plan.end_of(steps - 1)
         return FastForward(
             steps, float(plan.ends[steps - 1]), float(plan.busy[steps - 1]), steps * plan.num_seqs, finished
         )

@@ -64,7 +64,6 @@ class _Server:
         self.latency = efficiency.request_latency_s if served else lambda prompt: 0.0
         self.frontend = Frontend(efficiency)
         self.client = SerialWorker(token_s=client_token_s)
-        self.async_scheduling = engine.profile.scheduler.async_scheduling
         self.jobs: list[tuple[float, int, object]] = []  # (when it reaches the server, order, request or outputs)
         self.to_engine: deque[tuple[float, EngineRequest]] = deque()  # in the order the server handed them over
         self.traces: list[_Trace] = []  # one per request sent; a closed loop sends the next when an answer ends
@@ -121,12 +120,9 @@ class _Server:
 
     def run(self) -> None:
         engine = self.engine
-        scheduled_at = 0.0  # when the scheduler chose the step about to run
         while engine.has_work or self.jobs or self.to_engine:
             self._serve_until(self.now)
-            # asynchronous scheduling chooses a step while the one before it runs: a request that reached a busy
-            # engine during a step waits for the next; an idle engine takes it at once
-            self._hand_over(scheduled_at if self.async_scheduling and engine.has_work else self.now)
+            self._hand_over(engine.step_chosen_at(self.now))
             if not engine.has_work:
                 upcoming = [queue[0][0] for queue in (self.jobs, self.to_engine) if queue]
                 if not upcoming:
@@ -134,7 +130,6 @@ class _Server:
                 self.now = max(self.now, min(upcoming))
                 continue
             step = engine.step(self.now)
-            scheduled_at = self.now
             self.now += step.duration_s
             self.busy_s += step.duration_s
             self.clocked_s += step.duration_s * step.timing.clock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from serving.engine.engine import DecodePlan, Engine
@@ -109,10 +110,13 @@ class SimReplica:
             self.clock = max(self.clock, time)
 
     def add(self, request: EngineRequest, time: float, sink: Sink) -> None:
-        """A request joins at the first step that starts at or after `time`."""
+        """A request joins the first step chosen at or after `time`: one that starts then, unless the engine
+        schedules asynchronously and chose it while the step before ran (`Engine.step_chosen_at`)."""
         self._run_steps(time, sink, materialize=True)
         if not self.engine.has_work:
             self.clock = max(self.clock, time)
+        elif self.engine.step_chosen_at(self.clock) < time:  # the step chosen without it runs first
+            self._run_steps(math.nextafter(self.clock, math.inf), sink, materialize=True)
         self.engine.add(request)
         self.outstanding += 1
 

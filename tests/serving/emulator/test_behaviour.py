@@ -4,6 +4,7 @@ import json
 import socket
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -171,3 +172,25 @@ def test_the_profiles_request_overhead_comes_before_the_first_token():
         time.sleep(0.6)
         state = httpx.get(f"{server.url}/admin/state").json()
         assert state["in_flight"] == 0 and not server.replica.engine.has_work
+
+
+def _second_ttft(async_scheduling: bool) -> tuple[float, float]:
+    """A second prompt sent while the first is prefilled (every step 40 times as slow): its TTFT, and a decode
+    step of the first alone."""
+    server = EmulatorServer(faults={"slow_factor": 40.0})
+    server.profile = server.profile.with_changes(scheduler={"async_scheduling": async_scheduling})
+    with server, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(stream_timing, server, prompt_tokens=1000, max_tokens=6, word="a")
+        time.sleep(0.3)
+        second = stream_timing(server, prompt_tokens=10, max_tokens=2, word="b")[0]
+        first.result()
+        decode = 40.0 * StepTimeModel(server.profile).duration(BatchShape.of([(1, 1001)]))
+    return second, decode
+
+
+def test_asynchronous_scheduling_makes_a_request_reaching_a_busy_emulator_wait_one_more_step():
+    """vLLM chose the step after the first prompt's prefill while that prefill ran: the second prompt, which came
+    meanwhile, joins only the step after it, one decode step of the first later than a synchronous engine."""
+    sync_ttft, decode = _second_ttft(False)
+    async_ttft, _ = _second_ttft(True)
+    assert async_ttft - sync_ttft == pytest.approx(decode, rel=0.3)
