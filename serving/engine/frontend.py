@@ -3,6 +3,8 @@ benchmark client, one more serial worker, reads them."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from serving.engine.profile import Efficiency
 
 
@@ -40,3 +42,28 @@ class Frontend(SerialWorker):
             super().__init__()
         else:
             super().__init__(efficiency.frontend_request_s, efficiency.frontend_token_s, efficiency.frontend_finish_s)
+
+    @property
+    def has_costs(self) -> bool:
+        return bool(self.request_s or self.token_s or self.finish_s)
+
+    def stream_step(self, arrival: float, tokens: int, marks: list[tuple[int, bool]]) -> list[float]:
+        """A step's `tokens` outputs, one a request, streamed in turn as `stream` would one by one; `marks`: the
+        (position, ends its stream) of the requests whose times are wanted, in order, every ending one among them.
+        Returns when each marked request's token is handed on."""
+        start = max(arrival, self.free_at)
+        times, ended = [], 0
+        for position, finished in marks:
+            ended += finished
+            times.append(start + (position + 1) * self.token_s + ended * self.finish_s)
+        self.free_at = start + tokens * self.token_s + ended * self.finish_s
+        return times
+
+    def stream_steps(self, arrivals: np.ndarray, tokens: int) -> None:
+        """Steps that each reach the worker with `tokens` outputs at `arrivals` (ascending), none ending a stream:
+        the worker's time after them, in closed form (each starts when it arrives or the one before is done)."""
+        if len(arrivals) == 0:
+            return
+        cost = tokens * self.token_s
+        behind = arrivals + cost * np.arange(len(arrivals), 0, -1)  # each step's arrival plus its and later costs
+        self.free_at = max(self.free_at + cost * len(arrivals), float(behind.max()))

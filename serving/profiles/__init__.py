@@ -50,10 +50,11 @@ def build_profile(data: dict, origin: str) -> Profile:
         raise ProfileError(f"{origin}: unknown gpu {gpu_key!r}; known: {', '.join(sorted(gpus))}")
     # a model is a name in models.yaml, or its figures inline (`headroom profiles add` writes them)
     model = {**(model_key if isinstance(model_key, dict) else models[model_key]), **data.pop("model_overrides", {})}
+    gpu = {"name": gpu_key, **gpus[gpu_key], **data.pop("gpu_overrides", {})}  # a fitted power curve, for one
     try:
         return Profile(
             model=ModelSpec.model_validate(model),
-            gpu=GpuSpec.model_validate({"name": gpu_key, **gpus[gpu_key]}),
+            gpu=GpuSpec.model_validate(gpu),
             efficiency=efficiency_set(eff_key),
             **data,
         )

@@ -1,11 +1,17 @@
-"""A simulated replica: one `serving/engine` on the virtual clock, advanced lazily through decode stretches."""
+"""A simulated replica: one `serving/engine` on the virtual clock, advanced lazily through decode stretches, its
+outputs streamed by the API server's one worker (`serving.engine.frontend`) where the profile gives it costs."""
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from dataclasses import dataclass
 from typing import Protocol
 
-from serving.engine.engine import DecodePlan, Engine
+import numpy as np
+
+from serving.engine.engine import DecodePlan, Engine, StepResult
+from serving.engine.frontend import Frontend
 from serving.engine.profile import Profile
 from serving.engine.scheduler import EngineRequest
 from serving.fleet.state import ReplicaState as State
@@ -19,6 +25,16 @@ class Sink(Protocol):
     def first_token(self, request: EngineRequest, time: float) -> None: ...
 
     def finished(self, request: EngineRequest, time: float) -> None: ...
+
+
+@dataclass
+class _Outputs:
+    """Steps' outputs the server's worker has yet to stream: `per_step` tokens at each of `ends`; `marks` are the
+    last step's (position, request, its first token, its last) whose times the records want."""
+
+    ends: np.ndarray
+    per_step: int
+    marks: list[tuple[int, EngineRequest, bool, bool]]
 
 
 class SimReplica:
@@ -42,6 +58,8 @@ class SimReplica:
         self.tokens = 0
         self._plan: DecodePlan | None = None
         self._plan_start = 0.0
+        self.frontend = Frontend(profile.efficiency)
+        self._unstreamed: deque[_Outputs] = deque()  # in the order they reach the worker
 
     @property
     def routable(self) -> bool:
@@ -72,23 +90,60 @@ class SimReplica:
             start, end = self.clock, self.clock + step.duration_s
             for request in step.batch.admitted:
                 sink.scheduled(request, start)
-            for request in step.emitted:
-                if request.output_tokens == 1:
-                    sink.first_token(request, end)
-            for request in step.finished:
-                self._finish(request, end, sink)
+            self._step_outputs(step, end, sink)
             self.busy_s += step.timing.gpu_busy_s
             self.tokens += len(step.emitted)
             self.clock = end
 
+    def _step_outputs(self, step: StepResult, end: float, sink: Sink) -> None:
+        """A step's first tokens and ends: seen when it ends, or queued for the server's worker to stream."""
+        ended = {id(request) for request in step.finished}
+        marks = [
+            (position, request, request.output_tokens == 1, id(request) in ended)
+            for position, request in enumerate(step.emitted)
+            if request.output_tokens == 1 or id(request) in ended
+        ]
+        self._outputs(_Outputs(np.array([end]), len(step.emitted), marks), sink)
+
     def _apply(self, plan: DecodePlan, steps: int, sink: Sink) -> None:
+        position = {id(request): i for i, request in enumerate(self.engine.scheduler.running)}
         ff = self.engine.apply_decode(plan, steps)
-        end = self._plan_start + ff.elapsed_s
-        for request in ff.finished:
-            self._finish(request, end, sink)
+        ends = self._plan_start + plan.ends[:steps]
+        marks = sorted(((position[id(r)], r, False, True) for r in ff.finished), key=lambda mark: mark[0])
+        self._outputs(_Outputs(ends, plan.num_seqs, marks), sink)
         self.busy_s += ff.gpu_busy_s
         self.tokens += ff.tokens
-        self.clock = end
+        self.clock = float(ends[-1])
+
+    def _outputs(self, outputs: _Outputs, sink: Sink) -> None:
+        if self.frontend.has_costs:
+            self._unstreamed.append(outputs)
+            return
+        end = float(outputs.ends[-1])  # no worker's costs: every client sees its token when the step ends
+        for _, request, first, last in outputs.marks:
+            self._reached_client(request, first, last, end, sink)
+
+    def _stream_until(self, time: float, sink: Sink) -> None:
+        """The worker streams, in turn, the outputs that reached it by `time`."""
+        while self._unstreamed and self._unstreamed[0].ends[0] <= time:
+            outputs = self._unstreamed[0]
+            due = int(np.searchsorted(outputs.ends, time, side="right"))
+            whole = due == len(outputs.ends)
+            self.frontend.stream_steps(outputs.ends[: due - whole], outputs.per_step)
+            if not whole:
+                outputs.ends = outputs.ends[due:]
+                return
+            self._unstreamed.popleft()
+            marks = [(position, last) for position, _, _, last in outputs.marks]
+            times = self.frontend.stream_step(float(outputs.ends[-1]), outputs.per_step, marks)
+            for (_, request, first, last), at in zip(outputs.marks, times):
+                self._reached_client(request, first, last, at, sink)
+
+    def _reached_client(self, request: EngineRequest, first: bool, last: bool, time: float, sink: Sink) -> None:
+        if first:
+            sink.first_token(request, time)
+        if last:
+            self._finish(request, time, sink)
 
     def _finish(self, request: EngineRequest, time: float, sink: Sink) -> None:
         self.outstanding -= 1
@@ -102,16 +157,22 @@ class SimReplica:
     def sync(self, time: float, sink: Sink) -> None:
         """Bring visible state (finishes, outstanding counts) up to `time`."""
         self._run_steps(time, sink, materialize=False)
+        self._stream_until(time, sink)
 
     def settle(self, time: float, sink: Sink) -> None:
         """Like sync, but also applies a partly elapsed stretch (for exact gauges and token counts)."""
         self._run_steps(time, sink, materialize=True)
+        self._stream_until(time, sink)
         if self.engine is not None and not self.engine.has_work:
             self.clock = max(self.clock, time)
 
     def add(self, request: EngineRequest, time: float, sink: Sink) -> None:
-        """A request joins the first step chosen at or after `time`: one that starts then, unless the engine
-        schedules asynchronously and chose it while the step before ran (`Engine.step_chosen_at`)."""
+        """A request reaches the server's worker at `time`, which hands it on after the outputs before it; it joins
+        the first step chosen then or later: one that starts then, unless the engine schedules asynchronously and
+        chose it while the step before ran (`Engine.step_chosen_at`)."""
+        self._run_steps(time, sink, materialize=True)
+        self._stream_until(time, sink)
+        time = self.frontend.admit(time)
         self._run_steps(time, sink, materialize=True)
         if not self.engine.has_work:
             self.clock = max(self.clock, time)

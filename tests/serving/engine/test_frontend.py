@@ -33,3 +33,29 @@ def test_ending_a_stream_costs_its_own_time():
 def test_without_costs_everything_passes_through():
     frontend = Frontend()
     assert frontend.admit(0.5) == 0.5 and frontend.stream(0.7, tokens=100) == 0.7
+
+
+def test_a_steps_outputs_streamed_at_once_leave_when_one_by_one_they_would():
+    batch, single = Frontend(EFFICIENCY), Frontend(EFFICIENCY)
+    batch.admit(0.0)
+    single.admit(0.0)
+    ends = {1, 4}  # of six requests emitting a token, the second and fifth end their streams
+    one_by_one = [single.stream(0.001, 1, i in ends) for i in range(6)]
+    marks = [(0, False), (1, True), (4, True), (5, False)]
+    assert batch.stream_step(0.001, 6, marks) == pytest.approx([one_by_one[i] for i, _ in marks])
+    assert batch.free_at == pytest.approx(single.free_at)
+
+
+@pytest.mark.parametrize("gap", [0.0005, 0.02])  # steps faster than the worker's tokens, and slower
+def test_a_decode_stretch_leaves_the_worker_as_its_steps_one_by_one_would(gap):
+    import numpy as np
+
+    arrivals = 0.01 + gap * np.arange(50)
+    batch, single = Frontend(EFFICIENCY), Frontend(EFFICIENCY)
+    for worker in (batch, single):
+        worker.admit(0.0)
+    for at in arrivals:
+        single.stream(float(at), tokens=64)
+    batch.stream_steps(arrivals, 64)
+    assert batch.free_at == pytest.approx(single.free_at)
+    assert Frontend(EFFICIENCY).has_costs and not Frontend().has_costs

@@ -163,14 +163,25 @@ def test_the_servers_request_overhead_delays_each_request_into_the_engine():
     np.testing.assert_allclose(later["ttft_s"] - plain["ttft_s"], 0.012 + 500 * 4e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("async_scheduling", [False, True])
-def test_one_replica_serves_an_open_loop_as_the_engines_harness_does(async_scheduling):
+SERVER = {"request_overhead_s": 0.012}
+WORKER = {"frontend_request_s": 2e-4, "frontend_token_s": 3e-4, "frontend_finish_s": 2e-3}  # 10x the H200's
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        PROFILE.with_changes(efficiency=SERVER),
+        PROFILE.with_changes(efficiency=SERVER, scheduler={"async_scheduling": True}),
+        PROFILE.with_changes(efficiency={**SERVER, **WORKER}, scheduler={"async_scheduling": True}),
+        load_profile("llama-3.1-8b-h200"),
+    ],
+    ids=["sync", "async", "async-worker", "h200-shipped"],
+)
+def test_one_replica_serves_an_open_loop_as_the_engines_harness_does(profile):
     """The simulator's replica and the harness that is checked against real vLLM step the same engine: over a Poisson
     minute at half a replica's capacity, their mean TTFT and end-to-end time agree to the microsecond, scheduling
-    synchronously or, as vLLM 0.20 does, asynchronously (a request reaching a busy engine waits one more step)."""
-    profile = PROFILE.with_changes(
-        efficiency={"request_overhead_s": 0.012}, scheduler={"async_scheduling": async_scheduling}
-    )
+    synchronously or, as vLLM 0.20 does, asynchronously (a request reaching a busy engine waits one more step), with
+    the API server's worker streaming the outputs, and with the shipped H200 profile's power limit."""
     w = poisson([(60.0, 8.0)], seed=3, prompt=1000, output=120)
     records = Simulator(SimConfig(profile, initial_replicas=1), w, Static(1)).run().records
     lengths = list(zip(w.prompt_tokens.tolist(), w.output_tokens.tolist()))
