@@ -502,13 +502,6 @@ def refit_start(grid: Grid) -> RefitStart:
     return RefitStart(profile, power, knobs, profile.with_changes(gpu=start), last_refit(grid, knobs))
 
 
-def grid_refit(grid: Grid) -> Fit | None:
-    """The grid's last refit as `grid_section` wrote it (`LAST_REFIT`), without fitting again; None before the
-    first."""
-    start = refit_start(grid)
-    return with_values(start.base, start.last) if start.last else None
-
-
 def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     """One grid's comparison: the shipped set on every point, then a refit to half of them judged on the rest."""
     start = refit_start(grid)
