@@ -3,7 +3,6 @@ outputs streamed by the API server's one worker (`serving.engine.frontend`) wher
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -86,14 +85,18 @@ class SimReplica:
             if plan is not None:
                 self._plan, self._plan_start = plan, self.clock
                 continue
-            step = engine.step(self.clock)
-            start, end = self.clock, self.clock + step.duration_s
-            for request in step.batch.admitted:
-                sink.scheduled(request, start)
-            self._step_outputs(step, end, sink)
-            self.busy_s += step.timing.gpu_busy_s
-            self.tokens += len(step.emitted)
-            self.clock = end
+            self._step(sink)
+
+    def _step(self, sink: Sink) -> None:
+        """One engine step from the replica's clock."""
+        step = self.engine.step(self.clock)
+        start, end = self.clock, self.clock + step.duration_s
+        for request in step.batch.admitted:
+            sink.scheduled(request, start)
+        self._step_outputs(step, end, sink)
+        self.busy_s += step.timing.gpu_busy_s
+        self.tokens += len(step.emitted)
+        self.clock = end
 
     def _step_outputs(self, step: StepResult, end: float, sink: Sink) -> None:
         """A step's first tokens and ends: seen when it ends, or queued for the server's worker to stream."""
@@ -177,7 +180,7 @@ class SimReplica:
         if not self.engine.has_work:
             self.clock = max(self.clock, time)
         elif self.engine.step_chosen_at(self.clock) < time:  # the step chosen without it runs first
-            self._run_steps(math.nextafter(self.clock, math.inf), sink, materialize=True)
+            self._step(sink)
         self.engine.add(request)
         self.outstanding += 1
 
