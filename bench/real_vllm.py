@@ -483,33 +483,16 @@ def last_refit(grid: Grid, knobs: tuple) -> dict[Knob, float]:
     return {knob: float(values[knob.name]) for knob in knobs if knob.name in values}
 
 
-@dataclass(frozen=True)
-class RefitStart:
-    """What a grid's refit starts from: the shipped profile, the board's power fit, the knobs fitted, the profile
-    they are fitted on (the power fit's values and the activity's starts in it), and the last refit's values."""
-
-    profile: Profile
-    power: PowerFit | LimiterFit
-    knobs: tuple[Knob, ...]
-    base: Profile
-    last: dict[Knob, float]
-
-
-def refit_start(grid: Grid) -> RefitStart:
-    profile = measured_profile(grid.profile)
-    power = board_power(grid, profile.gpu)
-    knobs, start = power_knobs(power, profile.gpu)
-    return RefitStart(profile, power, knobs, profile.with_changes(gpu=start), last_refit(grid, knobs))
-
-
 def grid_section(grid: Grid) -> tuple[list[str], Fit]:
     """One grid's comparison: the shipped set on every point, then a refit to half of them judged on the rest."""
-    start = refit_start(grid)
-    profile, power, knobs, last = start.profile, start.power, start.knobs, start.last
+    profile = measured_profile(grid.profile)
     points = measured_points(grid.data / "points.csv")
     shipped = comparison(profile, 0.0, points)
     fit, held = held_out(points)
-    fitted = fit_efficiency(fit, start.base, knobs, last=last)
+    power = board_power(grid, profile.gpu)
+    knobs, start = power_knobs(power, profile.gpu)
+    last = last_refit(grid, knobs)
+    fitted = fit_efficiency(fit, profile.with_changes(gpu=start), knobs, last=last)
     passes = (
         f"one Nelder-Mead pass from where the last refit stopped, bench/data/{grid.data.name}/{LAST_REFIT}"
         if last

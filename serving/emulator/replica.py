@@ -185,7 +185,7 @@ class Replica:
                 clock = _now()
                 continue
             start = max(clock, now - MAX_LAG_S)
-            self._hand_over(start)
+            self.engine.take_arrivals(self._arriving, start)
             if not self.engine.has_work:  # what reached the idle engine came after `start`: it starts then
                 clock = self._arriving[0][0]
                 continue
@@ -197,12 +197,6 @@ class Replica:
             # let the loop send what this step wrote before the next step is computed: uvloop flushes writes at the
             # end of a loop iteration, so without this every token would leave one step computation late
             await asyncio.sleep(0)
-
-    def _hand_over(self, start: float) -> None:
-        """The requests that reached the engine core before the step starting at `start` was chosen join it."""
-        chosen = self.engine.step_chosen_at(start)
-        while self._arriving and self._arriving[0][0] <= chosen:
-            self.engine.add(self._arriving.popleft()[1])
 
     def _deliver(self, step: StepResult, start: float, now: float) -> None:
         m = self.metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,13 @@ class Engine:
         request that reached the engine core after that joins a later step."""
         busy = self.scheduler.has_work and self.last_step_start is not None
         return self.last_step_start if busy and self.profile.scheduler.async_scheduling else start
+
+    def take_arrivals(self, arrivals: deque[tuple[float, EngineRequest]], start: float) -> None:
+        """Add, in order, the (reached the engine core at, request) `arrivals` that came by the time the step
+        starting at `start` was chosen (`step_chosen_at`); the rest wait for a later step."""
+        chosen = self.step_chosen_at(start)
+        while arrivals and arrivals[0][0] <= chosen:
+            self.add(arrivals.popleft()[1])
 
     def step(self, at: float | None = None) -> StepResult:
         """Schedule a batch, price it, and apply its outputs (the driver reveals them after the duration). `at`: when

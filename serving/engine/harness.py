@@ -114,15 +114,11 @@ class _Server:
         if self.closed_loop and len(self.traces) < len(self.pending):
             self.send(at + self.turnaround_s)
 
-    def _hand_over(self, until: float) -> None:
-        while self.to_engine and self.to_engine[0][0] <= until:
-            self.engine.add(self.to_engine.popleft()[1])
-
     def run(self) -> None:
         engine = self.engine
         while engine.has_work or self.jobs or self.to_engine:
             self._serve_until(self.now)
-            self._hand_over(engine.step_chosen_at(self.now))
+            engine.take_arrivals(self.to_engine, self.now)
             if not engine.has_work:
                 upcoming = [queue[0][0] for queue in (self.jobs, self.to_engine) if queue]
                 if not upcoming:

@@ -32,7 +32,7 @@ def _without_defaults(model, data, names: tuple[str, ...]):
     return data
 
 
-_POWER_FIELDS = (
+POWER_FIELDS = (
     "compute_power_w",
     "memory_power_w",
     "clock_power_exponent",
@@ -147,7 +147,7 @@ class GpuSpec(_Strict):
     @model_serializer(mode="wrap")
     def _without_unset_power(self, handler):
         """Without a power model, the spec serializes as it did before one was modelled (digests stay)."""
-        return _without_defaults(self, handler(self), _POWER_FIELDS)
+        return _without_defaults(self, handler(self), POWER_FIELDS)
 
     @property
     def power_capped(self) -> bool:

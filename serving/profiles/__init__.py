@@ -50,7 +50,8 @@ def build_profile(data: dict, origin: str) -> Profile:
         raise ProfileError(f"{origin}: unknown gpu {gpu_key!r}; known: {', '.join(sorted(gpus))}")
     # a model is a name in models.yaml, or its figures inline (`headroom profiles add` writes them)
     model = {**(model_key if isinstance(model_key, dict) else models[model_key]), **data.pop("model_overrides", {})}
-    gpu = {"name": gpu_key, **gpus[gpu_key], **data.pop("gpu_overrides", {})}  # a fitted power curve, for one
+    # and its GPU the table's figures, or some of them replaced (a power curve fitted with the profile's efficiencies)
+    gpu = {"name": gpu_key, **gpus[gpu_key], **data.pop("gpu_overrides", {})}
     try:
         return Profile(
             model=ModelSpec.model_validate(model),

@@ -57,7 +57,8 @@ class SimReplica:
         self.tokens = 0
         self._plan: DecodePlan | None = None
         self._plan_start = 0.0
-        self.frontend = Frontend(profile.efficiency)
+        frontend = Frontend(profile.efficiency)  # None without costs: each client sees its token when a step ends
+        self.frontend = frontend if frontend.has_costs else None
         self._unstreamed: deque[_Outputs] = deque()  # in the order they reach the worker
 
     @property
@@ -100,31 +101,37 @@ class SimReplica:
 
     def _step_outputs(self, step: StepResult, end: float, sink: Sink) -> None:
         """A step's first tokens and ends: seen when it ends, or queued for the server's worker to stream."""
+        if self.frontend is None:
+            for request in step.emitted:
+                if request.output_tokens == 1:
+                    sink.first_token(request, end)
+            for request in step.finished:
+                self._finish(request, end, sink)
+            return
         ended = {id(request) for request in step.finished}
         marks = [
             (position, request, request.output_tokens == 1, id(request) in ended)
             for position, request in enumerate(step.emitted)
             if request.output_tokens == 1 or id(request) in ended
         ]
-        self._outputs(_Outputs(np.array([end]), len(step.emitted), marks), sink)
+        self._unstreamed.append(_Outputs(np.array([end]), len(step.emitted), marks))
 
     def _apply(self, plan: DecodePlan, steps: int, sink: Sink) -> None:
-        position = {id(request): i for i, request in enumerate(self.engine.scheduler.running)}
+        """A decode stretch's first `steps` steps; the requests they end are seen when the last ends, or queued for
+        the worker in their place in the batch."""
+        running = self.engine.scheduler.running
+        position = {id(request): i for i, request in enumerate(running)} if self.frontend is not None else {}
         ff = self.engine.apply_decode(plan, steps)
-        ends = self._plan_start + plan.ends[:steps]
-        marks = sorted(((position[id(r)], r, False, True) for r in ff.finished), key=lambda mark: mark[0])
-        self._outputs(_Outputs(ends, plan.num_seqs, marks), sink)
+        end = self._plan_start + ff.elapsed_s
+        if self.frontend is None:
+            for request in ff.finished:
+                self._finish(request, end, sink)
+        else:
+            marks = sorted(((position[id(r)], r, False, True) for r in ff.finished), key=lambda mark: mark[0])
+            self._unstreamed.append(_Outputs(self._plan_start + plan.ends[:steps], plan.num_seqs, marks))
         self.busy_s += ff.gpu_busy_s
         self.tokens += ff.tokens
-        self.clock = float(ends[-1])
-
-    def _outputs(self, outputs: _Outputs, sink: Sink) -> None:
-        if self.frontend.has_costs:
-            self._unstreamed.append(outputs)
-            return
-        end = float(outputs.ends[-1])  # no worker's costs: every client sees its token when the step ends
-        for _, request, first, last in outputs.marks:
-            self._reached_client(request, first, last, end, sink)
+        self.clock = end
 
     def _stream_until(self, time: float, sink: Sink) -> None:
         """The worker streams, in turn, the outputs that reached it by `time`."""
@@ -174,8 +181,9 @@ class SimReplica:
         the first step chosen then or later: one that starts then, unless the engine schedules asynchronously and
         chose it while the step before ran (`Engine.step_chosen_at`)."""
         self._run_steps(time, sink, materialize=True)
-        self._stream_until(time, sink)
-        time = self.frontend.admit(time)
+        if self.frontend is not None:
+            self._stream_until(time, sink)
+            time = self.frontend.admit(time)
         self._run_steps(time, sink, materialize=True)
         if not self.engine.has_work:
             self.clock = max(self.clock, time)

@@ -4,14 +4,12 @@ import pytest
 
 from serving.engine.engine import Engine
 from serving.engine.power import MIN_CLOCK_RATIO, PowerGovernor, clock_within, draw_w
-from serving.engine.profile import GpuSpec
+from serving.engine.profile import POWER_FIELDS, GpuSpec
 from serving.engine.scheduler import EngineRequest
 from serving.engine.steptime import BatchShape, StepTimeModel
 from serving.profiles import load_profile
 
 POWER = {"compute_power_w": 800.0, "memory_power_w": 600.0, "clock_power_exponent": 0.5}
-POWER_FIELDS = ("compute_power_w", "memory_power_w", "clock_power_exponent", "compute_tensor_activity")
-POWER_FIELDS += ("memory_dram_activity", "compute_dram_share", "power_window_s")
 # the H200 without the shipped profile's fitted power curve: the datasheet's board, whose window is the default
 PLAIN = load_profile("llama-3.1-8b-h200").with_changes(gpu={f: GpuSpec.model_fields[f].default for f in POWER_FIELDS})
 # GEMMs near the tensor cores' peak, as the refits to real vLLM find them: a long prefill draws more than the limit
